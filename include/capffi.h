@@ -1,0 +1,18 @@
+/*
+ * capffi.h - a foreign function interface in which every dangerous
+ * operation is gated by a capability token.
+ *
+ * Include this umbrella header; each module's header can also be included
+ * alone. See docs/API.md for the full reference and docs/ for guides.
+ */
+#ifndef CAPFFI_H
+#define CAPFFI_H
+
+#include "capffi/common.h"
+#include "capffi/error.h"
+#include "capffi/perm.h"
+#include "capffi/ctx.h"
+#include "capffi/token.h"
+#include "capffi/audit.h"
+
+#endif

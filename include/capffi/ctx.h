@@ -1,0 +1,104 @@
+/*
+ * capffi/ctx.h - the context: one permission domain.
+ *
+ * A context holds the embedder's grants (which library files may be loaded,
+ * whether the non-path rights are allowed), the secret that tokens are
+ * keyed with, the token table and the audit trail. Several contexts may
+ * live in one process; nothing made in one is valid in another.
+ *
+ * Thread safety (the rule for every capffi object): a context and what was
+ * made from it belong to the thread that created the context, its owner
+ * thread. The exceptions are listed where they apply; in this header,
+ * capffi_ctx_errmsg may be called from any thread (it reports that thread's
+ * last failure).
+ */
+#ifndef CAPFFI_CTX_H
+#define CAPFFI_CTX_H
+
+#include "common.h"
+#include "perm.h"
+
+CAPFFI_BEGIN_DECLS
+
+/** Grant FFI for every library file and every right (Deno's --allow-ffi). */
+#define CAPFFI_OPT_ALLOW_ALL 0x1u
+/**
+ * Path grants allow loading those files only. Without this flag a context
+ * that has at least one path grant also allows the non-path rights
+ * (CALLBACK, POINTER, READ, WRITE, FNPTR), as users of Deno asked for in
+ * deno#15511. DLOPEN_GLOBAL is never carried by path grants.
+ */
+#define CAPFFI_OPT_PATHS_ONLY 0x2u
+/** The union of the valid CAPFFI_OPT_* bits. */
+#define CAPFFI_OPT__ALL 0x3u
+
+/**
+ * The prompt hook, asked by capffi_perm_request when a permission is
+ * neither granted nor denied. It must answer CAPFFI_PERM_GRANTED or
+ * CAPFFI_PERM_DENIED; any other answer is taken as DENIED.
+ * @param path the canonical path of the file or directory asked for, or
+ *             NULL when unscoped FFI (everything) is asked for. It holds
+ *             no control characters (capffi refuses such paths earlier),
+ *             so it is safe to show on a terminal.
+ */
+typedef capffi_perm_state (*capffi_prompt_fn)(void *payload, const char *path);
+
+/**
+ * Creation options. Zero-initialise, then set what you need; a zeroed
+ * struct (or a NULL pointer) denies everything.
+ */
+typedef struct capffi_options {
+    uint32_t flags;                  /**< CAPFFI_OPT_* */
+    const char *const *allow_paths;  /**< files or directories to grant */
+    size_t n_allow;                  /**< entries in allow_paths */
+    const char *const *deny_paths;   /**< files or directories to deny */
+    size_t n_deny;                   /**< entries in deny_paths */
+    capffi_prompt_fn prompt;         /**< NULL: requests are denied */
+    void *prompt_payload;            /**< passed to prompt */
+} capffi_options;
+
+/**
+ * Create a context.
+ *
+ * Every path in allow_paths and deny_paths must exist when the context is
+ * created: it is resolved (symlinks followed) and remembered as the
+ * identity (device, inode) of the file or directory it names, so later
+ * renames, symlink swaps and other spellings cannot change what is granted.
+ * Deny always wins over allow, including over CAPFFI_OPT_ALLOW_ALL.
+ *
+ * @param out  receives the new context; NULL on failure.
+ * @param opts NULL denies everything.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (out NULL, unknown flag bits, a NULL
+ *         list with a non-zero count, an empty, overlong or control-character
+ *         path); CAPFFI_ENOTFOUND (a path that does not exist);
+ *         CAPFFI_ENOMEM. Failures of capffi_ctx_new have no context to hold
+ *         their message: capffi_ctx_errmsg(NULL) returns it.
+ * Ownership: the caller owns *out and frees it with capffi_ctx_free. The
+ *         options and their strings are copied.
+ * Thread safety: any thread; the calling thread becomes the owner thread.
+ */
+CAPFFI_API int capffi_ctx_new(capffi_ctx **out, const capffi_options *opts);
+
+/**
+ * Free a context, every token in it and every object made from it that
+ * the host has not freed. Accepts NULL. No other thread may be using the
+ * context or anything made from it.
+ * Thread safety: owner thread.
+ */
+CAPFFI_API void capffi_ctx_free(capffi_ctx *ctx);
+
+/**
+ * The detail of the last failure: which path, which right, which byte.
+ * @param ctx the context; NULL for the last failure of capffi_ctx_new on
+ *            this thread.
+ * @return a NUL-terminated string, "" when there was no failure. It stays
+ *         valid until the next failing call on the same context from the
+ *         same thread. It never contains a token tag or secret.
+ * Thread safety: any thread. On the owner thread it reports the context's
+ *         last failure; on another thread, that thread's last failure.
+ */
+CAPFFI_API const char *capffi_ctx_errmsg(const capffi_ctx *ctx);
+
+CAPFFI_END_DECLS
+
+#endif

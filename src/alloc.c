@@ -1,0 +1,99 @@
+/*
+ * alloc.c - the one allocator, with a fail-the-Nth-allocation test hook.
+ */
+#include "internal.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Allocations left before the one that fails; negative means "never". */
+static atomic_long fail_countdown = -1;
+static atomic_int fail_hit;
+
+void
+capffi__alloc_fail_after(long n)
+{
+    atomic_store(&fail_hit, 0);
+    atomic_store(&fail_countdown, n);
+}
+
+int
+capffi__alloc_failed(void)
+{
+    return atomic_load(&fail_hit);
+}
+
+/* True when the hook says this allocation must fail. */
+static bool
+should_fail(void)
+{
+    long cur = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+    while (cur >= 0) {
+        long next = cur == 0 ? -1 : cur - 1;
+        if (atomic_compare_exchange_weak(&fail_countdown, &cur, next)) {
+            if (cur == 0) {
+                atomic_store(&fail_hit, 1);
+                return true;
+            }
+            return false;
+        }
+    }
+    return false;
+}
+
+void *
+capffi__malloc(size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *
+capffi__calloc(size_t count, size_t size)
+{
+    if (should_fail())
+        return NULL;
+    return calloc(count ? count : 1, size ? size : 1);
+}
+
+void *
+capffi__realloc(void *p, size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void
+capffi__free(void *p)
+{
+    free(p);
+}
+
+char *
+capffi__strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = capffi__malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+void *
+capffi__secure_alloc(size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return sodium_malloc(n);
+}
+
+void
+capffi__secure_free(void *p)
+{
+    if (p)
+        sodium_free(p);
+}

@@ -1,0 +1,81 @@
+/*
+ * ctx.c - creating and freeing contexts.
+ */
+#include "ctx.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "token.h"
+
+/* Context serials are never reused, so a token's MAC binds it to one
+ * context even if two contexts drew the same random bytes. */
+static atomic_uint_fast64_t next_serial = 1;
+
+int
+capffi_ctx_new(capffi_ctx **out, const capffi_options *opts)
+{
+    if (out)
+        *out = NULL;
+    if (!out)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "out is NULL");
+    if (sodium_init() < 0)
+        return capffi__fail(NULL, CAPFFI_ENOMEM,
+                            "libsodium could not be initialised");
+
+    capffi_ctx *ctx = capffi__calloc(1, sizeof *ctx);
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_ENOMEM, "out of memory");
+    ctx->owner = pthread_self();
+    ctx->serial = atomic_fetch_add(&next_serial, 1);
+    randombytes_buf(ctx->instance, sizeof ctx->instance);
+
+    bool tok_lock = false, audit = false;
+    int rc = CAPFFI_ENOMEM;
+    if (pthread_mutex_init(&ctx->tok_lock, NULL))
+        goto fail;
+    tok_lock = true;
+    if (capffi__audit_init(&ctx->audit))
+        goto fail;
+    audit = true;
+    ctx->secret = capffi__secure_alloc(crypto_generichash_KEYBYTES);
+    if (!ctx->secret)
+        goto fail;
+    crypto_generichash_keygen(ctx->secret);
+    sodium_mprotect_noaccess(ctx->secret);
+
+    rc = capffi__perm_init(ctx, &ctx->perm, opts);
+    if (rc)
+        goto fail;
+    *out = ctx;
+    return CAPFFI_OK;
+
+fail:;
+    /* The message was written to ctx->errmsg (this is the owner thread);
+     * move it where capffi_ctx_errmsg(NULL) finds it. */
+    char msg[CAPFFI__MSG_MAX];
+    snprintf(msg, sizeof msg, "%s",
+             ctx->errmsg[0] ? ctx->errmsg : "out of memory");
+    capffi__perm_fini(&ctx->perm);
+    capffi__secure_free(ctx->secret);
+    if (audit)
+        capffi__audit_fini(&ctx->audit);
+    if (tok_lock)
+        pthread_mutex_destroy(&ctx->tok_lock);
+    capffi__free(ctx);
+    return capffi__fail(NULL, rc, "%s", msg);
+}
+
+void
+capffi_ctx_free(capffi_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    capffi__token_free_all(ctx);
+    capffi__perm_fini(&ctx->perm);
+    capffi__secure_free(ctx->secret);
+    capffi__audit_fini(&ctx->audit);
+    pthread_mutex_destroy(&ctx->tok_lock);
+    capffi__free(ctx);
+}

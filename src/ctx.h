@@ -1,0 +1,44 @@
+/*
+ * ctx.h - the context struct, shared by the modules that hang off it.
+ */
+#ifndef CAPFFI_SRC_CTX_H
+#define CAPFFI_SRC_CTX_H
+
+#include <pthread.h>
+
+#include "audit.h"
+#include "internal.h"
+#include "perm.h"
+
+struct capffi__tok;
+
+struct capffi_ctx {
+    pthread_t owner;
+    uint64_t serial;      /* process-unique, never reused */
+    uint8_t instance[16]; /* random per context */
+    unsigned char *secret; /* token MAC key: guarded, no-access at rest */
+
+    struct capffi__perm perm;
+
+    /*
+     * The token table: written on the owner thread, read by revocation on
+     * any thread, so both take tok_lock. Entries live until capffi_ctx_free
+     * (resources keep pointers to their revocation flags).
+     */
+    pthread_mutex_t tok_lock;
+    struct capffi__tok *tokens;
+    size_t n_tokens;
+
+    struct capffi__audit audit;
+
+    char errmsg[CAPFFI__MSG_MAX];
+};
+
+/* True on the context's owner thread. */
+static inline bool
+capffi__ctx_on_owner(const capffi_ctx *ctx)
+{
+    return pthread_equal(ctx->owner, pthread_self()) != 0;
+}
+
+#endif

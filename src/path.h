@@ -1,0 +1,110 @@
+/*
+ * path.h - files as identities: resolving a path to the (device, inode) of
+ * what it names, and sets of such identities (grants, deny lists, scopes).
+ *
+ * Grants are never compared as strings. A path is resolved once (symlinks
+ * followed, "." and ".." folded, relative to the working directory at that
+ * moment) and then only its identity and its ancestors' identities count.
+ */
+#ifndef CAPFFI_PATH_H
+#define CAPFFI_PATH_H
+
+#include <sys/types.h>
+
+#include "internal.h"
+
+/* Deepest path (in components) that can be checked against grants. */
+#define CAPFFI__PATH_DEPTH 128
+
+struct capffi__fid {
+    dev_t dev;
+    ino_t ino;
+};
+
+/* A resolved path. */
+struct capffi__file {
+    char *canon;   /* absolute, no symlinks; owned */
+    struct capffi__fid id;
+    bool dir;
+    bool special;  /* under /proc, /dev or /sys, or on such a file system */
+    size_t n_anc;  /* ancestors, parent first, "/" last */
+    struct capffi__fid anc[CAPFFI__PATH_DEPTH];
+};
+
+/*
+ * Check that a caller's path is usable text: not empty, shorter than
+ * PATH_MAX, no control characters. Sets the message and returns
+ * CAPFFI_EINVAL otherwise. `what` names the argument in the message.
+ */
+CAPFFI__HIDDEN int capffi__path_validate(capffi_ctx *ctx, const char *path,
+                                         const char *what);
+
+/*
+ * Resolve path into *out (validated first). Returns CAPFFI_OK,
+ * CAPFFI_EINVAL, CAPFFI_ENOTFOUND or CAPFFI_ENOMEM with the message set.
+ * On success the caller releases *out with capffi__file_release.
+ */
+CAPFFI__HIDDEN int capffi__file_resolve(capffi_ctx *ctx,
+                                        struct capffi__file *out,
+                                        const char *path);
+
+/*
+ * Fill *out from an already open descriptor (fstat identity) and the
+ * canonical path it was opened by. The identity is the descriptor's.
+ */
+CAPFFI__HIDDEN int capffi__file_from_fd(capffi_ctx *ctx,
+                                        struct capffi__file *out, int fd,
+                                        const char *canon);
+
+CAPFFI__HIDDEN void capffi__file_release(struct capffi__file *f);
+
+/* One grant or deny entry. */
+struct capffi__pathent {
+    struct capffi__fid id;
+    bool dir;
+    bool special;
+    char *canon;             /* for messages and audit; owned */
+    size_t n_anc;
+    struct capffi__fid *anc; /* ancestors, parent first; owned */
+};
+
+/*
+ * A set of entries. Sets handed to tokens are immutable and shared by
+ * reference count (owner thread only, so the count is plain).
+ */
+struct capffi__pathset {
+    unsigned refs;
+    size_t n, cap;
+    struct capffi__pathent *ent;
+};
+
+CAPFFI__HIDDEN struct capffi__pathset *capffi__pathset_new(void);
+CAPFFI__HIDDEN struct capffi__pathset *
+capffi__pathset_copy(const struct capffi__pathset *s);
+CAPFFI__HIDDEN struct capffi__pathset *
+capffi__pathset_ref(struct capffi__pathset *s);
+CAPFFI__HIDDEN void capffi__pathset_unref(struct capffi__pathset *s);
+
+/* Add f (a no-op when the same identity is present). CAPFFI_ENOMEM. */
+CAPFFI__HIDDEN int capffi__pathset_add(struct capffi__pathset *s,
+                                       const struct capffi__file *f);
+
+/*
+ * The most specific (deepest) entry that covers f: the same identity, or a
+ * directory that is one of f's ancestors. A special file (/proc, /dev, /sys) is covered only by
+ * a special entry. NULL when none does; s may be NULL.
+ */
+CAPFFI__HIDDEN const struct capffi__pathent *
+capffi__pathset_covers(const struct capffi__pathset *s,
+                       const struct capffi__file *f);
+
+/* Remove every entry that is f or lies below f (when f is a directory);
+ * f NULL removes every entry. */
+CAPFFI__HIDDEN void capffi__pathset_remove_under(struct capffi__pathset *s,
+                                                 const struct capffi__file *f);
+
+/* A digest of the set's identities for the token MAC (order-free). */
+CAPFFI__HIDDEN void capffi__pathset_digest(const struct capffi__pathset *s,
+                                           uint8_t out[32]);
+
+#endif

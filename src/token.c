@@ -1,0 +1,892 @@
+/*
+ * token.c - minting, attenuating, verifying and revoking tokens.
+ *
+ * Threats answered here (THREATS.md): T1 (ids and tags are random; the tag
+ * is compared in constant time, so guessing needs 2^128 tries), T2 (the
+ * MAC covers the context's serial and instance; lookups are per context),
+ * T3 (revoked entries stay in the table and answer EREVOKED; expiry and use
+ * limits), T4 (children are checked as subsets and linked under their
+ * parent, which cascades revocation), T6 (tags never reach a message or an
+ * event), T7 (check, attach and revoke serialise on the token lock).
+ */
+#include "token.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "perm.h"
+
+/* ---- process-wide registry: tells "foreign" from "forged" ------------- */
+
+/*
+ * Every live token of every context, keyed by id. Consulted only when a
+ * token fails to verify in a context, to say whether it is a genuine token
+ * of another live context (reason FOREIGN) or not (FORGED). Foreign tokens
+ * are still refused: the registry never makes anything succeed.
+ */
+struct reg_entry {
+    uint64_t id;
+    uint64_t serial;
+    uint8_t tag[16];
+    struct reg_entry *next_same_id;
+    UT_hash_handle hh;
+};
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reg_entry *registry;
+
+static int
+reg_add(uint64_t id, uint64_t serial, const uint8_t tag[16])
+{
+    struct reg_entry *r = capffi__calloc(1, sizeof *r);
+    if (!r)
+        return CAPFFI_ENOMEM;
+    r->id = id;
+    r->serial = serial;
+    memcpy(r->tag, tag, 16);
+    pthread_mutex_lock(&reg_lock);
+    struct reg_entry *head;
+    HASH_FIND(hh, registry, &id, sizeof id, head);
+    if (head) {
+        /* Same id in another context: chain it behind the first. */
+        r->next_same_id = head->next_same_id;
+        head->next_same_id = r;
+    } else {
+        HASH_ADD(hh, registry, id, sizeof r->id, r);
+        if (!r->hh.tbl) {
+            pthread_mutex_unlock(&reg_lock);
+            capffi__free(r);
+            return CAPFFI_ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return CAPFFI_OK;
+}
+
+static void
+reg_remove(uint64_t id, uint64_t serial)
+{
+    pthread_mutex_lock(&reg_lock);
+    struct reg_entry *head;
+    HASH_FIND(hh, registry, &id, sizeof id, head);
+    if (head && head->serial == serial) {
+        HASH_DEL(registry, head);
+        struct reg_entry *next = head->next_same_id;
+        if (next) {
+            HASH_ADD(hh, registry, id, sizeof next->id, next);
+            if (!next->hh.tbl) {
+                /* The table could not be rebuilt: drop the chain rather
+                 * than keep it unreachable. This only loses the FOREIGN
+                 * diagnosis for those tokens. */
+                while (next) {
+                    struct reg_entry *n = next->next_same_id;
+                    capffi__free(next);
+                    next = n;
+                }
+            }
+        }
+        capffi__free(head);
+    } else if (head) {
+        for (struct reg_entry *p = head; p->next_same_id; p = p->next_same_id)
+            if (p->next_same_id->serial == serial) {
+                struct reg_entry *victim = p->next_same_id;
+                p->next_same_id = victim->next_same_id;
+                capffi__free(victim);
+                break;
+            }
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static bool
+reg_is_foreign(const capffi_token *tok, uint64_t serial)
+{
+    bool foreign = false;
+    pthread_mutex_lock(&reg_lock);
+    struct reg_entry *r;
+    HASH_FIND(hh, registry, &tok->id, sizeof tok->id, r);
+    for (; r; r = r->next_same_id)
+        if (r->serial != serial && crypto_verify_16(r->tag, tok->tag) == 0)
+            foreign = true;
+    pthread_mutex_unlock(&reg_lock);
+    return foreign;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+struct capffi__who
+capffi__token_who(const struct capffi__tok *t)
+{
+    struct capffi__who w = {0, 0, ""};
+    if (t) {
+        w.token_id = t->id;
+        w.parent_id = t->parent ? t->parent->id : 0;
+        w.label = t->label;
+    }
+    return w;
+}
+
+static void
+rights_text(char *buf, size_t cap, uint32_t rights)
+{
+    static const char *const names[] = {"dlopen",  "dlopen_global",
+                                        "callback", "pointer",
+                                        "read",     "write",
+                                        "fnptr"};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(rights & (1u << i)))
+            continue;
+        int n = snprintf(buf + used, cap - used, "%s%s", used ? "," : "",
+                         names[i]);
+        if (n < 0 || (size_t)n >= cap - used)
+            break;
+        used += (size_t)n;
+    }
+    if (!used)
+        snprintf(buf, cap, "none");
+}
+
+static bool
+label_ok(const char *label)
+{
+    if (!label)
+        return false;
+    size_t n = strnlen(label, CAPFFI_LABEL_MAX + 1);
+    if (n == 0 || n > CAPFFI_LABEL_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)label[i] < 0x20 || (unsigned char)label[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+static int
+validate_label(capffi_ctx *ctx, const char *label)
+{
+    if (!label)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "label is NULL");
+    size_t n = strnlen(label, CAPFFI_LABEL_MAX + 1);
+    if (n == 0)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "label is empty");
+    if (n > CAPFFI_LABEL_MAX)
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "label is longer than %d bytes", CAPFFI_LABEL_MAX);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)label[i];
+        if (c < 0x20 || c >= 0x7f)
+            return capffi__fail(ctx, CAPFFI_EINVAL,
+                                "label has a non-printable byte at %zu", i);
+    }
+    return CAPFFI_OK;
+}
+
+/* Compute the tag of an entry whose other fields are final. */
+static void
+compute_tag(capffi_ctx *ctx, struct capffi__tok *t)
+{
+    struct {
+        char domain[16];
+        uint64_t serial;
+        uint8_t instance[16];
+        uint64_t id, parent_id, uses;
+        int64_t expires;
+        uint32_t rights, depth, all_paths;
+        uint8_t paths[32], deny[32];
+        char label[CAPFFI_LABEL_MAX + 1];
+    } in;
+    memset(&in, 0, sizeof in);
+    memcpy(in.domain, "capffi.token.v1", 15);
+    in.serial = ctx->serial;
+    memcpy(in.instance, ctx->instance, 16);
+    in.id = t->id;
+    in.parent_id = t->parent ? t->parent->id : 0;
+    in.uses = t->uses_left;
+    in.expires = t->expires_ns;
+    in.rights = t->rights;
+    in.depth = t->depth;
+    in.all_paths = t->all_paths;
+    capffi__pathset_digest(t->paths, in.paths);
+    capffi__pathset_digest(t->deny, in.deny);
+    memcpy(in.label, t->label, sizeof in.label);
+
+    /* The secret is readable only for the length of this computation. */
+    sodium_mprotect_readonly(ctx->secret);
+    crypto_generichash(t->tag, sizeof t->tag, (const unsigned char *)&in,
+                       sizeof in, ctx->secret, crypto_generichash_KEYBYTES);
+    sodium_mprotect_noaccess(ctx->secret);
+    sodium_memzero(&in, sizeof in);
+}
+
+static void
+entry_free(struct capffi__tok *t)
+{
+    capffi__pathset_unref(t->paths);
+    capffi__pathset_unref(t->deny);
+    capffi__free(t);
+}
+
+/*
+ * Make an entry, give it a fresh id and tag, and link it into the table
+ * (and under its parent). Takes ownership of the path-set references in
+ * proto whether it succeeds or not.
+ */
+static int
+mint(capffi_ctx *ctx, struct capffi__tok *proto, capffi_token *out,
+     struct capffi__tok **entry_out)
+{
+    struct capffi__tok *t = capffi__malloc(sizeof *t);
+    if (!t) {
+        capffi__pathset_unref(proto->paths);
+        capffi__pathset_unref(proto->deny);
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    *t = *proto;
+    atomic_init(&t->revoked, 0);
+    t->first_child = t->next_sibling = NULL;
+    t->res.prev = t->res.next = &t->res;
+    t->res.on_revoke = NULL;
+
+    pthread_mutex_lock(&ctx->tok_lock);
+    if (t->parent && atomic_load(&t->parent->revoked)) {
+        pthread_mutex_unlock(&ctx->tok_lock);
+        entry_free(t);
+        return capffi__fail(ctx, CAPFFI_EREVOKED,
+                            "parent token was revoked during attenuation");
+    }
+    struct capffi__tok *clash;
+    do {
+        randombytes_buf(&t->id, sizeof t->id);
+        HASH_FIND(hh, ctx->tokens, &t->id, sizeof t->id, clash);
+    } while (t->id == 0 || clash);
+    compute_tag(ctx, t);
+    HASH_ADD(hh, ctx->tokens, id, sizeof t->id, t);
+    if (!t->hh.tbl) {
+        pthread_mutex_unlock(&ctx->tok_lock);
+        entry_free(t);
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    if (reg_add(t->id, ctx->serial, t->tag)) {
+        HASH_DEL(ctx->tokens, t);
+        pthread_mutex_unlock(&ctx->tok_lock);
+        entry_free(t);
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    if (t->parent) {
+        t->next_sibling = t->parent->first_child;
+        t->parent->first_child = t;
+    }
+    ctx->n_tokens++;
+    pthread_mutex_unlock(&ctx->tok_lock);
+
+    out->id = t->id;
+    memcpy(out->tag, t->tag, sizeof out->tag);
+    if (entry_out)
+        *entry_out = t;
+    return CAPFFI_OK;
+}
+
+/*
+ * Find the entry of a presented token. Constant-time in the tag; the id is
+ * not secret. Caller holds tok_lock.
+ */
+static struct capffi__tok *
+find(capffi_ctx *ctx, const capffi_token *tok)
+{
+    static const uint8_t dummy[16];
+    struct capffi__tok *t;
+    HASH_FIND(hh, ctx->tokens, &tok->id, sizeof tok->id, t);
+    /* Compare against a dummy when the id is unknown, so the time taken
+     * does not depend on how many tag bytes match either way. */
+    int same = crypto_verify_16(t ? t->tag : dummy, tok->tag);
+    return t && same == 0 ? t : NULL;
+}
+
+/* Message and reason for a token that did not verify. */
+static int
+unknown_token(capffi_ctx *ctx, const capffi_token *tok, capffi_reason *why)
+{
+    if (reg_is_foreign(tok, ctx->serial)) {
+        *why = CAPFFI_REASON_FOREIGN;
+        return capffi__fail(ctx, CAPFFI_ETOKEN,
+                            "token %016" PRIx64
+                            " belongs to another context",
+                            tok->id);
+    }
+    *why = CAPFFI_REASON_FORGED;
+    return capffi__fail(ctx, CAPFFI_ETOKEN,
+                        "token %016" PRIx64 " is not a token of this context",
+                        tok->id);
+}
+
+/* Revoked, expired or used up (this entry or an ancestor's budget). */
+static int
+stale(capffi_ctx *ctx, const struct capffi__tok *t, capffi_reason *why)
+{
+    if (atomic_load_explicit(&t->revoked, memory_order_acquire)) {
+        *why = CAPFFI_REASON_REVOKED;
+        return capffi__fail(ctx, CAPFFI_EREVOKED, "token '%s' was revoked",
+                            t->label);
+    }
+    if (t->expires_ns && capffi__now_ns() >= t->expires_ns) {
+        *why = CAPFFI_REASON_EXPIRED;
+        return capffi__fail(ctx, CAPFFI_EREVOKED, "token '%s' has expired",
+                            t->label);
+    }
+    for (const struct capffi__tok *a = t; a; a = a->parent)
+        if (a->uses_left == 0) {
+            *why = CAPFFI_REASON_EXHAUSTED;
+            return capffi__fail(ctx, CAPFFI_EREVOKED,
+                                a == t ? "token '%s' has no uses left"
+                                       : "token '%s': an ancestor has no "
+                                         "uses left",
+                                t->label);
+        }
+    return CAPFFI_OK;
+}
+
+/* Is file inside t's path scope? Sets the message and reason if not. */
+static int
+path_in_scope(capffi_ctx *ctx, const struct capffi__tok *t,
+              const struct capffi__file *f, capffi_reason *why)
+{
+    const struct capffi__pathent *d = capffi__pathset_covers(t->deny, f);
+    if (d) {
+        *why = CAPFFI_REASON_DENIED;
+        return capffi__fail(ctx, CAPFFI_EPERM, "'%s' is denied (by '%s')",
+                            f->canon, d->canon);
+    }
+    if (t->all_paths && !f->special)
+        return CAPFFI_OK;
+    if (!t->all_paths && capffi__pathset_covers(t->paths, f))
+        return CAPFFI_OK;
+    *why = CAPFFI_REASON_PATH;
+    return capffi__fail(ctx, CAPFFI_EPERM,
+                        f->special && t->all_paths
+                            ? "'%s' is under /proc, /dev or /sys and token "
+                              "'%s' has no grant naming it"
+                            : "'%s' is not in the scope of token '%s'",
+                        f->canon, t->label);
+}
+
+static int
+check_rights(capffi_ctx *ctx, const struct capffi__tok *t, uint32_t rights,
+             capffi_reason *why)
+{
+    uint32_t missing = rights & ~t->rights;
+    if (!missing)
+        return CAPFFI_OK;
+    char text[96];
+    rights_text(text, sizeof text, missing);
+    *why = CAPFFI_REASON_RIGHT;
+    return capffi__fail(ctx, CAPFFI_EPERM, "token '%s' lacks the right(s) %s",
+                        t->label, text);
+}
+
+/* ---- the internal interface ------------------------------------------- */
+
+int
+capffi__token_use(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
+                  const struct capffi__file *file, capffi_op op,
+                  const char *target, struct capffi__tok **out)
+{
+    capffi_reason why = CAPFFI_REASON_NONE;
+    struct capffi__tok *t = NULL;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (!tok) {
+        why = CAPFFI_REASON_INVALID;
+        rc = capffi__fail(ctx, CAPFFI_EINVAL, "token is NULL");
+        goto done;
+    }
+    if (rights & ~CAPFFI_RIGHTS_ALL) {
+        why = CAPFFI_REASON_INVALID;
+        rc = capffi__fail(ctx, CAPFFI_EINVAL, "unknown right bits 0x%x",
+                          rights & ~CAPFFI_RIGHTS_ALL);
+        goto done;
+    }
+    pthread_mutex_lock(&ctx->tok_lock);
+    t = find(ctx, tok);
+    if (!t) {
+        pthread_mutex_unlock(&ctx->tok_lock);
+        rc = unknown_token(ctx, tok, &why);
+        goto done;
+    }
+    rc = stale(ctx, t, &why);
+    if (!rc)
+        rc = check_rights(ctx, t, rights, &why);
+    if (!rc && file)
+        rc = path_in_scope(ctx, t, file, &why);
+    if (!rc)
+        for (struct capffi__tok *a = t; a; a = a->parent)
+            if (a->uses_left != UINT64_MAX)
+                a->uses_left--;
+    pthread_mutex_unlock(&ctx->tok_lock);
+
+done:
+    if (rc || op == CAPFFI_OP_TOKEN_CHECK) {
+        struct capffi__who who = capffi__token_who(t);
+        if (!t && tok)
+            who.token_id = tok->id;
+        capffi__audit_emit(ctx, op, rc, why, &who, rights,
+                           file ? file->canon : (target ? target : ""), "%s",
+                           rc ? capffi_ctx_errmsg(ctx) : "allowed");
+    }
+    if (!rc && out)
+        *out = t;
+    return rc;
+}
+
+int
+capffi__token_attach(capffi_ctx *ctx, struct capffi__tok *t,
+                     struct capffi__res *r)
+{
+    pthread_mutex_lock(&ctx->tok_lock);
+    if (atomic_load(&t->revoked)) {
+        pthread_mutex_unlock(&ctx->tok_lock);
+        return capffi__fail(ctx, CAPFFI_EREVOKED, "token '%s' was revoked",
+                            t->label);
+    }
+    r->next = t->res.next;
+    r->prev = &t->res;
+    t->res.next->prev = r;
+    t->res.next = r;
+    pthread_mutex_unlock(&ctx->tok_lock);
+    return CAPFFI_OK;
+}
+
+void
+capffi__token_detach(capffi_ctx *ctx, struct capffi__res *r)
+{
+    if (!r->next)
+        return;
+    pthread_mutex_lock(&ctx->tok_lock);
+    r->prev->next = r->next;
+    r->next->prev = r->prev;
+    r->next = r->prev = NULL;
+    pthread_mutex_unlock(&ctx->tok_lock);
+}
+
+void
+capffi__token_free_all(capffi_ctx *ctx)
+{
+    struct capffi__tok *t, *tmp;
+    HASH_ITER(hh, ctx->tokens, t, tmp)
+    {
+        HASH_DEL(ctx->tokens, t);
+        reg_remove(t->id, ctx->serial);
+        entry_free(t);
+    }
+    ctx->n_tokens = 0;
+}
+
+/* ---- the public interface --------------------------------------------- */
+
+/*
+ * Resolve the scope's paths and collect them into a new set, each checked
+ * with `allowed`. On failure returns the error (message set) and, for a
+ * path outside the source, CAPFFI_EPERM with *why = WIDEN.
+ */
+typedef bool (*allowed_fn)(const void *src, const struct capffi__file *f);
+
+static int
+scope_paths(capffi_ctx *ctx, const capffi_scope *scope, allowed_fn allowed,
+            const void *src, struct capffi__pathset **out, capffi_reason *why)
+{
+    *out = NULL;
+    if (scope->n_paths && !scope->paths) {
+        *why = CAPFFI_REASON_INVALID;
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "scope.paths is NULL but scope.n_paths is %zu",
+                            scope->n_paths);
+    }
+    struct capffi__pathset *set = capffi__pathset_new();
+    if (!set) {
+        *why = CAPFFI_REASON_NOMEM;
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < scope->n_paths; i++) {
+        struct capffi__file f;
+        int rc = capffi__file_resolve(ctx, &f, scope->paths[i]);
+        if (!rc && !allowed(src, &f)) {
+            *why = CAPFFI_REASON_WIDEN;
+            rc = capffi__fail(ctx, CAPFFI_EPERM,
+                              "scope path '%s' is not granted to the source",
+                              f.canon);
+        } else if (!rc && capffi__pathset_add(set, &f)) {
+            *why = CAPFFI_REASON_NOMEM;
+            rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+        } else if (rc) {
+            *why = rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM
+                                       : CAPFFI_REASON_INVALID;
+        }
+        capffi__file_release(&f);
+        if (rc) {
+            capffi__pathset_unref(set);
+            return rc;
+        }
+    }
+    *out = set;
+    return CAPFFI_OK;
+}
+
+static bool
+perm_allows(const void *src, const struct capffi__file *f)
+{
+    return capffi__perm_state_of(src, f) == CAPFFI_PERM_GRANTED;
+}
+
+static bool
+token_allows(const void *src, const struct capffi__file *f)
+{
+    const struct capffi__tok *t = src;
+    if (capffi__pathset_covers(t->deny, f))
+        return false;
+    if (t->all_paths)
+        return !f->special;
+    return capffi__pathset_covers(t->paths, f) != NULL;
+}
+
+/* The deny list a new token snapshots: the context's, plus withdrawals. */
+static struct capffi__pathset *
+snapshot_deny(const struct capffi__perm *p)
+{
+    if (!p->withdrawn || !p->withdrawn->n)
+        return capffi__pathset_ref(p->deny);
+    struct capffi__pathset *d = capffi__pathset_copy(p->deny);
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < p->withdrawn->n; i++) {
+        const struct capffi__pathent *e = &p->withdrawn->ent[i];
+        struct capffi__file f;
+        memset(&f, 0, sizeof f);
+        f.canon = e->canon;
+        f.id = e->id;
+        f.dir = e->dir;
+        f.special = e->special;
+        f.n_anc = e->n_anc < CAPFFI__PATH_DEPTH ? e->n_anc
+                                                : CAPFFI__PATH_DEPTH;
+        memcpy(f.anc, e->anc, f.n_anc * sizeof *f.anc);
+        if (capffi__pathset_add(d, &f)) {
+            capffi__pathset_unref(d);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+static int
+validate_scope(capffi_ctx *ctx, const capffi_scope *s)
+{
+    if (s->rights & ~CAPFFI_RIGHTS_ALL)
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "scope.rights has unknown bits 0x%x",
+                            s->rights & ~CAPFFI_RIGHTS_ALL);
+    if (s->ttl_ms > (uint64_t)INT64_MAX / 2000000)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "scope.ttl_ms is too large");
+    return CAPFFI_OK;
+}
+
+int
+capffi_token_new(capffi_token *out, capffi_ctx *ctx, const char *label,
+                 const capffi_scope *scope)
+{
+    static const capffi_scope everything;
+    capffi_reason why = CAPFFI_REASON_INVALID;
+    struct capffi__tok proto, *made = NULL;
+    char rtext[96];
+    int rc;
+
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!out) {
+        rc = capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
+        goto done;
+    }
+    if ((rc = validate_label(ctx, label)))
+        goto done;
+    if (!scope)
+        scope = &everything;
+    if ((rc = validate_scope(ctx, scope)))
+        goto done;
+    if (scope->label) {
+        rc = capffi__fail(ctx, CAPFFI_EINVAL,
+                          "scope.label must be NULL for capffi_token_new "
+                          "(the label is a parameter)");
+        goto done;
+    }
+
+    const struct capffi__perm *p = &ctx->perm;
+    uint32_t granted = capffi__perm_rights(p);
+    if (!granted) {
+        why = CAPFFI_REASON_NO_GRANT;
+        rc = capffi__fail(ctx, CAPFFI_EPERM, "no FFI permission is granted");
+        goto done;
+    }
+    if (scope->rights & ~granted) {
+        rights_text(rtext, sizeof rtext, scope->rights & ~granted);
+        why = CAPFFI_REASON_WIDEN;
+        rc = capffi__fail(ctx, CAPFFI_EPERM,
+                          "right(s) %s are not granted to this context",
+                          rtext);
+        goto done;
+    }
+
+    memset(&proto, 0, sizeof proto);
+    snprintf(proto.label, sizeof proto.label, "%s", label);
+    proto.rights = scope->rights ? scope->rights : granted;
+    proto.uses_left = scope->max_uses ? scope->max_uses : UINT64_MAX;
+    proto.expires_ns =
+        scope->ttl_ms ? capffi__now_ns() + (int64_t)scope->ttl_ms * 1000000
+                      : 0;
+    if (scope->paths || scope->n_paths) {
+        rc = scope_paths(ctx, scope, perm_allows, p, &proto.paths, &why);
+        if (rc)
+            goto done;
+    } else if (p->all) {
+        proto.all_paths = true;
+    } else {
+        proto.paths = capffi__pathset_copy(p->allow);
+    }
+    proto.deny = snapshot_deny(p);
+    if ((!proto.all_paths && !proto.paths) || !proto.deny) {
+        capffi__pathset_unref(proto.paths);
+        capffi__pathset_unref(proto.deny);
+        why = CAPFFI_REASON_NOMEM;
+        rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = mint(ctx, &proto, out, &made);
+    if (rc)
+        why = CAPFFI_REASON_NOMEM;
+
+done:;
+    struct capffi__who who = capffi__token_who(made);
+    if (!made)
+        who.label = label_ok(label) ? label : "";
+    rights_text(rtext, sizeof rtext, made ? made->rights : 0);
+    capffi__audit_emit(ctx, CAPFFI_OP_TOKEN_NEW, rc,
+                       rc ? why : CAPFFI_REASON_NONE, &who,
+                       made ? made->rights : (scope ? scope->rights : 0), "",
+                       "%s", rc ? capffi_ctx_errmsg(ctx) : rtext);
+    return rc;
+}
+
+int
+capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
+                       const capffi_token *parent, const capffi_scope *narrower)
+{
+    static const capffi_scope same;
+    capffi_reason why = CAPFFI_REASON_INVALID;
+    struct capffi__tok proto, *pt = NULL, *made = NULL;
+    char rtext[96];
+    int rc;
+
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!out || !parent) {
+        rc = capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
+                          out ? "parent" : "out");
+        goto done;
+    }
+    if (!narrower)
+        narrower = &same;
+    if ((rc = validate_scope(ctx, narrower)))
+        goto done;
+    if (narrower->label && (rc = validate_label(ctx, narrower->label)))
+        goto done;
+
+    pthread_mutex_lock(&ctx->tok_lock);
+    pt = find(ctx, parent);
+    rc = pt ? stale(ctx, pt, &why) : CAPFFI_OK;
+    pthread_mutex_unlock(&ctx->tok_lock);
+    if (!pt) {
+        rc = unknown_token(ctx, parent, &why);
+        goto done;
+    }
+    if (rc)
+        goto done;
+    if (narrower->rights & ~pt->rights) {
+        rights_text(rtext, sizeof rtext, narrower->rights & ~pt->rights);
+        why = CAPFFI_REASON_WIDEN;
+        rc = capffi__fail(ctx, CAPFFI_EPERM,
+                          "token '%s' cannot grant right(s) it lacks: %s",
+                          pt->label, rtext);
+        goto done;
+    }
+    if (pt->depth >= CAPFFI_TOKEN_DEPTH_MAX) {
+        why = CAPFFI_REASON_WIDEN;
+        rc = capffi__fail(ctx, CAPFFI_EPERM,
+                          "token '%s' is already %u attenuations deep",
+                          pt->label, pt->depth);
+        goto done;
+    }
+
+    memset(&proto, 0, sizeof proto);
+    if (narrower->label)
+        snprintf(proto.label, sizeof proto.label, "%s", narrower->label);
+    else if (strlen(pt->label) < CAPFFI_LABEL_MAX)
+        snprintf(proto.label, sizeof proto.label, "%s+", pt->label);
+    else
+        snprintf(proto.label, sizeof proto.label, "%s", pt->label);
+    proto.parent = pt;
+    proto.depth = pt->depth + 1;
+    proto.rights = narrower->rights ? narrower->rights : pt->rights;
+    proto.uses_left = narrower->max_uses ? narrower->max_uses : UINT64_MAX;
+    proto.expires_ns = pt->expires_ns;
+    if (narrower->ttl_ms) {
+        int64_t e = capffi__now_ns() + (int64_t)narrower->ttl_ms * 1000000;
+        if (!proto.expires_ns || e < proto.expires_ns)
+            proto.expires_ns = e;
+    }
+    if (narrower->paths || narrower->n_paths) {
+        rc = scope_paths(ctx, narrower, token_allows, pt, &proto.paths, &why);
+        if (rc)
+            goto done;
+    } else {
+        proto.all_paths = pt->all_paths;
+        proto.paths = capffi__pathset_ref(pt->paths);
+    }
+    proto.deny = capffi__pathset_ref(pt->deny);
+    rc = mint(ctx, &proto, out, &made);
+    if (rc)
+        why = rc == CAPFFI_EREVOKED ? CAPFFI_REASON_REVOKED
+                                    : CAPFFI_REASON_NOMEM;
+
+done:;
+    struct capffi__who who = capffi__token_who(made);
+    if (!made) {
+        who.parent_id = pt ? pt->id : (parent ? parent->id : 0);
+        who.label = pt ? pt->label : "";
+    }
+    rights_text(rtext, sizeof rtext, made ? made->rights : 0);
+    capffi__audit_emit(ctx, CAPFFI_OP_TOKEN_ATTENUATE, rc,
+                       rc ? why : CAPFFI_REASON_NONE, &who,
+                       made ? made->rights : (narrower ? narrower->rights : 0),
+                       "", "%s", rc ? capffi_ctx_errmsg(ctx) : rtext);
+    return rc;
+}
+
+/* Mark t and its subtree revoked and tell their resources. Caller holds
+ * tok_lock. Depth is bounded by CAPFFI_TOKEN_DEPTH_MAX. */
+static size_t
+revoke_tree(struct capffi__tok *t)
+{
+    size_t n = 0;
+    if (!atomic_exchange_explicit(&t->revoked, 1, memory_order_acq_rel))
+        n++;
+    for (struct capffi__res *r = t->res.next; r != &t->res; r = r->next)
+        if (r->on_revoke)
+            r->on_revoke(r);
+    for (struct capffi__tok *c = t->first_child; c; c = c->next_sibling)
+        n += revoke_tree(c);
+    return n;
+}
+
+int
+capffi_token_revoke(capffi_ctx *ctx, const capffi_token *tok)
+{
+    capffi_reason why = CAPFFI_REASON_NONE;
+    struct capffi__tok *t = NULL;
+    size_t n = 0;
+    int rc = CAPFFI_OK;
+
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!tok) {
+        why = CAPFFI_REASON_INVALID;
+        rc = capffi__fail(ctx, CAPFFI_EINVAL, "token is NULL");
+    } else {
+        pthread_mutex_lock(&ctx->tok_lock);
+        t = find(ctx, tok);
+        if (t)
+            n = revoke_tree(t);
+        pthread_mutex_unlock(&ctx->tok_lock);
+        if (!t)
+            rc = unknown_token(ctx, tok, &why);
+    }
+    struct capffi__who who = capffi__token_who(t);
+    if (!t && tok)
+        who.token_id = tok->id;
+    if (rc)
+        capffi__audit_emit(ctx, CAPFFI_OP_TOKEN_REVOKE, rc, why, &who, 0, "",
+                           "%s", capffi_ctx_errmsg(ctx));
+    else
+        capffi__audit_emit(ctx, CAPFFI_OP_TOKEN_REVOKE, rc, why, &who, 0, "",
+                           "%zu token(s) revoked", n);
+    return rc;
+}
+
+int
+capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
+                   const char *path)
+{
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!path)
+        return capffi__token_use(ctx, tok, rights, NULL,
+                                 CAPFFI_OP_TOKEN_CHECK, NULL, NULL);
+    struct capffi__file f;
+    int rc = capffi__file_resolve(ctx, &f, path);
+    if (rc) {
+        struct capffi__who who = {tok ? tok->id : 0, 0, ""};
+        capffi__audit_emit(ctx, CAPFFI_OP_TOKEN_CHECK, rc,
+                           rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM
+                                               : CAPFFI_REASON_INVALID,
+                           &who, rights, "", "%s", capffi_ctx_errmsg(ctx));
+        return rc;
+    }
+    rc = capffi__token_use(ctx, tok, rights, &f, CAPFFI_OP_TOKEN_CHECK, NULL,
+                           NULL);
+    capffi__file_release(&f);
+    return rc;
+}
+
+int
+capffi_token_info(capffi_token_desc *out, capffi_ctx *ctx,
+                  const capffi_token *tok)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!out || !tok)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
+                            out ? "token" : "out");
+    pthread_mutex_lock(&ctx->tok_lock);
+    const struct capffi__tok *t = find(ctx, tok);
+    if (t) {
+        snprintf(out->label, sizeof out->label, "%s", t->label);
+        out->rights = t->rights;
+        out->parent_id = t->parent ? t->parent->id : 0;
+        out->depth = t->depth;
+        out->uses_left = UINT64_MAX;
+        for (const struct capffi__tok *a = t; a; a = a->parent)
+            if (a->uses_left < out->uses_left)
+                out->uses_left = a->uses_left;
+        out->expires_in_ms = -1;
+        if (t->expires_ns) {
+            int64_t left = t->expires_ns - capffi__now_ns();
+            out->expires_in_ms = left > 0 ? (left + 999999) / 1000000 : 0;
+        }
+        out->all_paths = t->all_paths;
+        out->n_paths = t->paths ? t->paths->n : 0;
+        out->revoked = atomic_load(&t->revoked);
+    }
+    pthread_mutex_unlock(&ctx->tok_lock);
+    if (!t) {
+        capffi_reason why;
+        return unknown_token(ctx, tok, &why);
+    }
+    return CAPFFI_OK;
+}

@@ -1,0 +1,74 @@
+/*
+ * token.h - the token table and the interface other modules use to verify
+ * tokens and to hang resources off them (token.c).
+ */
+#ifndef CAPFFI_SRC_TOKEN_H
+#define CAPFFI_SRC_TOKEN_H
+
+#include <stdatomic.h>
+
+#include "audit.h"
+#include "internal.h"
+#include "path.h"
+
+/*
+ * A resource made through a token (a library, a callback, a view). It is
+ * embedded in the resource's own struct and linked into its token's list,
+ * so revoking the token can reach it. on_revoke runs with the context's
+ * token lock held, on whatever thread revokes: it must only flip state
+ * (an atomic store), never call back into capffi.
+ */
+struct capffi__res {
+    struct capffi__res *prev, *next;
+    void (*on_revoke)(struct capffi__res *r);
+};
+
+struct capffi__tok {
+    uint64_t id;
+    uint8_t tag[16];
+    atomic_int revoked; /* set (release) by revocation; never cleared */
+    uint32_t rights;
+    unsigned depth;
+    bool all_paths;                /* every path but deny (and special) */
+    struct capffi__pathset *paths; /* when !all_paths; shared */
+    struct capffi__pathset *deny;  /* shared */
+    uint64_t uses_left;            /* UINT64_MAX: unlimited */
+    int64_t expires_ns;            /* monotonic; 0: never */
+    struct capffi__tok *parent, *first_child, *next_sibling;
+    struct capffi__res res; /* sentinel of the resource list */
+    char label[CAPFFI_LABEL_MAX + 1];
+    UT_hash_handle hh;
+};
+
+/*
+ * Verify tok for one use of `rights` (and of `file`, when not NULL), and
+ * count the use. On success *out is the token's entry, valid until the
+ * context is freed. On failure the message is set and a denial event with
+ * `op` and `target` is emitted; on success an event is emitted only for
+ * CAPFFI_OP_TOKEN_CHECK: other operations emit their own when they finish.
+ */
+CAPFFI__HIDDEN int capffi__token_use(capffi_ctx *ctx, const capffi_token *tok,
+                                     uint32_t rights,
+                                     const struct capffi__file *file,
+                                     capffi_op op, const char *target,
+                                     struct capffi__tok **out);
+
+/*
+ * Link r into t's resource list, unless t has been revoked meanwhile
+ * (CAPFFI_EREVOKED): the pattern is verify, build, attach; a revocation
+ * between verify and attach is caught here, so nothing made through a
+ * revoked token outlives the revocation.
+ */
+CAPFFI__HIDDEN int capffi__token_attach(capffi_ctx *ctx, struct capffi__tok *t,
+                                        struct capffi__res *r);
+/* Unlink r (a no-op when it was never attached). */
+CAPFFI__HIDDEN void capffi__token_detach(capffi_ctx *ctx,
+                                         struct capffi__res *r);
+
+/* The who-field of audit events for an entry (NULL: none). */
+CAPFFI__HIDDEN struct capffi__who capffi__token_who(const struct capffi__tok *t);
+
+/* Free every token of ctx (capffi_ctx_free). */
+CAPFFI__HIDDEN void capffi__token_free_all(capffi_ctx *ctx);
+
+#endif
