@@ -687,9 +687,15 @@ capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
     static const capffi_scope same;
     capffi_reason why = CAPFFI_REASON_INVALID;
     struct capffi__tok proto, *pt = NULL, *made = NULL;
+    capffi_token parent_copy;
     char rtext[96];
     int rc;
 
+    /* out may alias parent (t = attenuate(t)): read it before zeroing. */
+    if (parent) {
+        parent_copy = *parent;
+        parent = &parent_copy;
+    }
     if (out)
         memset(out, 0, sizeof *out);
     if (!ctx)

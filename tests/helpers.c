@@ -1,0 +1,91 @@
+/*
+ * helpers.c - see helpers.h.
+ */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void
+pathf(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, PATH_MAX, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && n < PATH_MAX);
+}
+
+void
+write_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "x", 1), 1);
+    close(fd);
+}
+
+void
+scratch_make(struct scratch *s)
+{
+    const char *tmp = getenv("TMPDIR");
+    pathf(s->dir, "%s/capffi-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(s->dir));
+    /* Resolve the scratch dir itself, so expected canonical paths match. */
+    char real[PATH_MAX];
+    assert_non_null(realpath(s->dir, real));
+    pathf(s->dir, "%s", real);
+    pathf(s->lib, "%s/lib", s->dir);
+    pathf(s->other, "%s/other", s->dir);
+    assert_int_equal(mkdir(s->lib, 0755), 0);
+    assert_int_equal(mkdir(s->other, 0755), 0);
+    pathf(s->a, "%s/a.so", s->lib);
+    pathf(s->b, "%s/b.so", s->lib);
+    pathf(s->c, "%s/c.so", s->other);
+    write_file(s->a);
+    write_file(s->b);
+    write_file(s->c);
+    pathf(s->link_a, "%s/link-a", s->dir);
+    pathf(s->link_c, "%s/link-c", s->dir);
+    assert_int_equal(symlink("lib/a.so", s->link_a), 0);
+    assert_int_equal(symlink("other/c.so", s->link_c), 0);
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void
+scratch_remove(struct scratch *s)
+{
+    if (s->dir[0])
+        nftw(s->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    s->dir[0] = '\0';
+}
+
+capffi_ctx *
+ctx_with(uint32_t flags, const char *const *allow, const char *const *deny)
+{
+    capffi_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = flags;
+    o.allow_paths = allow;
+    o.deny_paths = deny;
+    while (allow && allow[o.n_allow])
+        o.n_allow++;
+    while (deny && deny[o.n_deny])
+        o.n_deny++;
+    capffi_ctx *ctx = NULL;
+    int rc = capffi_ctx_new(&ctx, &o);
+    if (rc)
+        fail_msg("capffi_ctx_new: %s: %s", capffi_err_name(rc),
+                 capffi_ctx_errmsg(NULL));
+    return ctx;
+}

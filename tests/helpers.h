@@ -1,0 +1,66 @@
+/*
+ * helpers.h - shared scaffolding for the cmocka test programs: a scratch
+ * directory with files, directories and symlinks to grant and deny, and a
+ * few assertion helpers.
+ */
+#ifndef CAPFFI_TEST_HELPERS_H
+#define CAPFFI_TEST_HELPERS_H
+
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "capffi.h"
+
+/*
+ * A scratch tree, made fresh for each test that asks for it:
+ *   DIR/lib/a.so   DIR/lib/b.so   DIR/other/c.so
+ *   DIR/link-a -> lib/a.so        DIR/link-c -> other/c.so
+ */
+struct scratch {
+    char dir[PATH_MAX];
+    char lib[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+    char other[PATH_MAX], c[PATH_MAX];
+    char link_a[PATH_MAX], link_c[PATH_MAX];
+};
+
+void scratch_make(struct scratch *s);
+void scratch_remove(struct scratch *s);
+/* Write a small file at path (creating it). */
+void write_file(const char *path);
+/* snprintf into a PATH_MAX buffer, failing the test on truncation. */
+void pathf(char *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A context with the given flags and allow/deny lists (NULL-terminated). */
+capffi_ctx *ctx_with(uint32_t flags, const char *const *allow,
+                     const char *const *deny);
+
+/* Run cmocka with TAP output, so meson lists every case. */
+#define RUN_TESTS(name, tests)                                                \
+    (setenv("CMOCKA_MESSAGE_OUTPUT", "TAP", 0),                               \
+     cmocka_run_group_tests_name(name, tests, NULL, NULL))
+
+#define assert_ok(expr)                                                       \
+    do {                                                                      \
+        int rc_ = (expr);                                                     \
+        if (rc_ != 0)                                                         \
+            fail_msg("%s returned %s", #expr, capffi_err_name(rc_));          \
+    } while (0)
+
+#define assert_rc(expr, want)                                                 \
+    do {                                                                      \
+        int rc_ = (expr);                                                     \
+        if (rc_ != (want))                                                    \
+            fail_msg("%s returned %s, expected %s", #expr,                    \
+                     capffi_err_name(rc_), capffi_err_name(want));            \
+    } while (0)
+
+#endif
