@@ -11,6 +11,22 @@
 /* Allocations left before the one that fails; negative means "never". */
 static atomic_long fail_countdown = -1;
 static atomic_int fail_hit;
+/* Blocks handed out and not yet freed, for leak tests in any build. */
+static atomic_long live;
+
+long
+capffi__alloc_live(void)
+{
+    return atomic_load(&live);
+}
+
+static void *
+counted(void *p)
+{
+    if (p)
+        atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+    return p;
+}
 
 void
 capffi__alloc_fail_after(long n)
@@ -48,7 +64,7 @@ capffi__malloc(size_t n)
 {
     if (should_fail())
         return NULL;
-    return malloc(n ? n : 1);
+    return counted(malloc(n ? n : 1));
 }
 
 void *
@@ -56,7 +72,7 @@ capffi__calloc(size_t count, size_t size)
 {
     if (should_fail())
         return NULL;
-    return calloc(count ? count : 1, size ? size : 1);
+    return counted(calloc(count ? count : 1, size ? size : 1));
 }
 
 void *
@@ -64,12 +80,15 @@ capffi__realloc(void *p, size_t n)
 {
     if (should_fail())
         return NULL;
-    return realloc(p, n ? n : 1);
+    void *q = realloc(p, n ? n : 1);
+    return p ? q : counted(q);
 }
 
 void
 capffi__free(void *p)
 {
+    if (p)
+        atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
     free(p);
 }
 
@@ -88,12 +107,14 @@ capffi__secure_alloc(size_t n)
 {
     if (should_fail())
         return NULL;
-    return sodium_malloc(n);
+    return counted(sodium_malloc(n));
 }
 
 void
 capffi__secure_free(void *p)
 {
-    if (p)
+    if (p) {
+        atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
         sodium_free(p);
+    }
 }

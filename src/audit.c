@@ -144,8 +144,8 @@ capffi_audit_record(capffi_ctx *ctx, size_t capacity)
     struct capffi__rec *ring = NULL;
     if (capacity) {
         if (capacity > SIZE_MAX / sizeof *ring)
-            return capffi__fail(ctx, CAPFFI_EINVAL,
-                                "capacity %zu is too large", capacity);
+            return capffi__fail(ctx, CAPFFI_EINVAL, "capacity %zu is too large",
+                                capacity);
         ring = capffi__calloc(capacity, sizeof *ring);
         if (!ring)
             return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
@@ -241,13 +241,12 @@ put(struct out *o, const char *s, size_t n)
     o->len += n;
 }
 
-static void
-putf(struct out *o, const char *fmt, ...) CAPFFI__PRINTF(2, 3);
+static void putf(struct out *o, const char *fmt, ...) CAPFFI__PRINTF(2, 3);
 
 static void
 putf(struct out *o, const char *fmt, ...)
 {
-    char tmp[64];
+    char tmp[160];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
@@ -288,7 +287,10 @@ put_str(struct out *o, const char *s)
 {
     put(o, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        if (*p == '"' || *p == '\\') {
+        if (*p == '\n' || *p == '\t' || *p == '\r') {
+            put(o, *p == '\n' ? "\\n" : *p == '\t' ? "\\t" : "\\r", 2);
+            p++;
+        } else if (*p == '"' || *p == '\\') {
             put(o, "\\", 1);
             put(o, (const char *)p, 1);
             p++;
@@ -315,7 +317,7 @@ put_str(struct out *o, const char *s)
 size_t
 capffi_audit_format_json(char *buf, size_t cap, const capffi_event *ev)
 {
-    struct out o = {buf, cap, 0};
+    struct out o = { buf, cap, 0 };
     if (!ev) {
         if (cap)
             buf[0] = '\0';
@@ -328,8 +330,9 @@ capffi_audit_format_json(char *buf, size_t cap, const capffi_event *ev)
     put_str(&o, capffi_err_name(ev->status));
     putf(&o, ",\"reason\":");
     put_str(&o, capffi_reason_name(ev->reason));
-    putf(&o, ",\"token\":\"%016" PRIx64 "\",\"parent\":\"%016" PRIx64
-             "\",\"label\":",
+    putf(&o,
+         ",\"token\":\"%016" PRIx64 "\",\"parent\":\"%016" PRIx64
+         "\",\"label\":",
          ev->token_id, ev->parent_id);
     put_str(&o, ev->label ? ev->label : "");
     putf(&o, ",\"rights\":%" PRIu32 ",\"target\":", ev->rights);
@@ -373,10 +376,9 @@ capffi_audit_write_jsonl(const capffi_ctx *ctx, FILE *f)
     if (!rc && fflush(f) != 0)
         rc = CAPFFI_EBUSY;
     if (rc)
-        return capffi__fail((capffi_ctx *)ctx, rc,
-                            "writing the audit trail failed: %s",
-                            rc == CAPFFI_ENOMEM ? "out of memory"
-                                                : strerror(errno));
+        return capffi__fail(
+            (capffi_ctx *)ctx, rc, "writing the audit trail failed: %s",
+            rc == CAPFFI_ENOMEM ? "out of memory" : strerror(errno));
     return CAPFFI_OK;
 }
 
@@ -384,8 +386,8 @@ const char *
 capffi_op_name(capffi_op op)
 {
     switch (op) {
-#define OP_CASE(name, text)                                                   \
-    case CAPFFI_OP_##name:                                                    \
+#define OP_CASE(name, text)                                                    \
+    case CAPFFI_OP_##name:                                                     \
         return text;
         CAPFFI_OP_MAP(OP_CASE)
 #undef OP_CASE
@@ -400,8 +402,8 @@ const char *
 capffi_reason_name(capffi_reason reason)
 {
     switch (reason) {
-#define REASON_CASE(name, text)                                               \
-    case CAPFFI_REASON_##name:                                                \
+#define REASON_CASE(name, text)                                                \
+    case CAPFFI_REASON_##name:                                                 \
         return text;
         CAPFFI_REASON_MAP(REASON_CASE)
 #undef REASON_CASE

@@ -38,11 +38,10 @@ struct capffi__who {
  * detail is formatted only when someone listens. Never fails (a recorder
  * that cannot copy the strings stores them empty). Any thread.
  */
-CAPFFI__HIDDEN void capffi__audit_emit(capffi_ctx *ctx, capffi_op op,
-                                       int status, capffi_reason reason,
-                                       const struct capffi__who *who,
-                                       uint32_t rights, const char *target,
-                                       const char *fmt, ...)
+CAPFFI__HIDDEN void
+capffi__audit_emit(capffi_ctx *ctx, capffi_op op, int status,
+                   capffi_reason reason, const struct capffi__who *who,
+                   uint32_t rights, const char *target, const char *fmt, ...)
     CAPFFI__PRINTF(8, 9);
 
 /* True when an event would be delivered somewhere. */

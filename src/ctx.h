@@ -14,8 +14,8 @@ struct capffi__tok;
 
 struct capffi_ctx {
     pthread_t owner;
-    uint64_t serial;      /* process-unique, never reused */
-    uint8_t instance[16]; /* random per context */
+    uint64_t serial;       /* process-unique, never reused */
+    uint8_t instance[16];  /* random per context */
     unsigned char *secret; /* token MAC key: guarded, no-access at rest */
 
     struct capffi__perm perm;

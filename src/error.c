@@ -18,8 +18,8 @@ const char *
 capffi_strerror(int code)
 {
     switch (code) {
-#define MSG_CASE(name, value, msg)                                            \
-    case value:                                                               \
+#define MSG_CASE(name, value, msg)                                             \
+    case value:                                                                \
         return msg;
         CAPFFI_ERRNO_MAP(MSG_CASE)
 #undef MSG_CASE
@@ -32,8 +32,8 @@ const char *
 capffi_err_name(int code)
 {
     switch (code) {
-#define NAME_CASE(name, value, msg)                                           \
-    case value:                                                               \
+#define NAME_CASE(name, value, msg)                                            \
+    case value:                                                                \
         return "CAPFFI_" #name;
         CAPFFI_ERRNO_MAP(NAME_CASE)
 #undef NAME_CASE

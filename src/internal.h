@@ -48,6 +48,8 @@ CAPFFI__HIDDEN void capffi__secure_free(void *p);
 CAPFFI__HIDDEN void capffi__alloc_fail_after(long n);
 /* Test hook: 1 if the hook made an allocation fail since it was armed. */
 CAPFFI__HIDDEN int capffi__alloc_failed(void);
+/* Test hook: blocks allocated through these functions and not yet freed. */
+CAPFFI__HIDDEN long capffi__alloc_live(void);
 
 /* ---- uthash ----------------------------------------------------------- */
 
@@ -67,8 +69,8 @@ CAPFFI__HIDDEN int capffi__alloc_failed(void);
  * a failing path reads `return capffi__fail(ctx, CAPFFI_EINVAL, "...")`.
  * ctx may be NULL (the thread's own buffer is used).
  */
-CAPFFI__HIDDEN int capffi__fail(capffi_ctx *ctx, int code, const char *fmt,
-                                ...) CAPFFI__PRINTF(3, 4);
+CAPFFI__HIDDEN int capffi__fail(capffi_ctx *ctx, int code, const char *fmt, ...)
+    CAPFFI__PRINTF(3, 4);
 CAPFFI__HIDDEN int capffi__vfail(capffi_ctx *ctx, int code, const char *fmt,
                                  va_list ap) CAPFFI__PRINTF(3, 0);
 

@@ -28,14 +28,14 @@ capffi__path_validate(capffi_ctx *ctx, const char *path, const char *what)
         return capffi__fail(ctx, CAPFFI_EINVAL, "%s is empty", what);
     size_t n = strnlen(path, PATH_MAX);
     if (n >= PATH_MAX)
-        return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "%s is longer than %d bytes", what, PATH_MAX - 1);
+        return capffi__fail(ctx, CAPFFI_EINVAL, "%s is longer than %d bytes",
+                            what, PATH_MAX - 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)path[i];
         if (c < 0x20 || c == 0x7f)
             return capffi__fail(ctx, CAPFFI_EINVAL,
-                                "%s has a control character at byte %zu",
-                                what, i);
+                                "%s has a control character at byte %zu", what,
+                                i);
     }
     return CAPFFI_OK;
 }
@@ -110,8 +110,7 @@ capffi__file_resolve(capffi_ctx *ctx, struct capffi__file *out,
     char canon[PATH_MAX];
     if (!realpath(path, canon)) {
         int e = errno;
-        return capffi__fail(ctx,
-                            e == ENOMEM ? CAPFFI_ENOMEM : CAPFFI_ENOTFOUND,
+        return capffi__fail(ctx, e == ENOMEM ? CAPFFI_ENOMEM : CAPFFI_ENOTFOUND,
                             "cannot resolve '%s': %s", path, strerror(e));
     }
     struct stat st;
@@ -190,8 +189,7 @@ ent_release(struct capffi__pathent *e)
 
 static int
 ent_fill(struct capffi__pathent *e, const char *canon, struct capffi__fid id,
-         bool dir, bool special, const struct capffi__fid *anc,
-         size_t n_anc)
+         bool dir, bool special, const struct capffi__fid *anc, size_t n_anc)
 {
     memset(e, 0, sizeof *e);
     e->canon = capffi__strdup(canon);
@@ -323,11 +321,11 @@ capffi__pathset_digest(const struct capffi__pathset *s, uint8_t out[32])
 {
     /* Lane-wise sum of per-entry hashes: independent of order, and only
      * ever used as MAC input. */
-    uint64_t lane[4] = {0, 0, 0, 0};
+    uint64_t lane[4] = { 0, 0, 0, 0 };
     for (size_t i = 0; s && i < s->n; i++) {
         const struct capffi__pathent *e = &s->ent[i];
-        uint64_t in[3] = {(uint64_t)e->id.dev, (uint64_t)e->id.ino,
-                          (uint64_t)e->dir};
+        uint64_t in[3] = { (uint64_t)e->id.dev, (uint64_t)e->id.ino,
+                           (uint64_t)e->dir };
         uint64_t h[4];
         crypto_generichash((unsigned char *)h, sizeof h,
                            (const unsigned char *)in, sizeof in, NULL, 0);

@@ -23,11 +23,11 @@ struct capffi__fid {
 
 /* A resolved path. */
 struct capffi__file {
-    char *canon;   /* absolute, no symlinks; owned */
+    char *canon; /* absolute, no symlinks; owned */
     struct capffi__fid id;
     bool dir;
-    bool special;  /* under /proc, /dev or /sys, or on such a file system */
-    size_t n_anc;  /* ancestors, parent first, "/" last */
+    bool special; /* under /proc, /dev or /sys, or on such a file system */
+    size_t n_anc; /* ancestors, parent first, "/" last */
     struct capffi__fid anc[CAPFFI__PATH_DEPTH];
 };
 
@@ -63,7 +63,7 @@ struct capffi__pathent {
     struct capffi__fid id;
     bool dir;
     bool special;
-    char *canon;             /* for messages and audit; owned */
+    char *canon; /* for messages and audit; owned */
     size_t n_anc;
     struct capffi__fid *anc; /* ancestors, parent first; owned */
 };
@@ -91,8 +91,8 @@ CAPFFI__HIDDEN int capffi__pathset_add(struct capffi__pathset *s,
 
 /*
  * The most specific (deepest) entry that covers f: the same identity, or a
- * directory that is one of f's ancestors. A special file (/proc, /dev, /sys) is covered only by
- * a special entry. NULL when none does; s may be NULL.
+ * directory that is one of f's ancestors. A special file (/proc, /dev, /sys) is
+ * covered only by a special entry. NULL when none does; s may be NULL.
  */
 CAPFFI__HIDDEN const struct capffi__pathent *
 capffi__pathset_covers(const struct capffi__pathset *s,

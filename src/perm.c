@@ -19,16 +19,14 @@ resolve_list(capffi_ctx *ctx, struct capffi__pathset *set,
 {
     if (n && !paths)
         return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "options.%s is NULL but its count is %zu", what,
-                            n);
+                            "options.%s is NULL but its count is %zu", what, n);
     for (size_t i = 0; i < n; i++) {
         struct capffi__file f;
         int rc = capffi__file_resolve(ctx, &f, paths[i]);
         if (rc) {
             char inner[CAPFFI__MSG_MAX];
             snprintf(inner, sizeof inner, "%s", capffi_ctx_errmsg(ctx));
-            return capffi__fail(ctx, rc, "options.%s[%zu]: %s", what, i,
-                                inner);
+            return capffi__fail(ctx, rc, "options.%s[%zu]: %s", what, i, inner);
         }
         rc = capffi__pathset_add(set, &f);
         capffi__file_release(&f);
@@ -83,8 +81,7 @@ capffi__perm_rights(const struct capffi__perm *p)
         return CAPFFI_RIGHTS_ALL;
     if (p->allow && p->allow->n)
         return CAPFFI_RIGHT_DLOPEN |
-               ((p->flags & CAPFFI_OPT_PATHS_ONLY) ? 0
-                                                   : CAPFFI_RIGHTS_NONPATH);
+               ((p->flags & CAPFFI_OPT_PATHS_ONLY) ? 0 : CAPFFI_RIGHTS_NONPATH);
     return 0;
 }
 

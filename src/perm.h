@@ -27,8 +27,7 @@ CAPFFI__HIDDEN void capffi__perm_fini(struct capffi__perm *p);
 CAPFFI__HIDDEN uint32_t capffi__perm_rights(const struct capffi__perm *p);
 
 /* The state of a resolved file (NULL: unscoped) right now. */
-CAPFFI__HIDDEN capffi_perm_state
-capffi__perm_state_of(const struct capffi__perm *p,
-                      const struct capffi__file *f);
+CAPFFI__HIDDEN capffi_perm_state capffi__perm_state_of(
+    const struct capffi__perm *p, const struct capffi__file *f);
 
 #endif

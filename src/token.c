@@ -120,7 +120,7 @@ reg_is_foreign(const capffi_token *tok, uint64_t serial)
 struct capffi__who
 capffi__token_who(const struct capffi__tok *t)
 {
-    struct capffi__who w = {0, 0, ""};
+    struct capffi__who w = { 0, 0, "" };
     if (t) {
         w.token_id = t->id;
         w.parent_id = t->parent ? t->parent->id : 0;
@@ -132,17 +132,16 @@ capffi__token_who(const struct capffi__tok *t)
 static void
 rights_text(char *buf, size_t cap, uint32_t rights)
 {
-    static const char *const names[] = {"dlopen",  "dlopen_global",
-                                        "callback", "pointer",
-                                        "read",     "write",
-                                        "fnptr"};
+    static const char *const names[] = { "dlopen",  "dlopen_global", "callback",
+                                         "pointer", "read",          "write",
+                                         "fnptr" };
     size_t used = 0;
     buf[0] = '\0';
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (!(rights & (1u << i)))
             continue;
-        int n = snprintf(buf + used, cap - used, "%s%s", used ? "," : "",
-                         names[i]);
+        int n =
+            snprintf(buf + used, cap - used, "%s%s", used ? "," : "", names[i]);
         if (n < 0 || (size_t)n >= cap - used)
             break;
         used += (size_t)n;
@@ -174,8 +173,8 @@ validate_label(capffi_ctx *ctx, const char *label)
     if (n == 0)
         return capffi__fail(ctx, CAPFFI_EINVAL, "label is empty");
     if (n > CAPFFI_LABEL_MAX)
-        return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "label is longer than %d bytes", CAPFFI_LABEL_MAX);
+        return capffi__fail(ctx, CAPFFI_EINVAL, "label is longer than %d bytes",
+                            CAPFFI_LABEL_MAX);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)label[i];
         if (c < 0x20 || c >= 0x7f)
@@ -313,8 +312,7 @@ unknown_token(capffi_ctx *ctx, const capffi_token *tok, capffi_reason *why)
     if (reg_is_foreign(tok, ctx->serial)) {
         *why = CAPFFI_REASON_FOREIGN;
         return capffi__fail(ctx, CAPFFI_ETOKEN,
-                            "token %016" PRIx64
-                            " belongs to another context",
+                            "token %016" PRIx64 " belongs to another context",
                             tok->id);
     }
     *why = CAPFFI_REASON_FORGED;
@@ -570,8 +568,7 @@ snapshot_deny(const struct capffi__perm *p)
         f.id = e->id;
         f.dir = e->dir;
         f.special = e->special;
-        f.n_anc = e->n_anc < CAPFFI__PATH_DEPTH ? e->n_anc
-                                                : CAPFFI__PATH_DEPTH;
+        f.n_anc = e->n_anc < CAPFFI__PATH_DEPTH ? e->n_anc : CAPFFI__PATH_DEPTH;
         memcpy(f.anc, e->anc, f.n_anc * sizeof *f.anc);
         if (capffi__pathset_add(d, &f)) {
             capffi__pathset_unref(d);
@@ -635,8 +632,7 @@ capffi_token_new(capffi_token *out, capffi_ctx *ctx, const char *label,
         rights_text(rtext, sizeof rtext, scope->rights & ~granted);
         why = CAPFFI_REASON_WIDEN;
         rc = capffi__fail(ctx, CAPFFI_EPERM,
-                          "right(s) %s are not granted to this context",
-                          rtext);
+                          "right(s) %s are not granted to this context", rtext);
         goto done;
     }
 
@@ -645,8 +641,7 @@ capffi_token_new(capffi_token *out, capffi_ctx *ctx, const char *label,
     proto.rights = scope->rights ? scope->rights : granted;
     proto.uses_left = scope->max_uses ? scope->max_uses : UINT64_MAX;
     proto.expires_ns =
-        scope->ttl_ms ? capffi__now_ns() + (int64_t)scope->ttl_ms * 1000000
-                      : 0;
+        scope->ttl_ms ? capffi__now_ns() + (int64_t)scope->ttl_ms * 1000000 : 0;
     if (scope->paths || scope->n_paths) {
         rc = scope_paths(ctx, scope, perm_allows, p, &proto.paths, &why);
         if (rc)
@@ -766,8 +761,8 @@ capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
     proto.deny = capffi__pathset_ref(pt->deny);
     rc = mint(ctx, &proto, out, &made);
     if (rc)
-        why = rc == CAPFFI_EREVOKED ? CAPFFI_REASON_REVOKED
-                                    : CAPFFI_REASON_NOMEM;
+        why =
+            rc == CAPFFI_EREVOKED ? CAPFFI_REASON_REVOKED : CAPFFI_REASON_NOMEM;
 
 done:;
     struct capffi__who who = capffi__token_who(made);
@@ -840,12 +835,12 @@ capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
     if (!path)
-        return capffi__token_use(ctx, tok, rights, NULL,
-                                 CAPFFI_OP_TOKEN_CHECK, NULL, NULL);
+        return capffi__token_use(ctx, tok, rights, NULL, CAPFFI_OP_TOKEN_CHECK,
+                                 NULL, NULL);
     struct capffi__file f;
     int rc = capffi__file_resolve(ctx, &f, path);
     if (rc) {
-        struct capffi__who who = {tok ? tok->id : 0, 0, ""};
+        struct capffi__who who = { tok ? tok->id : 0, 0, "" };
         capffi__audit_emit(ctx, CAPFFI_OP_TOKEN_CHECK, rc,
                            rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM
                                                : CAPFFI_REASON_INVALID,

@@ -66,7 +66,8 @@ CAPFFI__HIDDEN void capffi__token_detach(capffi_ctx *ctx,
                                          struct capffi__res *r);
 
 /* The who-field of audit events for an entry (NULL: none). */
-CAPFFI__HIDDEN struct capffi__who capffi__token_who(const struct capffi__tok *t);
+CAPFFI__HIDDEN struct capffi__who
+capffi__token_who(const struct capffi__tok *t);
 
 /* Free every token of ctx (capffi_ctx_free). */
 CAPFFI__HIDDEN void capffi__token_free_all(capffi_ctx *ctx);

@@ -44,23 +44,23 @@ capffi_ctx *ctx_with(uint32_t flags, const char *const *allow,
                      const char *const *deny);
 
 /* Run cmocka with TAP output, so meson lists every case. */
-#define RUN_TESTS(name, tests)                                                \
-    (setenv("CMOCKA_MESSAGE_OUTPUT", "TAP", 0),                               \
+#define RUN_TESTS(name, tests)                                                 \
+    (setenv("CMOCKA_MESSAGE_OUTPUT", "TAP", 0),                                \
      cmocka_run_group_tests_name(name, tests, NULL, NULL))
 
-#define assert_ok(expr)                                                       \
-    do {                                                                      \
-        int rc_ = (expr);                                                     \
-        if (rc_ != 0)                                                         \
-            fail_msg("%s returned %s", #expr, capffi_err_name(rc_));          \
+#define assert_ok(expr)                                                        \
+    do {                                                                       \
+        int rc_ = (expr);                                                      \
+        if (rc_ != 0)                                                          \
+            fail_msg("%s returned %s", #expr, capffi_err_name(rc_));           \
     } while (0)
 
-#define assert_rc(expr, want)                                                 \
-    do {                                                                      \
-        int rc_ = (expr);                                                     \
-        if (rc_ != (want))                                                    \
-            fail_msg("%s returned %s, expected %s", #expr,                    \
-                     capffi_err_name(rc_), capffi_err_name(want));            \
+#define assert_rc(expr, want)                                                  \
+    do {                                                                       \
+        int rc_ = (expr);                                                      \
+        if (rc_ != (want))                                                     \
+            fail_msg("%s returned %s, expected %s", #expr,                     \
+                     capffi_err_name(rc_), capffi_err_name(want));             \
     } while (0)
 
 #endif

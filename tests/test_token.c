@@ -37,7 +37,7 @@ teardown(void **state)
 static void
 sleep_ms(long ms)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
     nanosleep(&ts, NULL);
 }
 
@@ -71,9 +71,9 @@ token_new_rejects_bad_labels(void **state)
     longl[CAPFFI_LABEL_MAX] = '\0';
     assert_ok(capffi_token_new(&t, f->ctx, longl, NULL));
     /* Each refusal was audited. */
-    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_TOKEN_NEW,
-                                        CAPFFI_EINVAL, NULL),
-                     4);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_TOKEN_NEW, CAPFFI_EINVAL, NULL),
+        4);
 }
 
 static void
@@ -94,7 +94,7 @@ token_new_rejects_bad_arguments(void **state)
     sc.label = "x";
     assert_rc(capffi_token_new(&t, f->ctx, "m", &sc), CAPFFI_EINVAL);
     sc.label = NULL;
-    const char *missing[] = {"/nonexistent/capffi/lib.so"};
+    const char *missing[] = { "/nonexistent/capffi/lib.so" };
     sc.paths = missing;
     sc.n_paths = 1;
     assert_rc(capffi_token_new(&t, f->ctx, "m", &sc), CAPFFI_ENOTFOUND);
@@ -124,7 +124,7 @@ static void
 token_snapshot_keeps_path_scope(void **state)
 {
     struct fx *f = *state;
-    const char *allow[] = {f->s.lib, NULL};
+    const char *allow[] = { f->s.lib, NULL };
     capffi_ctx *ctx = ctx_with(0, allow, NULL);
     capffi_token t;
     capffi_perm_state st;
@@ -141,7 +141,7 @@ static void
 token_path_grants_carry_nonpath_rights(void **state)
 {
     struct fx *f = *state;
-    const char *allow[] = {f->s.a, NULL};
+    const char *allow[] = { f->s.a, NULL };
     capffi_ctx *ctx = ctx_with(0, allow, NULL);
     capffi_token t;
     capffi_token_desc d;
@@ -190,14 +190,13 @@ token_scope_limits_paths(void **state)
     struct fx *f = *state;
     capffi_token t;
     capffi_scope sc;
-    const char *paths[] = {f->s.a};
+    const char *paths[] = { f->s.a };
     memset(&sc, 0, sizeof sc);
     sc.paths = paths;
     sc.n_paths = 1;
     assert_ok(capffi_token_new(&t, f->ctx, "a-only", &sc));
     assert_ok(capffi_token_check(f->ctx, &t, CAPFFI_RIGHT_DLOPEN, f->s.a));
-    assert_ok(
-        capffi_token_check(f->ctx, &t, CAPFFI_RIGHT_DLOPEN, f->s.link_a));
+    assert_ok(capffi_token_check(f->ctx, &t, CAPFFI_RIGHT_DLOPEN, f->s.link_a));
     assert_rc(capffi_token_check(f->ctx, &t, CAPFFI_RIGHT_DLOPEN, f->s.b),
               CAPFFI_EPERM);
     assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "not in the scope"));
@@ -216,7 +215,7 @@ token_attenuate_narrows(void **state)
     assert_ok(capffi_token_new(&p, f->ctx, "parent", NULL));
     memset(&sc, 0, sizeof sc);
     sc.rights = CAPFFI_RIGHT_CALLBACK | CAPFFI_RIGHT_DLOPEN;
-    const char *paths[] = {f->s.lib};
+    const char *paths[] = { f->s.lib };
     sc.paths = paths;
     sc.n_paths = 1;
     sc.label = "plugin";
@@ -247,7 +246,7 @@ token_attenuate_refuses_widening(void **state)
     capffi_token p, c, g;
     capffi_scope sc;
     memset(&sc, 0, sizeof sc);
-    const char *lib[] = {f->s.lib};
+    const char *lib[] = { f->s.lib };
     sc.rights = CAPFFI_RIGHT_DLOPEN;
     sc.paths = lib;
     sc.n_paths = 1;
@@ -257,20 +256,20 @@ token_attenuate_refuses_widening(void **state)
     assert_rc(capffi_token_attenuate(&c, f->ctx, &p, &sc), CAPFFI_EPERM);
     assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "write"));
     assert_int_equal(c.id, 0);
-    const char *outside[] = {f->s.c};
+    const char *outside[] = { f->s.c };
     memset(&sc, 0, sizeof sc);
     sc.paths = outside;
     sc.n_paths = 1;
     assert_rc(capffi_token_attenuate(&c, f->ctx, &p, &sc), CAPFFI_EPERM);
     /* The parent directory of the scope is wider than the scope. */
-    const char *up[] = {f->s.dir};
+    const char *up[] = { f->s.dir };
     sc.paths = up;
     assert_rc(capffi_token_attenuate(&c, f->ctx, &p, &sc), CAPFFI_EPERM);
     /* A file inside is fine, and its child cannot go back up. */
-    const char *inside[] = {f->s.a};
+    const char *inside[] = { f->s.a };
     sc.paths = inside;
     assert_ok(capffi_token_attenuate(&c, f->ctx, &p, &sc));
-    const char *sibling[] = {f->s.b};
+    const char *sibling[] = { f->s.b };
     sc.paths = sibling;
     assert_rc(capffi_token_attenuate(&g, f->ctx, &c, &sc), CAPFFI_EPERM);
     assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_TOKEN_ATTENUATE,
@@ -287,8 +286,7 @@ token_attenuate_depth_is_bounded(void **state)
     for (int i = 0; i < CAPFFI_TOKEN_DEPTH_MAX; i++)
         assert_ok(capffi_token_attenuate(&t, f->ctx, &t, NULL));
     capffi_token deeper;
-    assert_rc(capffi_token_attenuate(&deeper, f->ctx, &t, NULL),
-              CAPFFI_EPERM);
+    assert_rc(capffi_token_attenuate(&deeper, f->ctx, &t, NULL), CAPFFI_EPERM);
     assert_ok(capffi_token_check(f->ctx, &t, CAPFFI_RIGHT_READ, NULL));
 }
 
@@ -310,8 +308,7 @@ token_revoke_cascades_three_levels(void **state)
     assert_ok(capffi_token_check(f->ctx, &b, 0, NULL));
     /* Revoked tokens cannot make children. */
     capffi_token x;
-    assert_rc(capffi_token_attenuate(&x, f->ctx, &a11, NULL),
-              CAPFFI_EREVOKED);
+    assert_rc(capffi_token_attenuate(&x, f->ctx, &a11, NULL), CAPFFI_EREVOKED);
     /* Idempotent, and described as revoked. */
     assert_ok(capffi_token_revoke(f->ctx, &a));
     capffi_token_desc d;
@@ -319,9 +316,8 @@ token_revoke_cascades_three_levels(void **state)
     assert_true(d.revoked);
     assert_ok(capffi_token_revoke(f->ctx, &root));
     assert_rc(capffi_token_check(f->ctx, &b, 0, NULL), CAPFFI_EREVOKED);
-    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_TOKEN_REVOKE, 0,
-                                        NULL),
-                     3);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_TOKEN_REVOKE, 0, NULL), 3);
 }
 
 static void
@@ -399,7 +395,7 @@ static void
 token_revoke_from_another_thread(void **state)
 {
     struct fx *f = *state;
-    struct revoker r = {f->ctx, {0, {0}}, -99};
+    struct revoker r = { f->ctx, { 0, { 0 } }, -99 };
     capffi_token c;
     assert_ok(capffi_token_new(&r.tok, f->ctx, "t", NULL));
     assert_ok(capffi_token_attenuate(&c, f->ctx, &r.tok, NULL));

@@ -25,24 +25,24 @@
 CAPFFI_BEGIN_DECLS
 
 /* X(name, text) - appended to, never renumbered. */
-#define CAPFFI_OP_MAP(X)                                                      \
-    X(TOKEN_NEW, "token.new")                                                 \
-    X(TOKEN_ATTENUATE, "token.attenuate")                                     \
-    X(TOKEN_REVOKE, "token.revoke")                                           \
-    X(TOKEN_CHECK, "token.check")                                             \
-    X(PERM_QUERY, "perm.query")                                               \
-    X(PERM_REQUEST, "perm.request")                                           \
-    X(PERM_REVOKE, "perm.revoke")                                             \
-    X(LIB_OPEN, "lib.open")                                                   \
-    X(LIB_BIND, "lib.bind")                                                   \
-    X(LIB_CLOSE, "lib.close")                                                 \
-    X(FN_FROM_PTR, "fn.from_ptr")                                             \
-    X(FN_CALL, "fn.call")                                                     \
-    X(CB_NEW, "cb.new")                                                       \
-    X(CB_INVOKE, "cb.invoke")                                                 \
-    X(PTR_OF, "ptr.of")                                                       \
-    X(PTR_FROM_ADDR, "ptr.from_addr")                                         \
-    X(VIEW_NEW, "view.new")                                                   \
+#define CAPFFI_OP_MAP(X)                                                       \
+    X(TOKEN_NEW, "token.new")                                                  \
+    X(TOKEN_ATTENUATE, "token.attenuate")                                      \
+    X(TOKEN_REVOKE, "token.revoke")                                            \
+    X(TOKEN_CHECK, "token.check")                                              \
+    X(PERM_QUERY, "perm.query")                                                \
+    X(PERM_REQUEST, "perm.request")                                            \
+    X(PERM_REVOKE, "perm.revoke")                                              \
+    X(LIB_OPEN, "lib.open")                                                    \
+    X(LIB_BIND, "lib.bind")                                                    \
+    X(LIB_CLOSE, "lib.close")                                                  \
+    X(FN_FROM_PTR, "fn.from_ptr")                                              \
+    X(FN_CALL, "fn.call")                                                      \
+    X(CB_NEW, "cb.new")                                                        \
+    X(CB_INVOKE, "cb.invoke")                                                  \
+    X(PTR_OF, "ptr.of")                                                        \
+    X(PTR_FROM_ADDR, "ptr.from_addr")                                          \
+    X(VIEW_NEW, "view.new")                                                    \
     X(VIEW_ACCESS, "view.access")
 
 /** What an event is about. */
@@ -55,22 +55,22 @@ typedef enum capffi_op {
 } capffi_op;
 
 /* X(name, text) */
-#define CAPFFI_REASON_MAP(X)                                                  \
-    X(NONE, "none")                                                           \
-    X(FORGED, "forged")                                                       \
-    X(FOREIGN, "foreign")                                                     \
-    X(REVOKED, "revoked")                                                     \
-    X(EXPIRED, "expired")                                                     \
-    X(EXHAUSTED, "out of uses")                                               \
-    X(RIGHT, "missing right")                                                 \
-    X(PATH, "path not granted")                                               \
-    X(DENIED, "path denied")                                                  \
-    X(WIDEN, "widening")                                                      \
-    X(NO_GRANT, "not granted")                                                \
-    X(INVALID, "invalid input")                                               \
-    X(NOMEM, "out of memory")                                                 \
-    X(CLOSED, "closed")                                                       \
-    X(THREAD, "wrong thread")                                                 \
+#define CAPFFI_REASON_MAP(X)                                                   \
+    X(NONE, "none")                                                            \
+    X(FORGED, "forged")                                                        \
+    X(FOREIGN, "foreign")                                                      \
+    X(REVOKED, "revoked")                                                      \
+    X(EXPIRED, "expired")                                                      \
+    X(EXHAUSTED, "out of uses")                                                \
+    X(RIGHT, "missing right")                                                  \
+    X(PATH, "path not granted")                                                \
+    X(DENIED, "path denied")                                                   \
+    X(WIDEN, "widening")                                                       \
+    X(NO_GRANT, "not granted")                                                 \
+    X(INVALID, "invalid input")                                                \
+    X(NOMEM, "out of memory")                                                  \
+    X(CLOSED, "closed")                                                        \
+    X(THREAD, "wrong thread")                                                  \
     X(FAILED, "failed")
 
 /** Why a decision went the way it did. */
@@ -88,17 +88,17 @@ typedef enum capffi_reason {
  * One audit event. Valid only during the sink call; copy what you keep.
  */
 typedef struct capffi_event {
-    uint64_t seq;          /**< per-context sequence number, from 1 */
-    int64_t time_ns;       /**< CLOCK_REALTIME, nanoseconds */
-    capffi_op op;          /**< what was attempted */
-    int status;            /**< CAPFFI_OK if allowed, else the error */
-    capffi_reason reason;  /**< why; CAPFFI_REASON_NONE when allowed */
-    uint64_t token_id;     /**< the token used or made; 0 for none */
-    uint64_t parent_id;    /**< its parent, for attenuation; else 0 */
-    const char *label;     /**< the token's label; "" for none or unknown */
-    uint32_t rights;       /**< rights asked for (or held, for new tokens) */
-    const char *target;    /**< path, symbol or object; "" for none */
-    const char *detail;    /**< a human sentence; "" for none */
+    uint64_t seq;         /**< per-context sequence number, from 1 */
+    int64_t time_ns;      /**< CLOCK_REALTIME, nanoseconds */
+    capffi_op op;         /**< what was attempted */
+    int status;           /**< CAPFFI_OK if allowed, else the error */
+    capffi_reason reason; /**< why; CAPFFI_REASON_NONE when allowed */
+    uint64_t token_id;    /**< the token used or made; 0 for none */
+    uint64_t parent_id;   /**< its parent, for attenuation; else 0 */
+    const char *label;    /**< the token's label; "" for none or unknown */
+    uint32_t rights;      /**< rights asked for (or held, for new tokens) */
+    const char *target;   /**< path, symbol or object; "" for none */
+    const char *detail;   /**< a human sentence; "" for none */
 } capffi_event;
 
 /** The sink signature. */

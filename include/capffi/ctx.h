@@ -48,13 +48,13 @@ typedef capffi_perm_state (*capffi_prompt_fn)(void *payload, const char *path);
  * struct (or a NULL pointer) denies everything.
  */
 typedef struct capffi_options {
-    uint32_t flags;                  /**< CAPFFI_OPT_* */
-    const char *const *allow_paths;  /**< files or directories to grant */
-    size_t n_allow;                  /**< entries in allow_paths */
-    const char *const *deny_paths;   /**< files or directories to deny */
-    size_t n_deny;                   /**< entries in deny_paths */
-    capffi_prompt_fn prompt;         /**< NULL: requests are denied */
-    void *prompt_payload;            /**< passed to prompt */
+    uint32_t flags;                 /**< CAPFFI_OPT_* */
+    const char *const *allow_paths; /**< files or directories to grant */
+    size_t n_allow;                 /**< entries in allow_paths */
+    const char *const *deny_paths;  /**< files or directories to deny */
+    size_t n_deny;                  /**< entries in deny_paths */
+    capffi_prompt_fn prompt;        /**< NULL: requests are denied */
+    void *prompt_payload;           /**< passed to prompt */
 } capffi_options;
 
 /**

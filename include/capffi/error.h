@@ -13,23 +13,23 @@
 CAPFFI_BEGIN_DECLS
 
 /* X(name, value, message) */
-#define CAPFFI_ERRNO_MAP(X)                                                   \
-    X(OK, 0, "success")                                                       \
-    X(EINVAL, -1, "invalid argument")                                         \
-    X(ENOMEM, -2, "out of memory")                                            \
-    X(EPERM, -3, "permission denied")                                         \
-    X(ETOKEN, -4, "invalid token")                                            \
-    X(EREVOKED, -5, "token revoked, expired or used up")                      \
-    X(ENOTFOUND, -6, "not found")                                             \
-    X(ESIG, -7, "malformed signature")                                        \
-    X(ERANGE, -8, "value does not fit the declared type")                     \
-    X(EBOUNDS, -9, "access out of bounds")                                    \
-    X(EBUSY, -10, "resource busy")                                            \
-    X(ETYPE, -11, "wrong type")                                               \
-    X(ETHREAD, -12, "wrong thread")                                           \
-    X(ECLOSED, -13, "resource closed")                                        \
-    X(ECANCELED, -14, "operation canceled")                                   \
-    X(ETIMEDOUT, -15, "timed out")                                            \
+#define CAPFFI_ERRNO_MAP(X)                                                    \
+    X(OK, 0, "success")                                                        \
+    X(EINVAL, -1, "invalid argument")                                          \
+    X(ENOMEM, -2, "out of memory")                                             \
+    X(EPERM, -3, "permission denied")                                          \
+    X(ETOKEN, -4, "invalid token")                                             \
+    X(EREVOKED, -5, "token revoked, expired or used up")                       \
+    X(ENOTFOUND, -6, "not found")                                              \
+    X(ESIG, -7, "malformed signature")                                         \
+    X(ERANGE, -8, "value does not fit the declared type")                      \
+    X(EBOUNDS, -9, "access out of bounds")                                     \
+    X(EBUSY, -10, "resource busy")                                             \
+    X(ETYPE, -11, "wrong type")                                                \
+    X(ETHREAD, -12, "wrong thread")                                            \
+    X(ECLOSED, -13, "resource closed")                                         \
+    X(ECANCELED, -14, "operation canceled")                                    \
+    X(ETIMEDOUT, -15, "timed out")                                             \
     X(EDLOPEN, -16, "dynamic loader error")
 
 /** Error codes. */

@@ -41,8 +41,8 @@ CAPFFI_BEGIN_DECLS
 /** Every right. */
 #define CAPFFI_RIGHTS_ALL 0x7fu
 /** The rights that are not about library files. */
-#define CAPFFI_RIGHTS_NONPATH                                                 \
-    (CAPFFI_RIGHT_CALLBACK | CAPFFI_RIGHT_POINTER | CAPFFI_RIGHT_READ |       \
+#define CAPFFI_RIGHTS_NONPATH                                                  \
+    (CAPFFI_RIGHT_CALLBACK | CAPFFI_RIGHT_POINTER | CAPFFI_RIGHT_READ |        \
      CAPFFI_RIGHT_WRITE | CAPFFI_RIGHT_FNPTR)
 
 /** Longest label, in bytes, without the terminating NUL. */
