@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs the Debian 12 packages capffi needs to build and test, if any
+# are missing. Runs apt-get as root, or through sudo.
+# usage: scripts/deps.sh [extra packages...]
+set -eu
+
+packages="meson ninja-build pkg-config gcc g++ python3
+libffi-dev libsodium-dev uthash-dev libcmocka-dev
+zlib1g-dev libsqlite3-dev clang-format $*"
+
+missing=""
+for p in $packages; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -n "$missing" ] || exit 0
+
+echo "deps: installing$missing"
+if [ "$(id -u)" = 0 ]; then
+    run=""
+elif command -v sudo >/dev/null 2>&1; then
+    run="sudo"
+else
+    echo "deps: missing$missing; run this script as root" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$run apt-get update -qq
+# shellcheck disable=SC2086
+$run apt-get install -y -qq --no-install-recommends $missing >/dev/null
