@@ -128,6 +128,10 @@ capffi_audit_set_sink(capffi_ctx *ctx, capffi_audit_fn fn, void *payload)
 {
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "capffi_audit_set_sink called off the owner "
+                            "thread");
     pthread_mutex_lock(&ctx->audit.lock);
     ctx->audit.sink = fn;
     ctx->audit.payload = fn ? payload : NULL;
@@ -141,6 +145,9 @@ capffi_audit_record(capffi_ctx *ctx, size_t capacity)
 {
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "capffi_audit_record called off the owner thread");
     struct capffi__rec *ring = NULL;
     if (capacity) {
         if (capacity > SIZE_MAX / sizeof *ring)

@@ -280,15 +280,41 @@ capffi__pathset_add(struct capffi__pathset *s, const struct capffi__file *f)
     return CAPFFI_OK;
 }
 
+int
+capffi__pathset_add_entry(struct capffi__pathset *s,
+                          const struct capffi__pathent *e)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (fid_eq(s->ent[i].id, e->id))
+            return CAPFFI_OK;
+    if (reserve(s, s->n + 1))
+        return CAPFFI_ENOMEM;
+    if (ent_fill(&s->ent[s->n], e->canon, e->id, e->dir, e->special, e->anc,
+                 e->n_anc))
+        return CAPFFI_ENOMEM;
+    s->n++;
+    return CAPFFI_OK;
+}
+
+bool
+capffi__pathent_below(const struct capffi__pathent *e,
+                      const struct capffi__file *dir)
+{
+    for (size_t a = 0; dir->dir && a < e->n_anc; a++)
+        if (fid_eq(e->anc[a], dir->id))
+            return true;
+    return false;
+}
+
 const struct capffi__pathent *
 capffi__pathset_covers(const struct capffi__pathset *s,
-                       const struct capffi__file *f)
+                       const struct capffi__file *f, bool any_entry)
 {
     const struct capffi__pathent *best = NULL;
     for (size_t i = 0; s && i < s->n; i++) {
         const struct capffi__pathent *e = &s->ent[i];
         bool hit = fid_eq(e->id, f->id);
-        if (f->special && !e->special)
+        if (f->special && !e->special && !any_entry)
             continue;
         for (size_t a = 0; !hit && e->dir && a < f->n_anc; a++)
             hit = fid_eq(e->id, f->anc[a]);

@@ -89,14 +89,23 @@ CAPFFI__HIDDEN void capffi__pathset_unref(struct capffi__pathset *s);
 CAPFFI__HIDDEN int capffi__pathset_add(struct capffi__pathset *s,
                                        const struct capffi__file *f);
 
+/* Add a copy of entry e (a no-op when its identity is present). */
+CAPFFI__HIDDEN int capffi__pathset_add_entry(struct capffi__pathset *s,
+                                             const struct capffi__pathent *e);
+
+/* True when e lies strictly below the directory dir. */
+CAPFFI__HIDDEN bool capffi__pathent_below(const struct capffi__pathent *e,
+                                          const struct capffi__file *dir);
+
 /*
  * The most specific (deepest) entry that covers f: the same identity, or a
- * directory that is one of f's ancestors. A special file (/proc, /dev, /sys) is
- * covered only by a special entry. NULL when none does; s may be NULL.
+ * directory that is one of f's ancestors. Unless any_entry is set (deny
+ * lists), a special file (/proc, /dev, /sys) is covered only by a special
+ * entry. NULL when none does; s may be NULL.
  */
 CAPFFI__HIDDEN const struct capffi__pathent *
 capffi__pathset_covers(const struct capffi__pathset *s,
-                       const struct capffi__file *f);
+                       const struct capffi__file *f, bool any_entry);
 
 /* Remove every entry that is f or lies below f (when f is a directory);
  * f NULL removes every entry. */

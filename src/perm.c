@@ -1,17 +1,68 @@
 /*
- * perm.c - the context's FFI permission: grants from the options, and
- * Deno-style query, request and revoke.
- *
- * Precedence, for a resolved file: a deny entry always wins (L8); then the
- * most specific of the path grants and the withdrawals covering the file;
- * then unscoped FFI (CAPFFI_OPT_ALLOW_ALL or an unscoped request), which
- * never covers /proc, /dev or /sys (L4).
+ * perm.c - grants, and the context's FFI permission: grants from the
+ * options, and Deno-style query, request and revoke.
  */
 #include "perm.h"
 
 #include <string.h>
 
 #include "ctx.h"
+#include "token.h"
+
+enum capffi__verdict
+capffi__grants_judge(const struct capffi__grants *g,
+                     const struct capffi__file *f,
+                     const struct capffi__pathent **entry)
+{
+    const struct capffi__pathent *d = capffi__pathset_covers(g->deny, f, true);
+    if (entry)
+        *entry = d;
+    if (d)
+        return CAPFFI__DENIED;
+    const struct capffi__pathent *a =
+        capffi__pathset_covers(g->allow, f, false);
+    const struct capffi__pathent *w =
+        capffi__pathset_covers(g->withdrawn, f, true);
+    if (a && (!w || a->n_anc > w->n_anc))
+        return CAPFFI__GRANTED;
+    if (!w && g->all && !f->special)
+        return CAPFFI__GRANTED;
+    return CAPFFI__UNCOVERED;
+}
+
+int
+capffi__grants_snapshot(struct capffi__grants *out,
+                        const struct capffi__grants *src)
+{
+    out->all = src->all;
+    out->allow = capffi__pathset_copy(src->allow);
+    out->withdrawn = capffi__pathset_copy(src->withdrawn);
+    out->deny = capffi__pathset_ref(src->deny);
+    if (!out->allow || !out->withdrawn) {
+        capffi__grants_release(out);
+        return CAPFFI_ENOMEM;
+    }
+    return CAPFFI_OK;
+}
+
+void
+capffi__grants_share(struct capffi__grants *out,
+                     const struct capffi__grants *src)
+{
+    out->all = src->all;
+    out->allow = capffi__pathset_ref(src->allow);
+    out->withdrawn = capffi__pathset_ref(src->withdrawn);
+    out->deny = capffi__pathset_ref(src->deny);
+}
+
+void
+capffi__grants_release(struct capffi__grants *g)
+{
+    capffi__pathset_unref(g->allow);
+    capffi__pathset_unref(g->withdrawn);
+    capffi__pathset_unref(g->deny);
+    memset(g, 0, sizeof *g);
+}
 
 static int
 resolve_list(capffi_ctx *ctx, struct capffi__pathset *set,
@@ -49,18 +100,18 @@ capffi__perm_init(capffi_ctx *ctx, struct capffi__perm *p,
                             "options.flags has unknown bits 0x%x",
                             opts->flags & ~CAPFFI_OPT__ALL);
     p->flags = opts->flags;
-    p->all = (opts->flags & CAPFFI_OPT_ALLOW_ALL) != 0;
+    p->g.all = (opts->flags & CAPFFI_OPT_ALLOW_ALL) != 0;
     p->prompt = opts->prompt;
     p->prompt_payload = opts->prompt_payload;
-    p->allow = capffi__pathset_new();
-    p->deny = capffi__pathset_new();
-    p->withdrawn = capffi__pathset_new();
-    if (!p->allow || !p->deny || !p->withdrawn)
+    p->g.allow = capffi__pathset_new();
+    p->g.deny = capffi__pathset_new();
+    p->g.withdrawn = capffi__pathset_new();
+    if (!p->g.allow || !p->g.deny || !p->g.withdrawn)
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    int rc = resolve_list(ctx, p->allow, opts->allow_paths, opts->n_allow,
+    int rc = resolve_list(ctx, p->g.allow, opts->allow_paths, opts->n_allow,
                           "allow_paths");
     if (!rc)
-        rc = resolve_list(ctx, p->deny, opts->deny_paths, opts->n_deny,
+        rc = resolve_list(ctx, p->g.deny, opts->deny_paths, opts->n_deny,
                           "deny_paths");
     return rc;
 }
@@ -68,18 +119,16 @@ capffi__perm_init(capffi_ctx *ctx, struct capffi__perm *p,
 void
 capffi__perm_fini(struct capffi__perm *p)
 {
-    capffi__pathset_unref(p->allow);
-    capffi__pathset_unref(p->deny);
-    capffi__pathset_unref(p->withdrawn);
+    capffi__grants_release(&p->g);
     memset(p, 0, sizeof *p);
 }
 
 uint32_t
 capffi__perm_rights(const struct capffi__perm *p)
 {
-    if (p->all)
+    if (p->g.all)
         return CAPFFI_RIGHTS_ALL;
-    if (p->allow && p->allow->n)
+    if (p->g.allow && p->g.allow->n)
         return CAPFFI_RIGHT_DLOPEN |
                ((p->flags & CAPFFI_OPT_PATHS_ONLY) ? 0 : CAPFFI_RIGHTS_NONPATH);
     return 0;
@@ -96,16 +145,15 @@ capffi__perm_state_of(const struct capffi__perm *p,
                       const struct capffi__file *f)
 {
     if (!f)
-        return p->all ? CAPFFI_PERM_GRANTED : ungranted(p);
-    if (capffi__pathset_covers(p->deny, f))
+        return p->g.all ? CAPFFI_PERM_GRANTED : ungranted(p);
+    switch (capffi__grants_judge(&p->g, f, NULL)) {
+    case CAPFFI__GRANTED:
+        return CAPFFI_PERM_GRANTED;
+    case CAPFFI__DENIED:
         return CAPFFI_PERM_DENIED;
-    const struct capffi__pathent *a = capffi__pathset_covers(p->allow, f);
-    const struct capffi__pathent *w = capffi__pathset_covers(p->withdrawn, f);
-    if (a && (!w || a->n_anc > w->n_anc))
-        return CAPFFI_PERM_GRANTED;
-    if (!w && p->all && !f->special)
-        return CAPFFI_PERM_GRANTED;
-    return ungranted(p);
+    default:
+        return ungranted(p);
+    }
 }
 
 static const char *
@@ -158,8 +206,13 @@ capffi_perm_query(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
 {
     struct capffi__file f;
     bool have;
+    if (out)
+        *out = CAPFFI_PERM_DENIED;
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_PERM_QUERY,
+                                    "capffi_perm_query");
     int rc = begin(out, ctx, path, &f, &have);
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     if (!rc)
@@ -175,13 +228,13 @@ static int
 grant(capffi_ctx *ctx, struct capffi__perm *p, const struct capffi__file *f)
 {
     if (!f) {
-        p->all = true;
-        capffi__pathset_remove_under(p->withdrawn, NULL);
+        p->g.all = true;
+        capffi__pathset_remove_under(p->g.withdrawn, NULL);
         return CAPFFI_OK;
     }
-    if (capffi__pathset_add(p->allow, f))
+    if (capffi__pathset_add(p->g.allow, f))
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    capffi__pathset_remove_under(p->withdrawn, f);
+    capffi__pathset_remove_under(p->g.withdrawn, f);
     return CAPFFI_OK;
 }
 
@@ -191,8 +244,13 @@ capffi_perm_request(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
     struct capffi__file f;
     bool have;
     const char *how = "";
+    if (out)
+        *out = CAPFFI_PERM_DENIED;
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_PERM_REQUEST,
+                                    "capffi_perm_request");
     int rc = begin(out, ctx, path, &f, &have);
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     if (!rc) {
@@ -224,24 +282,29 @@ capffi_perm_revoke(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
 {
     struct capffi__file f;
     bool have;
+    if (out)
+        *out = CAPFFI_PERM_DENIED;
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_PERM_REVOKE,
+                                    "capffi_perm_revoke");
     int rc = begin(out, ctx, path, &f, &have);
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     struct capffi__perm *p = &ctx->perm;
     if (!rc && !have) {
-        p->all = false;
-        capffi__pathset_remove_under(p->allow, NULL);
-        capffi__pathset_remove_under(p->withdrawn, NULL);
+        p->g.all = false;
+        capffi__pathset_remove_under(p->g.allow, NULL);
+        capffi__pathset_remove_under(p->g.withdrawn, NULL);
     } else if (!rc) {
-        capffi__pathset_remove_under(p->allow, &f);
-        capffi__pathset_remove_under(p->withdrawn, &f);
+        capffi__pathset_remove_under(p->g.allow, &f);
+        capffi__pathset_remove_under(p->g.withdrawn, &f);
         if (capffi__perm_state_of(p, &f) == CAPFFI_PERM_GRANTED &&
-            capffi__pathset_add(p->withdrawn, &f)) {
+            capffi__pathset_add(p->g.withdrawn, &f)) {
             /* The withdrawal cannot be recorded: fail closed by
              * withdrawing everything. */
-            p->all = false;
-            capffi__pathset_remove_under(p->allow, NULL);
+            p->g.all = false;
+            capffi__pathset_remove_under(p->g.allow, NULL);
             rc = capffi__fail(ctx, CAPFFI_ENOMEM,
                               "out of memory; all FFI permission withdrawn");
         }

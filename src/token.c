@@ -195,7 +195,7 @@ compute_tag(capffi_ctx *ctx, struct capffi__tok *t)
         uint64_t id, parent_id, uses;
         int64_t expires;
         uint32_t rights, depth, all_paths;
-        uint8_t paths[32], deny[32];
+        uint8_t allow[32], withdrawn[32], deny[32];
         char label[CAPFFI_LABEL_MAX + 1];
     } in;
     memset(&in, 0, sizeof in);
@@ -208,9 +208,10 @@ compute_tag(capffi_ctx *ctx, struct capffi__tok *t)
     in.expires = t->expires_ns;
     in.rights = t->rights;
     in.depth = t->depth;
-    in.all_paths = t->all_paths;
-    capffi__pathset_digest(t->paths, in.paths);
-    capffi__pathset_digest(t->deny, in.deny);
+    in.all_paths = t->g.all;
+    capffi__pathset_digest(t->g.allow, in.allow);
+    capffi__pathset_digest(t->g.withdrawn, in.withdrawn);
+    capffi__pathset_digest(t->g.deny, in.deny);
     memcpy(in.label, t->label, sizeof in.label);
 
     /* The secret is readable only for the length of this computation. */
@@ -224,15 +225,14 @@ compute_tag(capffi_ctx *ctx, struct capffi__tok *t)
 static void
 entry_free(struct capffi__tok *t)
 {
-    capffi__pathset_unref(t->paths);
-    capffi__pathset_unref(t->deny);
+    capffi__grants_release(&t->g);
     capffi__free(t);
 }
 
 /*
  * Make an entry, give it a fresh id and tag, and link it into the table
- * (and under its parent). Takes ownership of the path-set references in
- * proto whether it succeeds or not.
+ * (and under its parent). Takes ownership of proto's grants whether it
+ * succeeds or not.
  */
 static int
 mint(capffi_ctx *ctx, struct capffi__tok *proto, capffi_token *out,
@@ -240,8 +240,7 @@ mint(capffi_ctx *ctx, struct capffi__tok *proto, capffi_token *out,
 {
     struct capffi__tok *t = capffi__malloc(sizeof *t);
     if (!t) {
-        capffi__pathset_unref(proto->paths);
-        capffi__pathset_unref(proto->deny);
+        capffi__grants_release(&proto->g);
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     }
     *t = *proto;
@@ -352,23 +351,23 @@ static int
 path_in_scope(capffi_ctx *ctx, const struct capffi__tok *t,
               const struct capffi__file *f, capffi_reason *why)
 {
-    const struct capffi__pathent *d = capffi__pathset_covers(t->deny, f);
-    if (d) {
+    const struct capffi__pathent *d;
+    switch (capffi__grants_judge(&t->g, f, &d)) {
+    case CAPFFI__GRANTED:
+        return CAPFFI_OK;
+    case CAPFFI__DENIED:
         *why = CAPFFI_REASON_DENIED;
         return capffi__fail(ctx, CAPFFI_EPERM, "'%s' is denied (by '%s')",
                             f->canon, d->canon);
+    default:
+        *why = CAPFFI_REASON_PATH;
+        return capffi__fail(ctx, CAPFFI_EPERM,
+                            f->special && t->g.all
+                                ? "'%s' is under /proc, /dev or /sys and "
+                                  "token '%s' has no grant naming it"
+                                : "'%s' is not in the scope of token '%s'",
+                            f->canon, t->label);
     }
-    if (t->all_paths && !f->special)
-        return CAPFFI_OK;
-    if (!t->all_paths && capffi__pathset_covers(t->paths, f))
-        return CAPFFI_OK;
-    *why = CAPFFI_REASON_PATH;
-    return capffi__fail(ctx, CAPFFI_EPERM,
-                        f->special && t->all_paths
-                            ? "'%s' is under /proc, /dev or /sys and token "
-                              "'%s' has no grant naming it"
-                            : "'%s' is not in the scope of token '%s'",
-                        f->canon, t->label);
 }
 
 static int
@@ -387,10 +386,16 @@ check_rights(capffi_ctx *ctx, const struct capffi__tok *t, uint32_t rights,
 
 /* ---- the internal interface ------------------------------------------- */
 
-int
-capffi__token_use(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
-                  const struct capffi__file *file, capffi_op op,
-                  const char *target, struct capffi__tok **out)
+/*
+ * The one verification: genuine, of this context, not stale, holding the
+ * rights, and (with a file) covering it. With consume, a success counts
+ * as a use. Denials are always audited; a success only for a consuming
+ * TOKEN_CHECK (other operations audit their own outcome).
+ */
+static int
+verify(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
+       const struct capffi__file *file, capffi_op op, const char *target,
+       bool consume, struct capffi__tok **out)
 {
     capffi_reason why = CAPFFI_REASON_NONE;
     struct capffi__tok *t = NULL;
@@ -421,14 +426,14 @@ capffi__token_use(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
         rc = check_rights(ctx, t, rights, &why);
     if (!rc && file)
         rc = path_in_scope(ctx, t, file, &why);
-    if (!rc)
+    if (!rc && consume)
         for (struct capffi__tok *a = t; a; a = a->parent)
             if (a->uses_left != UINT64_MAX)
                 a->uses_left--;
     pthread_mutex_unlock(&ctx->tok_lock);
 
 done:
-    if (rc || op == CAPFFI_OP_TOKEN_CHECK) {
+    if (rc || (consume && op == CAPFFI_OP_TOKEN_CHECK)) {
         struct capffi__who who = capffi__token_who(t);
         if (!t && tok)
             who.token_id = tok->id;
@@ -438,6 +443,31 @@ done:
     }
     if (!rc && out)
         *out = t;
+    return rc;
+}
+
+int
+capffi__token_peek(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
+                   capffi_op op, const char *target, struct capffi__tok **out)
+{
+    return verify(ctx, tok, rights, NULL, op, target, false, out);
+}
+
+int
+capffi__token_use(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
+                  const struct capffi__file *file, capffi_op op,
+                  const char *target, struct capffi__tok **out)
+{
+    return verify(ctx, tok, rights, file, op, target, true, out);
+}
+
+int
+capffi__wrong_thread(capffi_ctx *ctx, capffi_op op, const char *fn)
+{
+    int rc = capffi__fail(ctx, CAPFFI_ETHREAD,
+                          "%s called off the context's owner thread", fn);
+    capffi__audit_emit(ctx, op, rc, CAPFFI_REASON_THREAD, NULL, 0, fn, "%s",
+                       capffi_ctx_errmsg(ctx));
     return rc;
 }
 
@@ -487,95 +517,57 @@ capffi__token_free_all(capffi_ctx *ctx)
 /* ---- the public interface --------------------------------------------- */
 
 /*
- * Resolve the scope's paths and collect them into a new set, each checked
- * with `allowed`. On failure returns the error (message set) and, for a
- * path outside the source, CAPFFI_EPERM with *why = WIDEN.
+ * The grants of a token scoped to the given paths, out of src: each path
+ * must be granted by src (else CAPFFI_EPERM, *why = WIDEN). The new scope
+ * is those paths, plus src's own grants that lie below a requested
+ * directory, minus src's withdrawals and denials: never more than src.
  */
-typedef bool (*allowed_fn)(const void *src, const struct capffi__file *f);
-
 static int
-scope_paths(capffi_ctx *ctx, const capffi_scope *scope, allowed_fn allowed,
-            const void *src, struct capffi__pathset **out, capffi_reason *why)
+scope_grants(capffi_ctx *ctx, const capffi_scope *scope,
+             const struct capffi__grants *src, struct capffi__grants *out,
+             capffi_reason *why)
 {
-    *out = NULL;
+    memset(out, 0, sizeof *out);
     if (scope->n_paths && !scope->paths) {
         *why = CAPFFI_REASON_INVALID;
         return capffi__fail(ctx, CAPFFI_EINVAL,
                             "scope.paths is NULL but scope.n_paths is %zu",
                             scope->n_paths);
     }
-    struct capffi__pathset *set = capffi__pathset_new();
-    if (!set) {
-        *why = CAPFFI_REASON_NOMEM;
-        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < scope->n_paths; i++) {
+    out->allow = capffi__pathset_new();
+    out->withdrawn = capffi__pathset_copy(src->withdrawn);
+    out->deny = capffi__pathset_ref(src->deny);
+    int rc = CAPFFI_OK;
+    if (!out->allow || !out->withdrawn)
+        rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < scope->n_paths; i++) {
         struct capffi__file f;
-        int rc = capffi__file_resolve(ctx, &f, scope->paths[i]);
-        if (!rc && !allowed(src, &f)) {
+        rc = capffi__file_resolve(ctx, &f, scope->paths[i]);
+        if (rc)
+            break;
+        if (capffi__grants_judge(src, &f, NULL) != CAPFFI__GRANTED) {
             *why = CAPFFI_REASON_WIDEN;
             rc = capffi__fail(ctx, CAPFFI_EPERM,
                               "scope path '%s' is not granted to the source",
                               f.canon);
-        } else if (!rc && capffi__pathset_add(set, &f)) {
-            *why = CAPFFI_REASON_NOMEM;
+        } else if (capffi__pathset_add(out->allow, &f)) {
             rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-        } else if (rc) {
-            *why = rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM
-                                       : CAPFFI_REASON_INVALID;
+        }
+        for (size_t k = 0; !rc && k < src->allow->n; k++) {
+            const struct capffi__pathent *e = &src->allow->ent[k];
+            if (capffi__pathent_below(e, &f) &&
+                capffi__pathset_add_entry(out->allow, e))
+                rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
         }
         capffi__file_release(&f);
-        if (rc) {
-            capffi__pathset_unref(set);
-            return rc;
-        }
     }
-    *out = set;
-    return CAPFFI_OK;
-}
-
-static bool
-perm_allows(const void *src, const struct capffi__file *f)
-{
-    return capffi__perm_state_of(src, f) == CAPFFI_PERM_GRANTED;
-}
-
-static bool
-token_allows(const void *src, const struct capffi__file *f)
-{
-    const struct capffi__tok *t = src;
-    if (capffi__pathset_covers(t->deny, f))
-        return false;
-    if (t->all_paths)
-        return !f->special;
-    return capffi__pathset_covers(t->paths, f) != NULL;
-}
-
-/* The deny list a new token snapshots: the context's, plus withdrawals. */
-static struct capffi__pathset *
-snapshot_deny(const struct capffi__perm *p)
-{
-    if (!p->withdrawn || !p->withdrawn->n)
-        return capffi__pathset_ref(p->deny);
-    struct capffi__pathset *d = capffi__pathset_copy(p->deny);
-    if (!d)
-        return NULL;
-    for (size_t i = 0; i < p->withdrawn->n; i++) {
-        const struct capffi__pathent *e = &p->withdrawn->ent[i];
-        struct capffi__file f;
-        memset(&f, 0, sizeof f);
-        f.canon = e->canon;
-        f.id = e->id;
-        f.dir = e->dir;
-        f.special = e->special;
-        f.n_anc = e->n_anc < CAPFFI__PATH_DEPTH ? e->n_anc : CAPFFI__PATH_DEPTH;
-        memcpy(f.anc, e->anc, f.n_anc * sizeof *f.anc);
-        if (capffi__pathset_add(d, &f)) {
-            capffi__pathset_unref(d);
-            return NULL;
-        }
+    if (rc) {
+        if (*why != CAPFFI_REASON_WIDEN)
+            *why = rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM
+                                       : CAPFFI_REASON_INVALID;
+        capffi__grants_release(out);
     }
-    return d;
+    return rc;
 }
 
 static int
@@ -604,6 +596,9 @@ capffi_token_new(capffi_token *out, capffi_ctx *ctx, const char *label,
         memset(out, 0, sizeof *out);
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_TOKEN_NEW,
+                                    "capffi_token_new");
     if (!out) {
         rc = capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
         goto done;
@@ -643,18 +638,10 @@ capffi_token_new(capffi_token *out, capffi_ctx *ctx, const char *label,
     proto.expires_ns =
         scope->ttl_ms ? capffi__now_ns() + (int64_t)scope->ttl_ms * 1000000 : 0;
     if (scope->paths || scope->n_paths) {
-        rc = scope_paths(ctx, scope, perm_allows, p, &proto.paths, &why);
+        rc = scope_grants(ctx, scope, &p->g, &proto.g, &why);
         if (rc)
             goto done;
-    } else if (p->all) {
-        proto.all_paths = true;
-    } else {
-        proto.paths = capffi__pathset_copy(p->allow);
-    }
-    proto.deny = snapshot_deny(p);
-    if ((!proto.all_paths && !proto.paths) || !proto.deny) {
-        capffi__pathset_unref(proto.paths);
-        capffi__pathset_unref(proto.deny);
+    } else if (capffi__grants_snapshot(&proto.g, &p->g)) {
         why = CAPFFI_REASON_NOMEM;
         rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
         goto done;
@@ -663,7 +650,9 @@ capffi_token_new(capffi_token *out, capffi_ctx *ctx, const char *label,
     if (rc)
         why = CAPFFI_REASON_NOMEM;
 
-done:;
+done:
+    if (!capffi__audit_on(ctx))
+        return rc;
     struct capffi__who who = capffi__token_who(made);
     if (!made)
         who.label = label_ok(label) ? label : "";
@@ -695,6 +684,9 @@ capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
         memset(out, 0, sizeof *out);
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_TOKEN_ATTENUATE,
+                                    "capffi_token_attenuate");
     if (!out || !parent) {
         rc = capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                           out ? "parent" : "out");
@@ -751,14 +743,12 @@ capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
             proto.expires_ns = e;
     }
     if (narrower->paths || narrower->n_paths) {
-        rc = scope_paths(ctx, narrower, token_allows, pt, &proto.paths, &why);
+        rc = scope_grants(ctx, narrower, &pt->g, &proto.g, &why);
         if (rc)
             goto done;
     } else {
-        proto.all_paths = pt->all_paths;
-        proto.paths = capffi__pathset_ref(pt->paths);
+        capffi__grants_share(&proto.g, &pt->g);
     }
-    proto.deny = capffi__pathset_ref(pt->deny);
     rc = mint(ctx, &proto, out, &made);
     if (rc)
         why =
@@ -834,13 +824,22 @@ capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
 {
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_TOKEN_CHECK,
+                                    "capffi_token_check");
     if (!path)
         return capffi__token_use(ctx, tok, rights, NULL, CAPFFI_OP_TOKEN_CHECK,
                                  NULL, NULL);
+    /* The token first: a forged token learns nothing about the path. */
+    struct capffi__tok *t;
+    int rc =
+        capffi__token_peek(ctx, tok, rights, CAPFFI_OP_TOKEN_CHECK, path, &t);
+    if (rc)
+        return rc;
     struct capffi__file f;
-    int rc = capffi__file_resolve(ctx, &f, path);
+    rc = capffi__file_resolve(ctx, &f, path);
     if (rc) {
-        struct capffi__who who = { tok ? tok->id : 0, 0, "" };
+        struct capffi__who who = capffi__token_who(t);
         capffi__audit_emit(ctx, CAPFFI_OP_TOKEN_CHECK, rc,
                            rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM
                                                : CAPFFI_REASON_INVALID,
@@ -861,6 +860,9 @@ capffi_token_info(capffi_token_desc *out, capffi_ctx *ctx,
         memset(out, 0, sizeof *out);
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "capffi_token_info called off the owner thread");
     if (!out || !tok)
         return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                             out ? "token" : "out");
@@ -880,8 +882,8 @@ capffi_token_info(capffi_token_desc *out, capffi_ctx *ctx,
             int64_t left = t->expires_ns - capffi__now_ns();
             out->expires_in_ms = left > 0 ? (left + 999999) / 1000000 : 0;
         }
-        out->all_paths = t->all_paths;
-        out->n_paths = t->paths ? t->paths->n : 0;
+        out->all_paths = t->g.all;
+        out->n_paths = t->g.allow ? t->g.allow->n : 0;
         out->revoked = atomic_load(&t->revoked);
     }
     pthread_mutex_unlock(&ctx->tok_lock);

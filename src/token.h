@@ -10,6 +10,7 @@
 #include "audit.h"
 #include "internal.h"
 #include "path.h"
+#include "perm.h"
 
 /*
  * A resource made through a token (a library, a callback, a view). It is
@@ -29,11 +30,9 @@ struct capffi__tok {
     atomic_int revoked; /* set (release) by revocation; never cleared */
     uint32_t rights;
     unsigned depth;
-    bool all_paths;                /* every path but deny (and special) */
-    struct capffi__pathset *paths; /* when !all_paths; shared */
-    struct capffi__pathset *deny;  /* shared */
-    uint64_t uses_left;            /* UINT64_MAX: unlimited */
-    int64_t expires_ns;            /* monotonic; 0: never */
+    struct capffi__grants g; /* the path scope; immutable, shared */
+    uint64_t uses_left;      /* UINT64_MAX: unlimited */
+    int64_t expires_ns;      /* monotonic; 0: never */
     struct capffi__tok *parent, *first_child, *next_sibling;
     struct capffi__res res; /* sentinel of the resource list */
     char label[CAPFFI_LABEL_MAX + 1];
@@ -52,6 +51,21 @@ CAPFFI__HIDDEN int capffi__token_use(capffi_ctx *ctx, const capffi_token *tok,
                                      const struct capffi__file *file,
                                      capffi_op op, const char *target,
                                      struct capffi__tok **out);
+
+/*
+ * Verify tok for `rights` without counting a use and without looking at a
+ * path: the first step of an operation that must resolve its target before
+ * it can ask capffi__token_use. Denials are audited as `op` on `target`.
+ */
+CAPFFI__HIDDEN int capffi__token_peek(capffi_ctx *ctx, const capffi_token *tok,
+                                      uint32_t rights, capffi_op op,
+                                      const char *target,
+                                      struct capffi__tok **out);
+
+/* Refuse an owner-thread-only call made on another thread: message, audit
+ * event (reason THREAD) and CAPFFI_ETHREAD. fn names the function. */
+CAPFFI__HIDDEN int capffi__wrong_thread(capffi_ctx *ctx, capffi_op op,
+                                        const char *fn);
 
 /*
  * Link r into t's resource list, unless t has been revoked meanwhile

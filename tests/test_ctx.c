@@ -101,6 +101,55 @@ ctx_errmsg_is_per_thread_off_owner(void **state)
     capffi_ctx_free(ctx);
 }
 
+struct owner_only {
+    capffi_ctx *ctx;
+    capffi_token tok;
+    int rc[7];
+};
+
+static void *
+owner_only_calls(void *arg)
+{
+    struct owner_only *o = arg;
+    capffi_token t;
+    capffi_perm_state st;
+    capffi_token_desc d;
+    o->rc[0] = capffi_token_new(&t, o->ctx, "x", NULL);
+    o->rc[1] = capffi_token_attenuate(&t, o->ctx, &o->tok, NULL);
+    o->rc[2] = capffi_token_check(o->ctx, &o->tok, 0, NULL);
+    o->rc[3] = capffi_token_info(&d, o->ctx, &o->tok);
+    o->rc[4] = capffi_perm_query(&st, o->ctx, NULL);
+    o->rc[5] = capffi_audit_record(o->ctx, 4);
+    /* Revocation is the one token operation allowed anywhere. */
+    o->rc[6] = capffi_token_revoke(o->ctx, &o->tok);
+    return NULL;
+}
+
+/* Owner-thread functions refuse other threads instead of racing. */
+static void
+ctx_owner_only_functions_refuse_other_threads(void **state)
+{
+    (void)state;
+    struct owner_only o;
+    memset(&o, 0, sizeof o);
+    o.ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    assert_ok(capffi_audit_record(o.ctx, 16));
+    assert_ok(capffi_token_new(&o.tok, o.ctx, "t", NULL));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, owner_only_calls, &o), 0);
+    pthread_join(th, NULL);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(o.rc[i], CAPFFI_ETHREAD);
+    assert_int_equal(o.rc[6], CAPFFI_OK);
+    assert_int_equal(
+        capffi_audit_count(o.ctx, CAPFFI_OP_TOKEN_NEW, CAPFFI_ETHREAD, NULL),
+        1);
+    capffi_event ev;
+    assert_ok(capffi_audit_get(&ev, o.ctx, 1));
+    assert_int_equal(ev.reason, CAPFFI_REASON_THREAD);
+    capffi_ctx_free(o.ctx);
+}
+
 static void
 ctx_contexts_are_independent(void **state)
 {
@@ -123,6 +172,7 @@ main(void)
         cmocka_unit_test(ctx_new_and_free),
         cmocka_unit_test(ctx_new_rejects_bad_options),
         cmocka_unit_test(ctx_errmsg_is_per_thread_off_owner),
+        cmocka_unit_test(ctx_owner_only_functions_refuse_other_threads),
         cmocka_unit_test(ctx_contexts_are_independent),
     };
     return RUN_TESTS("ctx", tests);

@@ -284,6 +284,61 @@ perm_special_paths_need_a_named_grant(void **state)
     capffi_ctx_free(ctx);
 }
 
+/* Deny wins over an allow naming a pseudo file system, too. */
+static void
+perm_deny_root_beats_special_allow(void **state)
+{
+    (void)state;
+    const char *allow[] = { "/dev/null", NULL };
+    const char *deny[] = { "/", NULL };
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, allow, deny);
+    assert_int_equal(query(ctx, "/dev/null"), CAPFFI_PERM_DENIED);
+    capffi_token t;
+    assert_ok(capffi_token_new(&t, ctx, "t", NULL));
+    assert_rc(capffi_token_check(ctx, &t, CAPFFI_RIGHT_DLOPEN, "/dev/null"),
+              CAPFFI_EPERM);
+    capffi_ctx_free(ctx);
+}
+
+/* A file granted again below a withdrawal is usable by tokens minted
+ * afterwards, exactly as the context reports it. */
+static void
+perm_regrant_below_withdrawal_reaches_tokens(void **state)
+{
+    struct fx *f = *state;
+    const char *allow[] = { f->s.dir, NULL };
+    capffi_ctx *ctx = prompting_ctx(f, allow);
+    capffi_perm_state st;
+    assert_ok(capffi_perm_revoke(&st, ctx, f->s.lib));
+    f->answer = CAPFFI_PERM_GRANTED;
+    assert_ok(capffi_perm_request(&st, ctx, f->s.a));
+    assert_int_equal(query(ctx, f->s.a), CAPFFI_PERM_GRANTED);
+    capffi_token t, child;
+    assert_ok(capffi_token_new(&t, ctx, "after", NULL));
+    assert_ok(capffi_token_check(ctx, &t, CAPFFI_RIGHT_DLOPEN, f->s.a));
+    assert_rc(capffi_token_check(ctx, &t, CAPFFI_RIGHT_DLOPEN, f->s.b),
+              CAPFFI_EPERM);
+    assert_ok(capffi_token_check(ctx, &t, CAPFFI_RIGHT_DLOPEN, f->s.c));
+    /* A child scoped to the whole directory keeps both the withdrawal and
+     * the re-grant below it. */
+    capffi_scope sc;
+    const char *dir[] = { f->s.dir };
+    memset(&sc, 0, sizeof sc);
+    sc.paths = dir;
+    sc.n_paths = 1;
+    assert_ok(capffi_token_attenuate(&child, ctx, &t, &sc));
+    assert_ok(capffi_token_check(ctx, &child, CAPFFI_RIGHT_DLOPEN, f->s.a));
+    assert_rc(capffi_token_check(ctx, &child, CAPFFI_RIGHT_DLOPEN, f->s.b),
+              CAPFFI_EPERM);
+    assert_ok(capffi_token_check(ctx, &child, CAPFFI_RIGHT_DLOPEN, f->s.c));
+    /* The same from the context directly. */
+    assert_ok(capffi_token_new(&child, ctx, "scoped", &sc));
+    assert_ok(capffi_token_check(ctx, &child, CAPFFI_RIGHT_DLOPEN, f->s.a));
+    assert_rc(capffi_token_check(ctx, &child, CAPFFI_RIGHT_DLOPEN, f->s.b),
+              CAPFFI_EPERM);
+    capffi_ctx_free(ctx);
+}
+
 static void
 perm_rejects_bad_input(void **state)
 {
@@ -294,7 +349,9 @@ perm_rejects_bad_input(void **state)
     memset(longp, 'a', sizeof longp - 1);
     longp[sizeof longp - 1] = '\0';
     assert_rc(capffi_perm_query(NULL, ctx, f->s.a), CAPFFI_EINVAL);
+    st = CAPFFI_PERM_GRANTED;
     assert_rc(capffi_perm_query(&st, NULL, f->s.a), CAPFFI_EINVAL);
+    assert_int_equal(st, CAPFFI_PERM_DENIED);
     assert_rc(capffi_perm_query(&st, ctx, ""), CAPFFI_EINVAL);
     assert_rc(capffi_perm_query(&st, ctx, longp), CAPFFI_EINVAL);
     assert_rc(capffi_perm_query(&st, ctx, "/tmp/a\nb"), CAPFFI_EINVAL);
@@ -348,6 +405,8 @@ main(void)
         T(perm_request_asks_the_prompt),
         T(perm_revoke_withdraws),
         T(perm_special_paths_need_a_named_grant),
+        T(perm_deny_root_beats_special_allow),
+        T(perm_regrant_below_withdrawal_reaches_tokens),
         T(perm_rejects_bad_input),
         T(perm_decisions_are_audited),
 #undef T

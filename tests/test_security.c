@@ -122,6 +122,12 @@ security_forged_tokens_never_verify(void **state)
         memcpy(t.tag, g, 16);
         accepted += capffi_token_check(f->ctx, &t, 0, NULL) != CAPFFI_ETOKEN;
     }
+    /* A forged token with a path learns nothing about the path. */
+    t = f->tok;
+    t.tag[7] ^= 4;
+    assert_rc(capffi_token_check(f->ctx, &t, CAPFFI_RIGHT_DLOPEN,
+                                 "/nonexistent/secret/lib.so"),
+              CAPFFI_ETOKEN);
     /* The all-zero token. */
     memset(&t, 0, sizeof t);
     accepted += capffi_token_check(f->ctx, &t, 0, NULL) != CAPFFI_ETOKEN;
