@@ -10,10 +10,12 @@
  *
  * No event ever contains a token tag or the context's secret.
  *
- * Thread safety: owner thread. Events caused on other threads (a revoke, a
- * callback failing closed) are delivered on the thread that caused them,
- * serialised with the owner's: a sink is never called concurrently with
- * itself. A sink must not call capffi functions on the same context.
+ * Thread safety: owner thread for the sink and the recorder's set-up; the
+ * readers (count, get, write) may run on any thread. Events caused on other
+ * threads (a revoke, a callback failing closed) are delivered on the thread
+ * that caused them, serialised with the owner's: a sink is never called
+ * concurrently with itself. A sink must not call capffi functions on the same
+ * context.
  */
 #ifndef CAPFFI_AUDIT_H
 #define CAPFFI_AUDIT_H
@@ -106,7 +108,7 @@ typedef void (*capffi_audit_fn)(void *payload, const capffi_event *ev);
 
 /**
  * Send every event to fn. NULL removes the sink.
- * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL).
+ * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL); CAPFFI_ETHREAD.
  */
 CAPFFI_API int capffi_audit_set_sink(capffi_ctx *ctx, capffi_audit_fn fn,
                                      void *payload);
@@ -115,7 +117,8 @@ CAPFFI_API int capffi_audit_set_sink(capffi_ctx *ctx, capffi_audit_fn fn,
  * Keep the last `capacity` events in memory (older ones are dropped and
  * counted in capffi_audit_dropped). A second call empties the recorder and
  * sets the new capacity; capacity 0 stops recording and frees it.
- * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL); CAPFFI_ENOMEM.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL, capacity too large);
+ *         CAPFFI_ETHREAD; CAPFFI_ENOMEM (the old recorder is kept).
  */
 CAPFFI_API int capffi_audit_record(capffi_ctx *ctx, size_t capacity);
 
@@ -147,7 +150,7 @@ CAPFFI_API int capffi_audit_get(capffi_event *out, const capffi_ctx *ctx,
  * keys seq, time_ns, op, status, reason, token, parent, label, rights,
  * target, detail. Token ids are written as 16 hex digits.
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL ctx or f); CAPFFI_EBUSY (a write
- *         error; errno tells which).
+ *         error; errno tells which); CAPFFI_ENOMEM.
  */
 CAPFFI_API int capffi_audit_write_jsonl(const capffi_ctx *ctx, FILE *f);
 

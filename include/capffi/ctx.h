@@ -8,9 +8,10 @@
  *
  * Thread safety (the rule for every capffi object): a context and what was
  * made from it belong to the thread that created the context, its owner
- * thread. The exceptions are listed where they apply; in this header,
- * capffi_ctx_errmsg may be called from any thread (it reports that thread's
- * last failure).
+ * thread. Functions that take a context refuse other threads with
+ * CAPFFI_ETHREAD where they can tell (it is audited). The exceptions are
+ * listed where they apply; in this header, capffi_ctx_errmsg may be called
+ * from any thread (it reports that thread's last failure).
  */
 #ifndef CAPFFI_CTX_H
 #define CAPFFI_CTX_H
@@ -89,8 +90,8 @@ CAPFFI_API void capffi_ctx_free(capffi_ctx *ctx);
 
 /**
  * The detail of the last failure: which path, which right, which byte.
- * @param ctx the context; NULL for the last failure of capffi_ctx_new on
- *            this thread.
+ * @param ctx the context; NULL for the last failure on this thread of a
+ *            call that had no usable context (capffi_ctx_new, a NULL ctx).
  * @return a NUL-terminated string, "" when there was no failure. It stays
  *         valid until the next failing call on the same context from the
  *         same thread. It never contains a token tag or secret.

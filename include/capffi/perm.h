@@ -38,7 +38,9 @@ typedef enum capffi_perm_state {
  *             CAPFFI_OPT_ALLOW_ALL (or after an unscoped request).
  * @return CAPFFI_OK; CAPFFI_EINVAL (out or ctx NULL, empty, overlong or
  *         control-character path); CAPFFI_ENOTFOUND (the path does not
- *         exist); CAPFFI_ENOMEM. Audited (CAPFFI_OP_PERM_QUERY).
+ *         exist); CAPFFI_ETHREAD (not the owner thread); CAPFFI_ENOMEM.
+ *         On failure *out is CAPFFI_PERM_DENIED. Audited
+ *         (CAPFFI_OP_PERM_QUERY).
  */
 CAPFFI_API int capffi_perm_query(capffi_perm_state *out, capffi_ctx *ctx,
                                  const char *path);
@@ -46,8 +48,9 @@ CAPFFI_API int capffi_perm_query(capffi_perm_state *out, capffi_ctx *ctx,
 /**
  * Ask for FFI permission for a path (NULL: unscoped). If the state is
  * PROMPT, the context's prompt hook is asked; with no hook the answer is
- * DENIED. A GRANTED answer adds the grant; a DENIED answer adds nothing
- * (a later request asks again).
+ * DENIED. A GRANTED answer adds the grant (an unscoped one grants every
+ * right, like CAPFFI_OPT_ALLOW_ALL); a DENIED answer adds nothing (a later
+ * request asks again). The hook must not call capffi on this context.
  * @param out receives the resulting state.
  * @return as capffi_perm_query. Audited (CAPFFI_OP_PERM_REQUEST), with the
  *         prompt's answer.
@@ -65,7 +68,10 @@ CAPFFI_API int capffi_perm_request(capffi_perm_state *out, capffi_ctx *ctx,
  *             grants it again.
  * @param out  receives the new state: PROMPT when the context has a prompt
  *             hook, DENIED otherwise (or DENIED when a deny entry covers it).
- * @return as capffi_perm_query. Audited (CAPFFI_OP_PERM_REVOKE).
+ * @return as capffi_perm_query. If the withdrawal of one path cannot be
+ *         recorded for lack of memory, everything is withdrawn (fail
+ *         closed) and CAPFFI_ENOMEM is returned. Audited
+ *         (CAPFFI_OP_PERM_REVOKE).
  */
 CAPFFI_API int capffi_perm_revoke(capffi_perm_state *out, capffi_ctx *ctx,
                                   const char *path);

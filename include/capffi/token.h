@@ -91,8 +91,8 @@ typedef struct capffi_token_desc {
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL out or ctx, bad label, bad scope
  *         field); CAPFFI_EPERM (nothing is granted, or the scope asks for a
  *         right or path the context does not grant now);
- *         CAPFFI_ENOTFOUND (a scope path does not exist); CAPFFI_ENOMEM.
- *         Audited (CAPFFI_OP_TOKEN_NEW).
+ *         CAPFFI_ENOTFOUND (a scope path does not exist); CAPFFI_ETHREAD;
+ *         CAPFFI_ENOMEM. Audited (CAPFFI_OP_TOKEN_NEW).
  */
 CAPFFI_API int capffi_token_new(capffi_token *out, capffi_ctx *ctx,
                                 const char *label, const capffi_scope *scope);
@@ -108,7 +108,8 @@ CAPFFI_API int capffi_token_new(capffi_token *out, capffi_ctx *ctx,
  *         foreign); CAPFFI_EREVOKED (parent revoked, expired or used up);
  *         CAPFFI_EPERM (widening: a right or path the parent lacks, or the
  *         chain would be deeper than CAPFFI_TOKEN_DEPTH_MAX);
- *         CAPFFI_ENOTFOUND; CAPFFI_ENOMEM. Audited (CAPFFI_OP_TOKEN_ATTENUATE).
+ *         CAPFFI_ENOTFOUND; CAPFFI_ETHREAD; CAPFFI_ENOMEM. Audited
+ *         (CAPFFI_OP_TOKEN_ATTENUATE).
  */
 CAPFFI_API int capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
                                       const capffi_token *parent,
@@ -135,16 +136,17 @@ CAPFFI_API int capffi_token_revoke(capffi_ctx *ctx, const capffi_token *tok);
  *         bad path); CAPFFI_ETOKEN (forged or from another context);
  *         CAPFFI_EREVOKED (revoked, expired, used up); CAPFFI_EPERM (a
  *         right missing, path outside the scope or denied);
- *         CAPFFI_ENOTFOUND (path does not exist). Audited
- *         (CAPFFI_OP_TOKEN_CHECK) with the reason.
+ *         CAPFFI_ENOTFOUND (path does not exist); CAPFFI_ETHREAD;
+ *         CAPFFI_ENOMEM. The token is verified before the path is looked
+ *         at. Audited (CAPFFI_OP_TOKEN_CHECK) with the reason.
  */
 CAPFFI_API int capffi_token_check(capffi_ctx *ctx, const capffi_token *tok,
                                   uint32_t rights, const char *path);
 
 /**
  * Describe a token. Revoked tokens can be described; no use is counted.
- * @return CAPFFI_OK; CAPFFI_EINVAL; CAPFFI_ETOKEN (forged or foreign).
- *         Not audited.
+ * @return CAPFFI_OK; CAPFFI_EINVAL; CAPFFI_ETOKEN (forged or foreign);
+ *         CAPFFI_ETHREAD. Not audited.
  */
 CAPFFI_API int capffi_token_info(capffi_token_desc *out, capffi_ctx *ctx,
                                  const capffi_token *tok);
