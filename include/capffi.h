@@ -14,5 +14,10 @@
 #include "capffi/ctx.h"
 #include "capffi/token.h"
 #include "capffi/audit.h"
+#include "capffi/value.h"
+#include "capffi/type.h"
+#include "capffi/lib.h"
+#include "capffi/fn.h"
+#include "capffi/buf.h"
 
 #endif

@@ -118,3 +118,57 @@ capffi__secure_free(void *p)
         sodium_free(p);
     }
 }
+
+/* ---- arena ------------------------------------------------------------ */
+
+struct capffi__arena_block {
+    struct capffi__arena_block *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
+
+#define ARENA_BLOCK 2048
+
+void *
+capffi__arena_alloc(struct capffi__arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    struct capffi__arena_block *b = a->head;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        b = capffi__malloc(sizeof *b + cap);
+        if (!b)
+            return NULL;
+        b->used = 0;
+        b->cap = cap;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *
+capffi__arena_strndup(struct capffi__arena *a, const char *s, size_t n)
+{
+    char *d = capffi__arena_alloc(a, n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+void
+capffi__arena_free(struct capffi__arena *a)
+{
+    struct capffi__arena_block *b = a->head;
+    while (b) {
+        struct capffi__arena_block *next = b->next;
+        capffi__free(b);
+        b = next;
+    }
+    a->head = NULL;
+}

@@ -7,6 +7,9 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "buf.h"
+#include "fn.h"
+#include "sig.h"
 #include "token.h"
 
 /* Context serials are never reused, so a token's MAC binds it to one
@@ -72,7 +75,11 @@ capffi_ctx_free(capffi_ctx *ctx)
 {
     if (!ctx)
         return;
+    capffi__fn_free_all(ctx);
+    capffi__lib_free_all(ctx);
+    capffi__buf_free_all(ctx);
     capffi__token_free_all(ctx);
+    capffi__type_free_all(ctx);
     capffi__perm_fini(&ctx->perm);
     capffi__secure_free(ctx->secret);
     capffi__audit_fini(&ctx->audit);

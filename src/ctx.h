@@ -11,6 +11,7 @@
 #include "perm.h"
 
 struct capffi__tok;
+struct capffi__named;
 
 struct capffi_ctx {
     pthread_t owner;
@@ -31,8 +32,21 @@ struct capffi_ctx {
 
     struct capffi__audit audit;
 
+    /* Libraries and functions made in this context (lib.c, fn.c), freed
+     * with it: a closed library's code stays mapped until then. */
+    struct capffi_lib *libs;
+    struct capffi_fn *fns;
+    struct capffi_buf *bufs;
+
+    /* Named struct types (type.c), owner thread only. */
+    struct capffi__named *types;
+    struct capffi__arena type_arena;
+
     char errmsg[CAPFFI__MSG_MAX];
 };
+
+/* Free every library of the context (lib.c). */
+CAPFFI__HIDDEN void capffi__lib_free_all(capffi_ctx *ctx);
 
 /* True on the context's owner thread. */
 static inline bool

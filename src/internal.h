@@ -51,6 +51,18 @@ CAPFFI__HIDDEN int capffi__alloc_failed(void);
 /* Test hook: blocks allocated through these functions and not yet freed. */
 CAPFFI__HIDDEN long capffi__alloc_live(void);
 
+/*
+ * An arena: many small allocations freed together (a parsed signature and
+ * its types). Allocations are 16-byte aligned and zeroed.
+ */
+struct capffi__arena {
+    struct capffi__arena_block *head;
+};
+CAPFFI__HIDDEN void *capffi__arena_alloc(struct capffi__arena *a, size_t n);
+CAPFFI__HIDDEN char *capffi__arena_strndup(struct capffi__arena *a,
+                                           const char *s, size_t n);
+CAPFFI__HIDDEN void capffi__arena_free(struct capffi__arena *a);
+
 /* ---- uthash ----------------------------------------------------------- */
 
 /* Out of memory is an error, never exit(); a failed HASH_ADD leaves

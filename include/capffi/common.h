@@ -35,6 +35,12 @@ CAPFFI_BEGIN_DECLS
 
 /** A permission domain: grants, tokens, audit trail. Opaque. */
 typedef struct capffi_ctx capffi_ctx;
+/** A loaded native library. Opaque. */
+typedef struct capffi_lib capffi_lib;
+/** A bound native function, ready to call. Opaque. */
+typedef struct capffi_fn capffi_fn;
+/** Host memory that may be handed to native code. Opaque. */
+typedef struct capffi_buf capffi_buf;
 
 /**
  * A capability token. A value, not a handle: copy it, store it, pass it.

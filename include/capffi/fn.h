@@ -1,0 +1,82 @@
+/*
+ * capffi/fn.h - calling bound functions.
+ *
+ * The call path does no allocation, no locking and no cryptography: one
+ * atomic load tells whether the function's library was closed or its token
+ * revoked, then the arguments are converted on the stack and libffi calls
+ * the function.
+ *
+ * Thread safety: capffi_fn_call and capffi_fn_call_raw may be called from
+ * any thread, concurrently. The rest: owner thread.
+ */
+#ifndef CAPFFI_FN_H
+#define CAPFFI_FN_H
+
+#include "common.h"
+#include "token.h"
+#include "value.h"
+
+CAPFFI_BEGIN_DECLS
+
+/** Most parameters a signature may have (fixed and variadic together). */
+#define CAPFFI_MAX_ARGS 64
+
+/**
+ * Call a bound function with converted values.
+ * @param args one value per parameter (fixed and variadic), in order; may
+ *             be NULL when there are none.
+ * @param ret  receives the result; may be NULL to discard it (not for a
+ *             struct result, whose memory the caller provides in
+ *             ret->agg).
+ * @return CAPFFI_OK; CAPFFI_EINVAL (fn NULL, args NULL with parameters, a
+ *         struct result without memory); CAPFFI_ERANGE (a small integer
+ *         out of range; the message names the argument); CAPFFI_ETYPE (a
+ *         struct argument of the wrong size); CAPFFI_ECLOSED (library
+ *         closed); CAPFFI_EREVOKED (token revoked). Nothing is audited on
+ *         the call path; failures set the message only on the owner
+ *         thread (elsewhere, that thread's message).
+ */
+CAPFFI_API int capffi_fn_call(capffi_fn *fn, const capffi_value *args,
+                              capffi_value *ret);
+
+/**
+ * Call a bound function the way ffi_call does: args[i] points to the
+ * i-th argument in its native representation, ret to memory for the
+ * result, which must be at least 8 bytes for scalar results (libffi
+ * widens them to a full register) and the struct's size for struct
+ * results. No conversion and no range check; `args` is not modified.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (fn NULL); CAPFFI_ECLOSED;
+ *         CAPFFI_EREVOKED.
+ */
+CAPFFI_API int capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret);
+
+/**
+ * Make a callable function from a raw code address, such as a function
+ * pointer returned by native code.
+ * @param tok a token with CAPFFI_RIGHT_FNPTR. The function is revoked with
+ *            it.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (NULL code); CAPFFI_ETOKEN;
+ *         CAPFFI_EREVOKED; CAPFFI_EPERM; CAPFFI_ESIG; CAPFFI_ETHREAD;
+ *         CAPFFI_ENOMEM. Audited (CAPFFI_OP_FN_FROM_PTR).
+ * Ownership: the caller owns *out; capffi_fn_free it.
+ */
+CAPFFI_API int capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx,
+                                  const capffi_token *tok, void *code,
+                                  const char *signature, uint32_t flags);
+
+/** Free a bound function. Accepts NULL. Thread safety: owner thread; no
+ *  call of it may be running. */
+CAPFFI_API void capffi_fn_free(capffi_fn *fn);
+
+/** The number of parameters (fixed and variadic), or 0 for NULL. */
+CAPFFI_API size_t capffi_fn_arity(const capffi_fn *fn);
+
+/**
+ * The errno captured right after this thread's last call of a function
+ * bound with CAPFFI_FN_ERRNO. Thread safety: any thread (per thread).
+ */
+CAPFFI_API int capffi_last_errno(void);
+
+CAPFFI_END_DECLS
+
+#endif

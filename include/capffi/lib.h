@@ -1,0 +1,118 @@
+/*
+ * capffi/lib.h - loading native libraries through a token, and binding
+ * their functions and statics.
+ *
+ * Loading runs the library's constructors: it is arbitrary code execution,
+ * so everything is checked before the loader is reached. The file that is
+ * checked is the file that is loaded: capffi opens it, checks the open
+ * file's identity (device, inode) against the token, and loads that same
+ * open file, so a symlink swap or a replaced file cannot slip in between.
+ *
+ * Thread safety: owner thread. The functions bound from a library may be
+ * called from any thread (see capffi/fn.h).
+ */
+#ifndef CAPFFI_LIB_H
+#define CAPFFI_LIB_H
+
+#include "common.h"
+#include "token.h"
+#include "value.h"
+
+CAPFFI_BEGIN_DECLS
+
+/** Resolve symbols lazily (RTLD_LAZY) instead of at load (RTLD_NOW). */
+#define CAPFFI_LIB_LAZY 0x1u
+/** Make the library's symbols global (RTLD_GLOBAL): needs the
+ *  CAPFFI_RIGHT_DLOPEN_GLOBAL right as well, as it lets the library's
+ *  symbols interpose on every later lookup. */
+#define CAPFFI_LIB_GLOBAL 0x2u
+
+/** Allow a symbol that lives in one of the library's dependencies. */
+#define CAPFFI_FN_DEPS 0x1u
+/** Small integers wrap like C casts instead of failing with ERANGE. */
+#define CAPFFI_FN_WRAP 0x2u
+/** Capture errno right after each call (see capffi_last_errno). */
+#define CAPFFI_FN_ERRNO 0x4u
+/** A missing symbol is expected: CAPFFI_ENOTFOUND, no audit event. */
+#define CAPFFI_FN_OPTIONAL 0x8u
+
+/**
+ * Load a library.
+ *
+ * @param tok   a token with CAPFFI_RIGHT_DLOPEN whose scope covers the file
+ *              (for path NULL: CAPFFI_RIGHT_DLOPEN_GLOBAL).
+ * @param path  an absolute or relative path, or a bare soname such as
+ *              "libz.so.1", which is first resolved the way the dynamic
+ *              loader would (LD_LIBRARY_PATH unless the process is
+ *              set-uid, /etc/ld.so.cache, the default directories) to a
+ *              file; that file is what is checked and loaded. NULL opens
+ *              the process scope: every symbol already loaded.
+ * @param flags CAPFFI_LIB_* bits.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (bad argument or flag); CAPFFI_ETOKEN;
+ *         CAPFFI_EREVOKED; CAPFFI_EPERM (right missing, file outside the
+ *         token's scope or denied, a /proc, /dev or /sys path without a
+ *         grant naming it); CAPFFI_ENOTFOUND (no such file, soname not
+ *         found); CAPFFI_EDLOPEN (the loader refused: not a library, a
+ *         missing dependency; the message has dlerror's text);
+ *         CAPFFI_ETHREAD; CAPFFI_ENOMEM. Audited (CAPFFI_OP_LIB_OPEN) with
+ *         the resolved file; a library file the process could write is
+ *         flagged in the event's detail.
+ * Ownership: the caller owns *out; capffi_lib_close it. Freeing the
+ *         context closes it too.
+ */
+CAPFFI_API int capffi_lib_open(capffi_lib **out, capffi_ctx *ctx,
+                               const capffi_token *tok, const char *path,
+                               uint32_t flags);
+
+/**
+ * Bind a function of the library.
+ *
+ * The signature is parsed and the libffi call interface prepared once,
+ * here. The symbol must live in the library itself, not in one of its
+ * dependencies (dlsym would find those: libm's handle finds libc's
+ * `system`), unless CAPFFI_FN_DEPS is given.
+ *
+ * @param signature e.g. "(f64) -> f64", "(cstring, ...: i32) -> i32";
+ *                  see docs/API.md, "Signatures".
+ * @param flags     CAPFFI_FN_* bits.
+ * @return CAPFFI_OK; CAPFFI_EINVAL; CAPFFI_ESIG (malformed signature, with
+ *         the byte offset in the message); CAPFFI_ENOTFOUND (no such
+ *         symbol); CAPFFI_EPERM (the symbol lives in a dependency);
+ *         CAPFFI_ECLOSED (library closed); CAPFFI_EREVOKED (its token was
+ *         revoked); CAPFFI_ETHREAD; CAPFFI_ENOMEM. Audited
+ *         (CAPFFI_OP_LIB_BIND), except a missing CAPFFI_FN_OPTIONAL symbol.
+ * Ownership: the caller owns *out and frees it with capffi_fn_free (the
+ *         library's closing does not free it; freeing the context does).
+ */
+CAPFFI_API int capffi_lib_bind(capffi_fn **out, capffi_lib *lib,
+                               const char *symbol, const char *signature,
+                               uint32_t flags);
+
+/**
+ * Read a static variable of the library.
+ * @param type a scalar type ("i32", "f64", "pointer", "cstring", ...);
+ *             "pointer" yields the value stored in the variable.
+ * @return as capffi_lib_bind (CAPFFI_ESIG for a bad or non-scalar type).
+ */
+CAPFFI_API int capffi_lib_static(capffi_value *out, capffi_lib *lib,
+                                 const char *symbol, const char *type);
+
+/**
+ * Close a library. Its functions then fail with CAPFFI_ECLOSED instead of
+ * calling freed code. A call already running on another thread finishes
+ * normally: the code stays mapped until the context is freed, and opening
+ * the same file again reuses the loaded copy. Accepts NULL; a second close
+ * does nothing. Audited (CAPFFI_OP_LIB_CLOSE).
+ * Thread safety: owner thread.
+ */
+CAPFFI_API void capffi_lib_close(capffi_lib *lib);
+
+/**
+ * The canonical path of the file that was loaded ("" for the process
+ * scope). Valid until the context is freed.
+ */
+CAPFFI_API const char *capffi_lib_path(const capffi_lib *lib);
+
+CAPFFI_END_DECLS
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * capffi/type.h - named struct types for signatures.
+ *
+ * Thread safety: owner thread.
+ */
+#ifndef CAPFFI_TYPE_H
+#define CAPFFI_TYPE_H
+
+#include "common.h"
+
+CAPFFI_BEGIN_DECLS
+
+/**
+ * Define a struct type that signatures can name.
+ *
+ *     capffi_type_define(ctx, "Point", "{ x: f64, y: f64 }");
+ *     capffi_lib_bind(&fn, lib, "point_len", "(Point) -> f64", 0);
+ *
+ * @param name   an identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes),
+ *               not a scalar type name, not already defined.
+ * @param layout a struct in the signature language: `{ f64, f64 }` or with
+ *               field names `{ x: f64, y: f64 }`; fields may be scalars,
+ *               nested structs or names defined earlier (a type cannot
+ *               contain itself). Not `void`, `cstring` or `buffer`.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (NULL argument, bad or taken name);
+ *         CAPFFI_ESIG (malformed layout; the message names the byte);
+ *         CAPFFI_ETHREAD; CAPFFI_ENOMEM.
+ * Ownership: the type lives until the context is freed.
+ */
+CAPFFI_API int capffi_type_define(capffi_ctx *ctx, const char *name,
+                                  const char *layout);
+
+/**
+ * The size and alignment of a named type, or of any type expression
+ * ("i16", "{ u8, f64 }"), as the C compiler lays it out.
+ * @param size  receives the size in bytes.
+ * @param align receives the alignment in bytes; may be NULL.
+ * @return CAPFFI_OK; CAPFFI_EINVAL; CAPFFI_ESIG; CAPFFI_ETHREAD;
+ *         CAPFFI_ENOMEM.
+ */
+CAPFFI_API int capffi_type_size(size_t *size, size_t *align, capffi_ctx *ctx,
+                                const char *type);
+
+/**
+ * The byte offset of a named field in a struct type expression or name.
+ * @return CAPFFI_OK; CAPFFI_EINVAL; CAPFFI_ENOTFOUND (no such field);
+ *         CAPFFI_ESIG; CAPFFI_ETHREAD; CAPFFI_ENOMEM.
+ */
+CAPFFI_API int capffi_type_offset(size_t *offset, capffi_ctx *ctx,
+                                  const char *type, const char *field);
+
+CAPFFI_END_DECLS
+
+#endif

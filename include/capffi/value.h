@@ -1,0 +1,58 @@
+/*
+ * capffi/value.h - the value passed to and returned from native calls.
+ */
+#ifndef CAPFFI_VALUE_H
+#define CAPFFI_VALUE_H
+
+#ifndef __cplusplus
+#include <stdbool.h>
+#endif
+
+#include "common.h"
+
+CAPFFI_BEGIN_DECLS
+
+/**
+ * One argument or result. Which member is read or written depends on the
+ * declared type (see docs/API.md, "Signatures"):
+ *
+ * | declared type                          | member |
+ * |----------------------------------------|--------|
+ * | bool                                   | b      |
+ * | i8 i16 i32 i64 isize                   | i64    |
+ * | u8 u16 u32 u64 usize                   | u64    |
+ * | f32                                    | f32    |
+ * | f64                                    | f64    |
+ * | pointer, function, *NAME               | p      |
+ * | cstring                                | str    |
+ * | buffer                                 | buf    |
+ * | struct ({...} or NAME)                 | agg    |
+ *
+ * Small integers are range-checked: an i8 argument must lie in
+ * [-128, 127] (CAPFFI_ERANGE otherwise) unless the function was bound with
+ * CAPFFI_FN_WRAP. Results are widened to 64 bits with the right sign.
+ *
+ * A struct passed by value is `agg.ptr` to its bytes, laid out as the C
+ * compiler lays out the declared struct, and `agg.len` its size, which
+ * must equal the declared size (CAPFFI_ETYPE otherwise). A struct result
+ * is written to caller-owned memory: set `agg.ptr` and `agg.len` (at least
+ * the declared size) before the call.
+ */
+typedef union capffi_value {
+    bool b;
+    int64_t i64;
+    uint64_t u64;
+    float f32;
+    double f64;
+    void *p;
+    const char *str;
+    capffi_buf *buf;
+    struct {
+        void *ptr;
+        size_t len;
+    } agg;
+} capffi_value;
+
+CAPFFI_END_DECLS
+
+#endif

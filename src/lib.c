@@ -1,0 +1,437 @@
+/*
+ * lib.c - loading libraries through tokens, binding symbols, statics.
+ *
+ * Threats answered here (THREATS.md): L1 (a bound symbol must live in the
+ * library itself, checked with dladdr1's link map), L2 and L3 (the file is
+ * opened once; its descriptor's identity is what the token is checked
+ * against, and the loader is handed that descriptor through
+ * /proc/self/fd/N, so a swapped symlink or replaced file is never what
+ * loads), L4 (the descriptor stays open while the library is loaded, so
+ * its /proc/self/fd name cannot be reused; after loading, the object's
+ * mapping is checked to be that file), L5 (soname.c), L6 (NULL needs
+ * DLOPEN_GLOBAL), L9 (nothing reaches dlopen before the check), L10 (a
+ * library the process could write is flagged in the audit event).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "fn.h"
+#include "soname.h"
+
+struct capffi_lib {
+    capffi_ctx *ctx;
+    void *handle;
+    int fd; /* open while loaded: its /proc/self/fd name stays unique */
+    atomic_int state;
+    struct capffi__res res;
+    struct capffi__tok *tok;
+    struct link_map *lm; /* NULL for the process scope */
+    char *canon;
+    struct capffi_lib *next; /* the context's list */
+};
+
+static void
+lib_on_revoke(struct capffi__res *r)
+{
+    struct capffi_lib *lib =
+        (struct capffi_lib *)((char *)r - offsetof(struct capffi_lib, res));
+    int live = CAPFFI__LIVE;
+    atomic_compare_exchange_strong(&lib->state, &live, CAPFFI__REVOKED);
+}
+
+/*
+ * Is the object `lm` mapped from the file (dev, ino)? Read from
+ * /proc/self/maps: the mapping that holds the object's dynamic section.
+ */
+static bool
+mapped_from(const struct link_map *lm, dev_t dev, ino_t ino)
+{
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps)
+        return false;
+    uintptr_t where = (uintptr_t)lm->l_ld;
+    char line[PATH_MAX + 128];
+    bool match = false;
+    while (fgets(line, sizeof line, maps)) {
+        uintptr_t lo, hi;
+        unsigned maj, min;
+        unsigned long long inode;
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %*s %*s %x:%x %llu", &lo,
+                   &hi, &maj, &min, &inode) != 5)
+            continue;
+        if (where >= lo && where < hi) {
+            match = makedev(maj, min) == dev && (ino_t)inode == ino;
+            break;
+        }
+    }
+    fclose(maps);
+    return match;
+}
+
+static void
+lib_free(struct capffi_lib *lib)
+{
+    if (lib->handle) {
+        dlclose(lib->handle);
+        /* If something else still holds the object, its name
+         * /proc/self/fd/N must never come to mean another file: keep N. */
+        char name[64];
+        snprintf(name, sizeof name, "/proc/self/fd/%d", lib->fd);
+        void *still =
+            lib->fd >= 0 ? dlopen(name, RTLD_NOLOAD | RTLD_LAZY) : NULL;
+        if (still)
+            dlclose(still);
+        else if (lib->fd >= 0)
+            close(lib->fd);
+    } else if (lib->fd >= 0) {
+        close(lib->fd);
+    }
+    capffi__free(lib->canon);
+    capffi__free(lib);
+}
+
+void
+capffi__lib_free_all(capffi_ctx *ctx)
+{
+    struct capffi_lib *lib = ctx->libs;
+    while (lib) {
+        struct capffi_lib *next = lib->next;
+        lib_free(lib);
+        lib = next;
+    }
+    ctx->libs = NULL;
+}
+
+/* Resolve path (a bare soname through soname.c) to a canonical path, open
+ * it, and describe the open file. */
+static int
+open_file(capffi_ctx *ctx, const char *path, int *fd_out,
+          struct capffi__file *f)
+{
+    char found[PATH_MAX], canon[PATH_MAX];
+    int rc = capffi__path_validate(ctx, path, "path");
+    if (rc)
+        return rc;
+    if (!strchr(path, '/')) {
+        if ((rc = capffi__soname_resolve(ctx, path, found)))
+            return rc;
+        path = found;
+    }
+    if (!realpath(path, canon))
+        return capffi__fail(ctx, CAPFFI_ENOTFOUND, "cannot resolve '%s': %s",
+                            path, strerror(errno));
+    /* O_NOFOLLOW: the last component cannot have become a symlink since
+     * it was resolved. The identity checked is this descriptor's. */
+    int fd = open(canon, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return capffi__fail(ctx,
+                            errno == ENOENT ? CAPFFI_ENOTFOUND : CAPFFI_EPERM,
+                            "cannot open '%s': %s", canon, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return capffi__fail(ctx, CAPFFI_EPERM, "'%s' is not a regular file",
+                            canon);
+    }
+    rc = capffi__file_from_fd(ctx, f, fd, canon);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return CAPFFI_OK;
+}
+
+int
+capffi_lib_open(capffi_lib **out, capffi_ctx *ctx, const capffi_token *tok,
+                const char *path, uint32_t flags)
+{
+    struct capffi__tok *t = NULL;
+    struct capffi__file f;
+    struct capffi_lib *lib = NULL;
+    bool have_file = false;
+    int fd = -1, rc;
+    const char *writable = "";
+
+    if (out)
+        *out = NULL;
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_LIB_OPEN, "capffi_lib_open");
+    uint32_t rights = path ? CAPFFI_RIGHT_DLOPEN : CAPFFI_RIGHT_DLOPEN_GLOBAL;
+    if (flags & CAPFFI_LIB_GLOBAL)
+        rights |= CAPFFI_RIGHT_DLOPEN_GLOBAL;
+    if (!out || (flags & ~(CAPFFI_LIB_LAZY | CAPFFI_LIB_GLOBAL))) {
+        rc = capffi__fail(ctx, CAPFFI_EINVAL,
+                          out ? "unknown flag bits 0x%x" : "out is NULL",
+                          flags & ~(CAPFFI_LIB_LAZY | CAPFFI_LIB_GLOBAL));
+        capffi__audit_emit(ctx, CAPFFI_OP_LIB_OPEN, rc, CAPFFI_REASON_INVALID,
+                           NULL, rights, path ? path : "", "%s",
+                           capffi_ctx_errmsg(ctx));
+        return rc;
+    }
+    /* The token first: a forged token learns nothing about the path. */
+    if ((rc = capffi__token_peek(ctx, tok, rights, CAPFFI_OP_LIB_OPEN,
+                                 path ? path : "", &t)))
+        return rc;
+    if (path) {
+        if ((rc = open_file(ctx, path, &fd, &f)))
+            goto audit;
+        have_file = true;
+    }
+    if ((rc = capffi__token_use(ctx, tok, rights, have_file ? &f : NULL,
+                                CAPFFI_OP_LIB_OPEN, path ? NULL : "", &t)))
+        goto out; /* denial already audited */
+    if (have_file && faccessat(AT_FDCWD, f.canon, W_OK, AT_EACCESS) == 0)
+        writable = "; the file is writable by this process (it could be "
+                   "replaced under the grant)";
+
+    lib = capffi__calloc(1, sizeof *lib);
+    if (!lib || !(lib->canon = capffi__strdup(have_file ? f.canon : ""))) {
+        rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+        goto audit;
+    }
+    lib->ctx = ctx;
+    lib->fd = -1;
+    lib->tok = t;
+    lib->res.on_revoke = lib_on_revoke;
+    int mode = ((flags & CAPFFI_LIB_LAZY) ? RTLD_LAZY : RTLD_NOW) |
+               ((flags & CAPFFI_LIB_GLOBAL) ? RTLD_GLOBAL : RTLD_LOCAL);
+    char name[64];
+    if (have_file)
+        snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+    dlerror();
+    lib->handle = dlopen(have_file ? name : NULL, mode);
+    if (!lib->handle) {
+        const char *e = dlerror();
+        rc = capffi__fail(ctx, CAPFFI_EDLOPEN, "cannot load '%s': %s",
+                          lib->canon, e ? e : "unknown loader error");
+        goto audit;
+    }
+    lib->fd = fd;
+    fd = -1;
+    if (have_file) {
+        if (dlinfo(lib->handle, RTLD_DI_LINKMAP, &lib->lm) != 0 ||
+            !mapped_from(lib->lm, f.id.dev, f.id.ino)) {
+            rc = capffi__fail(ctx, CAPFFI_EDLOPEN,
+                              "the loader returned an object that is not "
+                              "'%s'",
+                              lib->canon);
+            goto audit;
+        }
+    }
+    if ((rc = capffi__token_attach(ctx, t, &lib->res)))
+        goto audit;
+    lib->next = ctx->libs;
+    ctx->libs = lib;
+    *out = lib;
+
+audit:;
+    struct capffi__who who = capffi__token_who(t);
+    capffi__audit_emit(
+        ctx, CAPFFI_OP_LIB_OPEN, rc,
+        rc ? (rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM : CAPFFI_REASON_FAILED)
+           : CAPFFI_REASON_NONE,
+        &who, rights, have_file ? f.canon : (path ? path : "(process)"), "%s%s",
+        rc ? capffi_ctx_errmsg(ctx) : "loaded", rc ? "" : writable);
+out:
+    if (rc && lib)
+        lib_free(lib);
+    if (fd >= 0)
+        close(fd);
+    if (have_file)
+        capffi__file_release(&f);
+    return rc;
+}
+
+/* Library state, as an error (0 when live). */
+static int
+lib_usable(const struct capffi_lib *lib)
+{
+    switch (atomic_load(&lib->state)) {
+    case CAPFFI__LIVE:
+        return CAPFFI_OK;
+    case CAPFFI__CLOSED:
+        return capffi__fail(lib->ctx, CAPFFI_ECLOSED, "library '%s' is closed",
+                            lib->canon);
+    default:
+        return capffi__fail(lib->ctx, CAPFFI_EREVOKED,
+                            "the token of library '%s' was revoked",
+                            lib->canon);
+    }
+}
+
+/* Look up symbol and check it lives in the library (unless deps). */
+static int
+find_symbol(struct capffi_lib *lib, const char *symbol, bool deps, bool quiet,
+            void **out)
+{
+    capffi_ctx *ctx = lib->ctx;
+    dlerror();
+    void *sym = dlsym(lib->handle, symbol);
+    if (!sym)
+        return capffi__fail(ctx, CAPFFI_ENOTFOUND,
+                            "symbol '%s' not found in '%s'", symbol,
+                            lib->canon[0] ? lib->canon : "the process");
+    (void)quiet;
+    if (lib->lm && !deps) {
+        Dl_info info;
+        struct link_map *owner = NULL;
+        if (!dladdr1(sym, &info, (void **)&owner, RTLD_DL_LINKMAP) ||
+            owner != lib->lm)
+            return capffi__fail(
+                ctx, CAPFFI_EPERM,
+                "symbol '%s' lives in '%s', not in '%s' (bind with "
+                "CAPFFI_FN_DEPS to allow dependencies)",
+                symbol, owner && info.dli_fname ? info.dli_fname : "?",
+                lib->canon);
+    }
+    *out = sym;
+    return CAPFFI_OK;
+}
+
+int
+capffi_lib_bind(capffi_fn **out, capffi_lib *lib, const char *symbol,
+                const char *signature, uint32_t flags)
+{
+    if (out)
+        *out = NULL;
+    if (!lib)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "lib is NULL");
+    capffi_ctx *ctx = lib->ctx;
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_LIB_BIND, "capffi_lib_bind");
+    void *code = NULL;
+    int rc;
+    if (!out || !symbol || !signature)
+        rc = capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
+                          !out      ? "out"
+                          : !symbol ? "symbol"
+                                    : "signature");
+    else if (!(rc = lib_usable(lib)))
+        rc = find_symbol(lib, symbol, flags & CAPFFI_FN_DEPS,
+                         flags & CAPFFI_FN_OPTIONAL, &code);
+    if (rc == CAPFFI_ENOTFOUND && (flags & CAPFFI_FN_OPTIONAL))
+        return rc;
+    if (!rc)
+        rc = capffi__fn_new(out, ctx, code, signature, flags, &lib->state);
+    struct capffi__who who = capffi__token_who(lib->tok);
+    capffi__audit_emit(
+        ctx, CAPFFI_OP_LIB_BIND, rc,
+        rc ? (rc == CAPFFI_EPERM ? CAPFFI_REASON_DENIED : CAPFFI_REASON_FAILED)
+           : CAPFFI_REASON_NONE,
+        &who, 0, symbol ? symbol : "", "%s",
+        rc ? capffi_ctx_errmsg(ctx) : lib->canon);
+    return rc;
+}
+
+int
+capffi_lib_static(capffi_value *out, capffi_lib *lib, const char *symbol,
+                  const char *type)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!lib)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "lib is NULL");
+    capffi_ctx *ctx = lib->ctx;
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_LIB_BIND,
+                                    "capffi_lib_static");
+    if (!out || !symbol || !type)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "an argument is NULL");
+    struct capffi__arena a = { NULL };
+    const struct capffi__type *t;
+    void *addr = NULL;
+    int rc = capffi__type_parse(ctx, &a, "type", type, &t);
+    if (!rc && (t->kind == CAPFFI__STRUCT || t->kind == CAPFFI__BUFFER))
+        rc = capffi__fail(ctx, CAPFFI_ESIG,
+                          "type byte 0: a static must have a scalar type");
+    if (!rc)
+        rc = lib_usable(lib);
+    if (!rc)
+        rc = find_symbol(lib, symbol, false, false, &addr);
+    if (!rc) {
+        switch (t->kind) {
+        case CAPFFI__BOOL:
+            out->b = *(const unsigned char *)addr != 0;
+            break;
+        case CAPFFI__I8:
+            out->i64 = *(const int8_t *)addr;
+            break;
+        case CAPFFI__U8:
+            out->u64 = *(const uint8_t *)addr;
+            break;
+        case CAPFFI__I16:
+            out->i64 = *(const int16_t *)addr;
+            break;
+        case CAPFFI__U16:
+            out->u64 = *(const uint16_t *)addr;
+            break;
+        case CAPFFI__I32:
+            out->i64 = *(const int32_t *)addr;
+            break;
+        case CAPFFI__U32:
+            out->u64 = *(const uint32_t *)addr;
+            break;
+        case CAPFFI__I64:
+        case CAPFFI__ISIZE:
+            memcpy(&out->i64, addr, 8);
+            break;
+        case CAPFFI__U64:
+        case CAPFFI__USIZE:
+            memcpy(&out->u64, addr, 8);
+            break;
+        case CAPFFI__F32:
+            memcpy(&out->f32, addr, 4);
+            break;
+        case CAPFFI__F64:
+            memcpy(&out->f64, addr, 8);
+            break;
+        case CAPFFI__CSTRING:
+            memcpy(&out->str, addr, sizeof out->str);
+            break;
+        default: /* pointer, function, *NAME */
+            memcpy(&out->p, addr, sizeof out->p);
+            break;
+        }
+    }
+    capffi__arena_free(&a);
+    struct capffi__who who = capffi__token_who(lib->tok);
+    capffi__audit_emit(ctx, CAPFFI_OP_LIB_BIND, rc,
+                       rc ? CAPFFI_REASON_FAILED : CAPFFI_REASON_NONE, &who, 0,
+                       symbol ? symbol : "", "static %s: %s", type ? type : "",
+                       rc ? capffi_ctx_errmsg(ctx) : "read");
+    return rc;
+}
+
+void
+capffi_lib_close(capffi_lib *lib)
+{
+    if (!lib)
+        return;
+    int live = CAPFFI__LIVE;
+    if (!atomic_compare_exchange_strong(&lib->state, &live, CAPFFI__CLOSED))
+        return;
+    capffi__token_detach(lib->ctx, &lib->res);
+    struct capffi__who who = capffi__token_who(lib->tok);
+    capffi__audit_emit(lib->ctx, CAPFFI_OP_LIB_CLOSE, 0, CAPFFI_REASON_NONE,
+                       &who, 0, lib->canon, "closed");
+}
+
+const char *
+capffi_lib_path(const capffi_lib *lib)
+{
+    return lib ? lib->canon : "";
+}

@@ -1,0 +1,486 @@
+/*
+ * sig.c - the signature language: a hand-written recursive-descent parser
+ * with errors that name the byte where the text broke and what was
+ * expected there.
+ *
+ *   signature = "(" [ params ] ")" "->" type
+ *   params    = type { "," type } [ "," "..." ":" type { "," type } ]
+ *   type      = scalar | struct | NAME | "*" NAME
+ *   struct    = "{" field { "," field } "}"      field = [ ident ":" ] type
+ *
+ * Threat answered here: C6 (malformed text is an error with a position,
+ * never a crash; length, depth, field and node limits bound the memory and
+ * stack a hostile text can use).
+ */
+#include "sig.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctx.h"
+
+struct parser {
+    capffi_ctx *ctx;
+    struct capffi__arena *arena;
+    const char *what; /* "signature", "layout", "type" */
+    const char *s;
+    size_t len, pos;
+    unsigned depth;
+    size_t nodes;
+};
+
+static const struct {
+    const char *word;
+    enum capffi__kind kind;
+} keywords[] = {
+    { "void", CAPFFI__VOID },
+    { "bool", CAPFFI__BOOL },
+    { "i8", CAPFFI__I8 },
+    { "u8", CAPFFI__U8 },
+    { "i16", CAPFFI__I16 },
+    { "u16", CAPFFI__U16 },
+    { "i32", CAPFFI__I32 },
+    { "u32", CAPFFI__U32 },
+    { "i64", CAPFFI__I64 },
+    { "u64", CAPFFI__U64 },
+    { "isize", CAPFFI__ISIZE },
+    { "usize", CAPFFI__USIZE },
+    { "f32", CAPFFI__F32 },
+    { "f64", CAPFFI__F64 },
+    { "pointer", CAPFFI__POINTER },
+    { "buffer", CAPFFI__BUFFER },
+    { "function", CAPFFI__FUNCTION },
+    { "cstring", CAPFFI__CSTRING },
+};
+
+/* ---- errors ----------------------------------------------------------- */
+
+static int error_at(struct parser *p, size_t pos, const char *fmt, ...)
+    CAPFFI__PRINTF(3, 4);
+
+static int
+error_at(struct parser *p, size_t pos, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return capffi__fail(p->ctx, CAPFFI_ESIG, "%s byte %zu: %s", p->what, pos,
+                        msg);
+}
+
+/* A description of what stands at pos, for "found ..." */
+static void
+describe(const struct parser *p, size_t pos, char *buf, size_t cap)
+{
+    if (pos >= p->len) {
+        snprintf(buf, cap, "the end");
+        return;
+    }
+    unsigned char c = (unsigned char)p->s[pos];
+    if (isalpha(c) || c == '_') {
+        size_t n = 0;
+        while (pos + n < p->len && n < 24 &&
+               (isalnum((unsigned char)p->s[pos + n]) || p->s[pos + n] == '_'))
+            n++;
+        snprintf(buf, cap, "'%.*s'", (int)n, p->s + pos);
+    } else if (c > 0x20 && c < 0x7f) {
+        snprintf(buf, cap, "'%c'", c);
+    } else {
+        snprintf(buf, cap, "byte 0x%02x", c);
+    }
+}
+
+static int
+expected(struct parser *p, const char *what)
+{
+    char found[48];
+    describe(p, p->pos, found, sizeof found);
+    return error_at(p, p->pos, "expected %s, found %s", what, found);
+}
+
+/* ---- lexing ----------------------------------------------------------- */
+
+static void
+skip_ws(struct parser *p)
+{
+    while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
+                               p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
+        p->pos++;
+}
+
+static bool
+accept(struct parser *p, const char *tok)
+{
+    skip_ws(p);
+    size_t n = strlen(tok);
+    if (p->len - p->pos >= n && memcmp(p->s + p->pos, tok, n) == 0) {
+        p->pos += n;
+        return true;
+    }
+    return false;
+}
+
+static bool
+peek(struct parser *p, char c)
+{
+    skip_ws(p);
+    return p->pos < p->len && p->s[p->pos] == c;
+}
+
+/* An identifier at the cursor: its start and length (0 if none). */
+static size_t
+ident(struct parser *p, size_t *start)
+{
+    skip_ws(p);
+    *start = p->pos;
+    size_t i = p->pos;
+    if (i < p->len && (isalpha((unsigned char)p->s[i]) || p->s[i] == '_')) {
+        while (i < p->len &&
+               (isalnum((unsigned char)p->s[i]) || p->s[i] == '_'))
+            i++;
+    }
+    p->pos = i;
+    return i - *start;
+}
+
+static int
+keyword_kind(const char *s, size_t n)
+{
+    for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+        if (strlen(keywords[i].word) == n &&
+            memcmp(keywords[i].word, s, n) == 0)
+            return (int)keywords[i].kind;
+    return -1;
+}
+
+/* ---- scalar descriptors ------------------------------------------------ */
+
+#define SCALAR(k, f, size, word)                                               \
+    {                                                                          \
+        k, size, size, f, word, 0, NULL,                                       \
+        {                                                                      \
+            0, 0, 0, NULL                                                      \
+        }                                                                      \
+    }
+
+static const struct capffi__type scalars[] = {
+    SCALAR(CAPFFI__VOID, &ffi_type_void, 1, "void"),
+    SCALAR(CAPFFI__BOOL, &ffi_type_uint8, 1, "bool"),
+    SCALAR(CAPFFI__I8, &ffi_type_sint8, 1, "i8"),
+    SCALAR(CAPFFI__U8, &ffi_type_uint8, 1, "u8"),
+    SCALAR(CAPFFI__I16, &ffi_type_sint16, 2, "i16"),
+    SCALAR(CAPFFI__U16, &ffi_type_uint16, 2, "u16"),
+    SCALAR(CAPFFI__I32, &ffi_type_sint32, 4, "i32"),
+    SCALAR(CAPFFI__U32, &ffi_type_uint32, 4, "u32"),
+    SCALAR(CAPFFI__I64, &ffi_type_sint64, 8, "i64"),
+    SCALAR(CAPFFI__U64, &ffi_type_uint64, 8, "u64"),
+    SCALAR(CAPFFI__ISIZE, &ffi_type_sint64, 8, "isize"),
+    SCALAR(CAPFFI__USIZE, &ffi_type_uint64, 8, "usize"),
+    SCALAR(CAPFFI__F32, &ffi_type_float, 4, "f32"),
+    SCALAR(CAPFFI__F64, &ffi_type_double, 8, "f64"),
+    SCALAR(CAPFFI__POINTER, &ffi_type_pointer, 8, "pointer"),
+    SCALAR(CAPFFI__BUFFER, &ffi_type_pointer, 8, "buffer"),
+    SCALAR(CAPFFI__FUNCTION, &ffi_type_pointer, 8, "function"),
+    SCALAR(CAPFFI__CSTRING, &ffi_type_pointer, 8, "cstring"),
+};
+
+/* The sizes above are the x86-64 and AArch64 LP64 ones. */
+_Static_assert(sizeof(void *) == 8 && sizeof(size_t) == 8 &&
+                   sizeof(double) == 8 && sizeof(float) == 4,
+               "capffi's scalar table assumes an LP64 platform");
+_Static_assert(sizeof(bool) == 1, "bool is passed as one byte");
+
+const struct capffi__type *
+capffi__type_scalar(enum capffi__kind k)
+{
+    return &scalars[k];
+}
+
+bool
+capffi__type_is_small_int(enum capffi__kind k)
+{
+    return k >= CAPFFI__BOOL && k <= CAPFFI__U32;
+}
+
+/* ---- types ------------------------------------------------------------ */
+
+static int parse_type(struct parser *p, bool in_struct,
+                      const struct capffi__type **out);
+
+static struct capffi__type *
+new_node(struct parser *p, size_t at, int *rc)
+{
+    if (++p->nodes > CAPFFI__SIG_MAX_NODES) {
+        *rc = error_at(p, at, "more than %d types in one text",
+                       CAPFFI__SIG_MAX_NODES);
+        return NULL;
+    }
+    struct capffi__type *t = capffi__arena_alloc(p->arena, sizeof *t);
+    if (!t)
+        *rc = capffi__fail(p->ctx, CAPFFI_ENOMEM, "out of memory");
+    return t;
+}
+
+static int
+parse_struct(struct parser *p, const struct capffi__type **out)
+{
+    size_t open = p->pos - 1;
+    if (++p->depth > CAPFFI__SIG_MAX_DEPTH)
+        return error_at(p, open, "structs nested deeper than %d",
+                        CAPFFI__SIG_MAX_DEPTH);
+    if (peek(p, '}'))
+        return error_at(p, p->pos, "a struct needs at least one field");
+
+    struct capffi__field tmp[CAPFFI__SIG_MAX_FIELDS];
+    size_t n = 0;
+    int rc;
+    do {
+        if (n == CAPFFI__SIG_MAX_FIELDS)
+            return error_at(p, p->pos, "more than %d fields in a struct",
+                            CAPFFI__SIG_MAX_FIELDS);
+        struct capffi__field *f = &tmp[n];
+        memset(f, 0, sizeof *f);
+        size_t save = p->pos, start;
+        size_t len = ident(p, &start);
+        if (len && accept(p, ":")) {
+            if (len > CAPFFI__NAME_MAX)
+                return error_at(p, start, "field name longer than %d bytes",
+                                CAPFFI__NAME_MAX);
+            for (size_t k = 0; k < n; k++)
+                if (tmp[k].name && strlen(tmp[k].name) == len &&
+                    memcmp(tmp[k].name, p->s + start, len) == 0)
+                    return error_at(p, start, "duplicate field name '%.*s'",
+                                    (int)len, p->s + start);
+            f->name = capffi__arena_strndup(p->arena, p->s + start, len);
+            if (!f->name)
+                return capffi__fail(p->ctx, CAPFFI_ENOMEM, "out of memory");
+        } else {
+            p->pos = save;
+        }
+        if ((rc = parse_type(p, true, &f->type)))
+            return rc;
+        n++;
+    } while (accept(p, ","));
+    if (!accept(p, "}"))
+        return expected(p, "',' or '}'");
+    p->depth--;
+
+    struct capffi__type *t = new_node(p, open, &rc);
+    if (!t)
+        return rc;
+    t->kind = CAPFFI__STRUCT;
+    t->nfields = n;
+    t->fields = capffi__arena_alloc(p->arena, n * sizeof *t->fields);
+    if (!t->fields)
+        return capffi__fail(p->ctx, CAPFFI_ENOMEM, "out of memory");
+    memcpy(t->fields, tmp, n * sizeof *t->fields);
+    if ((rc = capffi__type_layout(p->ctx, p->arena, t)))
+        return rc;
+    *out = t;
+    return CAPFFI_OK;
+}
+
+static int
+parse_type(struct parser *p, bool in_struct, const struct capffi__type **out)
+{
+    int rc;
+    skip_ws(p);
+    size_t at = p->pos;
+    if (accept(p, "{"))
+        return parse_struct(p, out);
+    if (accept(p, "*")) {
+        size_t start, len = ident(p, &start);
+        if (!len)
+            return expected(p, "a struct type name after '*'");
+        const struct capffi__type *target =
+            capffi__type_lookup(p->ctx, p->s + start, len);
+        if (!target)
+            return error_at(p, start, "unknown type name '%.*s'", (int)len,
+                            p->s + start);
+        struct capffi__type *t = new_node(p, at, &rc);
+        if (!t)
+            return rc;
+        *t = *capffi__type_scalar(CAPFFI__POINTER);
+        t->kind = CAPFFI__TPTR;
+        t->name = target->name;
+        *out = t;
+        return CAPFFI_OK;
+    }
+    size_t start, len = ident(p, &start);
+    if (!len) {
+        p->pos = at;
+        return expected(p, "a type");
+    }
+    int k = keyword_kind(p->s + start, len);
+    if (k == CAPFFI__VOID && in_struct)
+        return error_at(p, start, "void cannot be a struct field");
+    if (k == CAPFFI__BUFFER && in_struct)
+        return error_at(p, start,
+                        "buffer cannot be a struct field (use pointer)");
+    if (k >= 0) {
+        *out = capffi__type_scalar((enum capffi__kind)k);
+        return CAPFFI_OK;
+    }
+    const struct capffi__type *named =
+        capffi__type_lookup(p->ctx, p->s + start, len);
+    if (!named)
+        return error_at(p, start, "unknown type name '%.*s'", (int)len,
+                        p->s + start);
+    *out = named;
+    return CAPFFI_OK;
+}
+
+static int
+start(struct parser *p, capffi_ctx *ctx, struct capffi__arena *arena,
+      const char *what, const char *text)
+{
+    memset(p, 0, sizeof *p);
+    p->ctx = ctx;
+    p->arena = arena;
+    p->what = what;
+    p->s = text;
+    if (!text)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL", what);
+    p->len = strnlen(text, CAPFFI__SIG_MAX_LEN + 1);
+    if (p->len > CAPFFI__SIG_MAX_LEN)
+        return capffi__fail(ctx, CAPFFI_ESIG, "%s is longer than %d bytes",
+                            what, CAPFFI__SIG_MAX_LEN);
+    return CAPFFI_OK;
+}
+
+static int
+finish(struct parser *p)
+{
+    skip_ws(p);
+    if (p->pos != p->len)
+        return expected(p, "the end");
+    return CAPFFI_OK;
+}
+
+int
+capffi__type_parse(capffi_ctx *ctx, struct capffi__arena *arena,
+                   const char *what, const char *text,
+                   const struct capffi__type **out)
+{
+    struct parser p;
+    int rc = start(&p, ctx, arena, what, text);
+    if (rc)
+        return rc;
+    if ((rc = parse_type(&p, false, out)))
+        return rc;
+    if ((*out)->kind == CAPFFI__VOID)
+        return error_at(&p, 0, "void is not a value type");
+    return finish(&p);
+}
+
+/* ---- signatures -------------------------------------------------------- */
+
+/* Variadic arguments undergo C's default promotions: refuse the types
+ * that would be promoted, instead of silently passing the wrong width. */
+static int
+check_variadic(struct parser *p, size_t at, const struct capffi__type *t)
+{
+    switch (t->kind) {
+    case CAPFFI__F32:
+        return error_at(p, at,
+                        "f32 cannot be variadic: C promotes it, "
+                        "declare f64");
+    case CAPFFI__BOOL:
+    case CAPFFI__I8:
+    case CAPFFI__U8:
+    case CAPFFI__I16:
+    case CAPFFI__U16:
+        return error_at(p, at,
+                        "%s cannot be variadic: C promotes it, declare i32",
+                        t->name);
+    case CAPFFI__STRUCT:
+        return error_at(p, at, "structs cannot be variadic arguments");
+    case CAPFFI__BUFFER:
+        return error_at(p, at, "buffer cannot be variadic (use pointer)");
+    default:
+        return CAPFFI_OK;
+    }
+}
+
+int
+capffi__sig_parse(capffi_ctx *ctx, struct capffi__sig *out, const char *text)
+{
+    struct parser p;
+    const struct capffi__type *tmp[CAPFFI_MAX_ARGS];
+    memset(out, 0, sizeof *out);
+    int rc = start(&p, ctx, &out->arena, "signature", text);
+    if (rc)
+        return rc;
+    if (!accept(&p, "("))
+        return expected(&p, "'('");
+    size_t n = 0;
+    bool variadic = false;
+    size_t nfixed = 0;
+    if (!peek(&p, ')')) {
+        do {
+            skip_ws(&p);
+            size_t at = p.pos;
+            if (!variadic && accept(&p, "...")) {
+                if (n == 0)
+                    return error_at(&p, at,
+                                    "a variadic function needs a fixed "
+                                    "parameter before '...'");
+                if (!accept(&p, ":"))
+                    return expected(&p, "':' and the variadic types "
+                                        "after '...'");
+                variadic = true;
+                nfixed = n;
+                skip_ws(&p);
+                at = p.pos;
+            }
+            if (n == CAPFFI_MAX_ARGS)
+                return error_at(&p, at, "more than %d parameters",
+                                CAPFFI_MAX_ARGS);
+            if ((rc = parse_type(&p, false, &tmp[n])))
+                return rc;
+            if (tmp[n]->kind == CAPFFI__VOID)
+                return error_at(&p, at, "void is only allowed as the result");
+            if (variadic && (rc = check_variadic(&p, at, tmp[n])))
+                return rc;
+            n++;
+        } while (accept(&p, ","));
+    }
+    if (!accept(&p, ")"))
+        return expected(&p, "',' or ')'");
+    if (!accept(&p, "->"))
+        return expected(&p, "'->' and the result type");
+    skip_ws(&p);
+    size_t at = p.pos;
+    if ((rc = parse_type(&p, false, &out->ret)))
+        return rc;
+    if (out->ret->kind == CAPFFI__BUFFER)
+        return error_at(&p, at, "buffer cannot be a result (use pointer)");
+    if ((rc = finish(&p)))
+        return rc;
+
+    out->nargs = n;
+    out->nfixed = variadic ? nfixed : n;
+    out->variadic = variadic;
+    out->args = capffi__arena_alloc(&out->arena, (n ? n : 1) * sizeof *tmp);
+    out->atypes =
+        capffi__arena_alloc(&out->arena, (n + 1) * sizeof *out->atypes);
+    if (!out->args || !out->atypes)
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        out->args[i] = tmp[i];
+        out->atypes[i] = tmp[i]->ffi;
+    }
+    return CAPFFI_OK;
+}
+
+void
+capffi__sig_free(struct capffi__sig *sig)
+{
+    if (sig) {
+        capffi__arena_free(&sig->arena);
+        memset(sig, 0, sizeof *sig);
+    }
+}

@@ -1,0 +1,108 @@
+/*
+ * sig.h - types and signatures: what the text language describes, parsed
+ * once (sig.c) and laid out by libffi (type.c).
+ */
+#ifndef CAPFFI_SRC_SIG_H
+#define CAPFFI_SRC_SIG_H
+
+#include <ffi.h>
+
+#include "internal.h"
+
+/* Limits that keep hostile text from exhausting memory or the stack. */
+#define CAPFFI__SIG_MAX_LEN 4096 /* bytes of signature or layout text */
+#define CAPFFI__SIG_MAX_DEPTH 16 /* struct nesting */
+#define CAPFFI__SIG_MAX_FIELDS 256
+#define CAPFFI__SIG_MAX_NODES 1024 /* types made while parsing one text */
+#define CAPFFI__NAME_MAX 63
+
+enum capffi__kind {
+    CAPFFI__VOID,
+    CAPFFI__BOOL,
+    CAPFFI__I8,
+    CAPFFI__U8,
+    CAPFFI__I16,
+    CAPFFI__U16,
+    CAPFFI__I32,
+    CAPFFI__U32,
+    CAPFFI__I64,
+    CAPFFI__U64,
+    CAPFFI__ISIZE,
+    CAPFFI__USIZE,
+    CAPFFI__F32,
+    CAPFFI__F64,
+    CAPFFI__POINTER,
+    CAPFFI__BUFFER,
+    CAPFFI__FUNCTION,
+    CAPFFI__CSTRING,
+    CAPFFI__STRUCT, /* by value: {...} or a defined name */
+    CAPFFI__TPTR    /* *NAME: a pointer to a defined struct */
+};
+
+struct capffi__type;
+
+struct capffi__field {
+    const char *name; /* NULL for an unnamed field */
+    size_t offset;
+    const struct capffi__type *type;
+};
+
+struct capffi__type {
+    enum capffi__kind kind;
+    size_t size, align;
+    ffi_type *ffi;
+    const char *name; /* keyword, defined name, or *NAME's target */
+    size_t nfields;
+    struct capffi__field *fields;
+    ffi_type st; /* the libffi description of a struct */
+};
+
+struct capffi__sig {
+    size_t nargs, nfixed; /* nfixed < nargs only when variadic */
+    bool variadic;
+    const struct capffi__type **args;
+    const struct capffi__type *ret;
+    ffi_type **atypes; /* args' libffi types, for ffi_prep_cif */
+    struct capffi__arena arena;
+};
+
+/* The shared descriptor of a scalar kind (never freed). */
+CAPFFI__HIDDEN const struct capffi__type *
+capffi__type_scalar(enum capffi__kind k);
+
+/* True for i8..u32 and bool: the kinds that are range-checked. */
+CAPFFI__HIDDEN bool capffi__type_is_small_int(enum capffi__kind k);
+
+/*
+ * Parse a signature into *out (its own arena). CAPFFI_ESIG with "signature
+ * byte N: ..." in the message; CAPFFI_ENOMEM.
+ */
+CAPFFI__HIDDEN int capffi__sig_parse(capffi_ctx *ctx, struct capffi__sig *out,
+                                     const char *text);
+CAPFFI__HIDDEN void capffi__sig_free(struct capffi__sig *sig);
+
+/*
+ * Parse one type expression (a scalar, a struct, a name, *NAME) into a
+ * type allocated in arena. `what` names the text in messages ("layout",
+ * "type"). void is refused.
+ */
+CAPFFI__HIDDEN int capffi__type_parse(capffi_ctx *ctx,
+                                      struct capffi__arena *arena,
+                                      const char *what, const char *text,
+                                      const struct capffi__type **out);
+
+/* Lay out a struct type whose fields are set: fills st, size, align and
+ * the field offsets through libffi. CAPFFI_ESIG if libffi refuses. */
+CAPFFI__HIDDEN int capffi__type_layout(capffi_ctx *ctx,
+                                       struct capffi__arena *arena,
+                                       struct capffi__type *t);
+
+/* The named type, or NULL. */
+CAPFFI__HIDDEN const struct capffi__type *
+capffi__type_lookup(const capffi_ctx *ctx, const char *name, size_t len);
+
+/* The context's registry of named types (type.c). */
+struct capffi__named;
+CAPFFI__HIDDEN void capffi__type_free_all(capffi_ctx *ctx);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * type.c - struct layout through libffi, and the context's named types.
+ */
+#include "sig.h"
+
+#include <string.h>
+
+#include "ctx.h"
+#include "token.h"
+
+struct capffi__named {
+    char name[CAPFFI__NAME_MAX + 1];
+    struct capffi__type *type;
+    UT_hash_handle hh;
+};
+
+int
+capffi__type_layout(capffi_ctx *ctx, struct capffi__arena *arena,
+                    struct capffi__type *t)
+{
+    ffi_type **elems =
+        capffi__arena_alloc(arena, (t->nfields + 1) * sizeof *elems);
+    size_t *offsets = capffi__arena_alloc(arena, t->nfields * sizeof *offsets);
+    if (!elems || !offsets)
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    for (size_t i = 0; i < t->nfields; i++)
+        elems[i] = t->fields[i].type->ffi;
+    elems[t->nfields] = NULL;
+    t->st.size = 0;
+    t->st.alignment = 0;
+    t->st.type = FFI_TYPE_STRUCT;
+    t->st.elements = elems;
+    ffi_status st = ffi_get_struct_offsets(FFI_DEFAULT_ABI, &t->st, offsets);
+    if (st != FFI_OK)
+        return capffi__fail(ctx, CAPFFI_ESIG,
+                            "libffi cannot lay out this struct (status %d)",
+                            (int)st);
+    for (size_t i = 0; i < t->nfields; i++)
+        t->fields[i].offset = offsets[i];
+    t->ffi = &t->st;
+    t->size = t->st.size;
+    t->align = t->st.alignment;
+    return CAPFFI_OK;
+}
+
+const struct capffi__type *
+capffi__type_lookup(const capffi_ctx *ctx, const char *name, size_t len)
+{
+    struct capffi__named *n;
+    if (len > CAPFFI__NAME_MAX)
+        return NULL;
+    HASH_FIND(hh, ctx->types, name, len, n);
+    return n ? n->type : NULL;
+}
+
+void
+capffi__type_free_all(capffi_ctx *ctx)
+{
+    struct capffi__named *n, *tmp;
+    HASH_ITER(hh, ctx->types, n, tmp)
+    {
+        HASH_DEL(ctx->types, n);
+        capffi__free(n);
+    }
+    capffi__arena_free(&ctx->type_arena);
+}
+
+static bool
+valid_name(const char *name)
+{
+    size_t n = strnlen(name, CAPFFI__NAME_MAX + 1);
+    if (n == 0 || n > CAPFFI__NAME_MAX)
+        return false;
+    if (!(name[0] == '_' || (name[0] >= 'A' && name[0] <= 'Z') ||
+          (name[0] >= 'a' && name[0] <= 'z')))
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        char c = name[i];
+        if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c >= '0' && c <= '9')))
+            return false;
+    }
+    return true;
+}
+
+int
+capffi_type_define(capffi_ctx *ctx, const char *name, const char *layout)
+{
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "capffi_type_define called off the owner thread");
+    if (!name || !layout)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
+                            name ? "layout" : "name");
+    if (!valid_name(name))
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "type name must be an identifier of 1 to %d bytes",
+                            CAPFFI__NAME_MAX);
+    size_t len = strlen(name);
+    /* A scalar keyword cannot be redefined. */
+    struct capffi__arena probe = { NULL };
+    const struct capffi__type *kw;
+    bool is_kw = capffi__type_parse(ctx, &probe, "type", name, &kw) == 0 &&
+                 kw->kind != CAPFFI__STRUCT;
+    capffi__arena_free(&probe);
+    if (is_kw || strcmp(name, "void") == 0)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "'%s' is a built-in type name",
+                            name);
+    if (capffi__type_lookup(ctx, name, len))
+        return capffi__fail(ctx, CAPFFI_EINVAL, "type '%s' is already defined",
+                            name);
+
+    /* Parse into a scratch arena so a failure leaves nothing behind, then
+     * keep the result in the context's arena by parsing again there. */
+    struct capffi__arena scratch = { NULL };
+    const struct capffi__type *t;
+    int rc = capffi__type_parse(ctx, &scratch, "layout", layout, &t);
+    bool is_struct = rc == 0 && t->kind == CAPFFI__STRUCT &&
+                     layout[strspn(layout, " \t\r\n")] == '{';
+    capffi__arena_free(&scratch);
+    if (rc)
+        return rc;
+    if (!is_struct)
+        return capffi__fail(ctx, CAPFFI_ESIG,
+                            "layout byte 0: expected '{' (a struct layout)");
+
+    struct capffi__named *n = capffi__calloc(1, sizeof *n);
+    if (!n)
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    rc = capffi__type_parse(ctx, &ctx->type_arena, "layout", layout, &t);
+    if (rc) {
+        capffi__free(n);
+        return rc;
+    }
+    struct capffi__type *named = (struct capffi__type *)t;
+    memcpy(n->name, name, len + 1);
+    named->name = n->name;
+    n->type = named;
+    HASH_ADD(hh, ctx->types, name[0], len, n);
+    if (!n->hh.tbl) {
+        capffi__free(n);
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    return CAPFFI_OK;
+}
+
+int
+capffi_type_size(size_t *size, size_t *align, capffi_ctx *ctx, const char *type)
+{
+    if (size)
+        *size = 0;
+    if (align)
+        *align = 0;
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "capffi_type_size called off the owner thread");
+    if (!size || !type)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
+                            size ? "type" : "size");
+    struct capffi__arena a = { NULL };
+    const struct capffi__type *t;
+    int rc = capffi__type_parse(ctx, &a, "type", type, &t);
+    if (!rc) {
+        *size = t->size;
+        if (align)
+            *align = t->align;
+    }
+    capffi__arena_free(&a);
+    return rc;
+}
+
+int
+capffi_type_offset(size_t *offset, capffi_ctx *ctx, const char *type,
+                   const char *field)
+{
+    if (offset)
+        *offset = 0;
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "capffi_type_offset called off the owner thread");
+    if (!offset || !type || !field)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "an argument is NULL");
+    struct capffi__arena a = { NULL };
+    const struct capffi__type *t;
+    int rc = capffi__type_parse(ctx, &a, "type", type, &t);
+    if (!rc && t->kind != CAPFFI__STRUCT)
+        rc = capffi__fail(ctx, CAPFFI_EINVAL, "'%s' is not a struct", type);
+    if (!rc) {
+        rc = capffi__fail(ctx, CAPFFI_ENOTFOUND, "no field '%s' in '%s'", field,
+                          type);
+        for (size_t i = 0; i < t->nfields; i++)
+            if (t->fields[i].name && strcmp(t->fields[i].name, field) == 0) {
+                *offset = t->fields[i].offset;
+                rc = CAPFFI_OK;
+                break;
+            }
+    }
+    capffi__arena_free(&a);
+    return rc;
+}
