@@ -116,12 +116,79 @@ race_attenuate_against_revoke(void **state)
     capffi_ctx_free(m.ctx);
 }
 
+struct caller {
+    capffi_fn *fn;
+    atomic_int *revoked_returned;
+    long ok_after, refused, ok;
+};
+
+static void *
+call_loop(void *arg)
+{
+    struct caller *c = arg;
+    for (;;) {
+        int done = atomic_load(c->revoked_returned);
+        capffi_value a[2], r;
+        a[0].i64 = 1;
+        a[1].i64 = 2;
+        int rc = capffi_fn_call(c->fn, a, &r);
+        if (rc == 0) {
+            c->ok++;
+            c->ok_after += done;
+        } else if (rc == CAPFFI_EREVOKED) {
+            c->refused++;
+            if (done)
+                break;
+        } else {
+            c->ok_after += 1000000; /* any other result is a failure */
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Calls on other threads racing a revocation: once capffi_token_revoke
+ * has returned, no call starts. */
+static void
+race_revoke_against_calls(void **state)
+{
+    (void)state;
+    const char *dir = getenv("CAPFFI_FIXTURE_DIR");
+    assert_non_null(dir);
+    const char *allow[] = { dir, NULL };
+    capffi_ctx *ctx = ctx_with(0, allow, NULL);
+    capffi_token t, child;
+    capffi_lib *lib;
+    capffi_fn *fn;
+    assert_ok(capffi_token_new(&t, ctx, "lib", NULL));
+    assert_ok(capffi_token_attenuate(&child, ctx, &t, NULL));
+    assert_ok(capffi_lib_open(&lib, ctx, &child, getenv("CAPFFI_FIXTURE"), 0));
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
+    atomic_int returned;
+    atomic_init(&returned, 0);
+    struct caller c[2] = { { fn, &returned, 0, 0, 0 },
+                           { fn, &returned, 0, 0, 0 } };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, call_loop, &c[i]), 0);
+    usleep(2000);
+    assert_ok(capffi_token_revoke(ctx, &t)); /* the parent: cascades */
+    atomic_store(&returned, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(c[i].ok_after, 0);
+        assert_true(c[i].refused > 0);
+    }
+    capffi_ctx_free(ctx);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(race_revoke_against_checks),
         cmocka_unit_test(race_attenuate_against_revoke),
+        cmocka_unit_test(race_revoke_against_calls),
     };
     return RUN_TESTS("race", tests);
 }
