@@ -35,6 +35,61 @@ fn_on_revoke(struct capffi__res *r)
     atomic_store(&fn->own_state, CAPFFI__REVOKED);
 }
 
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "arguments are passed from capffi_value's first bytes");
+
+static uint8_t
+arg_op(enum capffi__kind k, bool wrap)
+{
+    switch (k) {
+    case CAPFFI__I8:
+        return wrap ? ARG_DIRECT : ARG_I8;
+    case CAPFFI__U8:
+        return wrap ? ARG_DIRECT : ARG_U8;
+    case CAPFFI__I16:
+        return wrap ? ARG_DIRECT : ARG_I16;
+    case CAPFFI__U16:
+        return wrap ? ARG_DIRECT : ARG_U16;
+    case CAPFFI__I32:
+        return wrap ? ARG_DIRECT : ARG_I32;
+    case CAPFFI__U32:
+        return wrap ? ARG_DIRECT : ARG_U32;
+    case CAPFFI__BUFFER:
+        return ARG_BUFFER;
+    case CAPFFI__STRUCT:
+        return ARG_STRUCT;
+    default: /* bool (a C bool is 0 or 1), 64-bit, floats, pointers */
+        return ARG_DIRECT;
+    }
+}
+
+static uint8_t
+ret_op(enum capffi__kind k)
+{
+    switch (k) {
+    case CAPFFI__VOID:
+        return RET_VOID;
+    case CAPFFI__BOOL:
+        return RET_BOOL;
+    case CAPFFI__I8:
+        return RET_I8;
+    case CAPFFI__U8:
+        return RET_U8;
+    case CAPFFI__I16:
+        return RET_I16;
+    case CAPFFI__U16:
+        return RET_U16;
+    case CAPFFI__I32:
+        return RET_I32;
+    case CAPFFI__U32:
+        return RET_U32;
+    case CAPFFI__STRUCT:
+        return RET_STRUCT;
+    default:
+        return RET_COPY;
+    }
+}
+
 int
 capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
                const char *signature, uint32_t flags, const atomic_int *state)
@@ -66,10 +121,15 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
                             "libffi cannot prepare signature '%s' (status %d)",
                             signature, (int)st);
     }
-    for (size_t i = 0; i < s->nargs; i++)
+    for (size_t i = 0; i < s->nargs; i++) {
         if (s->args[i]->kind == CAPFFI__STRUCT && s->args[i]->size > 16)
             fn->big_struct_args = true;
+        fn->arg_op[i] = arg_op(s->args[i]->kind, flags & CAPFFI_FN_WRAP);
+        fn->checked_args |= fn->arg_op[i] != ARG_DIRECT;
+    }
     fn->ret_struct = s->ret->kind == CAPFFI__STRUCT;
+    fn->ret_op = ret_op(s->ret->kind);
+    fn->raw_slow = fn->big_struct_args || (flags & CAPFFI_FN_ERRNO);
     fn->code = code;
     fn->flags = flags;
     fn->ctx = ctx;
@@ -171,9 +231,16 @@ capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx, const capffi_token *tok,
 
 /* ---- the call path ----------------------------------------------------- */
 
-static int
+/*
+ * Everything off the common path lives in separate, never-inlined
+ * functions, so the common path keeps a small frame and few branches.
+ */
+
+static __attribute__((noinline, cold)) int
 dead(const capffi_fn *fn, int state)
 {
+    if (!fn)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "fn is NULL");
     return state == CAPFFI__CLOSED
                ? capffi__fail(fn->ctx, CAPFFI_ECLOSED,
                               "the function's library is closed")
@@ -181,109 +248,67 @@ dead(const capffi_fn *fn, int state)
                               "the function's token was revoked");
 }
 
-union slot {
-    int8_t i8;
-    uint8_t u8;
-    int16_t i16;
-    uint16_t u16;
-    int32_t i32;
-    uint32_t u32;
-    int64_t i64;
-    uint64_t u64;
-    float f32;
-    double f64;
-    void *p;
-};
-
-static int
-out_of_range(const capffi_fn *fn, size_t i, const struct capffi__type *t,
-             const capffi_value *v, int64_t lo, uint64_t hi)
+static __attribute__((noinline, cold)) int
+out_of_range(const capffi_fn *fn, size_t i, const capffi_value *v)
 {
+    const struct capffi__type *t = fn->sig.args[i];
     bool is_signed = t->kind == CAPFFI__I8 || t->kind == CAPFFI__I16 ||
                      t->kind == CAPFFI__I32;
+    int bits = (int)t->size * 8;
     if (is_signed)
         return capffi__fail(fn->ctx, CAPFFI_ERANGE,
                             "argument %zu (%s): %" PRId64
-                            " is outside [%" PRId64 ", %" PRIu64 "]",
-                            i + 1, t->name, v->i64, lo, hi);
+                            " is outside [%" PRId64 ", %" PRId64 "]",
+                            i + 1, t->name, v->i64, -(INT64_C(1) << (bits - 1)),
+                            (INT64_C(1) << (bits - 1)) - 1);
     return capffi__fail(fn->ctx, CAPFFI_ERANGE,
                         "argument %zu (%s): %" PRIu64 " is outside [0, %" PRIu64
                         "]",
-                        i + 1, t->name, v->u64, hi);
+                        i + 1, t->name, v->u64, (UINT64_C(1) << bits) - 1);
 }
 
-/* Convert argument i into *slot (or point av at the caller's struct). */
-static int
-convert(const capffi_fn *fn, size_t i, const capffi_value *v, union slot *slot,
-        void **av)
+/*
+ * Check argument i (range of a small integer) or convert it (a buffer's
+ * bytes into slot, a struct's pointer into av). Only for arguments whose
+ * op is not ARG_DIRECT.
+ */
+static __attribute__((noinline)) int
+check_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
+          void **av)
 {
-    const struct capffi__type *t = fn->sig.args[i];
-    bool wrap = fn->flags & CAPFFI_FN_WRAP;
-    *av = slot;
-    switch (t->kind) {
-    case CAPFFI__BOOL:
-        slot->u8 = v->b ? 1 : 0;
-        return CAPFFI_OK;
-    case CAPFFI__I8:
-        if (!wrap && (v->i64 < INT8_MIN || v->i64 > INT8_MAX))
-            return out_of_range(fn, i, t, v, INT8_MIN, INT8_MAX);
-        slot->i8 = (int8_t)v->i64;
-        return CAPFFI_OK;
-    case CAPFFI__U8:
-        if (!wrap && v->u64 > UINT8_MAX)
-            return out_of_range(fn, i, t, v, 0, UINT8_MAX);
-        slot->u8 = (uint8_t)v->u64;
-        return CAPFFI_OK;
-    case CAPFFI__I16:
-        if (!wrap && (v->i64 < INT16_MIN || v->i64 > INT16_MAX))
-            return out_of_range(fn, i, t, v, INT16_MIN, INT16_MAX);
-        slot->i16 = (int16_t)v->i64;
-        return CAPFFI_OK;
-    case CAPFFI__U16:
-        if (!wrap && v->u64 > UINT16_MAX)
-            return out_of_range(fn, i, t, v, 0, UINT16_MAX);
-        slot->u16 = (uint16_t)v->u64;
-        return CAPFFI_OK;
-    case CAPFFI__I32:
-        if (!wrap && (v->i64 < INT32_MIN || v->i64 > INT32_MAX))
-            return out_of_range(fn, i, t, v, INT32_MIN, INT32_MAX);
-        slot->i32 = (int32_t)v->i64;
-        return CAPFFI_OK;
-    case CAPFFI__U32:
-        if (!wrap && v->u64 > UINT32_MAX)
-            return out_of_range(fn, i, t, v, 0, UINT32_MAX);
-        slot->u32 = (uint32_t)v->u64;
-        return CAPFFI_OK;
-    case CAPFFI__I64:
-    case CAPFFI__U64:
-    case CAPFFI__ISIZE:
-    case CAPFFI__USIZE:
-        slot->u64 = v->u64;
-        return CAPFFI_OK;
-    case CAPFFI__F32:
-        slot->f32 = v->f32;
-        return CAPFFI_OK;
-    case CAPFFI__F64:
-        slot->f64 = v->f64;
-        return CAPFFI_OK;
-    case CAPFFI__CSTRING:
-        slot->p = (void *)(uintptr_t)v->str;
-        return CAPFFI_OK;
-    case CAPFFI__BUFFER:
-        return capffi__buf_arg(fn->ctx, v->buf, &slot->p);
-    case CAPFFI__STRUCT:
+    switch (fn->arg_op[i]) {
+    case ARG_I8:
+        return v->i64 < INT8_MIN || v->i64 > INT8_MAX ? out_of_range(fn, i, v)
+                                                      : CAPFFI_OK;
+    case ARG_U8:
+        return v->u64 > UINT8_MAX ? out_of_range(fn, i, v) : CAPFFI_OK;
+    case ARG_I16:
+        return v->i64 < INT16_MIN || v->i64 > INT16_MAX ? out_of_range(fn, i, v)
+                                                        : CAPFFI_OK;
+    case ARG_U16:
+        return v->u64 > UINT16_MAX ? out_of_range(fn, i, v) : CAPFFI_OK;
+    case ARG_I32:
+        return v->i64 < INT32_MIN || v->i64 > INT32_MAX ? out_of_range(fn, i, v)
+                                                        : CAPFFI_OK;
+    case ARG_U32:
+        return v->u64 > UINT32_MAX ? out_of_range(fn, i, v) : CAPFFI_OK;
+    case ARG_BUFFER:
+        *av = slot;
+        return capffi__buf_arg(fn->ctx, v->buf, slot);
+    case ARG_STRUCT: {
+        size_t size = fn->sig.args[i]->size;
         if (!v->agg.ptr)
             return capffi__fail(fn->ctx, CAPFFI_EINVAL,
                                 "argument %zu: struct pointer is NULL", i + 1);
-        if (v->agg.len != t->size)
+        if (v->agg.len != size)
             return capffi__fail(fn->ctx, CAPFFI_ETYPE,
                                 "argument %zu: struct of %zu bytes given, "
                                 "%zu declared",
-                                i + 1, v->agg.len, t->size);
+                                i + 1, v->agg.len, size);
         *av = v->agg.ptr;
         return CAPFFI_OK;
-    default: /* pointer, function, *NAME */
-        slot->p = v->p;
+    }
+    default:
         return CAPFFI_OK;
     }
 }
@@ -292,82 +317,47 @@ convert(const capffi_fn *fn, size_t i, const capffi_value *v, union slot *slot,
 union rbuf {
     ffi_arg a;
     ffi_sarg s;
-    float f32;
-    double f64;
-    void *p;
+    uint64_t u64;
     _Alignas(16) unsigned char bytes[32];
 };
 
-static void
-narrow(const struct capffi__type *t, const union rbuf *r, capffi_value *ret)
+static inline void
+narrow(uint8_t op, const union rbuf *r, capffi_value *ret)
 {
-    switch (t->kind) {
-    case CAPFFI__BOOL:
+    switch (op) {
+    case RET_COPY:
+        ret->u64 = r->u64;
+        break;
+    case RET_BOOL:
         ret->b = (uint8_t)r->a != 0;
         break;
-    case CAPFFI__I8:
+    case RET_I8:
         ret->i64 = (int8_t)r->s;
         break;
-    case CAPFFI__U8:
+    case RET_U8:
         ret->u64 = (uint8_t)r->a;
         break;
-    case CAPFFI__I16:
+    case RET_I16:
         ret->i64 = (int16_t)r->s;
         break;
-    case CAPFFI__U16:
+    case RET_U16:
         ret->u64 = (uint16_t)r->a;
         break;
-    case CAPFFI__I32:
+    case RET_I32:
         ret->i64 = (int32_t)r->s;
         break;
-    case CAPFFI__U32:
+    case RET_U32:
         ret->u64 = (uint32_t)r->a;
         break;
-    case CAPFFI__I64:
-    case CAPFFI__ISIZE:
-        ret->i64 = (int64_t)r->s;
-        break;
-    case CAPFFI__U64:
-    case CAPFFI__USIZE:
-        ret->u64 = (uint64_t)r->a;
-        break;
-    case CAPFFI__F32:
-        ret->f32 = r->f32;
-        break;
-    case CAPFFI__F64:
-        ret->f64 = r->f64;
-        break;
-    case CAPFFI__CSTRING:
-        ret->str = r->p;
-        break;
-    case CAPFFI__VOID:
-        break;
-    default:
-        ret->p = r->p;
+    default: /* void */
         break;
     }
 }
 
-int
-capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
+/* The rest of a call that returns a struct or captures errno. */
+static __attribute__((noinline)) int
+call_careful(capffi_fn *fn, void **av, capffi_value *ret)
 {
-    if (CAPFFI__UNLIKELY(!fn))
-        return capffi__fail(NULL, CAPFFI_EINVAL, "fn is NULL");
-    int state = atomic_load_explicit(fn->state, memory_order_acquire);
-    if (CAPFFI__UNLIKELY(state != CAPFFI__LIVE))
-        return dead(fn, state);
-    size_t n = fn->sig.nargs;
-    if (CAPFFI__UNLIKELY(n && !args))
-        return capffi__fail(fn->ctx, CAPFFI_EINVAL, "args is NULL");
-
-    union slot slots[CAPFFI_MAX_ARGS];
-    void *av[CAPFFI_MAX_ARGS];
-    for (size_t i = 0; i < n; i++) {
-        int rc = convert(fn, i, &args[i], &slots[i], &av[i]);
-        if (CAPFFI__UNLIKELY(rc))
-            return rc;
-    }
-
     union rbuf r;
     void *rp = &r;
     if (fn->ret_struct) {
@@ -391,19 +381,48 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
         if (rp == (void *)&r)
             memcpy(ret->agg.ptr, r.bytes, fn->sig.ret->size);
     } else if (ret) {
-        narrow(fn->sig.ret, &r, ret);
+        narrow(fn->ret_op, &r, ret);
     }
     return CAPFFI_OK;
 }
 
 int
-capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
+capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
 {
-    if (CAPFFI__UNLIKELY(!fn))
-        return capffi__fail(NULL, CAPFFI_EINVAL, "fn is NULL");
-    int state = atomic_load_explicit(fn->state, memory_order_acquire);
-    if (CAPFFI__UNLIKELY(state != CAPFFI__LIVE))
+    int state = fn ? atomic_load_explicit(fn->state, memory_order_acquire)
+                   : CAPFFI__REVOKED;
+    if (CAPFFI__UNLIKELY(!fn || state != CAPFFI__LIVE))
         return dead(fn, state);
+    size_t n = fn->sig.nargs;
+    void *av[CAPFFI_MAX_ARGS];
+    void *slots[CAPFFI_MAX_ARGS];
+    if (n) {
+        if (CAPFFI__UNLIKELY(!args))
+            return capffi__fail(fn->ctx, CAPFFI_EINVAL, "args is NULL");
+        /* libffi reads arguments, never writes them. */
+        for (size_t i = 0; i < n; i++)
+            av[i] = (void *)(uintptr_t)&args[i];
+        if (fn->checked_args)
+            for (size_t i = 0; i < n; i++)
+                if (fn->arg_op[i] != ARG_DIRECT) {
+                    int rc = check_arg(fn, i, &args[i], &slots[i], &av[i]);
+                    if (CAPFFI__UNLIKELY(rc))
+                        return rc;
+                }
+    }
+    if (CAPFFI__UNLIKELY(fn->ret_struct || (fn->flags & CAPFFI_FN_ERRNO)))
+        return call_careful(fn, av, ret);
+    union rbuf r;
+    ffi_call(&fn->cif, FFI_FN(fn->code), &r, av);
+    if (ret)
+        narrow(fn->ret_op, &r, ret);
+    return CAPFFI_OK;
+}
+
+/* call_raw for large struct arguments, errno capture or a NULL ret. */
+static __attribute__((noinline)) int
+call_raw_careful(capffi_fn *fn, void **args, void *ret)
+{
     union rbuf scratch;
     if (!ret)
         ret = &scratch; /* libffi before 3.7 needs somewhere to write */
@@ -412,7 +431,8 @@ capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
     if (fn->big_struct_args) {
         /* libffi 3.4 rewrites avalue[i] for structs over 16 bytes to point
          * into its own frame: give it a copy, keep the caller's array. */
-        memcpy(av, args, fn->sig.nargs * sizeof *av);
+        for (size_t i = 0; i < fn->sig.nargs; i++)
+            av[i] = args[i];
         use = av;
     }
     if (fn->flags & CAPFFI_FN_ERRNO) {
@@ -422,5 +442,18 @@ capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
     } else {
         ffi_call(&fn->cif, FFI_FN(fn->code), ret, use);
     }
+    return CAPFFI_OK;
+}
+
+int
+capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
+{
+    int state = fn ? atomic_load_explicit(fn->state, memory_order_acquire)
+                   : CAPFFI__REVOKED;
+    if (CAPFFI__UNLIKELY(!fn || state != CAPFFI__LIVE))
+        return dead(fn, state);
+    if (CAPFFI__UNLIKELY(fn->raw_slow || !ret))
+        return call_raw_careful(fn, args, ret);
+    ffi_call(&fn->cif, FFI_FN(fn->code), ret, args);
     return CAPFFI_OK;
 }

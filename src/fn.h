@@ -13,6 +13,39 @@
 /* Values of the state word every call loads. */
 enum { CAPFFI__LIVE = 0, CAPFFI__CLOSED = 1, CAPFFI__REVOKED = 2 };
 
+/*
+ * How the call path treats one argument, chosen once at bind time. On a
+ * little-endian LP64 machine every scalar member of capffi_value starts at
+ * offset 0, so most arguments are passed straight from the caller's value
+ * (ARG_DIRECT); small integers are range-checked first (unless
+ * CAPFFI_FN_WRAP, when the low bytes are the wrapped value).
+ */
+enum capffi__arg_op {
+    ARG_DIRECT,
+    ARG_I8,
+    ARG_U8,
+    ARG_I16,
+    ARG_U16,
+    ARG_I32,
+    ARG_U32,
+    ARG_BUFFER,
+    ARG_STRUCT
+};
+
+/* How the result is moved from libffi's buffer into capffi_value. */
+enum capffi__ret_op {
+    RET_VOID,
+    RET_COPY, /* 64-bit integers, f64, f32, pointers */
+    RET_BOOL,
+    RET_I8,
+    RET_U8,
+    RET_I16,
+    RET_U16,
+    RET_I32,
+    RET_U32,
+    RET_STRUCT
+};
+
 struct capffi_fn {
     ffi_cif cif;
     void *code;
@@ -20,6 +53,10 @@ struct capffi_fn {
     uint32_t flags;
     bool big_struct_args; /* libffi rewrites avalue for these */
     bool ret_struct;
+    bool checked_args;               /* some argument is not ARG_DIRECT */
+    bool raw_slow;                   /* call_raw needs its careful path */
+    uint8_t ret_op;                  /* enum capffi__ret_op */
+    uint8_t arg_op[CAPFFI_MAX_ARGS]; /* enum capffi__arg_op */
     struct capffi__sig sig;
     capffi_ctx *ctx;
     atomic_int own_state;          /* capffi_fn_from_ptr */

@@ -113,13 +113,12 @@ capffi__lib_free_all(capffi_ctx *ctx)
     ctx->libs = NULL;
 }
 
-/* Resolve path (a bare soname through soname.c) to a canonical path, open
- * it, and describe the open file. */
+/* Resolve path (a bare soname through soname.c) and open the file. */
 static int
 open_file(capffi_ctx *ctx, const char *path, int *fd_out,
           struct capffi__file *f)
 {
-    char found[PATH_MAX], canon[PATH_MAX];
+    char found[PATH_MAX];
     int rc = capffi__path_validate(ctx, path, "path");
     if (rc)
         return rc;
@@ -128,29 +127,16 @@ open_file(capffi_ctx *ctx, const char *path, int *fd_out,
             return rc;
         path = found;
     }
-    if (!realpath(path, canon))
-        return capffi__fail(ctx, CAPFFI_ENOTFOUND, "cannot resolve '%s': %s",
-                            path, strerror(errno));
-    /* O_NOFOLLOW: the last component cannot have become a symlink since
-     * it was resolved. The identity checked is this descriptor's. */
-    int fd = open(canon, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return capffi__fail(ctx,
-                            errno == ENOENT ? CAPFFI_ENOTFOUND : CAPFFI_EPERM,
-                            "cannot open '%s': %s", canon, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return capffi__fail(ctx, CAPFFI_EPERM, "'%s' is not a regular file",
-                            canon);
-    }
-    rc = capffi__file_from_fd(ctx, f, fd, canon);
-    if (rc) {
-        close(fd);
+    if ((rc = capffi__file_open(ctx, f, path, fd_out)))
         return rc;
+    if (!f->regular) {
+        close(*fd_out);
+        *fd_out = -1;
+        rc = capffi__fail(ctx, CAPFFI_EPERM, "'%s' is not a regular file",
+                          f->canon);
+        capffi__file_release(f);
     }
-    *fd_out = fd;
-    return CAPFFI_OK;
+    return rc;
 }
 
 int

@@ -9,6 +9,7 @@
 #include "path.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <sodium.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #include "ctx.h"
 
@@ -68,40 +70,155 @@ is_special(const char *canon, long fstype)
     }
 }
 
-/* Fill f->anc with the identities of every directory above f->canon. */
-static int
-fill_ancestors(capffi_ctx *ctx, struct capffi__file *f)
+/*
+ * Was the path, as the caller spelled it, under /proc, /dev or /sys?
+ * Judged lexically on its absolute form ("." and ".." folded, no symlink
+ * followed), because /proc/self/fd/N resolves to an ordinary file name.
+ */
+static bool
+spelled_special(const char *path)
 {
-    char buf[PATH_MAX];
-    size_t len = strlen(f->canon);
-    memcpy(buf, f->canon, len + 1);
-    f->n_anc = 0;
-    while (len > 1) {
-        char *slash = strrchr(buf, '/');
-        if (slash == buf)
-            slash[1] = '\0';
-        else
-            *slash = '\0';
-        len = strlen(buf);
-        if (f->n_anc == CAPFFI__PATH_DEPTH)
-            return capffi__fail(ctx, CAPFFI_EINVAL,
-                                "path '%s' is deeper than %d components",
-                                f->canon, CAPFFI__PATH_DEPTH);
-        struct stat st;
-        if (stat(buf, &st) != 0)
-            return capffi__fail(ctx, CAPFFI_ENOTFOUND,
-                                "directory '%s' vanished while resolving: %s",
-                                buf, strerror(errno));
-        f->anc[f->n_anc].dev = st.st_dev;
-        f->anc[f->n_anc].ino = st.st_ino;
-        f->n_anc++;
+    char abs[PATH_MAX * 2];
+    size_t len = 0;
+    if (path[0] != '/') {
+        if (!getcwd(abs, PATH_MAX))
+            return false;
+        len = strlen(abs);
     }
+    abs[len] = '\0';
+    const char *p = path;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (n == 0)
+            break;
+        if (n == 1 && p[0] == '.') {
+            /* nothing */
+        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+            char *slash = strrchr(abs, '/');
+            len = slash ? (size_t)(slash - abs) : 0;
+            abs[len] = '\0';
+        } else if (len + 1 + n < sizeof abs) {
+            abs[len++] = '/';
+            memcpy(abs + len, p, n);
+            len += n;
+            abs[len] = '\0';
+        }
+        p += n;
+    }
+    if (len == 0)
+        return false;
+    return under_tree(abs, "/proc") || under_tree(abs, "/dev") ||
+           under_tree(abs, "/sys");
+}
+
+/*
+ * Walk canon (absolute, no symlinks) from "/" one component at a time
+ * with openat(O_NOFOLLOW), recording each directory's identity, and open
+ * the last component with final_flags. What is checked is therefore what
+ * was traversed: a directory or file swapped for a symlink meanwhile makes
+ * the walk fail instead of silently leading elsewhere (L2, L7).
+ */
+static int
+walk(capffi_ctx *ctx, struct capffi__file *f, const char *canon,
+     int final_flags, int *fd_out)
+{
+    struct capffi__fid chain[CAPFFI__PATH_DEPTH];
+    size_t depth = 0;
+    struct stat st;
+    int dfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fstat(dfd, &st) != 0) {
+        if (dfd >= 0)
+            close(dfd);
+        return capffi__fail(ctx, CAPFFI_ENOTFOUND, "cannot open '/': %s",
+                            strerror(errno));
+    }
+    chain[depth].dev = st.st_dev;
+    chain[depth].ino = st.st_ino;
+    depth++;
+
+    const char *p = canon + 1;
+    int fd = -1;
+    if (!*p) { /* the root itself */
+        fd = final_flags == O_PATH ? dfd : openat(dfd, ".", final_flags);
+        if (fd != dfd)
+            close(dfd);
+        depth = 0; /* no ancestors */
+    }
+    while (*p) {
+        char comp[NAME_MAX + 1];
+        size_t n = strcspn(p, "/");
+        if (n > NAME_MAX) {
+            close(dfd);
+            return capffi__fail(ctx, CAPFFI_EINVAL,
+                                "a component of '%s' is too long", canon);
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        p += n;
+        while (*p == '/')
+            p++;
+        bool last = *p == '\0';
+        int flags = last ? final_flags : O_PATH | O_DIRECTORY;
+        int nfd = openat(dfd, comp, flags | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        close(dfd);
+        if (nfd < 0)
+            return capffi__fail(
+                ctx,
+                e == ENOENT || e == ELOOP || e == ENOTDIR ? CAPFFI_ENOTFOUND
+                                                          : CAPFFI_EPERM,
+                "cannot open '%s' at '%s': %s%s", canon, comp, strerror(e),
+                e == ELOOP ? " (it changed while being "
+                             "resolved)"
+                           : "");
+        if (last) {
+            fd = nfd;
+            break;
+        }
+        if (depth >= CAPFFI__PATH_DEPTH) {
+            close(nfd);
+            return capffi__fail(ctx, CAPFFI_EINVAL,
+                                "path '%s' is deeper than %d components", canon,
+                                CAPFFI__PATH_DEPTH);
+        }
+        if (fstat(nfd, &st) != 0) {
+            close(nfd);
+            return capffi__fail(ctx, CAPFFI_ENOTFOUND, "cannot stat in '%s'",
+                                canon);
+        }
+        chain[depth].dev = st.st_dev;
+        chain[depth].ino = st.st_ino;
+        depth++;
+        dfd = nfd;
+    }
+    struct statfs sfs;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return capffi__fail(ctx, CAPFFI_ENOTFOUND, "cannot open '%s': %s",
+                            canon, strerror(errno));
+    }
+    f->id.dev = st.st_dev;
+    f->id.ino = st.st_ino;
+    f->dir = S_ISDIR(st.st_mode);
+    f->regular = S_ISREG(st.st_mode);
+    f->special |=
+        is_special(canon, fstatfs(fd, &sfs) == 0 ? (long)sfs.f_type : 0);
+    f->n_anc = depth;
+    for (size_t i = 0; i < depth; i++)
+        f->anc[i] = chain[depth - 1 - i];
+    if (fd_out)
+        *fd_out = fd;
+    else
+        close(fd);
     return CAPFFI_OK;
 }
 
-int
-capffi__file_resolve(capffi_ctx *ctx, struct capffi__file *out,
-                     const char *path)
+static int
+resolve(capffi_ctx *ctx, struct capffi__file *out, const char *path,
+        int final_flags, int *fd_out)
 {
     memset(out, 0, sizeof *out);
     int rc = capffi__path_validate(ctx, path, "path");
@@ -113,47 +230,29 @@ capffi__file_resolve(capffi_ctx *ctx, struct capffi__file *out,
         return capffi__fail(ctx, e == ENOMEM ? CAPFFI_ENOMEM : CAPFFI_ENOTFOUND,
                             "cannot resolve '%s': %s", path, strerror(e));
     }
-    struct stat st;
-    struct statfs sfs;
-    if (stat(canon, &st) != 0)
-        return capffi__fail(ctx, CAPFFI_ENOTFOUND, "cannot stat '%s': %s",
-                            canon, strerror(errno));
-    long fstype = statfs(canon, &sfs) == 0 ? (long)sfs.f_type : 0;
     out->canon = capffi__strdup(canon);
     if (!out->canon)
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    out->id.dev = st.st_dev;
-    out->id.ino = st.st_ino;
-    out->dir = S_ISDIR(st.st_mode);
-    out->special = is_special(canon, fstype);
-    rc = fill_ancestors(ctx, out);
+    out->special = spelled_special(path);
+    rc = walk(ctx, out, canon, final_flags, fd_out);
     if (rc)
         capffi__file_release(out);
     return rc;
 }
 
 int
-capffi__file_from_fd(capffi_ctx *ctx, struct capffi__file *out, int fd,
-                     const char *canon)
+capffi__file_resolve(capffi_ctx *ctx, struct capffi__file *out,
+                     const char *path)
 {
-    memset(out, 0, sizeof *out);
-    struct stat st;
-    struct statfs sfs;
-    if (fstat(fd, &st) != 0)
-        return capffi__fail(ctx, CAPFFI_ENOTFOUND, "cannot stat '%s': %s",
-                            canon, strerror(errno));
-    long fstype = fstatfs(fd, &sfs) == 0 ? (long)sfs.f_type : 0;
-    out->canon = capffi__strdup(canon);
-    if (!out->canon)
-        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    out->id.dev = st.st_dev;
-    out->id.ino = st.st_ino;
-    out->dir = S_ISDIR(st.st_mode);
-    out->special = is_special(canon, fstype);
-    int rc = fill_ancestors(ctx, out);
-    if (rc)
-        capffi__file_release(out);
-    return rc;
+    return resolve(ctx, out, path, O_PATH, NULL);
+}
+
+int
+capffi__file_open(capffi_ctx *ctx, struct capffi__file *out, const char *path,
+                  int *fd)
+{
+    *fd = -1;
+    return resolve(ctx, out, path, O_RDONLY, fd);
 }
 
 void

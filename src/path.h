@@ -26,6 +26,7 @@ struct capffi__file {
     char *canon; /* absolute, no symlinks; owned */
     struct capffi__fid id;
     bool dir;
+    bool regular; /* a regular file */
     bool special; /* under /proc, /dev or /sys, or on such a file system */
     size_t n_anc; /* ancestors, parent first, "/" last */
     struct capffi__fid anc[CAPFFI__PATH_DEPTH];
@@ -40,7 +41,10 @@ CAPFFI__HIDDEN int capffi__path_validate(capffi_ctx *ctx, const char *path,
                                          const char *what);
 
 /*
- * Resolve path into *out (validated first). Returns CAPFFI_OK,
+ * Resolve path into *out (validated first): symlinks followed, then walked
+ * from "/" one directory at a time, so the identities recorded are those
+ * of what was actually traversed. A path spelled under /proc, /dev or /sys
+ * is special even when it resolves elsewhere. Returns CAPFFI_OK,
  * CAPFFI_EINVAL, CAPFFI_ENOTFOUND or CAPFFI_ENOMEM with the message set.
  * On success the caller releases *out with capffi__file_release.
  */
@@ -49,12 +53,12 @@ CAPFFI__HIDDEN int capffi__file_resolve(capffi_ctx *ctx,
                                         const char *path);
 
 /*
- * Fill *out from an already open descriptor (fstat identity) and the
- * canonical path it was opened by. The identity is the descriptor's.
+ * Resolve path like capffi__file_resolve and open the file itself
+ * (O_RDONLY): *fd is the descriptor whose identity *out describes, to be
+ * closed by the caller. Same errors.
  */
-CAPFFI__HIDDEN int capffi__file_from_fd(capffi_ctx *ctx,
-                                        struct capffi__file *out, int fd,
-                                        const char *canon);
+CAPFFI__HIDDEN int capffi__file_open(capffi_ctx *ctx, struct capffi__file *out,
+                                     const char *path, int *fd);
 
 CAPFFI__HIDDEN void capffi__file_release(struct capffi__file *f);
 
