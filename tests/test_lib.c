@@ -1,0 +1,689 @@
+/*
+ * test_lib.c - loading libraries and binding their functions and statics
+ * (suites: unit, lib).
+ *
+ * The fixture libraries come from the environment meson sets:
+ * CAPFFI_FIXTURE, CAPFFI_FIXDEP, CAPFFI_CTOR and CAPFFI_FIXTURE_DIR.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static const char *
+env_path(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        fail_msg("%s is not set (run through meson test)", name);
+    return v;
+}
+
+/* Copy src to dst (created or truncated) with the given mode. */
+static void
+copy_file(const char *src, const char *dst, mode_t mode)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    assert_true(in >= 0);
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    assert_true(out >= 0);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        assert_int_equal(write(out, buf, (size_t)n), n);
+    assert_int_equal(n, 0);
+    close(in);
+    assert_int_equal(close(out), 0);
+}
+
+/* The number of recorded events of op with status and exactly target. */
+static size_t
+events_for(capffi_ctx *ctx, capffi_op op, int status, const char *target)
+{
+    size_t n = 0;
+    capffi_event ev;
+    for (size_t i = 0; capffi_audit_get(&ev, ctx, i) == CAPFFI_OK; i++)
+        if (ev.op == op && ev.status == status &&
+            (!target || strcmp(ev.target, target) == 0))
+            n++;
+    return n;
+}
+
+static capffi_token
+mint(capffi_ctx *ctx, const char *label, uint32_t rights)
+{
+    capffi_token t;
+    capffi_scope sc;
+    memset(&sc, 0, sizeof sc);
+    sc.rights = rights;
+    assert_ok(capffi_token_new(&t, ctx, label, rights ? &sc : NULL));
+    return t;
+}
+
+static int32_t
+add_i32(capffi_fn *fn, int32_t a, int32_t b, int *rc)
+{
+    capffi_value args[2], r;
+    args[0].i64 = a;
+    args[1].i64 = b;
+    r.i64 = -1;
+    *rc = capffi_fn_call(fn, args, &r);
+    return (int32_t)r.i64;
+}
+
+/* ---- fixture: a context granting the fixture directory ------------------ */
+
+struct fx {
+    struct scratch s;
+    capffi_ctx *ctx; /* path grant: the fixture directory */
+    capffi_token tok;
+    char fixture[PATH_MAX]; /* canonical path of libcapffi_fixture.so */
+};
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    scratch_make(&f->s);
+    const char *dir = env_path("CAPFFI_FIXTURE_DIR");
+    const char *allow[] = { dir, NULL };
+    f->ctx = ctx_with(0, allow, NULL);
+    assert_ok(capffi_audit_record(f->ctx, 1024));
+    assert_ok(capffi_token_new(&f->tok, f->ctx, "fixture-dir", NULL));
+    assert_non_null(realpath(env_path("CAPFFI_FIXTURE"), f->fixture));
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    capffi_ctx_free(f->ctx);
+    scratch_remove(&f->s);
+    free(f);
+    return 0;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static void
+lib_open_with_path_grant(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib = NULL;
+    assert_ok(
+        capffi_lib_open(&lib, f->ctx, &f->tok, env_path("CAPFFI_FIXTURE"), 0));
+    assert_non_null(lib);
+    assert_string_equal(capffi_lib_path(lib), f->fixture);
+    capffi_fn *fn;
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
+    int rc;
+    assert_int_equal(add_i32(fn, 40, 2, &rc), 42);
+    assert_ok(rc);
+    capffi_fn_free(fn);
+    capffi_lib_close(lib);
+    /* Lazy binding is accepted as well. */
+    assert_ok(
+        capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, CAPFFI_LIB_LAZY));
+    assert_string_equal(capffi_lib_path(lib), f->fixture);
+    capffi_lib_close(lib);
+}
+
+static void
+lib_open_rejects_bad_input(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib = (capffi_lib *)&lib; /* not NULL: must be cleared */
+    assert_rc(capffi_lib_open(NULL, f->ctx, &f->tok, f->fixture, 0),
+              CAPFFI_EINVAL);
+    assert_rc(capffi_lib_open(&lib, NULL, &f->tok, f->fixture, 0),
+              CAPFFI_EINVAL);
+    assert_null(lib);
+    assert_rc(capffi_lib_open(&lib, f->ctx, NULL, f->fixture, 0),
+              CAPFFI_EINVAL);
+    assert_rc(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0x4u),
+              CAPFFI_EINVAL);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "flag"));
+    assert_rc(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0x80000000u),
+              CAPFFI_EINVAL);
+    assert_rc(capffi_lib_open(&lib, f->ctx, &f->tok, "", 0), CAPFFI_EINVAL);
+    assert_null(lib);
+
+    /* Inside the granted directory, but no such file. */
+    char missing[PATH_MAX];
+    pathf(missing, "%s/libcapffi_no_such_file.so",
+          env_path("CAPFFI_FIXTURE_DIR"));
+    assert_rc(capffi_lib_open(&lib, f->ctx, &f->tok, missing, 0),
+              CAPFFI_ENOTFOUND);
+    assert_null(lib);
+
+    /* A granted directory, and a regular file that is no library. */
+    const char *allow[] = { f->s.dir, NULL };
+    capffi_ctx *ctx = ctx_with(0, allow, NULL);
+    capffi_token t;
+    assert_ok(capffi_token_new(&t, ctx, "scratch", NULL));
+    assert_rc(capffi_lib_open(&lib, ctx, &t, f->s.lib, 0), CAPFFI_EPERM);
+    assert_non_null(strstr(capffi_ctx_errmsg(ctx), "regular file"));
+    assert_null(lib);
+    assert_rc(capffi_lib_open(&lib, ctx, &t, f->s.a, 0), CAPFFI_EDLOPEN);
+    assert_null(lib);
+    const char *msg = capffi_ctx_errmsg(ctx);
+    assert_non_null(strstr(msg, f->s.a));
+    /* dlerror's text for a one-byte file. */
+    assert_non_null(strstr(msg, "file too short"));
+    capffi_ctx_free(ctx);
+}
+
+static void
+lib_soname_resolves_to_a_real_file(void **state)
+{
+    (void)state;
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_token t = mint(ctx, "all", 0);
+    capffi_lib *lib = NULL;
+    assert_ok(capffi_lib_open(&lib, ctx, &t, "libz.so.1", 0));
+    const char *p = capffi_lib_path(lib);
+    assert_true(strncmp(p, "/usr/lib/", 9) == 0 || strncmp(p, "/lib/", 5) == 0);
+    struct stat st;
+    assert_int_equal(lstat(p, &st), 0);
+    assert_true(S_ISREG(st.st_mode)); /* the file, not the soname symlink */
+    char real[PATH_MAX];
+    assert_non_null(realpath(p, real));
+    assert_string_equal(real, p);
+    capffi_fn *fn;
+    assert_ok(capffi_lib_bind(&fn, lib, "zlibVersion", "() -> cstring", 0));
+    capffi_value r;
+    assert_ok(capffi_fn_call(fn, NULL, &r));
+    assert_true(r.str && r.str[0] == '1');
+    capffi_lib_close(lib);
+    capffi_ctx_free(ctx);
+}
+
+static void
+lib_unknown_soname_is_not_found(void **state)
+{
+    (void)state;
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_token t = mint(ctx, "all", 0);
+    capffi_lib *lib = NULL;
+    assert_rc(capffi_lib_open(&lib, ctx, &t, "libcapffi-no-such-lib.so.9", 0),
+              CAPFFI_ENOTFOUND);
+    assert_null(lib);
+    assert_non_null(
+        strstr(capffi_ctx_errmsg(ctx), "libcapffi-no-such-lib.so.9"));
+    capffi_ctx_free(ctx);
+}
+
+static void
+lib_process_scope_needs_dlopen_global(void **state)
+{
+    struct fx *f = *state;
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_token narrow =
+        mint(ctx, "no-global", CAPFFI_RIGHTS_ALL & ~CAPFFI_RIGHT_DLOPEN_GLOBAL);
+    capffi_token all = mint(ctx, "all", 0);
+    capffi_lib *lib = NULL;
+    assert_rc(capffi_lib_open(&lib, ctx, &narrow, NULL, 0), CAPFFI_EPERM);
+    assert_non_null(strstr(capffi_ctx_errmsg(ctx), "dlopen_global"));
+    assert_null(lib);
+    /* A path grant never carries the right. */
+    assert_rc(capffi_lib_open(&lib, f->ctx, &f->tok, NULL, 0), CAPFFI_EPERM);
+    assert_null(lib);
+
+    assert_ok(capffi_lib_open(&lib, ctx, &all, NULL, 0));
+    assert_string_equal(capffi_lib_path(lib), "");
+    capffi_fn *fn;
+    assert_ok(capffi_lib_bind(&fn, lib, "strlen", "(cstring) -> usize", 0));
+    assert_int_equal(capffi_fn_arity(fn), 1);
+    capffi_value arg, r;
+    arg.str = "capability";
+    assert_ok(capffi_fn_call(fn, &arg, &r));
+    assert_int_equal(r.u64, 10);
+    capffi_lib_close(lib);
+    capffi_ctx_free(ctx);
+}
+
+static void
+lib_global_flag_needs_dlopen_global(void **state)
+{
+    struct fx *f = *state;
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_token narrow =
+        mint(ctx, "no-global", CAPFFI_RIGHTS_ALL & ~CAPFFI_RIGHT_DLOPEN_GLOBAL);
+    capffi_token all = mint(ctx, "all", 0);
+    capffi_lib *lib = NULL;
+    assert_rc(
+        capffi_lib_open(&lib, ctx, &narrow, f->fixture, CAPFFI_LIB_GLOBAL),
+        CAPFFI_EPERM);
+    assert_non_null(strstr(capffi_ctx_errmsg(ctx), "dlopen_global"));
+    assert_null(lib);
+    assert_rc(
+        capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, CAPFFI_LIB_GLOBAL),
+        CAPFFI_EPERM);
+    assert_null(lib);
+    /* Without the flag the narrow token is enough. */
+    assert_ok(capffi_lib_open(&lib, ctx, &narrow, f->fixture, 0));
+    capffi_lib_close(lib);
+    /* A private copy, so the global object is not the shared fixture. */
+    char copy[PATH_MAX];
+    pathf(copy, "%s/global.so", f->s.dir);
+    copy_file(f->fixture, copy, 0644);
+    assert_ok(capffi_lib_open(&lib, ctx, &all, copy, CAPFFI_LIB_GLOBAL));
+    capffi_fn *fn;
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
+    int rc;
+    assert_int_equal(add_i32(fn, 1, 2, &rc), 3);
+    assert_ok(rc);
+    capffi_lib_close(lib);
+    capffi_ctx_free(ctx);
+}
+
+/* ---- binding ------------------------------------------------------------ */
+
+static void
+lib_bind_missing_symbol_is_audited(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    capffi_fn *fn = (capffi_fn *)&fn;
+    size_t before = capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND,
+                                       CAPFFI_ENOTFOUND, "fx_no_such_symbol");
+    assert_int_equal(before, 0);
+    assert_rc(capffi_lib_bind(&fn, lib, "fx_no_such_symbol", "() -> void", 0),
+              CAPFFI_ENOTFOUND);
+    assert_null(fn);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "fx_no_such_symbol"));
+    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND,
+                                        CAPFFI_ENOTFOUND, "fx_no_such_symbol"),
+                     1);
+    /* A static that does not exist, likewise. */
+    capffi_value v;
+    assert_rc(capffi_lib_static(&v, lib, "fx_no_such_static", "i32"),
+              CAPFFI_ENOTFOUND);
+    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND,
+                                        CAPFFI_ENOTFOUND, "fx_no_such_static"),
+                     1);
+    capffi_lib_close(lib);
+}
+
+static void
+lib_bind_optional_missing_symbol_is_silent(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    size_t all_before = capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND,
+                                           CAPFFI_AUDIT_ANY_STATUS, NULL);
+    capffi_fn *fn = (capffi_fn *)&fn;
+    assert_rc(capffi_lib_bind(&fn, lib, "fx_optional_missing", "() -> void",
+                              CAPFFI_FN_OPTIONAL),
+              CAPFFI_ENOTFOUND);
+    assert_null(fn);
+    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND,
+                                        CAPFFI_AUDIT_ANY_STATUS, NULL),
+                     all_before);
+    /* An optional symbol that exists binds, and that is audited. */
+    assert_ok(
+        capffi_lib_bind(&fn, lib, "fx_nop", "() -> void", CAPFFI_FN_OPTIONAL));
+    assert_ok(capffi_fn_call(fn, NULL, NULL));
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND, 0, "fx_nop"), 1);
+    capffi_fn_free(fn);
+    capffi_lib_close(lib);
+}
+
+static void
+lib_bind_bad_signature(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    static const char *const bad[] = {
+        "",
+        "(i32, i32 -> i32",
+        "(i32, i32) i32",
+        "(i32, i32) -> i33",
+        "(i32,) -> i32",
+        "i32",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        capffi_fn *fn = (capffi_fn *)&fn;
+        int rc = capffi_lib_bind(&fn, lib, "fx_add_i32", bad[i], 0);
+        if (rc != CAPFFI_ESIG)
+            fail_msg("signature '%s': %s", bad[i], capffi_err_name(rc));
+        assert_null(fn);
+        assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "byte"));
+    }
+    capffi_fn *fn;
+    assert_rc(capffi_lib_bind(&fn, lib, "fx_add_i32", NULL, 0), CAPFFI_EINVAL);
+    assert_rc(capffi_lib_bind(&fn, lib, NULL, "() -> void", 0), CAPFFI_EINVAL);
+    assert_rc(capffi_lib_bind(NULL, lib, "fx_nop", "() -> void", 0),
+              CAPFFI_EINVAL);
+    assert_rc(capffi_lib_bind(&fn, NULL, "fx_nop", "() -> void", 0),
+              CAPFFI_EINVAL);
+    assert_rc(capffi_lib_bind(&fn, lib, "fx_nop", "() -> void", 0x100u),
+              CAPFFI_EINVAL);
+    capffi_lib_close(lib);
+}
+
+static void
+lib_static_reads_variables(void **state)
+{
+    struct fx *f = *state;
+    /* A private copy: a fresh object, so fx_counter starts at 7. */
+    char copy[PATH_MAX];
+    pathf(copy, "%s/static.so", f->s.dir);
+    copy_file(f->fixture, copy, 0644);
+    const char *allow[] = { copy, NULL };
+    capffi_ctx *ctx = ctx_with(0, allow, NULL);
+    capffi_token t = mint(ctx, "copy", 0);
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, ctx, &t, copy, 0));
+    capffi_value v;
+    assert_ok(capffi_lib_static(&v, lib, "fx_counter", "i32"));
+    assert_int_equal(v.i64, 7);
+    capffi_fn *bump;
+    assert_ok(capffi_lib_bind(&bump, lib, "fx_bump", "() -> void", 0));
+    assert_ok(capffi_fn_call(bump, NULL, NULL));
+    assert_ok(capffi_lib_static(&v, lib, "fx_counter", "i32"));
+    assert_int_equal(v.i64, 8);
+    assert_ok(capffi_lib_static(&v, lib, "fx_counter", "u32"));
+    assert_int_equal(v.u64, 8);
+    assert_ok(capffi_lib_static(&v, lib, "fx_pi", "f64"));
+    assert_true(v.f64 == 3.141592653589793);
+    assert_ok(capffi_lib_static(&v, lib, "fx_name", "cstring"));
+    assert_non_null(v.str);
+    assert_string_equal(v.str, "fixture");
+    const char *name = v.str;
+    /* "pointer" is the value stored in the variable, not its address. */
+    assert_ok(capffi_lib_static(&v, lib, "fx_name", "pointer"));
+    assert_ptr_equal(v.p, name);
+
+    /* Not scalar types, or not types at all. */
+    assert_rc(capffi_lib_static(&v, lib, "fx_counter", "{ i32, i32 }"),
+              CAPFFI_ESIG);
+    assert_rc(capffi_lib_static(&v, lib, "fx_counter", "buffer"), CAPFFI_ESIG);
+    assert_rc(capffi_lib_static(&v, lib, "fx_counter", "int"), CAPFFI_ESIG);
+    assert_rc(capffi_lib_static(&v, lib, "fx_counter", NULL), CAPFFI_EINVAL);
+    assert_rc(capffi_lib_static(NULL, lib, "fx_counter", "i32"), CAPFFI_EINVAL);
+    assert_rc(capffi_lib_static(&v, NULL, "fx_counter", "i32"), CAPFFI_EINVAL);
+    capffi_lib_close(lib);
+    capffi_ctx_free(ctx);
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+static void
+lib_close_then_use_is_closed(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    capffi_fn *fn;
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
+    capffi_lib_close(lib);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_LIB_CLOSE, 0, f->fixture), 1);
+
+    capffi_fn *late = (capffi_fn *)&late;
+    assert_rc(capffi_lib_bind(&late, lib, "fx_add_i32", "(i32, i32) -> i32", 0),
+              CAPFFI_ECLOSED);
+    assert_null(late);
+    capffi_value v;
+    assert_rc(capffi_lib_static(&v, lib, "fx_counter", "i32"), CAPFFI_ECLOSED);
+    int rc;
+    add_i32(fn, 1, 2, &rc);
+    assert_rc(rc, CAPFFI_ECLOSED);
+    int32_t a = 1, b = 2;
+    void *av[2] = { &a, &b };
+    int64_t ret = 0;
+    assert_rc(capffi_fn_call_raw(fn, av, &ret), CAPFFI_ECLOSED);
+
+    /* Closing again and closing NULL do nothing (no second audit event). */
+    capffi_lib_close(lib);
+    capffi_lib_close(NULL);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_LIB_CLOSE, 0, f->fixture), 1);
+    add_i32(fn, 1, 2, &rc);
+    assert_rc(rc, CAPFFI_ECLOSED);
+    assert_string_equal(capffi_lib_path(lib), f->fixture);
+    capffi_fn_free(fn);
+
+    /* The file can be opened again, and works. */
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
+    assert_int_equal(add_i32(fn, 20, 22, &rc), 42);
+    assert_ok(rc);
+    capffi_lib_close(lib);
+}
+
+/* ---- revocation --------------------------------------------------------- */
+
+static void
+lib_revoked_token_revokes_its_libraries(void **state)
+{
+    struct fx *f = *state;
+    capffi_token t = mint(f->ctx, "to-revoke", 0);
+    capffi_lib *lib, *other;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &t, f->fixture, 0));
+    assert_ok(capffi_lib_open(&other, f->ctx, &f->tok, f->fixture, 0));
+    capffi_fn *fn, *ofn;
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
+    assert_ok(
+        capffi_lib_bind(&ofn, other, "fx_add_i32", "(i32, i32) -> i32", 0));
+    int rc;
+    assert_int_equal(add_i32(fn, 1, 1, &rc), 2);
+    assert_ok(rc);
+
+    assert_ok(capffi_token_revoke(f->ctx, &t));
+    add_i32(fn, 1, 1, &rc);
+    assert_rc(rc, CAPFFI_EREVOKED);
+    int32_t a = 1, b = 2;
+    void *av[2] = { &a, &b };
+    int64_t ret = 0;
+    assert_rc(capffi_fn_call_raw(fn, av, &ret), CAPFFI_EREVOKED);
+    capffi_fn *late = (capffi_fn *)&late;
+    assert_rc(capffi_lib_bind(&late, lib, "fx_add_i32", "(i32, i32) -> i32", 0),
+              CAPFFI_EREVOKED);
+    assert_null(late);
+    capffi_value v;
+    assert_rc(capffi_lib_static(&v, lib, "fx_counter", "i32"), CAPFFI_EREVOKED);
+    capffi_lib *again = NULL;
+    assert_rc(capffi_lib_open(&again, f->ctx, &t, f->fixture, 0),
+              CAPFFI_EREVOKED);
+    assert_null(again);
+
+    /* The same file opened through another token is untouched. */
+    assert_int_equal(add_i32(ofn, 2, 3, &rc), 5);
+    assert_ok(rc);
+    capffi_lib_close(lib);
+    capffi_lib_close(other);
+    capffi_fn_free(fn);
+    capffi_fn_free(ofn);
+}
+
+static void
+lib_revoked_parent_revokes_child_libraries(void **state)
+{
+    struct fx *f = *state;
+    capffi_token parent = mint(f->ctx, "parent", 0);
+    capffi_token child, grandchild;
+    assert_ok(capffi_token_attenuate(&child, f->ctx, &parent, NULL));
+    assert_ok(capffi_token_attenuate(&grandchild, f->ctx, &child, NULL));
+    capffi_lib *lc, *lg;
+    assert_ok(capffi_lib_open(&lc, f->ctx, &child, f->fixture, 0));
+    assert_ok(capffi_lib_open(&lg, f->ctx, &grandchild, f->fixture, 0));
+    capffi_fn *fc, *fg;
+    assert_ok(capffi_lib_bind(&fc, lc, "fx_add_i32", "(i32, i32) -> i32", 0));
+    assert_ok(capffi_lib_bind(&fg, lg, "fx_add_i32", "(i32, i32) -> i32", 0));
+    int rc;
+    assert_int_equal(add_i32(fg, 3, 4, &rc), 7);
+    assert_ok(rc);
+
+    /* Revoking the child takes the grandchild's library with it, not the
+     * parent. */
+    capffi_token sibling;
+    assert_ok(capffi_token_attenuate(&sibling, f->ctx, &parent, NULL));
+    capffi_lib *ls;
+    assert_ok(capffi_lib_open(&ls, f->ctx, &sibling, f->fixture, 0));
+    capffi_fn *fs;
+    assert_ok(capffi_lib_bind(&fs, ls, "fx_add_i32", "(i32, i32) -> i32", 0));
+    assert_ok(capffi_token_revoke(f->ctx, &child));
+    add_i32(fc, 1, 1, &rc);
+    assert_rc(rc, CAPFFI_EREVOKED);
+    add_i32(fg, 1, 1, &rc);
+    assert_rc(rc, CAPFFI_EREVOKED);
+    capffi_fn *late;
+    assert_rc(capffi_lib_bind(&late, lg, "fx_nop", "() -> void", 0),
+              CAPFFI_EREVOKED);
+    assert_int_equal(add_i32(fs, 1, 1, &rc), 2);
+    assert_ok(rc);
+
+    /* Then the parent: the sibling's library goes too. */
+    assert_ok(capffi_token_revoke(f->ctx, &parent));
+    add_i32(fs, 1, 1, &rc);
+    assert_rc(rc, CAPFFI_EREVOKED);
+    assert_rc(capffi_lib_bind(&late, ls, "fx_nop", "() -> void", 0),
+              CAPFFI_EREVOKED);
+    capffi_lib_close(lc);
+    capffi_lib_close(lg);
+    capffi_lib_close(ls);
+}
+
+/* ---- raw function pointers ---------------------------------------------- */
+
+static void
+lib_fn_from_ptr_needs_fnptr(void **state)
+{
+    struct fx *f = *state;
+    capffi_token nofn = mint(f->ctx, "dlopen-only", CAPFFI_RIGHT_DLOPEN);
+    capffi_token fnp = mint(f->ctx, "fnptr", CAPFFI_RIGHT_FNPTR);
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &nofn, f->fixture, 0));
+    capffi_fn *get;
+    assert_ok(capffi_lib_bind(&get, lib, "fx_get_adder", "() -> pointer", 0));
+    capffi_value r;
+    r.p = NULL;
+    assert_ok(capffi_fn_call(get, NULL, &r));
+    void *adder = r.p;
+    assert_non_null(adder);
+
+    capffi_fn *fn = (capffi_fn *)&fn;
+    assert_rc(
+        capffi_fn_from_ptr(&fn, f->ctx, &nofn, adder, "(i32, i32) -> i32", 0),
+        CAPFFI_EPERM);
+    assert_null(fn);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "fnptr"));
+    assert_rc(
+        capffi_fn_from_ptr(&fn, f->ctx, &fnp, NULL, "(i32, i32) -> i32", 0),
+        CAPFFI_EINVAL);
+    assert_rc(
+        capffi_fn_from_ptr(&fn, f->ctx, &fnp, adder, "(i32, i32 -> i32", 0),
+        CAPFFI_ESIG);
+    assert_null(fn);
+
+    assert_ok(
+        capffi_fn_from_ptr(&fn, f->ctx, &fnp, adder, "(i32, i32) -> i32", 0));
+    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_FN_FROM_PTR, 0, NULL),
+                     1);
+    int rc;
+    assert_int_equal(add_i32(fn, 19, 23, &rc), 42);
+    assert_ok(rc);
+    assert_ok(capffi_token_revoke(f->ctx, &fnp));
+    add_i32(fn, 19, 23, &rc);
+    assert_rc(rc, CAPFFI_EREVOKED);
+    int32_t a = 1, b = 2;
+    void *av[2] = { &a, &b };
+    int64_t ret = 0;
+    assert_rc(capffi_fn_call_raw(fn, av, &ret), CAPFFI_EREVOKED);
+    /* The library's own functions are another token's: still live. */
+    assert_ok(capffi_fn_call(get, NULL, &r));
+    capffi_fn_free(fn);
+    capffi_fn_free(get);
+    capffi_lib_close(lib);
+}
+
+/* ---- audit -------------------------------------------------------------- */
+
+static void
+lib_successful_open_is_audited(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib;
+    assert_int_equal(events_for(f->ctx, CAPFFI_OP_LIB_OPEN, 0, NULL), 0);
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    capffi_lib_close(lib);
+    /* Another spelling is audited under the canonical path. */
+    char spelled[PATH_MAX];
+    pathf(spelled, "%s/./../%s/libcapffi_fixture.so",
+          env_path("CAPFFI_FIXTURE_DIR"),
+          strrchr(env_path("CAPFFI_FIXTURE_DIR"), '/') + 1);
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, spelled, 0));
+    assert_string_equal(capffi_lib_path(lib), f->fixture);
+    capffi_lib_close(lib);
+    assert_int_equal(events_for(f->ctx, CAPFFI_OP_LIB_OPEN, 0, f->fixture), 2);
+    assert_int_equal(events_for(f->ctx, CAPFFI_OP_LIB_OPEN, 0, NULL), 2);
+
+    capffi_event ev;
+    bool seen = false;
+    for (size_t i = 0; capffi_audit_get(&ev, f->ctx, i) == CAPFFI_OK; i++)
+        if (ev.op == CAPFFI_OP_LIB_OPEN) {
+            assert_int_equal(ev.status, 0);
+            assert_int_equal(ev.reason, CAPFFI_REASON_NONE);
+            assert_int_equal(ev.token_id, f->tok.id);
+            assert_string_equal(ev.label, "fixture-dir");
+            assert_true(ev.rights & CAPFFI_RIGHT_DLOPEN);
+            seen = true;
+        }
+    assert_true(seen);
+
+    /* A soname and the process scope, in another context. */
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    assert_ok(capffi_audit_record(ctx, 64));
+    capffi_token t = mint(ctx, "all", 0);
+    assert_ok(capffi_lib_open(&lib, ctx, &t, "libz.so.1", 0));
+    assert_int_equal(
+        events_for(ctx, CAPFFI_OP_LIB_OPEN, 0, capffi_lib_path(lib)), 1);
+    capffi_lib_close(lib);
+    assert_ok(capffi_lib_open(&lib, ctx, &t, NULL, 0));
+    assert_int_equal(events_for(ctx, CAPFFI_OP_LIB_OPEN, 0, NULL), 2);
+    capffi_lib_close(lib);
+    /* A failure is audited with its status. */
+    assert_rc(capffi_lib_open(&lib, ctx, &t, "libcapffi-no-such-lib.so.9", 0),
+              CAPFFI_ENOTFOUND);
+    assert_int_equal(
+        events_for(ctx, CAPFFI_OP_LIB_OPEN, CAPFFI_ENOTFOUND, NULL), 1);
+    capffi_ctx_free(ctx);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(lib_open_with_path_grant),
+        T(lib_open_rejects_bad_input),
+        T(lib_soname_resolves_to_a_real_file),
+        T(lib_unknown_soname_is_not_found),
+        T(lib_process_scope_needs_dlopen_global),
+        T(lib_global_flag_needs_dlopen_global),
+        T(lib_bind_missing_symbol_is_audited),
+        T(lib_bind_optional_missing_symbol_is_silent),
+        T(lib_bind_bad_signature),
+        T(lib_static_reads_variables),
+        T(lib_close_then_use_is_closed),
+        T(lib_revoked_token_revokes_its_libraries),
+        T(lib_revoked_parent_revokes_child_libraries),
+        T(lib_fn_from_ptr_needs_fnptr),
+        T(lib_successful_open_is_audited),
+#undef T
+    };
+    return RUN_TESTS("lib", tests);
+}
