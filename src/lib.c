@@ -34,6 +34,7 @@ struct capffi_lib {
     void *handle;
     int fd; /* open while loaded: its /proc/self/fd name stays unique */
     atomic_int state;
+    bool closed; /* capffi_lib_close was called (owner thread) */
     struct capffi__res res;
     struct capffi__tok *tok;
     struct link_map *lm; /* NULL for the process scope */
@@ -405,11 +406,12 @@ capffi_lib_static(capffi_value *out, capffi_lib *lib, const char *symbol,
 void
 capffi_lib_close(capffi_lib *lib)
 {
-    if (!lib)
+    if (!lib || lib->closed)
         return;
-    int live = CAPFFI__LIVE;
-    if (!atomic_compare_exchange_strong(&lib->state, &live, CAPFFI__CLOSED))
-        return;
+    /* Closed wins over revoked from now on: the state word only says why
+     * calls are refused. */
+    lib->closed = true;
+    atomic_store(&lib->state, CAPFFI__CLOSED);
     capffi__token_detach(lib->ctx, &lib->res);
     struct capffi__who who = capffi__token_who(lib->tok);
     capffi__audit_emit(lib->ctx, CAPFFI_OP_LIB_CLOSE, 0, CAPFFI_REASON_NONE,

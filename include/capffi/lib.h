@@ -3,10 +3,17 @@
  * their functions and statics.
  *
  * Loading runs the library's constructors: it is arbitrary code execution,
- * so everything is checked before the loader is reached. The file that is
- * checked is the file that is loaded: capffi opens it, checks the open
- * file's identity (device, inode) against the token, and loads that same
- * open file, so a symlink swap or a replaced file cannot slip in between.
+ * so the library file is checked before the loader is reached. The file
+ * that is checked is the file that is loaded: capffi walks the path one
+ * directory at a time, opens the file, checks the open file's identity
+ * (device, inode) and its directories against the token, and loads that
+ * same open file, so a symlink swap or a replaced file cannot slip in.
+ *
+ * Limits: the library's own dependencies (DT_NEEDED) are found and loaded
+ * by the system loader, unchecked, as with dlopen; and because the file is
+ * loaded through /proc/self/fd/N, a RUNPATH of $ORIGIN does not find
+ * dependencies next to the library (put them on the search path, or open
+ * them first through capffi). See docs/limits.md.
  *
  * Thread safety: owner thread. The functions bound from a library may be
  * called from any thread (see capffi/fn.h).
@@ -100,9 +107,11 @@ CAPFFI_API int capffi_lib_static(capffi_value *out, capffi_lib *lib,
 /**
  * Close a library. Its functions then fail with CAPFFI_ECLOSED instead of
  * calling freed code. A call already running on another thread finishes
- * normally: the code stays mapped until the context is freed, and opening
- * the same file again reuses the loaded copy. Accepts NULL; a second close
- * does nothing. Audited (CAPFFI_OP_LIB_CLOSE).
+ * normally: the code, a descriptor and a small record stay until the
+ * context is freed (so a program that opens and closes libraries in a loop
+ * should use a context per batch), and opening the same file again reuses
+ * the loaded copy. Accepts NULL; a second close does nothing. Audited
+ * (CAPFFI_OP_LIB_CLOSE).
  * Thread safety: owner thread.
  */
 CAPFFI_API void capffi_lib_close(capffi_lib *lib);
