@@ -124,8 +124,14 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
     for (size_t i = 0; i < s->nargs; i++) {
         if (s->args[i]->kind == CAPFFI__STRUCT && s->args[i]->size > 16)
             fn->big_struct_args = true;
-        fn->arg_op[i] = arg_op(s->args[i]->kind, flags & CAPFFI_FN_WRAP);
-        fn->checked_args |= fn->arg_op[i] != ARG_DIRECT;
+        uint8_t op = arg_op(s->args[i]->kind, flags & CAPFFI_FN_WRAP);
+        fn->arg_op[i] = op;
+        fn->convert_args |= op == ARG_BUFFER || op == ARG_STRUCT;
+        unsigned bits = (unsigned)s->args[i]->size * 8;
+        bool is_signed = op == ARG_I8 || op == ARG_I16 || op == ARG_I32;
+        bool ranged = op >= ARG_I8 && op <= ARG_U32;
+        fn->range[i].off = is_signed ? UINT64_C(1) << (bits - 1) : 0;
+        fn->range[i].span = ranged ? (UINT64_C(1) << bits) - 1 : UINT64_MAX;
     }
     fn->ret_struct = s->ret->kind == CAPFFI__STRUCT;
     fn->ret_op = ret_op(s->ret->kind);
@@ -268,49 +274,42 @@ out_of_range(const capffi_fn *fn, size_t i, const capffi_value *v)
 }
 
 /*
- * Check argument i (range of a small integer) or convert it (a buffer's
- * bytes into slot, a struct's pointer into av). Only for arguments whose
- * op is not ARG_DIRECT.
+ * Convert argument i when it is a buffer (its bytes into slot) or a struct
+ * (its pointer into av, after a size check).
  */
-static __attribute__((noinline)) int
-check_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
-          void **av)
+static int
+convert_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
+            void **av)
 {
-    switch (fn->arg_op[i]) {
-    case ARG_I8:
-        return v->i64 < INT8_MIN || v->i64 > INT8_MAX ? out_of_range(fn, i, v)
-                                                      : CAPFFI_OK;
-    case ARG_U8:
-        return v->u64 > UINT8_MAX ? out_of_range(fn, i, v) : CAPFFI_OK;
-    case ARG_I16:
-        return v->i64 < INT16_MIN || v->i64 > INT16_MAX ? out_of_range(fn, i, v)
-                                                        : CAPFFI_OK;
-    case ARG_U16:
-        return v->u64 > UINT16_MAX ? out_of_range(fn, i, v) : CAPFFI_OK;
-    case ARG_I32:
-        return v->i64 < INT32_MIN || v->i64 > INT32_MAX ? out_of_range(fn, i, v)
-                                                        : CAPFFI_OK;
-    case ARG_U32:
-        return v->u64 > UINT32_MAX ? out_of_range(fn, i, v) : CAPFFI_OK;
-    case ARG_BUFFER:
+    if (fn->arg_op[i] == ARG_BUFFER) {
         *av = slot;
         return capffi__buf_arg(fn->ctx, v->buf, slot);
-    case ARG_STRUCT: {
-        size_t size = fn->sig.args[i]->size;
-        if (!v->agg.ptr)
-            return capffi__fail(fn->ctx, CAPFFI_EINVAL,
-                                "argument %zu: struct pointer is NULL", i + 1);
-        if (v->agg.len != size)
-            return capffi__fail(fn->ctx, CAPFFI_ETYPE,
-                                "argument %zu: struct of %zu bytes given, "
-                                "%zu declared",
-                                i + 1, v->agg.len, size);
-        *av = v->agg.ptr;
-        return CAPFFI_OK;
     }
-    default:
+    if (fn->arg_op[i] != ARG_STRUCT)
         return CAPFFI_OK;
+    size_t size = fn->sig.args[i]->size;
+    if (!v->agg.ptr)
+        return capffi__fail(fn->ctx, CAPFFI_EINVAL,
+                            "argument %zu: struct pointer is NULL", i + 1);
+    if (v->agg.len != size)
+        return capffi__fail(fn->ctx, CAPFFI_ETYPE,
+                            "argument %zu: struct of %zu bytes given, "
+                            "%zu declared",
+                            i + 1, v->agg.len, size);
+    *av = v->agg.ptr;
+    return CAPFFI_OK;
+}
+
+static __attribute__((noinline)) int
+convert_args(const capffi_fn *fn, const capffi_value *args, void **slots,
+             void **av)
+{
+    for (size_t i = 0; i < fn->sig.nargs; i++) {
+        int rc = convert_arg(fn, i, &args[i], &slots[i], &av[i]);
+        if (rc)
+            return rc;
     }
+    return CAPFFI_OK;
 }
 
 /* Scalar results arrive widened to a full ffi_arg (libffi's rule). */
@@ -399,16 +398,19 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
     if (n) {
         if (CAPFFI__UNLIKELY(!args))
             return capffi__fail(fn->ctx, CAPFFI_EINVAL, "args is NULL");
-        /* libffi reads arguments, never writes them. */
-        for (size_t i = 0; i < n; i++)
+        /* libffi reads arguments, never writes them. Small integers are
+         * passed from the value's low bytes once their range is checked. */
+        for (size_t i = 0; i < n; i++) {
             av[i] = (void *)(uintptr_t)&args[i];
-        if (fn->checked_args)
-            for (size_t i = 0; i < n; i++)
-                if (fn->arg_op[i] != ARG_DIRECT) {
-                    int rc = check_arg(fn, i, &args[i], &slots[i], &av[i]);
-                    if (CAPFFI__UNLIKELY(rc))
-                        return rc;
-                }
+            if (CAPFFI__UNLIKELY(args[i].u64 + fn->range[i].off >
+                                 fn->range[i].span))
+                return out_of_range(fn, i, &args[i]);
+        }
+        if (fn->convert_args) {
+            int rc = convert_args(fn, args, slots, av);
+            if (CAPFFI__UNLIKELY(rc))
+                return rc;
+        }
     }
     if (CAPFFI__UNLIKELY(fn->ret_struct || (fn->flags & CAPFFI_FN_ERRNO)))
         return call_careful(fn, av, ret);
@@ -419,28 +421,28 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
     return CAPFFI_OK;
 }
 
-/* call_raw for large struct arguments, errno capture or a NULL ret. */
+/* call_raw with large struct arguments, capturing errno, or with a NULL
+ * ret: kept out of the common path so that path needs no frame. */
 static __attribute__((noinline)) int
 call_raw_careful(capffi_fn *fn, void **args, void *ret)
 {
     union rbuf scratch;
+    void *av[CAPFFI_MAX_ARGS];
     if (!ret)
         ret = &scratch; /* libffi before 3.7 needs somewhere to write */
-    void *av[CAPFFI_MAX_ARGS];
-    void **use = args;
     if (fn->big_struct_args) {
         /* libffi 3.4 rewrites avalue[i] for structs over 16 bytes to point
          * into its own frame: give it a copy, keep the caller's array. */
         for (size_t i = 0; i < fn->sig.nargs; i++)
             av[i] = args[i];
-        use = av;
+        args = av;
     }
     if (fn->flags & CAPFFI_FN_ERRNO) {
         errno = 0;
-        ffi_call(&fn->cif, FFI_FN(fn->code), ret, use);
+        ffi_call(&fn->cif, FFI_FN(fn->code), ret, args);
         last_errno = errno;
     } else {
-        ffi_call(&fn->cif, FFI_FN(fn->code), ret, use);
+        ffi_call(&fn->cif, FFI_FN(fn->code), ret, args);
     }
     return CAPFFI_OK;
 }

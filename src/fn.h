@@ -53,10 +53,19 @@ struct capffi_fn {
     uint32_t flags;
     bool big_struct_args; /* libffi rewrites avalue for these */
     bool ret_struct;
-    bool checked_args;               /* some argument is not ARG_DIRECT */
+    bool convert_args;               /* some argument is a buffer or a struct */
     bool raw_slow;                   /* call_raw needs its careful path */
     uint8_t ret_op;                  /* enum capffi__ret_op */
     uint8_t arg_op[CAPFFI_MAX_ARGS]; /* enum capffi__arg_op */
+    /*
+     * Range check of each argument as one unsigned compare:
+     * value.u64 + off > span means out of range (for a signed N-bit type,
+     * off = 2^(N-1) and span = 2^N - 1; for unsigned, off = 0 and
+     * span = 2^N - 1; for everything else span = UINT64_MAX).
+     */
+    struct {
+        uint64_t off, span;
+    } range[CAPFFI_MAX_ARGS];
     struct capffi__sig sig;
     capffi_ctx *ctx;
     atomic_int own_state;          /* capffi_fn_from_ptr */
