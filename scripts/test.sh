@@ -12,12 +12,12 @@ sh scripts/deps.sh || exit 1
 failed_builds=0
 results=""
 
-# run_suite NAME BUILDDIR "MESON SETUP OPTIONS" "MESON TEST OPTIONS"
+# run_suite NAME BUILDDIR "MESON SETUP OPTIONS" "MESON TEST OPTIONS" [CC]
 run_suite() {
-    name=$1 dir=$2 setup=$3 testopts=$4
+    name=$1 dir=$2 setup=$3 testopts=$4 cc=${5:-${CC:-cc}}
     echo "== $name build ($dir)"
     # shellcheck disable=SC2086
-    if ! { [ -d "$dir" ] || meson setup "$dir" $setup >"$dir.setup.log" 2>&1; }; then
+    if ! { [ -d "$dir" ] || CC=$cc meson setup "$dir" $setup >"$dir.setup.log" 2>&1; }; then
         cat "$dir.setup.log"
         failed_builds=$((failed_builds + 1))
         return
@@ -42,6 +42,9 @@ run_suite asan build-asan \
 run_suite tsan build-tsan \
     "-Db_sanitize=thread -Db_lundef=false -Dbenchmarks=false -Dexamples=false" \
     "--suite threads"
+# The signature parser's libFuzzer harness, for a bounded number of runs.
+run_suite fuzz build-fuzz \
+    "-Dfuzz=true -Dtests=false -Dbenchmarks=false -Dexamples=false" "" clang
 
 # shellcheck disable=SC2086
 python3 - $failed_builds $results <<'PY'

@@ -369,10 +369,12 @@ capffi__type_parse(capffi_ctx *ctx, struct capffi__arena *arena,
     int rc = start(&p, ctx, arena, what, text);
     if (rc)
         return rc;
+    skip_ws(&p);
+    size_t at = p.pos;
     if ((rc = parse_type(&p, false, out)))
         return rc;
     if ((*out)->kind == CAPFFI__VOID)
-        return error_at(&p, 0, "void is not a value type");
+        return error_at(&p, at, "void is not a value type");
     return finish(&p);
 }
 

@@ -15,6 +15,7 @@
 #define CAPFFI__SIG_MAX_FIELDS 256
 #define CAPFFI__SIG_MAX_NODES 1024 /* types made while parsing one text */
 #define CAPFFI__NAME_MAX 63
+#define CAPFFI__STRUCT_MAX_SIZE ((size_t)1 << 24) /* 16 MiB by value */
 
 enum capffi__kind {
     CAPFFI__VOID,

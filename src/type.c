@@ -18,6 +18,14 @@ int
 capffi__type_layout(capffi_ctx *ctx, struct capffi__arena *arena,
                     struct capffi__type *t)
 {
+    /* Bound the size before libffi adds it up, so nested types cannot
+     * wrap size_t (each field is already bounded, so the sum cannot). */
+    size_t total = 0;
+    for (size_t i = 0; i < t->nfields; i++)
+        total += t->fields[i].type->size + t->fields[i].type->align;
+    if (total > CAPFFI__STRUCT_MAX_SIZE)
+        return capffi__fail(ctx, CAPFFI_ESIG, "struct larger than %zu bytes",
+                            CAPFFI__STRUCT_MAX_SIZE);
     ffi_type **elems =
         capffi__arena_alloc(arena, (t->nfields + 1) * sizeof *elems);
     size_t *offsets = capffi__arena_alloc(arena, t->nfields * sizeof *offsets);
@@ -124,7 +132,8 @@ capffi_type_define(capffi_ctx *ctx, const char *name, const char *layout)
         return rc;
     if (!is_struct)
         return capffi__fail(ctx, CAPFFI_ESIG,
-                            "layout byte 0: expected '{' (a struct layout)");
+                            "layout byte %zu: expected '{' (a struct layout)",
+                            strspn(layout, " \t\r\n"));
 
     struct capffi__named *n = capffi__calloc(1, sizeof *n);
     if (!n)
