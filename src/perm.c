@@ -169,14 +169,22 @@ state_name(capffi_perm_state s)
     }
 }
 
-/* Common argument handling: validate, resolve path (if any) into *f. */
+/*
+ * Common argument handling: validate, check the thread, resolve path (if
+ * any) into *f. A non-zero return with *have false and *audited true means
+ * the refusal was already audited (the wrong thread).
+ */
 static int
 begin(capffi_perm_state *out, capffi_ctx *ctx, const char *path,
-      struct capffi__file *f, bool *have)
+      struct capffi__file *f, bool *have, capffi_op op, const char *fn)
 {
     *have = false;
     if (out)
         *out = CAPFFI_PERM_DENIED;
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, op, fn);
     if (!out)
         return capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
     if (!path)
@@ -206,14 +214,11 @@ capffi_perm_query(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
 {
     struct capffi__file f;
     bool have;
-    if (out)
-        *out = CAPFFI_PERM_DENIED;
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_PERM_QUERY,
-                                    "capffi_perm_query");
-    int rc = begin(out, ctx, path, &f, &have);
+    if (!ctx || !capffi__ctx_on_owner(ctx))
+        return begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_QUERY,
+                     "capffi_perm_query");
+    int rc = begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_QUERY,
+                   "capffi_perm_query");
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     if (!rc)
         *out = st = capffi__perm_state_of(&ctx->perm, have ? &f : NULL);
@@ -244,14 +249,11 @@ capffi_perm_request(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
     struct capffi__file f;
     bool have;
     const char *how = "";
-    if (out)
-        *out = CAPFFI_PERM_DENIED;
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_PERM_REQUEST,
-                                    "capffi_perm_request");
-    int rc = begin(out, ctx, path, &f, &have);
+    if (!ctx || !capffi__ctx_on_owner(ctx))
+        return begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_REQUEST,
+                     "capffi_perm_request");
+    int rc = begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_REQUEST,
+                   "capffi_perm_request");
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     if (!rc) {
         st = capffi__perm_state_of(&ctx->perm, have ? &f : NULL);
@@ -282,14 +284,11 @@ capffi_perm_revoke(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
 {
     struct capffi__file f;
     bool have;
-    if (out)
-        *out = CAPFFI_PERM_DENIED;
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_PERM_REVOKE,
-                                    "capffi_perm_revoke");
-    int rc = begin(out, ctx, path, &f, &have);
+    if (!ctx || !capffi__ctx_on_owner(ctx))
+        return begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_REVOKE,
+                     "capffi_perm_revoke");
+    int rc = begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_REVOKE,
+                   "capffi_perm_revoke");
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     struct capffi__perm *p = &ctx->perm;
     if (!rc && !have) {

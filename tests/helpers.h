@@ -39,6 +39,11 @@ void write_file(const char *path);
 void pathf(char *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The value of an environment variable meson sets, or a test failure. */
+const char *env_path(const char *name);
+/* Copy src to dst (created or truncated) with the given mode. */
+void copy_file(const char *src, const char *dst, unsigned mode);
+
 /* A context with the given flags and allow/deny lists (NULL-terminated). */
 capffi_ctx *ctx_with(uint32_t flags, const char *const *allow,
                      const char *const *deny);

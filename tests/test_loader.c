@@ -20,32 +20,6 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static const char *
-env_path(const char *name)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        fail_msg("%s is not set (run through meson test)", name);
-    return v;
-}
-
-/* Copy src to dst (created or truncated) with the given mode. */
-static void
-copy_file(const char *src, const char *dst, mode_t mode)
-{
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    assert_true(in >= 0);
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    assert_true(out >= 0);
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        assert_int_equal(write(out, buf, (size_t)n), n);
-    assert_int_equal(n, 0);
-    close(in);
-    assert_int_equal(close(out), 0);
-}
-
 /* Replace dst by a copy of src the way an attacker would: a new file
  * renamed over the old name (a new inode under the same path). */
 static void
