@@ -169,22 +169,26 @@ state_name(capffi_perm_state s)
     }
 }
 
-/*
- * Common argument handling: validate, check the thread, resolve path (if
- * any) into *f. A non-zero return with *have false and *audited true means
- * the refusal was already audited (the wrong thread).
- */
+/* The checks every function here starts with; their refusals are not
+ * audited again by finish() (a wrong thread is audited here). */
 static int
-begin(capffi_perm_state *out, capffi_ctx *ctx, const char *path,
-      struct capffi__file *f, bool *have, capffi_op op, const char *fn)
+guard(capffi_perm_state *out, capffi_ctx *ctx, capffi_op op, const char *fn)
 {
-    *have = false;
     if (out)
         *out = CAPFFI_PERM_DENIED;
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
     if (!capffi__ctx_on_owner(ctx))
         return capffi__wrong_thread(ctx, op, fn);
+    return CAPFFI_OK;
+}
+
+/* Validate out and resolve path (if any) into *f. */
+static int
+begin(capffi_perm_state *out, capffi_ctx *ctx, const char *path,
+      struct capffi__file *f, bool *have)
+{
+    *have = false;
     if (!out)
         return capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
     if (!path)
@@ -214,11 +218,10 @@ capffi_perm_query(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
 {
     struct capffi__file f;
     bool have;
-    if (!ctx || !capffi__ctx_on_owner(ctx))
-        return begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_QUERY,
-                     "capffi_perm_query");
-    int rc = begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_QUERY,
-                   "capffi_perm_query");
+    int rc = guard(out, ctx, CAPFFI_OP_PERM_QUERY, "capffi_perm_query");
+    if (rc)
+        return rc;
+    rc = begin(out, ctx, path, &f, &have);
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     if (!rc)
         *out = st = capffi__perm_state_of(&ctx->perm, have ? &f : NULL);
@@ -249,11 +252,10 @@ capffi_perm_request(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
     struct capffi__file f;
     bool have;
     const char *how = "";
-    if (!ctx || !capffi__ctx_on_owner(ctx))
-        return begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_REQUEST,
-                     "capffi_perm_request");
-    int rc = begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_REQUEST,
-                   "capffi_perm_request");
+    int rc = guard(out, ctx, CAPFFI_OP_PERM_REQUEST, "capffi_perm_request");
+    if (rc)
+        return rc;
+    rc = begin(out, ctx, path, &f, &have);
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     if (!rc) {
         st = capffi__perm_state_of(&ctx->perm, have ? &f : NULL);
@@ -284,11 +286,10 @@ capffi_perm_revoke(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
 {
     struct capffi__file f;
     bool have;
-    if (!ctx || !capffi__ctx_on_owner(ctx))
-        return begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_REVOKE,
-                     "capffi_perm_revoke");
-    int rc = begin(out, ctx, path, &f, &have, CAPFFI_OP_PERM_REVOKE,
-                   "capffi_perm_revoke");
+    int rc = guard(out, ctx, CAPFFI_OP_PERM_REVOKE, "capffi_perm_revoke");
+    if (rc)
+        return rc;
+    rc = begin(out, ctx, path, &f, &have);
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     struct capffi__perm *p = &ctx->perm;
     if (!rc && !have) {
