@@ -422,12 +422,18 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
 }
 
 /* call_raw with large struct arguments, capturing errno, or with a NULL
- * ret: kept out of the common path so that path needs no frame. */
+ * ret or args: kept out of the common path so that path needs no frame. */
 static __attribute__((noinline)) int
 call_raw_careful(capffi_fn *fn, void **args, void *ret)
 {
     union rbuf scratch;
     void *av[CAPFFI_MAX_ARGS];
+    if (!args && fn->sig.nargs)
+        return capffi__fail(fn->ctx, CAPFFI_EINVAL, "args is NULL");
+    if (!ret && fn->ret_struct)
+        return capffi__fail(fn->ctx, CAPFFI_EINVAL,
+                            "a struct result needs memory for %zu bytes",
+                            fn->sig.ret->size);
     if (!ret)
         ret = &scratch; /* libffi before 3.7 needs somewhere to write */
     if (fn->big_struct_args) {
@@ -454,7 +460,7 @@ capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
                    : CAPFFI__REVOKED;
     if (CAPFFI__UNLIKELY(!fn || state != CAPFFI__LIVE))
         return dead(fn, state);
-    if (CAPFFI__UNLIKELY(fn->raw_slow || !ret))
+    if (CAPFFI__UNLIKELY(fn->raw_slow || !ret || !args))
         return call_raw_careful(fn, args, ret);
     ffi_call(&fn->cif, FFI_FN(fn->code), ret, args);
     return CAPFFI_OK;

@@ -146,8 +146,8 @@ ident(struct parser *p, size_t *start)
     return i - *start;
 }
 
-static int
-keyword_kind(const char *s, size_t n)
+int
+capffi__type_keyword(const char *s, size_t n)
 {
     for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
         if (strlen(keywords[i].word) == n &&
@@ -314,7 +314,7 @@ parse_type(struct parser *p, bool in_struct, const struct capffi__type **out)
         p->pos = at;
         return expected(p, "a type");
     }
-    int k = keyword_kind(p->s + start, len);
+    int k = capffi__type_keyword(p->s + start, len);
     if (k == CAPFFI__VOID && in_struct)
         return error_at(p, start, "void cannot be a struct field");
     if (k == CAPFFI__BUFFER && in_struct)

@@ -71,6 +71,9 @@ struct capffi__sig {
 CAPFFI__HIDDEN const struct capffi__type *
 capffi__type_scalar(enum capffi__kind k);
 
+/* The kind a built-in type name (s, n bytes) names, or -1. */
+CAPFFI__HIDDEN int capffi__type_keyword(const char *s, size_t n);
+
 /* True for i8..u32 and bool: the kinds that are range-checked. */
 CAPFFI__HIDDEN bool capffi__type_is_small_int(enum capffi__kind k);
 

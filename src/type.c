@@ -107,13 +107,7 @@ capffi_type_define(capffi_ctx *ctx, const char *name, const char *layout)
                             "type name must be an identifier of 1 to %d bytes",
                             CAPFFI__NAME_MAX);
     size_t len = strlen(name);
-    /* A scalar keyword cannot be redefined. */
-    struct capffi__arena probe = { NULL };
-    const struct capffi__type *kw;
-    bool is_kw = capffi__type_parse(ctx, &probe, "type", name, &kw) == 0 &&
-                 kw->kind != CAPFFI__STRUCT;
-    capffi__arena_free(&probe);
-    if (is_kw || strcmp(name, "void") == 0)
+    if (capffi__type_keyword(name, len) >= 0)
         return capffi__fail(ctx, CAPFFI_EINVAL, "'%s' is a built-in type name",
                             name);
     if (capffi__type_lookup(ctx, name, len))

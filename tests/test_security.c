@@ -287,6 +287,41 @@ call_info(capffi_ctx *ctx, const capffi_token *t)
     return capffi_token_info(&d, ctx, t);
 }
 
+static int
+call_lib_open(capffi_ctx *ctx, const capffi_token *t)
+{
+    capffi_lib *lib = NULL;
+    int rc = capffi_lib_open(&lib, ctx, t, "libz.so.1", 0);
+    capffi_lib_close(lib);
+    return rc;
+}
+
+static int
+call_lib_open_process(capffi_ctx *ctx, const capffi_token *t)
+{
+    capffi_lib *lib = NULL;
+    int rc = capffi_lib_open(&lib, ctx, t, NULL, 0);
+    capffi_lib_close(lib);
+    return rc;
+}
+
+static void
+any_code(void)
+{
+}
+
+static int
+call_fn_from_ptr(capffi_ctx *ctx, const capffi_token *t)
+{
+    void (*fp)(void) = any_code;
+    void *code;
+    memcpy(&code, &fp, sizeof code);
+    capffi_fn *fn = NULL;
+    int rc = capffi_fn_from_ptr(&fn, ctx, t, code, "() -> void", 0);
+    capffi_fn_free(fn);
+    return rc;
+}
+
 static void
 security_every_token_taking_function_verifies(void **state)
 {
@@ -296,6 +331,9 @@ security_every_token_taking_function_verifies(void **state)
         { "capffi_token_attenuate", call_attenuate, CAPFFI_EREVOKED },
         { "capffi_token_revoke", call_revoke, CAPFFI_OK }, /* idempotent */
         { "capffi_token_info", call_info, CAPFFI_OK },     /* diagnostics */
+        { "capffi_lib_open", call_lib_open, CAPFFI_EREVOKED },
+        { "capffi_lib_open(NULL)", call_lib_open_process, CAPFFI_EREVOKED },
+        { "capffi_fn_from_ptr", call_fn_from_ptr, CAPFFI_EREVOKED },
     };
     capffi_token revoked;
     assert_ok(capffi_token_attenuate(&revoked, f->ctx, &f->tok, NULL));
@@ -315,6 +353,14 @@ security_every_token_taking_function_verifies(void **state)
         if (rc != CAPFFI_EINVAL)
             fail_msg("%s accepted a NULL token", rows[i].name);
     }
+    /* ...and each works with the genuine token, so no row passes by
+     * failing for another reason. */
+    assert_ok(call_lib_open(f->ctx, &f->tok));
+    assert_ok(call_lib_open_process(f->ctx, &f->tok));
+    assert_ok(call_fn_from_ptr(f->ctx, &f->tok));
+    assert_ok(call_check(f->ctx, &f->tok));
+    assert_ok(call_attenuate(f->ctx, &f->tok));
+    assert_ok(call_info(f->ctx, &f->tok));
 }
 
 /* T6: no message or event ever holds a tag or the secret. */

@@ -29,7 +29,9 @@ CAPFFI_BEGIN_DECLS
  *             struct result, whose memory the caller provides in
  *             ret->agg).
  * @return CAPFFI_OK; CAPFFI_EINVAL (fn NULL, args NULL with parameters, a
- *         struct result without memory); CAPFFI_ERANGE (a small integer
+ *         struct result without memory, a struct argument whose agg.ptr is
+ *         NULL, a buffer argument that is not a live capffi_buf);
+ *         CAPFFI_ERANGE (a small integer
  *         out of range; the message names the argument); CAPFFI_ETYPE (a
  *         struct argument of the wrong size); CAPFFI_ECLOSED (library
  *         closed); CAPFFI_EREVOKED (token revoked). Nothing is audited on
@@ -45,8 +47,8 @@ CAPFFI_API int capffi_fn_call(capffi_fn *fn, const capffi_value *args,
  * result, which must be at least 8 bytes for scalar results (libffi
  * widens them to a full register) and the struct's size for struct
  * results. No conversion and no range check; `args` is not modified.
- * @return CAPFFI_OK; CAPFFI_EINVAL (fn NULL); CAPFFI_ECLOSED;
- *         CAPFFI_EREVOKED.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (fn NULL, args NULL with parameters,
+ *         ret NULL for a struct result); CAPFFI_ECLOSED; CAPFFI_EREVOKED.
  */
 CAPFFI_API int capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret);
 
@@ -55,6 +57,8 @@ CAPFFI_API int capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret);
  * pointer returned by native code.
  * @param tok a token with CAPFFI_RIGHT_FNPTR. The function is revoked with
  *            it.
+ * @param flags CAPFFI_FN_WRAP and CAPFFI_FN_ERRNO apply; CAPFFI_FN_DEPS and
+ *            CAPFFI_FN_OPTIONAL mean nothing here and are ignored.
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL code); CAPFFI_ETOKEN;
  *         CAPFFI_EREVOKED; CAPFFI_EPERM; CAPFFI_ESIG; CAPFFI_ETHREAD;
  *         CAPFFI_ENOMEM. Audited (CAPFFI_OP_FN_FROM_PTR).

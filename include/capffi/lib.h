@@ -58,7 +58,8 @@ CAPFFI_BEGIN_DECLS
  * @return CAPFFI_OK; CAPFFI_EINVAL (bad argument or flag); CAPFFI_ETOKEN;
  *         CAPFFI_EREVOKED; CAPFFI_EPERM (right missing, file outside the
  *         token's scope or denied, a /proc, /dev or /sys path without a
- *         grant naming it); CAPFFI_ENOTFOUND (no such file, soname not
+ *         grant naming it, not a regular file, not readable);
+ *         CAPFFI_ENOTFOUND (no such file, soname not
  *         found); CAPFFI_EDLOPEN (the loader refused: not a library, a
  *         missing dependency; the message has dlerror's text);
  *         CAPFFI_ETHREAD; CAPFFI_ENOMEM. Audited (CAPFFI_OP_LIB_OPEN) with

@@ -21,7 +21,8 @@ CAPFFI_BEGIN_DECLS
  * @param layout a struct in the signature language: `{ f64, f64 }` or with
  *               field names `{ x: f64, y: f64 }`; fields may be scalars,
  *               nested structs or names defined earlier (a type cannot
- *               contain itself). Not `void`, `cstring` or `buffer`.
+ *               contain itself). Not `void` or `buffer`; a `cstring`
+ *               field is a `const char *`.
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL argument, bad or taken name);
  *         CAPFFI_ESIG (malformed layout; the message names the byte);
  *         CAPFFI_ETHREAD; CAPFFI_ENOMEM.
