@@ -127,11 +127,14 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
         uint8_t op = arg_op(s->args[i]->kind, flags & CAPFFI_FN_WRAP);
         fn->arg_op[i] = op;
         fn->convert_args |= op == ARG_BUFFER || op == ARG_STRUCT;
-        unsigned bits = (unsigned)s->args[i]->size * 8;
-        bool is_signed = op == ARG_I8 || op == ARG_I16 || op == ARG_I32;
-        bool ranged = op >= ARG_I8 && op <= ARG_U32;
-        fn->range[i].off = is_signed ? UINT64_C(1) << (bits - 1) : 0;
-        fn->range[i].span = ranged ? (UINT64_C(1) << bits) - 1 : UINT64_MAX;
+        if (op >= ARG_I8 && op <= ARG_U32) {
+            unsigned bits = (unsigned)s->args[i]->size * 8;
+            bool is_signed = op == ARG_I8 || op == ARG_I16 || op == ARG_I32;
+            unsigned k = fn->n_ranged++;
+            fn->ranged[k].arg = (uint8_t)i;
+            fn->ranged[k].off = is_signed ? UINT64_C(1) << (bits - 1) : 0;
+            fn->ranged[k].span = (UINT64_C(1) << bits) - 1;
+        }
     }
     fn->ret_struct = s->ret->kind == CAPFFI__STRUCT;
     fn->ret_op = ret_op(s->ret->kind);
@@ -400,11 +403,13 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
             return capffi__fail(fn->ctx, CAPFFI_EINVAL, "args is NULL");
         /* libffi reads arguments, never writes them. Small integers are
          * passed from the value's low bytes once their range is checked. */
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++)
             av[i] = (void *)(uintptr_t)&args[i];
-            if (CAPFFI__UNLIKELY(args[i].u64 + fn->range[i].off >
-                                 fn->range[i].span))
-                return out_of_range(fn, i, &args[i]);
+        for (unsigned k = 0; k < fn->n_ranged; k++) {
+            const capffi_value *v = &args[fn->ranged[k].arg];
+            if (CAPFFI__UNLIKELY(v->u64 + fn->ranged[k].off >
+                                 fn->ranged[k].span))
+                return out_of_range(fn, fn->ranged[k].arg, v);
         }
         if (fn->convert_args) {
             int rc = convert_args(fn, args, slots, av);

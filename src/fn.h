@@ -58,14 +58,16 @@ struct capffi_fn {
     uint8_t ret_op;                  /* enum capffi__ret_op */
     uint8_t arg_op[CAPFFI_MAX_ARGS]; /* enum capffi__arg_op */
     /*
-     * Range check of each argument as one unsigned compare:
+     * The small-integer arguments, checked as one unsigned compare each:
      * value.u64 + off > span means out of range (for a signed N-bit type,
-     * off = 2^(N-1) and span = 2^N - 1; for unsigned, off = 0 and
-     * span = 2^N - 1; for everything else span = UINT64_MAX).
+     * off = 2^(N-1); for unsigned, off = 0; span = 2^N - 1). Only these
+     * are read as 64 bits: other members may be narrower than the value.
      */
+    uint8_t n_ranged;
     struct {
+        uint8_t arg;
         uint64_t off, span;
-    } range[CAPFFI_MAX_ARGS];
+    } ranged[CAPFFI_MAX_ARGS];
     struct capffi__sig sig;
     capffi_ctx *ctx;
     atomic_int own_state;          /* capffi_fn_from_ptr */
