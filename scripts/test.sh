@@ -37,6 +37,14 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 
 run_suite normal build "" ""
+# The same build under valgrind's memcheck (the race-heavy `slow` suite is
+# left to the sanitizer builds: thousands of loads are too slow there).
+if [ -d build ] && command -v valgrind >/dev/null 2>&1; then
+    echo "== valgrind (build, --setup valgrind)"
+    meson test -C build --no-rebuild --print-errorlogs --setup valgrind \
+        --suite unit --suite security --no-suite slow --no-suite headers
+    results="$results build/meson-logs/testlog-valgrind.json"
+fi
 run_suite asan build-asan \
     "-Db_sanitize=address,undefined -Db_lundef=false" "--no-suite style"
 run_suite tsan build-tsan \
