@@ -115,3 +115,25 @@ copy_file(const char *src, const char *dst, unsigned mode)
     close(in);
     assert_int_equal(close(out), 0);
 }
+
+capffi_token
+mint(capffi_ctx *ctx, const char *label, uint32_t rights)
+{
+    capffi_token t;
+    capffi_scope sc;
+    memset(&sc, 0, sizeof sc);
+    sc.rights = rights;
+    assert_ok(capffi_token_new(&t, ctx, label, rights ? &sc : NULL));
+    return t;
+}
+
+int32_t
+add_i32(capffi_fn *fn, int32_t a, int32_t b, int *rc)
+{
+    capffi_value args[2], r;
+    args[0].i64 = a;
+    args[1].i64 = b;
+    r.i64 = -1;
+    *rc = capffi_fn_call(fn, args, &r);
+    return (int32_t)r.i64;
+}

@@ -44,6 +44,11 @@ const char *env_path(const char *name);
 /* Copy src to dst (created or truncated) with the given mode. */
 void copy_file(const char *src, const char *dst, unsigned mode);
 
+/* A token of ctx with exactly `rights` (0: everything granted now). */
+capffi_token mint(capffi_ctx *ctx, const char *label, uint32_t rights);
+/* Call an "(i32, i32) -> i32" function; *rc gets capffi_fn_call's code. */
+int32_t add_i32(capffi_fn *fn, int32_t a, int32_t b, int *rc);
+
 /* A context with the given flags and allow/deny lists (NULL-terminated). */
 capffi_ctx *ctx_with(uint32_t flags, const char *const *allow,
                      const char *const *deny);

@@ -38,28 +38,6 @@ exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-static capffi_token
-mint(capffi_ctx *ctx, const char *label, uint32_t rights)
-{
-    capffi_token t;
-    capffi_scope sc;
-    memset(&sc, 0, sizeof sc);
-    sc.rights = rights;
-    assert_ok(capffi_token_new(&t, ctx, label, rights ? &sc : NULL));
-    return t;
-}
-
-static int32_t
-add_i32(capffi_fn *fn, int32_t a, int32_t b, int *rc)
-{
-    capffi_value args[2], r;
-    args[0].i64 = a;
-    args[1].i64 = b;
-    r.i64 = -1;
-    *rc = capffi_fn_call(fn, args, &r);
-    return (int32_t)r.i64;
-}
-
 /* The detail of the recorded LIB_OPEN success for target, or NULL. */
 static const char *
 open_detail(capffi_ctx *ctx, const char *target)
