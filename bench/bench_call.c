@@ -74,6 +74,8 @@
 
 #include <capffi.h>
 
+#include "bench_util.h"
+
 #include "fixture.h"
 
 #ifndef BENCH_LIBFFI_VERSION
@@ -179,32 +181,6 @@ struct vstat {
     double paired; /* median of per-sample ratios to ffi_call */
 };
 
-static _Noreturn void
-die(const char *what)
-{
-    fprintf(stderr, "bench_call: %s\n", what);
-    exit(EXIT_FAILURE);
-}
-
-static _Noreturn void
-die_capffi(const capffi_ctx *ctx, const char *what, int rc)
-{
-    const char *detail = capffi_ctx_errmsg(ctx);
-    fprintf(stderr, "bench_call: %s failed: %s (%s)%s%s\n", what,
-            capffi_err_name(rc), capffi_strerror(rc), detail[0] ? ": " : "",
-            detail);
-    exit(EXIT_FAILURE);
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        die("clock_gettime(CLOCK_MONOTONIC) failed");
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static double
 per_call(uint64_t t0, uint64_t t1, size_t iters)
 {
@@ -217,10 +193,10 @@ static double
 loop_direct_nop(struct bcase *c, size_t iters)
 {
     (void)c;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++)
         p_nop();
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     return per_call(t0, t1, iters);
 }
 
@@ -230,10 +206,10 @@ loop_direct_add_i32(struct bcase *c, size_t iters)
     int32_t a = *(const int32_t *)c->av_src[0];
     int32_t b = *(const int32_t *)c->av_src[1];
     uint32_t acc = 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++)
         acc += (uint32_t)p_add_i32(a, b);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     sink_i64 = (int64_t)acc;
     return per_call(t0, t1, iters);
 }
@@ -248,10 +224,10 @@ loop_direct_mixed6(struct bcase *c, size_t iters)
     uint8_t e = *(const uint8_t *)c->av_src[4];
     double f = *(const double *)c->av_src[5];
     double acc = 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++)
         acc += p_mixed6(a, b, cc, d, e, f);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     sink_f64 = acc;
     return per_call(t0, t1, iters);
 }
@@ -261,10 +237,10 @@ loop_direct_big_sum(struct bcase *c, size_t iters)
 {
     struct fx_big v = *(const struct fx_big *)c->av_src[0];
     uint64_t acc = 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++)
         acc += (uint64_t)p_big_sum(v);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     sink_i64 = (int64_t)acc;
     return per_call(t0, t1, iters);
 }
@@ -277,19 +253,19 @@ loop_ffi(struct bcase *c, size_t iters)
     union rbuf r;
     uint64_t t0, t1;
     if (c->restore < 0) {
-        t0 = now_ns();
+        t0 = bench_now_ns();
         for (size_t i = 0; i < iters; i++)
             ffi_call(&c->cif, c->code, &r, c->av_ffi);
-        t1 = now_ns();
+        t1 = bench_now_ns();
     } else {
         size_t k = (size_t)c->restore;
         void *p = c->av_src[k];
-        t0 = now_ns();
+        t0 = bench_now_ns();
         for (size_t i = 0; i < iters; i++) {
             c->av_ffi[k] = p;
             ffi_call(&c->cif, c->code, &r, c->av_ffi);
         }
-        t1 = now_ns();
+        t1 = bench_now_ns();
     }
     return per_call(t0, t1, iters);
 }
@@ -298,13 +274,13 @@ static double
 loop_raw(struct bcase *c, size_t iters)
 {
     union rbuf r;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++) {
         int rc = capffi_fn_call_raw(c->fn, c->av_raw, &r);
         if (rc != CAPFFI_OK)
-            die_capffi(c->ctx, "capffi_fn_call_raw", rc);
+            bench_die_capffi(c->ctx, "capffi_fn_call_raw", rc);
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     return per_call(t0, t1, iters);
 }
 
@@ -312,13 +288,13 @@ static double
 loop_value(struct bcase *c, size_t iters)
 {
     capffi_value ret;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++) {
         int rc = capffi_fn_call(c->fn, c->vals, &ret);
         if (rc != CAPFFI_OK)
-            die_capffi(c->ctx, "capffi_fn_call", rc);
+            bench_die_capffi(c->ctx, "capffi_fn_call", rc);
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     return per_call(t0, t1, iters);
 }
 
@@ -436,7 +412,7 @@ prepare_cif(struct bcase *c)
     };
     if (ffi_prep_cif(&c->cif, FFI_DEFAULT_ABI, (unsigned)c->nargs,
                      rtypes[c->rkind], c->atypes) != FFI_OK)
-        die("ffi_prep_cif failed");
+        bench_die("ffi_prep_cif failed");
     c->restore = -1;
     for (size_t k = 0; k < c->nargs; k++)
         if (c->atypes[k]->type == FFI_TYPE_STRUCT && c->atypes[k]->size > 16)
@@ -509,16 +485,16 @@ check_case(struct bcase *c)
     memset(&r, 0, sizeof r);
     rc = capffi_fn_call_raw(c->fn, c->av_raw, &r);
     if (rc != CAPFFI_OK)
-        die_capffi(c->ctx, "capffi_fn_call_raw", rc);
+        bench_die_capffi(c->ctx, "capffi_fn_call_raw", rc);
     check_result(c, "capffi_fn_call_raw", rbuf_value(c, &r));
     for (size_t k = 0; k < c->nargs; k++)
         if (c->av_raw[k] != c->av_src[k])
-            die("capffi_fn_call_raw modified its argument array");
+            bench_die("capffi_fn_call_raw modified its argument array");
 
     memset(&ret, 0, sizeof ret);
     rc = capffi_fn_call(c->fn, c->vals, &ret);
     if (rc != CAPFFI_OK)
-        die_capffi(c->ctx, "capffi_fn_call", rc);
+        bench_die_capffi(c->ctx, "capffi_fn_call", rc);
     check_result(c, "capffi_fn_call",
                  c->rkind == R_F64    ? ret.f64
                  : c->rkind == R_VOID ? 0
@@ -619,6 +595,7 @@ usage(const char *argv0)
 int
 main(int argc, char **argv)
 {
+    bench_name = "bench_call";
     bool quick = false;
     const char *only = NULL;
     const char *path = NULL;
@@ -653,15 +630,15 @@ main(int argc, char **argv)
     capffi_ctx *ctx = NULL;
     int rc = capffi_ctx_new(&ctx, &opts);
     if (rc != CAPFFI_OK)
-        die_capffi(NULL, "capffi_ctx_new", rc);
+        bench_die_capffi(NULL, "capffi_ctx_new", rc);
     capffi_token tok;
     rc = capffi_token_new(&tok, ctx, "bench", NULL);
     if (rc != CAPFFI_OK)
-        die_capffi(ctx, "capffi_token_new", rc);
+        bench_die_capffi(ctx, "capffi_token_new", rc);
     capffi_lib *lib = NULL;
     rc = capffi_lib_open(&lib, ctx, &tok, path, 0);
     if (rc != CAPFFI_OK)
-        die_capffi(ctx, "capffi_lib_open", rc);
+        bench_die_capffi(ctx, "capffi_lib_open", rc);
 
     static struct natives nat;
     static struct bcase all[4];
@@ -676,13 +653,13 @@ main(int argc, char **argv)
         prepare_cif(c);
         rc = capffi_lib_bind(&c->fn, lib, c->symbol, c->signature, 0);
         if (rc != CAPFFI_OK)
-            die_capffi(ctx, "capffi_lib_bind", rc);
+            bench_die_capffi(ctx, "capffi_lib_bind", rc);
         check_case(c);
         cases[n++] = c;
     }
     if (n == 0)
-        die("--only names none of fx_nop, fx_add_i32, fx_mixed6, "
-            "fx_big_sum");
+        bench_die("--only names none of fx_nop, fx_add_i32, fx_mixed6, "
+                  "fx_big_sum");
 
     /* Round -1 is the warm-up: caches, branch predictors, clocks. */
     for (int k = -1; k < (int)samples; k++) {
@@ -705,6 +682,6 @@ main(int argc, char **argv)
     capffi_ctx_free(ctx);
 
     if (fflush(stdout) != 0 || ferror(stdout))
-        die("writing to stdout failed");
+        bench_die("writing to stdout failed");
     return EXIT_SUCCESS;
 }

@@ -47,6 +47,8 @@
 
 #include <capffi.h>
 
+#include "bench_util.h"
+
 /* Samples per measurement; the median is sample SAMPLES / 2 when sorted. */
 #define SAMPLES 31
 
@@ -91,32 +93,6 @@ struct row {
 /* One timed sample: `iters` calls, returns nanoseconds per call. */
 typedef double (*loop_fn)(struct bench *b, size_t iters);
 
-static _Noreturn void
-die(const char *what)
-{
-    fprintf(stderr, "bench_token: %s\n", what);
-    exit(EXIT_FAILURE);
-}
-
-static _Noreturn void
-die_capffi(const capffi_ctx *ctx, const char *what, int rc)
-{
-    const char *detail = capffi_ctx_errmsg(ctx);
-    fprintf(stderr, "bench_token: %s failed: %s (%s)%s%s\n", what,
-            capffi_err_name(rc), capffi_strerror(rc), detail[0] ? ": " : "",
-            detail);
-    exit(EXIT_FAILURE);
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        die("clock_gettime(CLOCK_MONOTONIC) failed");
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static size_t
 pow10_size(unsigned exp)
 {
@@ -132,26 +108,26 @@ static double
 loop_verify(struct bench *b, size_t iters)
 {
     int acc = 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++)
         acc |= crypto_verify_16(b->a, b->b);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     sink = acc;
     if (acc != 0)
-        die("crypto_verify_16 reported equal buffers as different");
+        bench_die("crypto_verify_16 reported equal buffers as different");
     return (double)(t1 - t0) / (double)iters;
 }
 
 static double
 loop_check_hot(struct bench *b, size_t iters)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++) {
         int rc = capffi_token_check(b->ctx, &b->hot, RIGHT, NULL);
         if (rc != CAPFFI_OK)
-            die_capffi(b->ctx, "capffi_token_check", rc);
+            bench_die_capffi(b->ctx, "capffi_token_check", rc);
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     return (double)(t1 - t0) / (double)iters;
 }
 
@@ -159,15 +135,15 @@ static double
 loop_check_rotating(struct bench *b, size_t iters)
 {
     size_t next = b->next;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++) {
         int rc = capffi_token_check(b->ctx, &b->toks[next], RIGHT, NULL);
         if (rc != CAPFFI_OK)
-            die_capffi(b->ctx, "capffi_token_check", rc);
+            bench_die_capffi(b->ctx, "capffi_token_check", rc);
         if (++next == b->n_rotate)
             next = 0;
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     b->next = next;
     return (double)(t1 - t0) / (double)iters;
 }
@@ -202,15 +178,15 @@ static void
 mint_up_to(struct bench *b, size_t n)
 {
     if (n > b->cap_toks)
-        die("internal error: token array too small");
+        bench_die("internal error: token array too small");
     size_t from = b->n_toks;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = from; i < n; i++) {
         int rc = capffi_token_new(&b->toks[i], b->ctx, "bench", NULL);
         if (rc != CAPFFI_OK)
-            die_capffi(b->ctx, "capffi_token_new", rc);
+            bench_die_capffi(b->ctx, "capffi_token_new", rc);
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     b->n_toks = n;
     if (from == 0)
         b->hot = b->toks[0];
@@ -240,7 +216,7 @@ static void
 shuffle_rotation(struct bench *b, size_t n)
 {
     if (n == 0 || n > b->n_toks)
-        die("internal error: bad rotation size");
+        bench_die("internal error: bad rotation size");
     uint64_t state;
     randombytes_buf(&state, sizeof state);
     for (size_t i = n - 1; i > 0; i--) {
@@ -261,7 +237,7 @@ check_rotation(struct bench *b)
     for (size_t i = 0; i < b->n_rotate; i++) {
         int rc = capffi_token_check(b->ctx, &b->toks[i], RIGHT, NULL);
         if (rc != CAPFFI_OK)
-            die_capffi(b->ctx, "capffi_token_check (rotating set)", rc);
+            bench_die_capffi(b->ctx, "capffi_token_check (rotating set)", rc);
     }
 }
 
@@ -291,6 +267,7 @@ print_table(const struct row *rows, size_t n, size_t iters)
 int
 main(int argc, char **argv)
 {
+    bench_name = "bench_token";
     int quick = 0;
     if (argc == 2 && strcmp(argv[1], "--quick") == 0) {
         quick = 1;
@@ -304,7 +281,7 @@ main(int argc, char **argv)
     size_t n_big = pow10_size(big_exp);
 
     if (sodium_init() < 0)
-        die("sodium_init failed");
+        bench_die("sodium_init failed");
 
     printf("capffi %s token-check benchmark, libsodium %s%s\n",
            capffi_version(), sodium_version_string(),
@@ -316,14 +293,14 @@ main(int argc, char **argv)
     b.cap_toks = n_big;
     b.toks = calloc(n_big, sizeof *b.toks);
     if (!b.toks)
-        die("out of memory for the token array");
+        bench_die("out of memory for the token array");
 
     capffi_options opts;
     memset(&opts, 0, sizeof opts);
     opts.flags = CAPFFI_OPT_ALLOW_ALL;
     int rc = capffi_ctx_new(&b.ctx, &opts);
     if (rc != CAPFFI_OK)
-        die_capffi(NULL, "capffi_ctx_new", rc);
+        bench_die_capffi(NULL, "capffi_ctx_new", rc);
 
     struct row rows[MAX_ROWS];
     size_t n_rows = 0;
@@ -335,7 +312,7 @@ main(int argc, char **argv)
     memcpy(b.b, b.hot.tag, sizeof b.b);
     rc = capffi_token_check(b.ctx, &b.hot, RIGHT, NULL);
     if (rc != CAPFFI_OK)
-        die_capffi(b.ctx, "capffi_token_check", rc);
+        bench_die_capffi(b.ctx, "capffi_token_check", rc);
     measure(&rows[n_rows++], "crypto_verify_16 (baseline)", &b, loop_verify,
             iters);
     measure(&rows[n_rows++], "token_check, 1 live token", &b, loop_check_hot,
@@ -351,9 +328,9 @@ main(int argc, char **argv)
     measure(&rows[n_rows++], name, &b, loop_check_rotating, iters);
 
     /* 10^6 live tokens (10^5 with --quick). */
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     mint_up_to(&b, n_big);
-    double mint_s = (double)(now_ns() - t0) / 1e9;
+    double mint_s = (double)(bench_now_ns() - t0) / 1e9;
     snprintf(name, sizeof name, "token_check, 10^%u live tokens", big_exp);
     measure(&rows[n_rows++], name, &b, loop_check_hot, iters);
     shuffle_rotation(&b, n_big);
@@ -365,13 +342,13 @@ main(int argc, char **argv)
     printf("minting tokens %zu -> %zu (10^%u live) took %.2f s\n", n_mid, n_big,
            big_exp, mint_s);
 
-    t0 = now_ns();
+    t0 = bench_now_ns();
     capffi_ctx_free(b.ctx);
     printf("freeing the context (%zu tokens) took %.2f s\n", b.n_toks,
-           (double)(now_ns() - t0) / 1e9);
+           (double)(bench_now_ns() - t0) / 1e9);
     free(b.toks);
 
     if (fflush(stdout) != 0 || ferror(stdout))
-        die("writing to stdout failed");
+        bench_die("writing to stdout failed");
     return EXIT_SUCCESS;
 }

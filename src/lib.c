@@ -262,8 +262,7 @@ lib_usable(const struct capffi_lib *lib)
 
 /* Look up symbol and check it lives in the library (unless deps). */
 static int
-find_symbol(struct capffi_lib *lib, const char *symbol, bool deps, bool quiet,
-            void **out)
+find_symbol(struct capffi_lib *lib, const char *symbol, bool deps, void **out)
 {
     capffi_ctx *ctx = lib->ctx;
     dlerror();
@@ -272,7 +271,6 @@ find_symbol(struct capffi_lib *lib, const char *symbol, bool deps, bool quiet,
         return capffi__fail(ctx, CAPFFI_ENOTFOUND,
                             "symbol '%s' not found in '%s'", symbol,
                             lib->canon[0] ? lib->canon : "the process");
-    (void)quiet;
     if (lib->lm && !deps) {
         Dl_info info;
         struct link_map *owner = NULL;
@@ -308,8 +306,7 @@ capffi_lib_bind(capffi_fn **out, capffi_lib *lib, const char *symbol,
                           : !symbol ? "symbol"
                                     : "signature");
     else if (!(rc = lib_usable(lib)))
-        rc = find_symbol(lib, symbol, flags & CAPFFI_FN_DEPS,
-                         flags & CAPFFI_FN_OPTIONAL, &code);
+        rc = find_symbol(lib, symbol, flags & CAPFFI_FN_DEPS, &code);
     if (rc == CAPFFI_ENOTFOUND && (flags & CAPFFI_FN_OPTIONAL))
         return rc;
     if (!rc)
@@ -348,7 +345,7 @@ capffi_lib_static(capffi_value *out, capffi_lib *lib, const char *symbol,
     if (!rc)
         rc = lib_usable(lib);
     if (!rc)
-        rc = find_symbol(lib, symbol, false, false, &addr);
+        rc = find_symbol(lib, symbol, false, &addr);
     if (!rc) {
         switch (t->kind) {
         case CAPFFI__BOOL:

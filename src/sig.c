@@ -199,12 +199,6 @@ capffi__type_scalar(enum capffi__kind k)
     return &scalars[k];
 }
 
-bool
-capffi__type_is_small_int(enum capffi__kind k)
-{
-    return k >= CAPFFI__BOOL && k <= CAPFFI__U32;
-}
-
 /* ---- types ------------------------------------------------------------ */
 
 static int parse_type(struct parser *p, bool in_struct,

@@ -74,9 +74,6 @@ capffi__type_scalar(enum capffi__kind k);
 /* The kind a built-in type name (s, n bytes) names, or -1. */
 CAPFFI__HIDDEN int capffi__type_keyword(const char *s, size_t n);
 
-/* True for i8..u32 and bool: the kinds that are range-checked. */
-CAPFFI__HIDDEN bool capffi__type_is_small_int(enum capffi__kind k);
-
 /*
  * Parse a signature into *out (its own arena). CAPFFI_ESIG with "signature
  * byte N: ..." in the message; CAPFFI_ENOMEM.

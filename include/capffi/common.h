@@ -54,7 +54,8 @@ typedef struct capffi_token {
     uint8_t tag[16]; /**< keyed MAC, never printed or logged by capffi */
 } capffi_token;
 
-/** @return the library's version string, e.g. "0.1.0". Never NULL. */
+/** @return the library's version string, e.g. "0.1.0". Never NULL.
+ *  Thread safety: any thread. */
 CAPFFI_API const char *capffi_version(void);
 
 CAPFFI_END_DECLS
