@@ -1,13 +1,43 @@
 /*
- * buf.c - host buffers handed to native calls.
+ * buf.c - host buffers handed to native code: pins, lending, deferred
+ * free and the quarantine that recognises a second free (C5).
  */
 #include "buf.h"
 
 #include <string.h>
 
+#include "audit.h"
 #include "ctx.h"
 
-#define BUF_MAGIC 0x63617062u /* "capb" */
+static const char *
+state_text(uint32_t magic)
+{
+    switch (magic) {
+    case CAPFFI__BUF_FREEING:
+        return "freed (its release waits for pins or a lend to end)";
+    case CAPFFI__BUF_DEAD:
+        return "freed";
+    default:
+        return "not a capffi_buf";
+    }
+}
+
+int
+capffi__buf_usable(const capffi_buf *buf, const char *fn)
+{
+    if (!buf)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "%s: buffer is NULL", fn);
+    if (buf->magic != CAPFFI__BUF_LIVE)
+        return capffi__fail(
+            buf->magic == CAPFFI__BUF_FREEING || buf->magic == CAPFFI__BUF_DEAD
+                ? buf->ctx
+                : NULL,
+            CAPFFI_EINVAL, "%s: the buffer is %s", fn, state_text(buf->magic));
+    if (atomic_load_explicit(&buf->lent, memory_order_acquire))
+        return capffi__fail(buf->ctx, CAPFFI_EBUSY,
+                            "%s: the buffer is lent to a nonblocking call", fn);
+    return CAPFFI_OK;
+}
 
 int
 capffi__buf_arg(capffi_ctx *ctx, const capffi_buf *buf, void **out)
@@ -16,9 +46,12 @@ capffi__buf_arg(capffi_ctx *ctx, const capffi_buf *buf, void **out)
         *out = NULL;
         return CAPFFI_OK;
     }
-    if (buf->magic != BUF_MAGIC)
-        return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "a buffer argument is not a live capffi_buf");
+    if (buf->magic != CAPFFI__BUF_LIVE)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "a buffer argument is %s",
+                            state_text(buf->magic));
+    if (atomic_load_explicit(&buf->lent, memory_order_acquire))
+        return capffi__fail(ctx, CAPFFI_EBUSY,
+                            "a buffer argument is lent to a nonblocking call");
     *out = buf->len ? buf->data : NULL;
     return CAPFFI_OK;
 }
@@ -30,13 +63,15 @@ make(capffi_buf **out, capffi_ctx *ctx, void *mem, size_t len, bool owned,
     capffi_buf *b = capffi__calloc(1, sizeof *b);
     if (!b)
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    b->magic = BUF_MAGIC;
+    b->magic = CAPFFI__BUF_LIVE;
     b->ctx = ctx;
     b->data = mem;
     b->len = len;
     b->owned = owned;
     b->release = release;
     b->payload = payload;
+    atomic_init(&b->lent, false);
+    atomic_init(&b->pins, 0);
     b->next = ctx->bufs;
     if (ctx->bufs)
         ctx->bufs->prev = b;
@@ -91,9 +126,9 @@ capffi_buf_data(void **ptr, size_t *len, capffi_buf *buf)
         *ptr = NULL;
     if (len)
         *len = 0;
-    if (!buf || buf->magic != BUF_MAGIC)
-        return capffi__fail(buf ? buf->ctx : NULL, CAPFFI_EINVAL,
-                            "not a live capffi_buf");
+    int rc = capffi__buf_usable(buf, "capffi_buf_data");
+    if (rc)
+        return rc;
     if (ptr)
         *ptr = buf->data;
     if (len)
@@ -101,15 +136,113 @@ capffi_buf_data(void **ptr, size_t *len, capffi_buf *buf)
     return CAPFFI_OK;
 }
 
-static void
-release(capffi_buf *b)
+size_t
+capffi_buf_pins(const capffi_buf *buf)
 {
+    if (!buf ||
+        (buf->magic != CAPFFI__BUF_LIVE && buf->magic != CAPFFI__BUF_FREEING))
+        return 0;
+    return atomic_load_explicit(&buf->pins, memory_order_relaxed);
+}
+
+/* Give the bytes back and move the struct to the quarantine, evicting
+ * (really freeing) the oldest dead struct there. */
+static void
+bury(capffi_buf *b)
+{
+    capffi_ctx *ctx = b->ctx;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        ctx->bufs = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
     if (b->owned)
         capffi__free(b->data);
     else if (b->release)
         b->release(b->payload, b->data);
-    b->magic = 0;
-    capffi__free(b);
+    b->magic = CAPFFI__BUF_DEAD;
+    b->data = NULL;
+    b->prev = b->next = NULL;
+    struct capffi__bufq *q = &ctx->bufq;
+    capffi__free(q->slot[q->next]);
+    q->slot[q->next] = b;
+    q->next = (q->next + 1) % CAPFFI__BUF_QUARANTINE;
+}
+
+/* Release a freed buffer once nothing holds it. */
+static void
+settle(capffi_buf *b)
+{
+    if (b->magic == CAPFFI__BUF_FREEING &&
+        atomic_load_explicit(&b->pins, memory_order_acquire) == 0 &&
+        !atomic_load_explicit(&b->lent, memory_order_acquire))
+        bury(b);
+}
+
+void
+capffi__buf_pin(capffi_buf *buf)
+{
+    atomic_fetch_add_explicit(&buf->pins, 1, memory_order_relaxed);
+}
+
+void
+capffi__buf_unpin(capffi_buf *buf)
+{
+    atomic_fetch_sub_explicit(&buf->pins, 1, memory_order_acq_rel);
+    settle(buf);
+}
+
+int
+capffi_buf_unpin(capffi_buf *buf)
+{
+    if (!buf ||
+        (buf->magic != CAPFFI__BUF_LIVE && buf->magic != CAPFFI__BUF_FREEING))
+        return capffi__fail(buf && buf->magic == CAPFFI__BUF_DEAD ? buf->ctx
+                                                                  : NULL,
+                            CAPFFI_EINVAL, "capffi_buf_unpin: the buffer is %s",
+                            buf ? state_text(buf->magic) : "NULL");
+    if (!capffi__ctx_on_owner(buf->ctx))
+        return capffi__fail(buf->ctx, CAPFFI_ETHREAD,
+                            "capffi_buf_unpin called off the owner thread");
+    if (atomic_load_explicit(&buf->pins, memory_order_relaxed) == 0)
+        return capffi__fail(buf->ctx, CAPFFI_EINVAL,
+                            "capffi_buf_unpin: the buffer is not pinned");
+    capffi__buf_unpin(buf);
+    return CAPFFI_OK;
+}
+
+int
+capffi__buf_lend(capffi_buf *buf)
+{
+    int rc = capffi__buf_usable(buf, "lending a buffer");
+    if (rc)
+        return rc;
+    atomic_store_explicit(&buf->lent, true, memory_order_release);
+    return CAPFFI_OK;
+}
+
+void
+capffi__buf_unlend(capffi_buf *buf)
+{
+    atomic_store_explicit(&buf->lent, false, memory_order_release);
+    settle(buf);
+}
+
+/*
+ * A second free, a free off the owner thread or of something that is not
+ * a buffer cannot return an error: it is refused, leaves a message and an
+ * audit event, and changes nothing.
+ */
+static void
+refuse_free(capffi_ctx *ctx, int code, const char *why)
+{
+    capffi__fail(ctx, code, "capffi_buf_free: %s", why);
+    if (ctx)
+        capffi__audit_emit(ctx, CAPFFI_OP_BUF_FREE, code,
+                           code == CAPFFI_ETHREAD ? CAPFFI_REASON_THREAD
+                                                  : CAPFFI_REASON_INVALID,
+                           NULL, 0, "", "capffi_buf_free: %s", why);
 }
 
 void
@@ -117,24 +250,33 @@ capffi_buf_free(capffi_buf *buf)
 {
     if (!buf)
         return;
-    capffi_ctx *ctx = buf->ctx;
-    if (buf->prev)
-        buf->prev->next = buf->next;
-    else
-        ctx->bufs = buf->next;
-    if (buf->next)
-        buf->next->prev = buf->prev;
-    release(buf);
+    switch (buf->magic) {
+    case CAPFFI__BUF_LIVE:
+        break;
+    case CAPFFI__BUF_FREEING:
+    case CAPFFI__BUF_DEAD:
+        refuse_free(buf->ctx, CAPFFI_EINVAL, "the buffer was already freed");
+        return;
+    default:
+        refuse_free(NULL, CAPFFI_EINVAL, "not a capffi_buf");
+        return;
+    }
+    if (!capffi__ctx_on_owner(buf->ctx)) {
+        refuse_free(buf->ctx, CAPFFI_ETHREAD, "called off the owner thread");
+        return;
+    }
+    buf->magic = CAPFFI__BUF_FREEING;
+    settle(buf);
 }
 
 void
 capffi__buf_free_all(capffi_ctx *ctx)
 {
-    capffi_buf *b = ctx->bufs;
-    while (b) {
-        capffi_buf *next = b->next;
-        release(b);
-        b = next;
+    /* Pins and lends cannot outlive the context: release everything. */
+    while (ctx->bufs)
+        bury(ctx->bufs);
+    for (size_t i = 0; i < CAPFFI__BUF_QUARANTINE; i++) {
+        capffi__free(ctx->bufq.slot[i]);
+        ctx->bufq.slot[i] = NULL;
     }
-    ctx->bufs = NULL;
 }

@@ -75,6 +75,7 @@ capffi_ctx_free(capffi_ctx *ctx)
 {
     if (!ctx)
         return;
+    capffi__view_free_all(ctx);
     capffi__fn_free_all(ctx);
     capffi__lib_free_all(ctx);
     capffi__buf_free_all(ctx);

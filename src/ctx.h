@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "audit.h"
+#include "buf.h"
 #include "internal.h"
 #include "perm.h"
 
@@ -37,6 +38,8 @@ struct capffi_ctx {
     struct capffi_lib *libs;
     struct capffi_fn *fns;
     struct capffi_buf *bufs;
+    struct capffi__bufq bufq; /* dead buffers, to recognise a second free */
+    struct capffi_view *views;
 
     /* Named struct types (type.c), owner thread only. */
     struct capffi__named *types;
@@ -47,6 +50,8 @@ struct capffi_ctx {
 
 /* Free every library of the context (lib.c). */
 CAPFFI__HIDDEN void capffi__lib_free_all(capffi_ctx *ctx);
+/* Free every view of the context (view.c). */
+CAPFFI__HIDDEN void capffi__view_free_all(capffi_ctx *ctx);
 
 /* True on the context's owner thread. */
 static inline bool

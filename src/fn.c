@@ -194,6 +194,26 @@ capffi_fn_arity(const capffi_fn *fn)
 }
 
 int
+capffi_fn_result_field(capffi_field *out, const capffi_fn *fn, const char *path)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!out || !fn || !path)
+        return capffi__fail(fn ? fn->ctx : NULL, CAPFFI_EINVAL,
+                            "an argument is NULL");
+    if (!fn->ret_struct)
+        return capffi__fail(fn->ctx, CAPFFI_ETYPE,
+                            "the function's result is not a struct");
+    return capffi__type_field(fn->ctx, fn->sig.ret, path, out);
+}
+
+size_t
+capffi_fn_result_size(const capffi_fn *fn)
+{
+    return fn && fn->sig.ret->kind != CAPFFI__VOID ? fn->sig.ret->size : 0;
+}
+
+int
 capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx, const capffi_token *tok,
                    void *code, const char *signature, uint32_t flags)
 {

@@ -98,6 +98,14 @@ CAPFFI__HIDDEN int capffi__type_layout(capffi_ctx *ctx,
                                        struct capffi__arena *arena,
                                        struct capffi__type *t);
 
+/*
+ * Find a field by path: names or decimal indices joined by dots ("pos.x",
+ * "1.0"); "" is the whole type. CAPFFI_ENOTFOUND with a message.
+ */
+CAPFFI__HIDDEN int capffi__type_field(capffi_ctx *ctx,
+                                      const struct capffi__type *t,
+                                      const char *path, capffi_field *out);
+
 /* The named type, or NULL. */
 CAPFFI__HIDDEN const struct capffi__type *
 capffi__type_lookup(const capffi_ctx *ctx, const char *name, size_t len);

@@ -3,6 +3,8 @@
  */
 #include "sig.h"
 
+#include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctx.h"
@@ -176,34 +178,100 @@ capffi_type_size(size_t *size, size_t *align, capffi_ctx *ctx, const char *type)
     return rc;
 }
 
-int
-capffi_type_offset(size_t *offset, capffi_ctx *ctx, const char *type,
-                   const char *field)
+/* The text a field's type is read back with (capffi_view_get's words). */
+static const char *
+field_word(const struct capffi__type *t)
 {
-    if (offset)
-        *offset = 0;
+    switch (t->kind) {
+    case CAPFFI__STRUCT:
+        return "struct";
+    case CAPFFI__CSTRING:
+    case CAPFFI__TPTR:
+    case CAPFFI__BUFFER:
+        return "pointer";
+    default:
+        return t->name;
+    }
+}
+
+int
+capffi__type_field(capffi_ctx *ctx, const struct capffi__type *t,
+                   const char *path, capffi_field *out)
+{
+    size_t off = 0;
+    const char *p = path;
+    while (*p) {
+        size_t n = strcspn(p, ".");
+        if (t->kind != CAPFFI__STRUCT)
+            return capffi__fail(ctx, CAPFFI_ENOTFOUND,
+                                "field path '%s': no struct to find '%.*s' in",
+                                path, (int)n, p);
+        const struct capffi__field *f = NULL;
+        char *end;
+        unsigned long idx = strtoul(p, &end, 10);
+        if (n && end == p + n && isdigit((unsigned char)*p)) {
+            if (idx < t->nfields)
+                f = &t->fields[idx];
+        } else {
+            for (size_t i = 0; i < t->nfields; i++)
+                if (t->fields[i].name && strlen(t->fields[i].name) == n &&
+                    memcmp(t->fields[i].name, p, n) == 0) {
+                    f = &t->fields[i];
+                    break;
+                }
+        }
+        if (!f)
+            return capffi__fail(ctx, CAPFFI_ENOTFOUND,
+                                "field path '%s': no field '%.*s'", path,
+                                (int)n, p);
+        off += f->offset;
+        t = f->type;
+        p += n;
+        if (*p == '.' && *++p == '\0')
+            return capffi__fail(ctx, CAPFFI_ENOTFOUND,
+                                "field path '%s' ends with '.'", path);
+    }
+    out->offset = off;
+    out->size = t->size;
+    out->type = field_word(t);
+    return CAPFFI_OK;
+}
+
+int
+capffi_type_field(capffi_field *out, capffi_ctx *ctx, const char *type,
+                  const char *path)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
     if (!capffi__ctx_on_owner(ctx))
         return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "capffi_type_offset called off the owner thread");
-    if (!offset || !type || !field)
+                            "capffi_type_field called off the owner thread");
+    if (!out || !type || !path)
         return capffi__fail(ctx, CAPFFI_EINVAL, "an argument is NULL");
     struct capffi__arena a = { NULL };
     const struct capffi__type *t;
     int rc = capffi__type_parse(ctx, &a, "type", type, &t);
     if (!rc && t->kind != CAPFFI__STRUCT)
         rc = capffi__fail(ctx, CAPFFI_EINVAL, "'%s' is not a struct", type);
-    if (!rc) {
-        rc = capffi__fail(ctx, CAPFFI_ENOTFOUND, "no field '%s' in '%s'", field,
-                          type);
-        for (size_t i = 0; i < t->nfields; i++)
-            if (t->fields[i].name && strcmp(t->fields[i].name, field) == 0) {
-                *offset = t->fields[i].offset;
-                rc = CAPFFI_OK;
-                break;
-            }
-    }
+    if (!rc)
+        rc = capffi__type_field(ctx, t, path, out);
+    /* out->type is a static word, never a string of the arena. */
     capffi__arena_free(&a);
+    return rc;
+}
+
+int
+capffi_type_offset(size_t *offset, capffi_ctx *ctx, const char *type,
+                   const char *field)
+{
+    if (!offset)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "offset is NULL");
+    *offset = 0;
+    capffi_field f;
+    int rc = capffi_type_field(&f, ctx, type, field);
+    if (!rc)
+        *offset = f.offset;
     return rc;
 }

@@ -45,7 +45,8 @@ CAPFFI_BEGIN_DECLS
     X(PTR_OF, "ptr.of")                                                        \
     X(PTR_FROM_ADDR, "ptr.from_addr")                                          \
     X(VIEW_NEW, "view.new")                                                    \
-    X(VIEW_ACCESS, "view.access")
+    X(VIEW_ACCESS, "view.access")                                              \
+    X(BUF_FREE, "buf.free")
 
 /** What an event is about. */
 typedef enum capffi_op {
@@ -73,7 +74,8 @@ typedef enum capffi_op {
     X(NOMEM, "out of memory")                                                  \
     X(CLOSED, "closed")                                                        \
     X(THREAD, "wrong thread")                                                  \
-    X(FAILED, "failed")
+    X(FAILED, "failed")                                                        \
+    X(BOUNDS, "out of bounds")
 
 /** Why a decision went the way it did. */
 typedef enum capffi_reason {

@@ -4,8 +4,21 @@
  * A `buffer` parameter takes a capffi_buf: native code receives a pointer
  * to its bytes for the length of the call (an empty buffer passes NULL, as
  * Deno does). Buffers are made without a token: they are the host's own
- * memory. Taking a buffer's address for longer than a call is
- * capffi_ptr_of's business (CAPFFI_RIGHT_POINTER).
+ * memory. Keeping a buffer's address beyond a call is capffi_ptr_of's
+ * business (capffi/ptr.h, CAPFFI_RIGHT_POINTER).
+ *
+ * A buffer is live until capffi_buf_free. Two things can hold it beyond
+ * that, and the release of its bytes then waits for them:
+ *   - pins: capffi_ptr_of and capffi_view_of_buf each add one, released by
+ *     capffi_buf_unpin and capffi_view_free;
+ *   - a lend: a nonblocking call owns the buffer until it ends; meanwhile
+ *     capffi_buf_data, buffer arguments, capffi_ptr_of and views over it
+ *     report CAPFFI_EBUSY.
+ * After capffi_buf_free the handle is good only for capffi_buf_unpin.
+ * A second capffi_buf_free of the same handle is recognised (the
+ * context keeps the last 256 freed handles) and refused with a message
+ * and an audit event (CAPFFI_OP_BUF_FREE); older handles are gone, like
+ * any freed memory.
  *
  * Thread safety: owner thread. A buffer argument may be used by calls on
  * any thread; the host must not free it while such a call runs.
@@ -41,12 +54,29 @@ CAPFFI_API int capffi_buf_wrap(capffi_buf **out, capffi_ctx *ctx, void *mem,
 
 /**
  * The buffer's bytes and length.
- * @return CAPFFI_OK; CAPFFI_EINVAL (NULL, or not a live buffer).
+ * @return CAPFFI_OK; CAPFFI_EINVAL (NULL, or freed); CAPFFI_EBUSY (lent to
+ *         a nonblocking call: the host may not touch the bytes until it
+ *         ends).
  */
 CAPFFI_API int capffi_buf_data(void **ptr, size_t *len, capffi_buf *buf);
 
-/** Free a buffer. Accepts NULL. */
+/**
+ * Free a buffer: at once, or when its last pin or lend ends. Accepts NULL.
+ * A wrapped buffer's release callback runs then, once.
+ */
 CAPFFI_API void capffi_buf_free(capffi_buf *buf);
+
+/**
+ * Drop one pin taken by capffi_ptr_of. The last unpin of a freed buffer
+ * releases it; native code must not use the address afterwards.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (NULL, not pinned, or released);
+ *         CAPFFI_ETHREAD.
+ */
+CAPFFI_API int capffi_buf_unpin(capffi_buf *buf);
+
+/** @return the number of pins a buffer holds (0 for NULL or a released
+ *  buffer). For diagnostics and tests. */
+CAPFFI_API size_t capffi_buf_pins(const capffi_buf *buf);
 
 CAPFFI_END_DECLS
 

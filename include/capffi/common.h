@@ -41,6 +41,8 @@ typedef struct capffi_lib capffi_lib;
 typedef struct capffi_fn capffi_fn;
 /** Host memory that may be handed to native code. Opaque. */
 typedef struct capffi_buf capffi_buf;
+/** A bounded window on memory, with read and/or write access. Opaque. */
+typedef struct capffi_view capffi_view;
 
 /**
  * A capability token. A value, not a handle: copy it, store it, pass it.

@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "token.h"
+#include "type.h"
 #include "value.h"
 
 CAPFFI_BEGIN_DECLS
@@ -71,6 +72,31 @@ CAPFFI_API int capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx,
 /** Free a bound function. Accepts NULL. Thread safety: owner thread; no
  *  call of it may be running. */
 CAPFFI_API void capffi_fn_free(capffi_fn *fn);
+
+/**
+ * Where a field of the function's struct result lies, so a host that
+ * received the result into a buffer (capffi_view_of_buf) can read fields
+ * by name:
+ *
+ *     // "() -> { x: i32, y: f64 }"
+ *     capffi_buf_new(&b, ctx, capffi_fn_result_size(fn));
+ *     capffi_buf_data(&ret.agg.ptr, &ret.agg.len, b);
+ *     capffi_fn_call(fn, NULL, &ret);
+ *     capffi_view_of_buf(&v, b, CAPFFI_VIEW_READ);
+ *     capffi_fn_result_field(&f, fn, "y");
+ *     capffi_view_get(&y, v, f.offset, f.type);
+ *
+ * @param path as capffi_type_field takes it.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (NULL argument); CAPFFI_ETYPE (the
+ *         result is not a struct); CAPFFI_ENOTFOUND (no such field).
+ * Thread safety: any thread.
+ */
+CAPFFI_API int capffi_fn_result_field(capffi_field *out, const capffi_fn *fn,
+                                      const char *path);
+
+/** @return the size in bytes of the function's result (0 for void or
+ *  NULL): the memory a struct result needs in ret->agg. */
+CAPFFI_API size_t capffi_fn_result_size(const capffi_fn *fn);
 
 /** The number of parameters (fixed and variadic), or 0 for NULL. */
 CAPFFI_API size_t capffi_fn_arity(const capffi_fn *fn);

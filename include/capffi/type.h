@@ -42,8 +42,35 @@ CAPFFI_API int capffi_type_define(capffi_ctx *ctx, const char *name,
 CAPFFI_API int capffi_type_size(size_t *size, size_t *align, capffi_ctx *ctx,
                                 const char *type);
 
+/** Where a field lies in a struct (capffi_type_field,
+ *  capffi_fn_result_field). */
+typedef struct capffi_field {
+    size_t offset;    /**< bytes from the start of the outermost struct */
+    size_t size;      /**< bytes */
+    const char *type; /**< a word capffi_view_get reads ("i32", "f64"...);
+                           "pointer" for cstring and *NAME fields; "struct"
+                           for a nested struct (read it with a sub-view).
+                           Static: valid forever. */
+} capffi_field;
+
 /**
- * The byte offset of a named field in a struct type expression or name.
+ * Find a field of a struct type expression or name by path: field names
+ * or zero-based indices joined by dots ("pos.x", "1.0", "0"); "" is the
+ * whole struct.
+ *
+ *     capffi_type_define(ctx, "Seg", "{ a: {x: f64, y: f64}, n: u8 }");
+ *     capffi_type_field(&f, ctx, "Seg", "a.y");   // f.offset 8, "f64"
+ *
+ * @return CAPFFI_OK; CAPFFI_EINVAL (NULL argument, not a struct);
+ *         CAPFFI_ENOTFOUND (no such field); CAPFFI_ESIG; CAPFFI_ETHREAD;
+ *         CAPFFI_ENOMEM.
+ */
+CAPFFI_API int capffi_type_field(capffi_field *out, capffi_ctx *ctx,
+                                 const char *type, const char *path);
+
+/**
+ * The byte offset of a field in a struct type expression or name (a path,
+ * as capffi_type_field takes).
  * @return CAPFFI_OK; CAPFFI_EINVAL; CAPFFI_ENOTFOUND (no such field);
  *         CAPFFI_ESIG; CAPFFI_ETHREAD; CAPFFI_ENOMEM.
  */

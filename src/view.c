@@ -1,0 +1,570 @@
+/*
+ * view.c - bounded views on memory (C4): every access is checked against
+ * the view's bounds, access mode and token before a byte moves.
+ */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "buf.h"
+#include "ctx.h"
+#include "fn.h"
+#include "token.h"
+
+#define VIEW_MAGIC 0x63617076u /* "capv" */
+#define VIEW_ACCESS (CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE)
+
+struct capffi_view {
+    uint32_t magic;
+    uint32_t access;  /* CAPFFI_VIEW_* */
+    atomic_int state; /* CAPFFI__LIVE or CAPFFI__REVOKED */
+    unsigned char *base;
+    size_t len;
+    capffi_ctx *ctx;
+    capffi_buf *buf;         /* a view of a buffer: pinned; else NULL */
+    struct capffi__tok *tok; /* the token it was made through, or NULL */
+    struct capffi__res res;
+    struct capffi_view *prev, *next; /* the context's list */
+};
+
+/* ---- the scalar types a view reads and writes -------------------------- */
+
+enum vkind { V_BOOL, V_INT, V_UINT, V_F32, V_F64, V_PTR };
+
+struct vtype {
+    const char *word;
+    uint8_t kind; /* enum vkind */
+    uint8_t size;
+};
+
+static const struct vtype vtypes[] = {
+    { "bool", V_BOOL, 1 }, { "i8", V_INT, 1 },      { "u8", V_UINT, 1 },
+    { "i16", V_INT, 2 },   { "u16", V_UINT, 2 },    { "i32", V_INT, 4 },
+    { "u32", V_UINT, 4 },  { "i64", V_INT, 8 },     { "u64", V_UINT, 8 },
+    { "isize", V_INT, 8 }, { "usize", V_UINT, 8 },  { "f32", V_F32, 4 },
+    { "f64", V_F64, 8 },   { "pointer", V_PTR, 8 }, { "function", V_PTR, 8 },
+};
+
+_Static_assert(sizeof(void *) == 8 && sizeof(size_t) == 8,
+               "the type table assumes LP64");
+
+/* The scalar type named `type`, or NULL. Called on every access, so it
+ * dispatches on the first byte before comparing. */
+static const struct vtype *
+vtype(const char *type)
+{
+    size_t lo, hi;
+    switch (type[0]) {
+    case 'b':
+        lo = 0, hi = 1;
+        break;
+    case 'i':
+    case 'u':
+        lo = 1, hi = 11;
+        break;
+    case 'f':
+        lo = 11, hi = 15;
+        break;
+    case 'p':
+        lo = 13, hi = 14;
+        break;
+    default:
+        return NULL;
+    }
+    for (size_t i = lo; i < hi; i++)
+        if (strcmp(vtypes[i].word, type) == 0)
+            return &vtypes[i];
+    return NULL;
+}
+
+/* ---- making and freeing -------------------------------------------------- */
+
+static void
+view_on_revoke(struct capffi__res *r)
+{
+    capffi_view *v = (capffi_view *)((char *)r - offsetof(capffi_view, res));
+    atomic_store_explicit(&v->state, CAPFFI__REVOKED, memory_order_release);
+}
+
+static capffi_view *
+alloc_view(capffi_ctx *ctx, const void *base, size_t len, uint32_t access)
+{
+    capffi_view *v = capffi__calloc(1, sizeof *v);
+    if (!v) {
+        capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+        return NULL;
+    }
+    v->magic = VIEW_MAGIC;
+    v->access = access;
+    atomic_init(&v->state, CAPFFI__LIVE);
+    v->base = (unsigned char *)(uintptr_t)base;
+    v->len = len;
+    v->ctx = ctx;
+    v->res.on_revoke = view_on_revoke;
+    return v;
+}
+
+static void
+link_view(capffi_view *v)
+{
+    capffi_ctx *ctx = v->ctx;
+    v->next = ctx->views;
+    if (ctx->views)
+        ctx->views->prev = v;
+    ctx->views = v;
+}
+
+/* The rights a view with this access needs from its token. */
+static uint32_t
+rights_for(uint32_t access)
+{
+    uint32_t r = 0;
+    if (access & CAPFFI_VIEW_READ)
+        r |= CAPFFI_RIGHT_READ;
+    if (access & CAPFFI_VIEW_WRITE)
+        r |= CAPFFI_RIGHT_WRITE;
+    if (access & CAPFFI_VIEW_UNBOUNDED)
+        r |= CAPFFI_RIGHT_READ | CAPFFI_RIGHT_POINTER;
+    return r;
+}
+
+static const char *
+access_text(uint32_t access)
+{
+    static const char *const text[] = { "none", "read", "write", "read-write" };
+    return text[access & VIEW_ACCESS];
+}
+
+/* Attach a view made through t, link it, audit it. */
+static int
+finish_view(capffi_view *v, struct capffi__tok *t, const char *target,
+            const char *what, capffi_view **out)
+{
+    capffi_ctx *ctx = v->ctx;
+    int rc = CAPFFI_OK;
+    if (t) {
+        v->tok = t;
+        rc = capffi__token_attach(ctx, t, &v->res);
+    }
+    if (rc) {
+        capffi__free(v);
+    } else {
+        link_view(v);
+        *out = v;
+    }
+    if (t) {
+        struct capffi__who who = capffi__token_who(t);
+        capffi__audit_emit(ctx, CAPFFI_OP_VIEW_NEW, rc,
+                           rc ? CAPFFI_REASON_REVOKED : CAPFFI_REASON_NONE,
+                           &who, rights_for(v->access), target, "%s",
+                           rc ? capffi_ctx_errmsg(ctx) : what);
+    }
+    return rc;
+}
+
+int
+capffi_view_new(capffi_view **out, capffi_ctx *ctx, const capffi_token *tok,
+                const void *ptr, size_t len, uint32_t access)
+{
+    if (out)
+        *out = NULL;
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_VIEW_NEW, "capffi_view_new");
+    bool unbounded = access & CAPFFI_VIEW_UNBOUNDED;
+    char target[64];
+    snprintf(target, sizeof target, unbounded ? "%p+unbounded" : "%p+%zu", ptr,
+             len);
+    uint32_t rights = rights_for(access);
+    struct capffi__tok *t = NULL;
+    /* Verify before looking at the arguments: a holder without the right
+     * learns nothing, and the denial is what gets audited. */
+    int rc = capffi__token_use(ctx, tok, rights ? rights : CAPFFI_RIGHT_READ,
+                               NULL, CAPFFI_OP_VIEW_NEW, target, &t);
+    if (rc)
+        return rc;
+    if (!out || !ptr)
+        rc =
+            capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL", out ? "ptr" : "out");
+    else if (!(access & VIEW_ACCESS) ||
+             (access & ~(VIEW_ACCESS | CAPFFI_VIEW_UNBOUNDED)))
+        rc = capffi__fail(ctx, CAPFFI_EINVAL,
+                          "access 0x%x: give CAPFFI_VIEW_READ and/or "
+                          "CAPFFI_VIEW_WRITE, optionally CAPFFI_VIEW_UNBOUNDED",
+                          access);
+    else if (!unbounded && len > UINTPTR_MAX - (uintptr_t)ptr)
+        rc = capffi__fail(ctx, CAPFFI_EINVAL,
+                          "%zu bytes at %p run past the end of the address "
+                          "space",
+                          len, ptr);
+    if (rc) {
+        struct capffi__who who = capffi__token_who(t);
+        capffi__audit_emit(ctx, CAPFFI_OP_VIEW_NEW, rc, CAPFFI_REASON_INVALID,
+                           &who, rights, target, "%s", capffi_ctx_errmsg(ctx));
+        return rc;
+    }
+    if (unbounded)
+        len = UINTPTR_MAX - (uintptr_t)ptr;
+    capffi_view *v = alloc_view(ctx, ptr, len, access);
+    if (!v) {
+        struct capffi__who who = capffi__token_who(t);
+        capffi__audit_emit(ctx, CAPFFI_OP_VIEW_NEW, CAPFFI_ENOMEM,
+                           CAPFFI_REASON_NOMEM, &who, rights, target,
+                           "out of memory");
+        return CAPFFI_ENOMEM;
+    }
+    return finish_view(v, t, target,
+                       unbounded ? (access & CAPFFI_VIEW_WRITE
+                                        ? "unbounded read-write"
+                                        : "unbounded read")
+                                 : access_text(access),
+                       out);
+}
+
+int
+capffi_view_of_buf(capffi_view **out, capffi_buf *buf, uint32_t access)
+{
+    if (out)
+        *out = NULL;
+    int rc = capffi__buf_usable(buf, "capffi_view_of_buf");
+    if (rc)
+        return rc;
+    capffi_ctx *ctx = buf->ctx;
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "capffi_view_of_buf called off the owner thread");
+    if (!out)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
+    if (!(access & VIEW_ACCESS) || (access & ~VIEW_ACCESS))
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "access 0x%x: give CAPFFI_VIEW_READ and/or "
+                            "CAPFFI_VIEW_WRITE",
+                            access);
+    capffi_view *v = alloc_view(ctx, buf->data, buf->len, access);
+    if (!v)
+        return CAPFFI_ENOMEM;
+    v->buf = buf;
+    capffi__buf_pin(buf);
+    return finish_view(v, NULL, NULL, NULL, out);
+}
+
+void
+capffi_view_free(capffi_view *v)
+{
+    if (!v || v->magic != VIEW_MAGIC)
+        return;
+    capffi_ctx *ctx = v->ctx;
+    if (v->prev)
+        v->prev->next = v->next;
+    else
+        ctx->views = v->next;
+    if (v->next)
+        v->next->prev = v->prev;
+    if (v->tok)
+        capffi__token_detach(ctx, &v->res);
+    if (v->buf)
+        capffi__buf_unpin(v->buf);
+    v->magic = 0;
+    capffi__free(v);
+}
+
+void
+capffi__view_free_all(capffi_ctx *ctx)
+{
+    capffi_view *v = ctx->views;
+    while (v) {
+        capffi_view *next = v->next;
+        v->magic = 0;
+        capffi__free(v);
+        v = next;
+    }
+    ctx->views = NULL;
+}
+
+size_t
+capffi_view_len(const capffi_view *v)
+{
+    return v && v->magic == VIEW_MAGIC ? v->len : 0;
+}
+
+/* ---- access -------------------------------------------------------------- */
+
+/*
+ * A refused access: the message, an audit event with the reason, the
+ * code. Out of line: the common path is the checks that pass.
+ */
+static __attribute__((noinline, cold)) int
+refuse(const capffi_view *v, int code, capffi_reason why, size_t off, size_t n,
+       const char *fmt, ...) CAPFFI__PRINTF(6, 7);
+
+static int
+refuse(const capffi_view *v, int code, capffi_reason why, size_t off, size_t n,
+       const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    capffi__vfail(v->ctx, code, fmt, ap);
+    va_end(ap);
+    char target[64];
+    snprintf(target, sizeof target, "%p+%zu [%zu, +%zu)", (void *)v->base,
+             v->len, off, n);
+    struct capffi__who who = capffi__token_who(v->tok);
+    capffi__audit_emit(v->ctx, CAPFFI_OP_VIEW_ACCESS, code, why, &who,
+                       rights_for(v->access), target, "%s",
+                       capffi_ctx_errmsg(v->ctx));
+    return code;
+}
+
+/* May n bytes at off be accessed with `need`? */
+static inline int
+check(const capffi_view *v, uint32_t need, size_t off, size_t n)
+{
+    if (CAPFFI__UNLIKELY(!v || v->magic != VIEW_MAGIC))
+        return capffi__fail(NULL, CAPFFI_EINVAL, "not a live capffi_view");
+    if (CAPFFI__UNLIKELY(atomic_load_explicit(
+                             &v->state, memory_order_acquire) != CAPFFI__LIVE))
+        return refuse(v, CAPFFI_EREVOKED, CAPFFI_REASON_REVOKED, off, n,
+                      "the view's token was revoked");
+    if (CAPFFI__UNLIKELY(!(v->access & need)))
+        return refuse(v, CAPFFI_EPERM, CAPFFI_REASON_RIGHT, off, n,
+                      "the view is not %s",
+                      need == CAPFFI_VIEW_READ ? "readable" : "writable");
+    if (CAPFFI__UNLIKELY(off > v->len || n > v->len - off))
+        return refuse(v, CAPFFI_EBOUNDS, CAPFFI_REASON_BOUNDS, off, n,
+                      "%zu bytes at offset %zu do not fit in a view of %zu "
+                      "bytes",
+                      n, off, v->len);
+    if (CAPFFI__UNLIKELY(v->buf && atomic_load_explicit(&v->buf->lent,
+                                                        memory_order_acquire)))
+        return refuse(v, CAPFFI_EBUSY, CAPFFI_REASON_INVALID, off, n,
+                      "the view's buffer is lent to a nonblocking call");
+    return CAPFFI_OK;
+}
+
+static __attribute__((noinline, cold)) int
+bad_type(const capffi_view *v, const char *type)
+{
+    if (!v || v->magic != VIEW_MAGIC)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "not a live capffi_view");
+    if (!type)
+        return capffi__fail(v->ctx, CAPFFI_EINVAL, "type is NULL");
+    return capffi__fail(v->ctx, CAPFFI_ETYPE,
+                        "'%s' is not a scalar type a view can read or write "
+                        "(strings: capffi_view_cstr; structs: sub-views)",
+                        type);
+}
+
+int
+capffi_view_get(capffi_value *out, const capffi_view *v, size_t off,
+                const char *type)
+{
+    const struct vtype *t = type ? vtype(type) : NULL;
+    if (CAPFFI__UNLIKELY(!t || !out || !v || v->magic != VIEW_MAGIC)) {
+        if (out)
+            out->u64 = 0;
+        return !out && t
+                   ? capffi__fail(v && v->magic == VIEW_MAGIC ? v->ctx : NULL,
+                                  CAPFFI_EINVAL, "out is NULL")
+                   : bad_type(v, type);
+    }
+    int rc = check(v, CAPFFI_VIEW_READ, off, t->size);
+    if (CAPFFI__UNLIKELY(rc)) {
+        out->u64 = 0;
+        return rc;
+    }
+    const unsigned char *p = v->base + off;
+    capffi_value r = { .u64 = 0 };
+    switch (t->kind) {
+    case V_BOOL:
+        r.b = *p != 0;
+        break;
+    case V_INT:
+        switch (t->size) {
+        case 1:
+            r.i64 = (int8_t)*p;
+            break;
+        case 2: {
+            int16_t x;
+            memcpy(&x, p, 2);
+            r.i64 = x;
+            break;
+        }
+        case 4: {
+            int32_t x;
+            memcpy(&x, p, 4);
+            r.i64 = x;
+            break;
+        }
+        default:
+            memcpy(&r.i64, p, 8);
+        }
+        break;
+    case V_UINT:
+        switch (t->size) {
+        case 1:
+            r.u64 = *p;
+            break;
+        case 2: {
+            uint16_t x;
+            memcpy(&x, p, 2);
+            r.u64 = x;
+            break;
+        }
+        case 4: {
+            uint32_t x;
+            memcpy(&x, p, 4);
+            r.u64 = x;
+            break;
+        }
+        default:
+            memcpy(&r.u64, p, 8);
+        }
+        break;
+    case V_F32:
+        memcpy(&r.f32, p, 4);
+        break;
+    case V_F64:
+        memcpy(&r.f64, p, 8);
+        break;
+    default:
+        memcpy(&r.p, p, sizeof r.p);
+    }
+    *out = r;
+    return CAPFFI_OK;
+}
+
+static __attribute__((noinline, cold)) int
+set_out_of_range(const capffi_view *v, const struct vtype *t, capffi_value val)
+{
+    int bits = t->size * 8;
+    if (t->kind == V_INT)
+        return capffi__fail(
+            v->ctx, CAPFFI_ERANGE, "%s: %lld is outside [%lld, %lld]", t->word,
+            (long long)val.i64, -(1LL << (bits - 1)), (1LL << (bits - 1)) - 1);
+    return capffi__fail(v->ctx, CAPFFI_ERANGE, "%s: %llu is outside [0, %llu]",
+                        t->word, (unsigned long long)val.u64,
+                        (1ULL << bits) - 1);
+}
+
+int
+capffi_view_set(capffi_view *v, size_t off, const char *type, capffi_value val)
+{
+    const struct vtype *t = type ? vtype(type) : NULL;
+    if (CAPFFI__UNLIKELY(!t || !v || v->magic != VIEW_MAGIC))
+        return bad_type(v, type);
+    int rc = check(v, CAPFFI_VIEW_WRITE, off, t->size);
+    if (CAPFFI__UNLIKELY(rc))
+        return rc;
+    unsigned char *p = v->base + off;
+    if (t->size < 8 && (t->kind == V_INT || t->kind == V_UINT)) {
+        /* The same one-compare range check as call arguments. */
+        unsigned bits = t->size * 8u;
+        uint64_t off_ = t->kind == V_INT ? UINT64_C(1) << (bits - 1) : 0;
+        if (CAPFFI__UNLIKELY(val.u64 + off_ > (UINT64_C(1) << bits) - 1))
+            return set_out_of_range(v, t, val);
+    }
+    switch (t->kind) {
+    case V_BOOL:
+        *p = val.b ? 1 : 0;
+        break;
+    case V_F32:
+        memcpy(p, &val.f32, 4);
+        break;
+    default:
+        /* Little-endian: the low t->size bytes are the value. */
+        memcpy(p, &val.u64, t->size);
+    }
+    return CAPFFI_OK;
+}
+
+int
+capffi_view_cstr(const char **s, size_t *len, const capffi_view *v, size_t off)
+{
+    if (s)
+        *s = NULL;
+    if (len)
+        *len = 0;
+    int rc = check(v, CAPFFI_VIEW_READ, off, 0);
+    if (rc)
+        return rc;
+    if (!s)
+        return capffi__fail(v->ctx, CAPFFI_EINVAL, "s is NULL");
+    const char *start = (const char *)v->base + off;
+    const char *nul = memchr(start, '\0', v->len - off);
+    if (!nul)
+        return refuse(v, CAPFFI_EBOUNDS, CAPFFI_REASON_BOUNDS, off,
+                      v->len - off,
+                      "no NUL terminator in the %zu bytes from offset %zu to "
+                      "the end of the view",
+                      v->len - off, off);
+    *s = start;
+    if (len)
+        *len = (size_t)(nul - start);
+    return CAPFFI_OK;
+}
+
+int
+capffi_view_copy(void *dst, const capffi_view *v, size_t off, size_t n)
+{
+    int rc = check(v, CAPFFI_VIEW_READ, off, n);
+    if (rc)
+        return rc;
+    if (!dst && n)
+        return capffi__fail(v->ctx, CAPFFI_EINVAL, "dst is NULL");
+    if (n)
+        memcpy(dst, v->base + off, n);
+    return CAPFFI_OK;
+}
+
+int
+capffi_view_write(capffi_view *v, size_t off, const void *src, size_t n)
+{
+    int rc = check(v, CAPFFI_VIEW_WRITE, off, n);
+    if (rc)
+        return rc;
+    if (!src && n)
+        return capffi__fail(v->ctx, CAPFFI_EINVAL, "src is NULL");
+    if (n)
+        memmove(v->base + off, src, n);
+    return CAPFFI_OK;
+}
+
+int
+capffi_view_sub(capffi_view **out, const capffi_view *v, size_t off, size_t len,
+                uint32_t access)
+{
+    if (out)
+        *out = NULL;
+    if (!v || v->magic != VIEW_MAGIC)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "not a live capffi_view");
+    capffi_ctx *ctx = v->ctx;
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "capffi_view_sub called off the owner thread");
+    if (!out)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
+    if (!(access & VIEW_ACCESS) || (access & ~VIEW_ACCESS))
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "access 0x%x: give CAPFFI_VIEW_READ and/or "
+                            "CAPFFI_VIEW_WRITE",
+                            access);
+    if (access & ~v->access)
+        return refuse(v, CAPFFI_EPERM, CAPFFI_REASON_WIDEN, off, len,
+                      "a sub-view cannot be %s: the view is %s",
+                      access_text(access), access_text(v->access));
+    /* Any access the view has: only the bounds and state matter here. */
+    int rc = check(v, v->access & VIEW_ACCESS, off, len);
+    if (rc)
+        return rc;
+    capffi_view *sub = alloc_view(ctx, v->base + off, len, access);
+    if (!sub)
+        return CAPFFI_ENOMEM;
+    if (v->buf) {
+        sub->buf = v->buf;
+        capffi__buf_pin(v->buf);
+        return finish_view(sub, NULL, NULL, NULL, out);
+    }
+    char target[64];
+    snprintf(target, sizeof target, "%p+%zu", (void *)sub->base, len);
+    return finish_view(sub, v->tok, target, "sub-view", out);
+}
