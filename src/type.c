@@ -269,6 +269,8 @@ capffi_type_offset(size_t *offset, capffi_ctx *ctx, const char *type,
     if (!offset)
         return capffi__fail(ctx, CAPFFI_EINVAL, "offset is NULL");
     *offset = 0;
+    if (field && !*field)
+        return capffi__fail(ctx, CAPFFI_ENOTFOUND, "the field name is empty");
     capffi_field f;
     int rc = capffi_type_field(&f, ctx, type, field);
     if (!rc)

@@ -657,12 +657,13 @@ sig_type_offset_and_size_match_c(void **state)
     assert_int_equal(size_of(f->ctx, "S1", NULL), sizeof(struct s1));
     assert_int_equal(offset_of(f->ctx, "S1", "c"), offsetof(struct s1, c));
 
+    struct s2_in {
+        uint16_t c;
+        float d;
+    };
     struct s2 {
         bool flag;
-        struct {
-            uint16_t c;
-            float d;
-        } in;
+        struct s2_in in;
         int64_t e;
         int8_t g;
         struct s1 s;
@@ -695,8 +696,15 @@ sig_type_offset_and_size_match_c(void **state)
     assert_int_equal(off, 0);
     assert_rc(capffi_type_offset(&off, f->ctx, "{ u8, u16 }", ""),
               CAPFFI_ENOTFOUND);
-    /* Nested fields are not reached by a plain name. */
+    /* Nested fields are not reached by a plain name, but by a path. */
     assert_rc(capffi_type_offset(&off, f->ctx, l2, "d"), CAPFFI_ENOTFOUND);
+    assert_int_equal(offset_of(f->ctx, l2, "in.d"),
+                     offsetof(struct s2, in) + offsetof(struct s2_in, d));
+    assert_int_equal(offset_of(f->ctx, l2, "1.1"),
+                     offsetof(struct s2, in) + offsetof(struct s2_in, d));
+    assert_rc(capffi_type_offset(&off, f->ctx, l2, "in."), CAPFFI_ENOTFOUND);
+    assert_rc(capffi_type_offset(&off, f->ctx, l2, "e.x"), CAPFFI_ENOTFOUND);
+    assert_rc(capffi_type_offset(&off, f->ctx, l2, "7"), CAPFFI_ENOTFOUND);
     assert_rc(capffi_type_offset(&off, f->ctx, "i32", "a"), CAPFFI_EINVAL);
     assert_rc(capffi_type_offset(&off, f->ctx, "*Point", "x"), CAPFFI_EINVAL);
     assert_rc(capffi_type_offset(&off, f->ctx, "{ a: u8 ", "a"), CAPFFI_ESIG);

@@ -1,0 +1,840 @@
+/*
+ * test_mem.c - buffers (pins, lending, deferred and double free),
+ * pointer-of, views and struct results (suites: unit, mem; the refusals
+ * are also in security).
+ */
+#include "helpers.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fixture.h"
+
+struct fx {
+    capffi_ctx *ctx;
+    capffi_token tok; /* every right */
+    capffi_lib *lib;
+};
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    const char *allow[] = { env_path("CAPFFI_FIXTURE_DIR"), NULL };
+    f->ctx = ctx_with(0, allow, NULL);
+    assert_ok(capffi_audit_record(f->ctx, 4096));
+    assert_ok(capffi_token_new(&f->tok, f->ctx, "mem", NULL));
+    assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok,
+                              env_path("CAPFFI_FIXTURE"), 0));
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    capffi_ctx_free(f->ctx);
+    free(f);
+    return 0;
+}
+
+static capffi_fn *
+bind(struct fx *f, const char *sym, const char *sig)
+{
+    capffi_fn *fn = NULL;
+    int rc = capffi_lib_bind(&fn, f->lib, sym, sig, 0);
+    if (rc)
+        fail_msg("bind %s: %s: %s", sym, capffi_err_name(rc),
+                 capffi_ctx_errmsg(f->ctx));
+    return fn;
+}
+
+static size_t
+events(struct fx *f, capffi_op op, int status)
+{
+    return capffi_audit_count(f->ctx, op, status, NULL);
+}
+
+static void
+count_release(void *payload, void *mem)
+{
+    (void)mem;
+    ++*(int *)payload;
+}
+
+/* ---- buffers ----------------------------------------------------------- */
+
+static void
+buf_new_is_zeroed_and_empty_passes_null(void **state)
+{
+    struct fx *f = *state;
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, f->ctx, 64));
+    void *p;
+    size_t n;
+    assert_ok(capffi_buf_data(&p, &n, b));
+    assert_int_equal(n, 64);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(((unsigned char *)p)[i], 0);
+
+    /* fx_strlen(NULL) is (size_t)-1: an empty buffer passes NULL. */
+    capffi_fn *len = bind(f, "fx_strlen", "(buffer) -> usize");
+    capffi_buf *empty;
+    assert_ok(capffi_buf_new(&empty, f->ctx, 0));
+    capffi_value a = { .buf = empty }, r;
+    assert_ok(capffi_fn_call(len, &a, &r));
+    assert_int_equal(r.u64, (uint64_t)-1);
+    memcpy(p, "abc", 4);
+    a.buf = b;
+    assert_ok(capffi_fn_call(len, &a, &r));
+    assert_int_equal(r.u64, 3);
+}
+
+/* Native code keeps the address; the host frees the buffer; the bytes
+ * stay valid until unpinned (AddressSanitizer checks every access). */
+static void
+buf_pinned_memory_outlives_free(void **state)
+{
+    struct fx *f = *state;
+    capffi_fn *keep = bind(f, "fx_keep", "(pointer) -> void");
+    capffi_fn *sum = bind(f, "fx_kept_sum", "(usize) -> u64");
+    capffi_fn *fill = bind(f, "fx_kept_fill", "(u8, usize) -> void");
+
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, f->ctx, 32));
+    void *p;
+    assert_ok(capffi_ptr_of(&p, f->ctx, &f->tok, b));
+    assert_non_null(p);
+    assert_int_equal(capffi_buf_pins(b), 1);
+    capffi_value a[2] = { { .p = p } }, r;
+    assert_ok(capffi_fn_call(keep, a, NULL));
+
+    capffi_buf_free(b); /* deferred: pinned */
+    assert_int_equal(capffi_buf_pins(b), 1);
+    void *q;
+    assert_rc(capffi_buf_data(&q, NULL, b), CAPFFI_EINVAL);
+    assert_null(q);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "freed"));
+
+    a[0].u64 = 7;
+    a[1].u64 = 32;
+    assert_ok(capffi_fn_call(fill, a, NULL));
+    a[0].u64 = 32;
+    assert_ok(capffi_fn_call(sum, a, &r));
+    assert_int_equal(r.u64, 7 * 32);
+
+    /* A freed buffer is refused as an argument and by pointer-of. */
+    capffi_fn *len = bind(f, "fx_strlen", "(buffer) -> usize");
+    a[0].buf = b;
+    assert_rc(capffi_fn_call(len, a, &r), CAPFFI_EINVAL);
+    assert_rc(capffi_ptr_of(&q, f->ctx, &f->tok, b), CAPFFI_EINVAL);
+
+    assert_ok(capffi_buf_unpin(b)); /* released now */
+    assert_int_equal(capffi_buf_pins(b), 0);
+    assert_rc(capffi_buf_unpin(b), CAPFFI_EINVAL);
+}
+
+static void
+buf_wrapped_release_waits_for_last_pin(void **state)
+{
+    struct fx *f = *state;
+    static char mem[16];
+    int released = 0;
+    capffi_buf *b;
+    assert_ok(
+        capffi_buf_wrap(&b, f->ctx, mem, sizeof mem, count_release, &released));
+    void *p1, *p2;
+    assert_ok(capffi_ptr_of(&p1, f->ctx, &f->tok, b));
+    assert_ok(capffi_ptr_of(&p2, f->ctx, &f->tok, b));
+    assert_ptr_equal(p1, mem);
+    assert_int_equal(capffi_buf_pins(b), 2);
+    capffi_buf_free(b);
+    assert_int_equal(released, 0);
+    assert_ok(capffi_buf_unpin(b));
+    assert_int_equal(released, 0);
+    assert_ok(capffi_buf_unpin(b));
+    assert_int_equal(released, 1);
+}
+
+static void
+buf_unpin_refuses_unpinned(void **state)
+{
+    struct fx *f = *state;
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, f->ctx, 4));
+    assert_rc(capffi_buf_unpin(b), CAPFFI_EINVAL);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "not pinned"));
+    assert_rc(capffi_buf_unpin(NULL), CAPFFI_EINVAL);
+    /* An empty buffer's address is NULL, and it is pinned all the same. */
+    capffi_buf *e;
+    assert_ok(capffi_buf_new(&e, f->ctx, 0));
+    void *p = (void *)1;
+    assert_ok(capffi_ptr_of(&p, f->ctx, &f->tok, e));
+    assert_null(p);
+    assert_ok(capffi_buf_unpin(e));
+}
+
+static void
+buf_double_free_is_recognised(void **state)
+{
+    struct fx *f = *state;
+    int released = 0;
+    char mem[4];
+    capffi_buf *b;
+    assert_ok(
+        capffi_buf_wrap(&b, f->ctx, mem, sizeof mem, count_release, &released));
+    capffi_buf_free(b);
+    assert_int_equal(released, 1);
+    capffi_buf_free(b);
+    assert_int_equal(released, 1);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "already freed"));
+    assert_int_equal(events(f, CAPFFI_OP_BUF_FREE, CAPFFI_EINVAL), 1);
+
+    /* A second free while the first is deferred is refused too, and the
+     * release still happens once, at the unpin. */
+    capffi_buf *c;
+    assert_ok(
+        capffi_buf_wrap(&c, f->ctx, mem, sizeof mem, count_release, &released));
+    void *p;
+    assert_ok(capffi_ptr_of(&p, f->ctx, &f->tok, c));
+    capffi_buf_free(c);
+    capffi_buf_free(c);
+    assert_int_equal(events(f, CAPFFI_OP_BUF_FREE, CAPFFI_EINVAL), 2);
+    assert_int_equal(released, 1);
+    assert_ok(capffi_buf_unpin(c));
+    assert_int_equal(released, 2);
+
+    /* Something that is not a buffer at all. */
+    uint64_t junk[8] = { 0 };
+    capffi_buf_free((capffi_buf *)junk);
+    assert_non_null(strstr(capffi_ctx_errmsg(NULL), "not a capffi_buf"));
+}
+
+/* Many frees: the quarantine recycles its oldest entries without leaks
+ * (the leak checkers of the sanitizer and valgrind runs see to that). */
+static void
+buf_quarantine_recycles(void **state)
+{
+    struct fx *f = *state;
+    long before = capffi__alloc_live();
+    for (int i = 0; i < CAPFFI__BUF_QUARANTINE * 3; i++) {
+        capffi_buf *b;
+        assert_ok(capffi_buf_new(&b, f->ctx, 8));
+        capffi_buf_free(b);
+    }
+    /* Only the quarantine's structs remain. */
+    assert_true(capffi__alloc_live() - before <= CAPFFI__BUF_QUARANTINE);
+}
+
+/* The lend state machine the nonblocking calls use (C5). */
+static void
+buf_lent_is_busy_and_free_waits(void **state)
+{
+    struct fx *f = *state;
+    int released = 0;
+    static char mem[8] = "abcdefg";
+    capffi_buf *b;
+    assert_ok(
+        capffi_buf_wrap(&b, f->ctx, mem, sizeof mem, count_release, &released));
+    capffi_view *bv;
+    assert_ok(capffi_view_of_buf(&bv, b, CAPFFI_VIEW_READ));
+    assert_ok(capffi__buf_lend(b));
+    assert_rc(capffi__buf_lend(b), CAPFFI_EBUSY);
+
+    void *p;
+    assert_rc(capffi_buf_data(&p, NULL, b), CAPFFI_EBUSY);
+    assert_null(p);
+    assert_rc(capffi_ptr_of(&p, f->ctx, &f->tok, b), CAPFFI_EBUSY);
+    capffi_fn *len = bind(f, "fx_strlen", "(buffer) -> usize");
+    capffi_value a = { .buf = b }, r;
+    assert_rc(capffi_fn_call(len, &a, &r), CAPFFI_EBUSY);
+    capffi_view *v2;
+    assert_rc(capffi_view_of_buf(&v2, b, CAPFFI_VIEW_READ), CAPFFI_EBUSY);
+    assert_rc(capffi_view_get(&r, bv, 0, "u8"), CAPFFI_EBUSY);
+
+    capffi_buf_free(b);
+    capffi_view_free(bv);
+    assert_int_equal(released, 0); /* still lent */
+    capffi__buf_unlend(b);
+    assert_int_equal(released, 1);
+}
+
+static void
+buf_unlend_restores_access(void **state)
+{
+    struct fx *f = *state;
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, f->ctx, 4));
+    assert_ok(capffi__buf_lend(b));
+    capffi__buf_unlend(b);
+    void *p;
+    assert_ok(capffi_buf_data(&p, NULL, b));
+    assert_ok(capffi__buf_lend(b));
+    capffi__buf_unlend(b);
+    capffi_buf_free(b);
+}
+
+/* ---- pointer-of and pointers from integers ------------------------------ */
+
+static void
+ptr_needs_pointer_right(void **state)
+{
+    struct fx *f = *state;
+    capffi_token weak = mint(f->ctx, "weak", CAPFFI_RIGHT_READ);
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, f->ctx, 4));
+    void *p = (void *)1;
+    assert_rc(capffi_ptr_of(&p, f->ctx, &weak, b), CAPFFI_EPERM);
+    assert_null(p);
+    assert_int_equal(capffi_buf_pins(b), 0);
+    assert_rc(capffi_ptr_from_addr(&p, f->ctx, &weak, 0x1000), CAPFFI_EPERM);
+    assert_int_equal(events(f, CAPFFI_OP_PTR_OF, CAPFFI_EPERM), 1);
+    assert_int_equal(events(f, CAPFFI_OP_PTR_FROM_ADDR, CAPFFI_EPERM), 1);
+
+    capffi_token ptr = mint(f->ctx, "ptr", CAPFFI_RIGHT_POINTER);
+    assert_ok(capffi_ptr_from_addr(&p, f->ctx, &ptr, 0x1000));
+    assert_ptr_equal(p, (void *)0x1000);
+    assert_ok(capffi_ptr_of(&p, f->ctx, &ptr, b));
+    assert_int_equal(events(f, CAPFFI_OP_PTR_OF, CAPFFI_OK), 1);
+    assert_int_equal(events(f, CAPFFI_OP_PTR_FROM_ADDR, CAPFFI_OK), 1);
+
+    assert_ok(capffi_token_revoke(f->ctx, &ptr));
+    assert_rc(capffi_ptr_of(&p, f->ctx, &ptr, b), CAPFFI_EREVOKED);
+    capffi_token forged = ptr;
+    forged.tag[0] ^= 1;
+    assert_rc(capffi_ptr_of(&p, f->ctx, &forged, b), CAPFFI_ETOKEN);
+    assert_ok(capffi_buf_unpin(b));
+}
+
+static void
+ptr_of_refuses_foreign_buffer(void **state)
+{
+    struct fx *f = *state;
+    capffi_ctx *other = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, other, 4));
+    void *p;
+    assert_rc(capffi_ptr_of(&p, f->ctx, &f->tok, b), CAPFFI_EINVAL);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "another context"));
+    assert_int_equal(capffi_buf_pins(b), 0);
+    assert_rc(capffi_ptr_of(&p, f->ctx, &f->tok, NULL), CAPFFI_EINVAL);
+    capffi_ctx_free(other);
+}
+
+/* ---- views ------------------------------------------------------------- */
+
+static capffi_view *
+view(struct fx *f, const void *p, size_t n, uint32_t access)
+{
+    capffi_view *v = NULL;
+    int rc = capffi_view_new(&v, f->ctx, &f->tok, p, n, access);
+    if (rc)
+        fail_msg("capffi_view_new: %s: %s", capffi_err_name(rc),
+                 capffi_ctx_errmsg(f->ctx));
+    return v;
+}
+
+static void
+view_get_set_every_scalar_unaligned(void **state)
+{
+    struct fx *f = *state;
+    unsigned char mem[64];
+    memset(mem, 0xee, sizeof mem);
+    capffi_view *v =
+        view(f, mem, sizeof mem, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE);
+    capffi_value x, y;
+    for (size_t off = 1; off < 4; off++) { /* unaligned on purpose */
+        x.i64 = -5;
+        assert_ok(capffi_view_set(v, off, "i8", x));
+        assert_ok(capffi_view_get(&y, v, off, "i8"));
+        assert_int_equal(y.i64, -5);
+        assert_ok(capffi_view_get(&y, v, off, "u8"));
+        assert_int_equal(y.u64, 251);
+        x.i64 = -30000;
+        assert_ok(capffi_view_set(v, off, "i16", x));
+        assert_ok(capffi_view_get(&y, v, off, "i16"));
+        assert_int_equal(y.i64, -30000);
+        x.u64 = 65535;
+        assert_ok(capffi_view_set(v, off, "u16", x));
+        assert_ok(capffi_view_get(&y, v, off, "u16"));
+        assert_int_equal(y.u64, 65535);
+        x.i64 = INT32_MIN;
+        assert_ok(capffi_view_set(v, off, "i32", x));
+        assert_ok(capffi_view_get(&y, v, off, "i32"));
+        assert_int_equal(y.i64, INT32_MIN);
+        int32_t raw;
+        memcpy(&raw, mem + off, 4);
+        assert_int_equal(raw, INT32_MIN);
+        x.u64 = UINT32_MAX;
+        assert_ok(capffi_view_set(v, off, "u32", x));
+        assert_ok(capffi_view_get(&y, v, off, "u32"));
+        assert_int_equal(y.u64, UINT32_MAX);
+        x.i64 = INT64_MIN + 3;
+        assert_ok(capffi_view_set(v, off, "i64", x));
+        assert_ok(capffi_view_get(&y, v, off, "i64"));
+        assert_true(y.i64 == INT64_MIN + 3);
+        x.u64 = UINT64_MAX - 1;
+        assert_ok(capffi_view_set(v, off, "u64", x));
+        assert_ok(capffi_view_get(&y, v, off, "u64"));
+        assert_true(y.u64 == UINT64_MAX - 1);
+        x.i64 = -77;
+        assert_ok(capffi_view_set(v, off, "isize", x));
+        assert_ok(capffi_view_get(&y, v, off, "isize"));
+        assert_int_equal(y.i64, -77);
+        x.u64 = 1234567;
+        assert_ok(capffi_view_set(v, off, "usize", x));
+        assert_ok(capffi_view_get(&y, v, off, "usize"));
+        assert_int_equal(y.u64, 1234567);
+        x.f32 = 1.5f;
+        assert_ok(capffi_view_set(v, off, "f32", x));
+        assert_ok(capffi_view_get(&y, v, off, "f32"));
+        assert_true(y.f32 == 1.5f);
+        float rawf;
+        memcpy(&rawf, mem + off, 4);
+        assert_true(rawf == 1.5f);
+        x.f64 = -0.25;
+        assert_ok(capffi_view_set(v, off, "f64", x));
+        assert_ok(capffi_view_get(&y, v, off, "f64"));
+        assert_true(y.f64 == -0.25);
+        x.p = mem;
+        assert_ok(capffi_view_set(v, off, "pointer", x));
+        assert_ok(capffi_view_get(&y, v, off, "pointer"));
+        assert_ptr_equal(y.p, mem);
+        assert_ok(capffi_view_get(&y, v, off, "function"));
+        assert_ptr_equal(y.p, mem);
+        x.b = true;
+        assert_ok(capffi_view_set(v, off, "bool", x));
+        assert_int_equal(mem[off], 1);
+        assert_ok(capffi_view_get(&y, v, off, "bool"));
+        assert_true(y.b);
+    }
+    assert_int_equal(mem[0], 0xee); /* nothing before the offsets moved */
+}
+
+/*
+ * Every scalar width at every offset around the end of a 16-byte window
+ * in a larger block: inside works, anything crossing the end is
+ * CAPFFI_EBOUNDS, and no byte outside the window is read or written.
+ */
+static void
+view_every_offset_around_the_end(void **state)
+{
+    struct fx *f = *state;
+    unsigned char mem[48];
+    memset(mem, 0x5a, sizeof mem);
+    unsigned char *win = mem + 16;
+    capffi_view *v = view(f, win, 16, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE);
+    static const struct {
+        const char *type;
+        size_t size;
+    } types[] = { { "u8", 1 },  { "i16", 2 }, { "u32", 4 },
+                  { "f32", 4 }, { "i64", 8 }, { "pointer", 8 } };
+    size_t refused = 0;
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        for (size_t off = 0; off <= 24; off++) {
+            bool fits = off + types[t].size <= 16;
+            capffi_value x = { .u64 = 0 }, y;
+            int rc = capffi_view_set(v, off, types[t].type, x);
+            assert_int_equal(rc, fits ? CAPFFI_OK : CAPFFI_EBOUNDS);
+            rc = capffi_view_get(&y, v, off, types[t].type);
+            assert_int_equal(rc, fits ? CAPFFI_OK : CAPFFI_EBOUNDS);
+            if (!fits)
+                assert_int_equal(y.u64, 0);
+            char buf[8];
+            rc = capffi_view_copy(buf, v, off, types[t].size);
+            assert_int_equal(rc, fits ? CAPFFI_OK : CAPFFI_EBOUNDS);
+            refused += fits ? 0 : 3;
+        }
+        const size_t huge[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 7,
+                                SIZE_MAX / 2 };
+        for (size_t h = 0; h < sizeof huge / sizeof huge[0]; h++) {
+            capffi_value y;
+            assert_rc(capffi_view_get(&y, v, huge[h], types[t].type),
+                      CAPFFI_EBOUNDS);
+            refused++;
+        }
+    }
+    /* Lengths that overflow size_t when added to the offset. */
+    char c;
+    assert_rc(capffi_view_copy(&c, v, 1, SIZE_MAX), CAPFFI_EBOUNDS);
+    assert_rc(capffi_view_write(v, 8, &c, SIZE_MAX - 4), CAPFFI_EBOUNDS);
+    assert_rc(capffi_view_copy(&c, v, 17, 0), CAPFFI_EBOUNDS);
+    assert_ok(capffi_view_copy(&c, v, 16, 0));
+    refused += 3;
+    for (size_t i = 0; i < 16; i++)
+        assert_int_equal(mem[i], 0x5a);
+    for (size_t i = 32; i < 48; i++)
+        assert_int_equal(mem[i], 0x5a);
+    assert_int_equal(events(f, CAPFFI_OP_VIEW_ACCESS, CAPFFI_EBOUNDS), refused);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "do not fit"));
+}
+
+static void
+view_access_modes_and_rights(void **state)
+{
+    struct fx *f = *state;
+    uint32_t mem[4] = { 1, 2, 3, 4 };
+    capffi_view *ro = view(f, mem, sizeof mem, CAPFFI_VIEW_READ);
+    capffi_value x = { .u64 = 9 }, y;
+    assert_rc(capffi_view_set(ro, 0, "u32", x), CAPFFI_EPERM);
+    assert_rc(capffi_view_write(ro, 0, &x, 4), CAPFFI_EPERM);
+    assert_int_equal(mem[0], 1);
+    capffi_view *wo = view(f, mem, sizeof mem, CAPFFI_VIEW_WRITE);
+    assert_rc(capffi_view_get(&y, wo, 0, "u32"), CAPFFI_EPERM);
+    assert_ok(capffi_view_set(wo, 4, "u32", x));
+    assert_int_equal(mem[1], 9);
+    assert_int_equal(events(f, CAPFFI_OP_VIEW_ACCESS, CAPFFI_EPERM), 3);
+
+    /* The token must hold the matching right. */
+    capffi_token r = mint(f->ctx, "reader", CAPFFI_RIGHT_READ);
+    capffi_view *v = (capffi_view *)1;
+    assert_rc(capffi_view_new(&v, f->ctx, &r, mem, 16,
+                              CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE),
+              CAPFFI_EPERM);
+    assert_null(v);
+    assert_ok(capffi_view_new(&v, f->ctx, &r, mem, 16, CAPFFI_VIEW_READ));
+    capffi_token w = mint(f->ctx, "writer", CAPFFI_RIGHT_WRITE);
+    assert_rc(capffi_view_new(&v, f->ctx, &w, mem, 16, CAPFFI_VIEW_READ),
+              CAPFFI_EPERM);
+    assert_int_equal(events(f, CAPFFI_OP_VIEW_NEW, CAPFFI_EPERM), 2);
+}
+
+static void
+view_bad_input(void **state)
+{
+    struct fx *f = *state;
+    char mem[8] = { 0 };
+    capffi_view *v = (capffi_view *)1;
+    assert_rc(capffi_view_new(&v, f->ctx, &f->tok, NULL, 8, CAPFFI_VIEW_READ),
+              CAPFFI_EINVAL);
+    assert_null(v);
+    assert_rc(capffi_view_new(&v, f->ctx, &f->tok, mem, 8, 0), CAPFFI_EINVAL);
+    assert_rc(capffi_view_new(&v, f->ctx, &f->tok, mem, 8, 0x80 | 1),
+              CAPFFI_EINVAL);
+    assert_rc(capffi_view_new(&v, f->ctx, &f->tok, (void *)(UINTPTR_MAX - 4), 8,
+                              CAPFFI_VIEW_READ),
+              CAPFFI_EINVAL);
+    assert_rc(capffi_view_new(NULL, f->ctx, &f->tok, mem, 8, CAPFFI_VIEW_READ),
+              CAPFFI_EINVAL);
+    assert_int_equal(events(f, CAPFFI_OP_VIEW_NEW, CAPFFI_EINVAL), 5);
+
+    v = view(f, mem, sizeof mem, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE);
+    capffi_value y;
+    assert_rc(capffi_view_get(&y, v, 0, "cstring"), CAPFFI_ETYPE);
+    assert_rc(capffi_view_get(&y, v, 0, "{i32}"), CAPFFI_ETYPE);
+    assert_rc(capffi_view_get(&y, v, 0, "i33"), CAPFFI_ETYPE);
+    assert_rc(capffi_view_get(&y, v, 0, ""), CAPFFI_ETYPE);
+    assert_rc(capffi_view_get(&y, v, 0, NULL), CAPFFI_EINVAL);
+    assert_rc(capffi_view_get(NULL, v, 0, "i32"), CAPFFI_EINVAL);
+    assert_rc(capffi_view_get(&y, NULL, 0, "i32"), CAPFFI_EINVAL);
+    assert_rc(capffi_view_copy(NULL, v, 0, 1), CAPFFI_EINVAL);
+    assert_int_equal(capffi_view_len(v), 8);
+    assert_int_equal(capffi_view_len(NULL), 0);
+
+    /* Small integers are range-checked on the way in. */
+    capffi_value x = { .u64 = 300 };
+    assert_rc(capffi_view_set(v, 0, "u8", x), CAPFFI_ERANGE);
+    x.i64 = -129;
+    assert_rc(capffi_view_set(v, 0, "i8", x), CAPFFI_ERANGE);
+    x.i64 = 1 << 15;
+    assert_rc(capffi_view_set(v, 0, "i16", x), CAPFFI_ERANGE);
+    x.i64 = -1;
+    assert_rc(capffi_view_set(v, 0, "u32", x), CAPFFI_ERANGE);
+    for (size_t i = 0; i < sizeof mem; i++)
+        assert_int_equal(mem[i], 0);
+    x.i64 = -128;
+    assert_ok(capffi_view_set(v, 0, "i8", x));
+    assert_int_equal((signed char)mem[0], -128);
+    capffi_view_free(v);
+    capffi_view_free(NULL);
+}
+
+/* The string ends exactly at a page that cannot be read: the search must
+ * stop at the view's end and report the missing terminator (C4). */
+static void
+view_cstr_never_reads_past_the_view(void **state)
+{
+    struct fx *f = *state;
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char *m = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(mprotect(m + page, (size_t)page, PROT_NONE), 0);
+    unsigned char *s = m + page - 8;
+    memcpy(s, "abcdefgh", 8); /* no NUL before the guard page */
+    capffi_view *v = view(f, s, 8, CAPFFI_VIEW_READ);
+    const char *out = (const char *)1;
+    size_t len = 99;
+    assert_rc(capffi_view_cstr(&out, &len, v, 0), CAPFFI_EBOUNDS);
+    assert_null(out);
+    assert_int_equal(len, 0);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "no NUL"));
+    assert_rc(capffi_view_cstr(&out, &len, v, 8), CAPFFI_EBOUNDS);
+    assert_rc(capffi_view_cstr(&out, &len, v, 9), CAPFFI_EBOUNDS);
+
+    s[5] = '\0';
+    assert_ok(capffi_view_cstr(&out, &len, v, 0));
+    assert_string_equal(out, "abcde");
+    assert_int_equal(len, 5);
+    assert_ok(capffi_view_cstr(&out, &len, v, 5));
+    assert_int_equal(len, 0);
+    capffi_view *wo = view(f, s, 8, CAPFFI_VIEW_WRITE);
+    assert_rc(capffi_view_cstr(&out, &len, wo, 0), CAPFFI_EPERM);
+    capffi_view_free(v);
+    capffi_view_free(wo);
+    munmap(m, (size_t)page * 2);
+}
+
+static void
+view_revoked_with_its_token(void **state)
+{
+    struct fx *f = *state;
+    int64_t mem[2] = { 41, 42 };
+    capffi_token parent = mint(f->ctx, "parent", 0);
+    capffi_token child;
+    capffi_scope sc = { .rights = CAPFFI_RIGHT_READ };
+    assert_ok(capffi_token_attenuate(&child, f->ctx, &parent, &sc));
+    capffi_view *v;
+    assert_ok(
+        capffi_view_new(&v, f->ctx, &child, mem, sizeof mem, CAPFFI_VIEW_READ));
+    capffi_view *sub;
+    assert_ok(capffi_view_sub(&sub, v, 8, 8, CAPFFI_VIEW_READ));
+    capffi_value y;
+    assert_ok(capffi_view_get(&y, sub, 0, "i64"));
+    assert_int_equal(y.i64, 42);
+
+    assert_ok(capffi_token_revoke(f->ctx, &parent)); /* cascades */
+    assert_rc(capffi_view_get(&y, v, 0, "i64"), CAPFFI_EREVOKED);
+    assert_rc(capffi_view_get(&y, sub, 0, "i64"), CAPFFI_EREVOKED);
+    const char *s;
+    assert_rc(capffi_view_cstr(&s, NULL, v, 0), CAPFFI_EREVOKED);
+    char buf[8];
+    assert_rc(capffi_view_copy(buf, v, 0, 8), CAPFFI_EREVOKED);
+    capffi_view *sub2;
+    assert_rc(capffi_view_sub(&sub2, v, 0, 8, CAPFFI_VIEW_READ),
+              CAPFFI_EREVOKED);
+    assert_int_equal(events(f, CAPFFI_OP_VIEW_ACCESS, CAPFFI_EREVOKED), 5);
+    /* A view of the host's own buffer has no token to lose. */
+    capffi_view_free(sub);
+    capffi_view_free(v);
+}
+
+static void
+view_sub_only_shrinks(void **state)
+{
+    struct fx *f = *state;
+    uint8_t mem[16];
+    for (int i = 0; i < 16; i++)
+        mem[i] = (uint8_t)i;
+    capffi_view *v = view(f, mem, sizeof mem, CAPFFI_VIEW_READ);
+    capffi_view *s = (capffi_view *)1;
+    assert_rc(capffi_view_sub(&s, v, 8, 9, CAPFFI_VIEW_READ), CAPFFI_EBOUNDS);
+    assert_null(s);
+    assert_rc(capffi_view_sub(&s, v, 17, 0, CAPFFI_VIEW_READ), CAPFFI_EBOUNDS);
+    assert_rc(capffi_view_sub(&s, v, 1, SIZE_MAX, CAPFFI_VIEW_READ),
+              CAPFFI_EBOUNDS);
+    assert_rc(
+        capffi_view_sub(&s, v, 0, 4, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE),
+        CAPFFI_EPERM);
+    assert_rc(capffi_view_sub(&s, v, 0, 4, 0), CAPFFI_EINVAL);
+    assert_ok(capffi_view_sub(&s, v, 4, 8, CAPFFI_VIEW_READ));
+    assert_int_equal(capffi_view_len(s), 8);
+    capffi_value y;
+    assert_ok(capffi_view_get(&y, s, 0, "u8"));
+    assert_int_equal(y.u64, 4);
+    assert_rc(capffi_view_get(&y, s, 8, "u8"), CAPFFI_EBOUNDS);
+    capffi_view *ss;
+    assert_ok(capffi_view_sub(&ss, s, 7, 1, CAPFFI_VIEW_READ));
+    assert_ok(capffi_view_get(&y, ss, 0, "u8"));
+    assert_int_equal(y.u64, 11);
+    /* A sub-view outlives the view it came from. */
+    capffi_view_free(v);
+    assert_ok(capffi_view_get(&y, s, 7, "u8"));
+    assert_int_equal(y.u64, 11);
+}
+
+static void
+view_unbounded_needs_read_and_pointer(void **state)
+{
+    struct fx *f = *state;
+    capffi_fn *greet = bind(f, "fx_greeting", "() -> pointer");
+    capffi_value r;
+    assert_ok(capffi_fn_call(greet, NULL, &r));
+
+    capffi_token rd = mint(f->ctx, "reader", CAPFFI_RIGHT_READ);
+    capffi_view *v = NULL;
+    assert_rc(capffi_view_new(&v, f->ctx, &rd, r.p, 0,
+                              CAPFFI_VIEW_READ | CAPFFI_VIEW_UNBOUNDED),
+              CAPFFI_EPERM);
+    capffi_token rp =
+        mint(f->ctx, "reader+ptr", CAPFFI_RIGHT_READ | CAPFFI_RIGHT_POINTER);
+    assert_ok(capffi_view_new(&v, f->ctx, &rp, r.p, 0,
+                              CAPFFI_VIEW_READ | CAPFFI_VIEW_UNBOUNDED));
+    const char *s;
+    size_t len;
+    assert_ok(capffi_view_cstr(&s, &len, v, 0));
+    assert_string_equal(s, "hello from fixture");
+    assert_int_equal(len, strlen("hello from fixture"));
+    assert_true(capffi_view_len(v) > (size_t)1 << 40);
+    /* Audited as unbounded. */
+    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_VIEW_NEW, CAPFFI_OK,
+                                        "*+unbounded"),
+                     1);
+    /* Writing through an unbounded view also needs WRITE. */
+    assert_rc(capffi_view_new(&v, f->ctx, &rp, r.p, 0,
+                              CAPFFI_VIEW_WRITE | CAPFFI_VIEW_UNBOUNDED),
+              CAPFFI_EPERM);
+}
+
+static void
+view_of_buf_pins_the_buffer(void **state)
+{
+    struct fx *f = *state;
+    int released = 0;
+    uint16_t mem[4] = { 10, 20, 30, 40 };
+    capffi_buf *b;
+    assert_ok(
+        capffi_buf_wrap(&b, f->ctx, mem, sizeof mem, count_release, &released));
+    capffi_view *v;
+    assert_ok(capffi_view_of_buf(&v, b, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE));
+    capffi_view *s;
+    assert_ok(capffi_view_sub(&s, v, 4, 4, CAPFFI_VIEW_READ));
+    assert_int_equal(capffi_buf_pins(b), 2);
+    capffi_buf_free(b);
+    assert_int_equal(released, 0);
+    capffi_value y;
+    assert_ok(capffi_view_get(&y, v, 6, "u16"));
+    assert_int_equal(y.u64, 40);
+    capffi_view_free(v);
+    assert_ok(capffi_view_get(&y, s, 0, "u16"));
+    assert_int_equal(y.u64, 30);
+    assert_int_equal(released, 0);
+    capffi_view_free(s);
+    assert_int_equal(released, 1);
+    /* No token, no audit event. */
+    assert_int_equal(events(f, CAPFFI_OP_VIEW_NEW, CAPFFI_AUDIT_ANY_STATUS), 0);
+    assert_rc(capffi_view_of_buf(&v, NULL, CAPFFI_VIEW_READ), CAPFFI_EINVAL);
+    capffi_buf *c;
+    assert_ok(capffi_buf_new(&c, f->ctx, 1));
+    assert_rc(capffi_view_of_buf(&v, c, CAPFFI_VIEW_UNBOUNDED | 1),
+              CAPFFI_EINVAL);
+}
+
+static void
+view_new_survives_every_allocation_failure(void **state)
+{
+    struct fx *f = *state;
+    char mem[4];
+    for (long n = 0;; n++) {
+        capffi__alloc_fail_after(n);
+        capffi_view *v = NULL;
+        int rc = capffi_view_new(&v, f->ctx, &f->tok, mem, 4, CAPFFI_VIEW_READ);
+        bool failed = capffi__alloc_failed();
+        capffi__alloc_fail_after(-1);
+        /* A failed copy into the audit recorder does not fail the call. */
+        if (rc == CAPFFI_OK) {
+            assert_non_null(v);
+            capffi_view_free(v);
+            if (!failed)
+                break;
+            continue;
+        }
+        assert_true(failed);
+        assert_rc(rc, CAPFFI_ENOMEM);
+        assert_null(v);
+    }
+}
+
+/* ---- struct results ------------------------------------------------------ */
+
+static void
+struct_result_into_buffer_by_field_name(void **state)
+{
+    struct fx *f = *state;
+    assert_ok(capffi_type_define(f->ctx, "Inner", "{ s: i16, d: f64 }"));
+    capffi_fn *make = bind(f, "fx_outer_make",
+                           "(i8, i16, f64, i32) -> { tag: i8, in: Inner, "
+                           "tail: i32 }");
+    assert_int_equal(capffi_fn_result_size(make), sizeof(struct fx_outer));
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, f->ctx, capffi_fn_result_size(make)));
+    capffi_value a[4] = {
+        { .i64 = -3 }, { .i64 = 300 }, { .f64 = 2.5 }, { .i64 = -70000 }
+    };
+    capffi_value r;
+    assert_ok(capffi_buf_data(&r.agg.ptr, &r.agg.len, b));
+    assert_ok(capffi_fn_call(make, a, &r));
+
+    capffi_view *v;
+    assert_ok(capffi_view_of_buf(&v, b, CAPFFI_VIEW_READ));
+    capffi_field fl;
+    capffi_value y;
+    assert_ok(capffi_fn_result_field(&fl, make, "tag"));
+    assert_string_equal(fl.type, "i8");
+    assert_ok(capffi_view_get(&y, v, fl.offset, fl.type));
+    assert_int_equal(y.i64, -3);
+    assert_ok(capffi_fn_result_field(&fl, make, "in.s"));
+    assert_int_equal(fl.offset, offsetof(struct fx_outer, in.s));
+    assert_ok(capffi_view_get(&y, v, fl.offset, fl.type));
+    assert_int_equal(y.i64, 300);
+    assert_ok(capffi_fn_result_field(&fl, make, "in.d"));
+    assert_int_equal(fl.offset, offsetof(struct fx_outer, in.d));
+    assert_ok(capffi_view_get(&y, v, fl.offset, fl.type));
+    assert_true(y.f64 == 2.5);
+    assert_ok(capffi_fn_result_field(&fl, make, "2"));
+    assert_int_equal(fl.offset, offsetof(struct fx_outer, tail));
+    assert_ok(capffi_view_get(&y, v, fl.offset, fl.type));
+    assert_int_equal(y.i64, -70000);
+
+    /* A nested struct is read with a sub-view. */
+    assert_ok(capffi_fn_result_field(&fl, make, "in"));
+    assert_string_equal(fl.type, "struct");
+    assert_int_equal(fl.size, sizeof(struct fx_inner));
+    capffi_view *in;
+    assert_ok(capffi_view_sub(&in, v, fl.offset, fl.size, CAPFFI_VIEW_READ));
+    assert_ok(capffi_view_get(&y, in, offsetof(struct fx_inner, d), "f64"));
+    assert_true(y.f64 == 2.5);
+    assert_ok(capffi_fn_result_field(&fl, make, ""));
+    assert_int_equal(fl.size, sizeof(struct fx_outer));
+
+    assert_rc(capffi_fn_result_field(&fl, make, "nope"), CAPFFI_ENOTFOUND);
+    assert_rc(capffi_fn_result_field(&fl, make, "tag.x"), CAPFFI_ENOTFOUND);
+    capffi_fn *add = bind(f, "fx_add_i32", "(i32, i32) -> i32");
+    assert_rc(capffi_fn_result_field(&fl, add, "x"), CAPFFI_ETYPE);
+    assert_rc(capffi_fn_result_field(NULL, make, "x"), CAPFFI_EINVAL);
+    assert_int_equal(capffi_fn_result_size(add), 4);
+    assert_int_equal(capffi_fn_result_size(NULL), 0);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(buf_new_is_zeroed_and_empty_passes_null),
+        T(buf_pinned_memory_outlives_free),
+        T(buf_wrapped_release_waits_for_last_pin),
+        T(buf_unpin_refuses_unpinned),
+        T(buf_double_free_is_recognised),
+        T(buf_quarantine_recycles),
+        T(buf_lent_is_busy_and_free_waits),
+        T(buf_unlend_restores_access),
+        T(ptr_needs_pointer_right),
+        T(ptr_of_refuses_foreign_buffer),
+        T(view_get_set_every_scalar_unaligned),
+        T(view_every_offset_around_the_end),
+        T(view_access_modes_and_rights),
+        T(view_bad_input),
+        T(view_cstr_never_reads_past_the_view),
+        T(view_revoked_with_its_token),
+        T(view_sub_only_shrinks),
+        T(view_unbounded_needs_read_and_pointer),
+        T(view_of_buf_pins_the_buffer),
+        T(view_new_survives_every_allocation_failure),
+        T(struct_result_into_buffer_by_field_name),
+    };
+    return RUN_TESTS("mem", tests);
+}
