@@ -47,33 +47,52 @@ static const struct vtype vtypes[] = {
 _Static_assert(sizeof(void *) == 8 && sizeof(size_t) == 8,
                "the type table assumes LP64");
 
+/* Index of a width suffix ("8", "16", "32", "64", "size") in the i/u rows
+ * of vtypes, or -1. */
+static int
+width_row(const char *w)
+{
+    switch (w[0]) {
+    case '8':
+        return w[1] ? -1 : 0;
+    case '1':
+        return w[1] == '6' && !w[2] ? 1 : -1;
+    case '3':
+        return w[1] == '2' && !w[2] ? 2 : -1;
+    case '6':
+        return w[1] == '4' && !w[2] ? 3 : -1;
+    case 's':
+        return strcmp(w, "size") == 0 ? 4 : -1;
+    default:
+        return -1;
+    }
+}
+
 /* The scalar type named `type`, or NULL. Called on every access, so it
- * dispatches on the first byte before comparing. */
+ * decodes the name byte by byte instead of searching the table. */
 static const struct vtype *
 vtype(const char *type)
 {
-    size_t lo, hi;
+    int row;
     switch (type[0]) {
     case 'b':
-        lo = 0, hi = 1;
-        break;
+        return strcmp(type, "bool") == 0 ? &vtypes[0] : NULL;
     case 'i':
     case 'u':
-        lo = 1, hi = 11;
-        break;
+        /* i8 u8 i16 u16 i32 u32 i64 u64 isize usize: rows 1..10 */
+        row = width_row(type + 1);
+        return row < 0 ? NULL : &vtypes[1 + 2 * row + (type[0] == 'u')];
     case 'f':
-        lo = 11, hi = 15;
-        break;
+        if (type[1] == '3' && type[2] == '2' && !type[3])
+            return &vtypes[11];
+        if (type[1] == '6' && type[2] == '4' && !type[3])
+            return &vtypes[12];
+        return strcmp(type, "function") == 0 ? &vtypes[14] : NULL;
     case 'p':
-        lo = 13, hi = 14;
-        break;
+        return strcmp(type, "pointer") == 0 ? &vtypes[13] : NULL;
     default:
         return NULL;
     }
-    for (size_t i = lo; i < hi; i++)
-        if (strcmp(vtypes[i].word, type) == 0)
-            return &vtypes[i];
-    return NULL;
 }
 
 /* ---- making and freeing -------------------------------------------------- */
@@ -463,16 +482,24 @@ capffi_view_set(capffi_view *v, size_t off, const char *type, capffi_value val)
         if (CAPFFI__UNLIKELY(val.u64 + off_ > (UINT64_C(1) << bits) - 1))
             return set_out_of_range(v, t, val);
     }
-    switch (t->kind) {
-    case V_BOOL:
+    if (t->kind == V_BOOL) {
         *p = val.b ? 1 : 0;
+        return CAPFFI_OK;
+    }
+    /* Little-endian: the low t->size bytes are the value (f32 included:
+     * it is the first member). Constant sizes keep each memcpy inline. */
+    switch (t->size) {
+    case 1:
+        *p = (unsigned char)val.u64;
         break;
-    case V_F32:
-        memcpy(p, &val.f32, 4);
+    case 2:
+        memcpy(p, &val.u64, 2);
+        break;
+    case 4:
+        memcpy(p, &val.u64, 4);
         break;
     default:
-        /* Little-endian: the low t->size bytes are the value. */
-        memcpy(p, &val.u64, t->size);
+        memcpy(p, &val.u64, 8);
     }
     return CAPFFI_OK;
 }
