@@ -322,6 +322,36 @@ call_fn_from_ptr(capffi_ctx *ctx, const capffi_token *t)
     return rc;
 }
 
+static int
+call_ptr_of(capffi_ctx *ctx, const capffi_token *t)
+{
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, ctx, 8));
+    void *p = NULL;
+    int rc = capffi_ptr_of(&p, ctx, t, b);
+    if (!rc)
+        assert_ok(capffi_buf_unpin(b));
+    capffi_buf_free(b);
+    return rc;
+}
+
+static int
+call_ptr_from_addr(capffi_ctx *ctx, const capffi_token *t)
+{
+    void *p;
+    return capffi_ptr_from_addr(&p, ctx, t, 0x1000);
+}
+
+static int
+call_view_new(capffi_ctx *ctx, const capffi_token *t)
+{
+    static char mem[8];
+    capffi_view *v = NULL;
+    int rc = capffi_view_new(&v, ctx, t, mem, sizeof mem, CAPFFI_VIEW_READ);
+    capffi_view_free(v);
+    return rc;
+}
+
 static void
 security_every_token_taking_function_verifies(void **state)
 {
@@ -334,6 +364,9 @@ security_every_token_taking_function_verifies(void **state)
         { "capffi_lib_open", call_lib_open, CAPFFI_EREVOKED },
         { "capffi_lib_open(NULL)", call_lib_open_process, CAPFFI_EREVOKED },
         { "capffi_fn_from_ptr", call_fn_from_ptr, CAPFFI_EREVOKED },
+        { "capffi_ptr_of", call_ptr_of, CAPFFI_EREVOKED },
+        { "capffi_ptr_from_addr", call_ptr_from_addr, CAPFFI_EREVOKED },
+        { "capffi_view_new", call_view_new, CAPFFI_EREVOKED },
     };
     capffi_token revoked;
     assert_ok(capffi_token_attenuate(&revoked, f->ctx, &f->tok, NULL));
@@ -358,6 +391,9 @@ security_every_token_taking_function_verifies(void **state)
     assert_ok(call_lib_open(f->ctx, &f->tok));
     assert_ok(call_lib_open_process(f->ctx, &f->tok));
     assert_ok(call_fn_from_ptr(f->ctx, &f->tok));
+    assert_ok(call_ptr_of(f->ctx, &f->tok));
+    assert_ok(call_ptr_from_addr(f->ctx, &f->tok));
+    assert_ok(call_view_new(f->ctx, &f->tok));
     assert_ok(call_check(f->ctx, &f->tok));
     assert_ok(call_attenuate(f->ctx, &f->tok));
     assert_ok(call_info(f->ctx, &f->tok));

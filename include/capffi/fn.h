@@ -32,6 +32,7 @@ CAPFFI_BEGIN_DECLS
  * @return CAPFFI_OK; CAPFFI_EINVAL (fn NULL, args NULL with parameters, a
  *         struct result without memory, a struct argument whose agg.ptr is
  *         NULL, a buffer argument that is not a live capffi_buf);
+ *         CAPFFI_EBUSY (a buffer argument is lent to a nonblocking call);
  *         CAPFFI_ERANGE (a small integer
  *         out of range; the message names the argument); CAPFFI_ETYPE (a
  *         struct argument of the wrong size); CAPFFI_ECLOSED (library
