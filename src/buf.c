@@ -72,6 +72,7 @@ make(capffi_buf **out, capffi_ctx *ctx, void *mem, size_t len, bool owned,
     b->payload = payload;
     atomic_init(&b->lent, false);
     atomic_init(&b->pins, 0);
+    atomic_init(&b->views, 0);
     b->next = ctx->bufs;
     if (ctx->bufs)
         ctx->bufs->prev = b;
@@ -142,7 +143,8 @@ capffi_buf_pins(const capffi_buf *buf)
     if (!buf ||
         (buf->magic != CAPFFI__BUF_LIVE && buf->magic != CAPFFI__BUF_FREEING))
         return 0;
-    return atomic_load_explicit(&buf->pins, memory_order_relaxed);
+    return atomic_load_explicit(&buf->pins, memory_order_relaxed) +
+           atomic_load_explicit(&buf->views, memory_order_relaxed);
 }
 
 /* Give the bytes back and move the struct to the quarantine, evicting
@@ -176,6 +178,7 @@ settle(capffi_buf *b)
 {
     if (b->magic == CAPFFI__BUF_FREEING &&
         atomic_load_explicit(&b->pins, memory_order_acquire) == 0 &&
+        atomic_load_explicit(&b->views, memory_order_acquire) == 0 &&
         !atomic_load_explicit(&b->lent, memory_order_acquire))
         bury(b);
 }
@@ -187,9 +190,15 @@ capffi__buf_pin(capffi_buf *buf)
 }
 
 void
-capffi__buf_unpin(capffi_buf *buf)
+capffi__buf_hold(capffi_buf *buf)
 {
-    atomic_fetch_sub_explicit(&buf->pins, 1, memory_order_acq_rel);
+    atomic_fetch_add_explicit(&buf->views, 1, memory_order_relaxed);
+}
+
+void
+capffi__buf_unhold(capffi_buf *buf)
+{
+    atomic_fetch_sub_explicit(&buf->views, 1, memory_order_acq_rel);
     settle(buf);
 }
 
@@ -207,8 +216,10 @@ capffi_buf_unpin(capffi_buf *buf)
                             "capffi_buf_unpin called off the owner thread");
     if (atomic_load_explicit(&buf->pins, memory_order_relaxed) == 0)
         return capffi__fail(buf->ctx, CAPFFI_EINVAL,
-                            "capffi_buf_unpin: the buffer is not pinned");
-    capffi__buf_unpin(buf);
+                            "capffi_buf_unpin: the buffer is not pinned by "
+                            "capffi_ptr_of");
+    atomic_fetch_sub_explicit(&buf->pins, 1, memory_order_acq_rel);
+    settle(buf);
     return CAPFFI_OK;
 }
 

@@ -25,7 +25,8 @@ struct capffi_buf {
     uint32_t magic; /* BUF_LIVE, BUF_FREEING or BUF_DEAD */
     bool owned;     /* data was allocated by capffi_buf_new */
     atomic_bool lent;
-    atomic_uint pins;
+    atomic_uint pins;  /* capffi_ptr_of's, released by capffi_buf_unpin */
+    atomic_uint views; /* views of the buffer, released by capffi_view_free */
     capffi_ctx *ctx;
     void *data;
     size_t len;
@@ -55,10 +56,12 @@ CAPFFI__HIDDEN int capffi__buf_arg(capffi_ctx *ctx, const capffi_buf *buf,
  * otherwise) and not lent (CAPFFI_EBUSY). */
 CAPFFI__HIDDEN int capffi__buf_usable(const capffi_buf *buf, const char *fn);
 
-/* Pin a usable buffer / drop one pin (owner thread). The last unpin of a
- * freed buffer releases it. */
+/* Pin a usable buffer for capffi_ptr_of, or hold it for a view / drop
+ * that hold (owner thread). Kept apart so capffi_buf_unpin can never
+ * release a view's hold. The last release of a freed buffer frees it. */
 CAPFFI__HIDDEN void capffi__buf_pin(capffi_buf *buf);
-CAPFFI__HIDDEN void capffi__buf_unpin(capffi_buf *buf);
+CAPFFI__HIDDEN void capffi__buf_hold(capffi_buf *buf);
+CAPFFI__HIDDEN void capffi__buf_unhold(capffi_buf *buf);
 
 /*
  * Lend a usable buffer to a nonblocking call: until capffi__buf_unlend,

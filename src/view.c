@@ -263,7 +263,7 @@ capffi_view_of_buf(capffi_view **out, capffi_buf *buf, uint32_t access)
     if (!v)
         return CAPFFI_ENOMEM;
     v->buf = buf;
-    capffi__buf_pin(buf);
+    capffi__buf_hold(buf);
     return finish_view(v, NULL, NULL, NULL, out);
 }
 
@@ -273,6 +273,13 @@ capffi_view_free(capffi_view *v)
     if (!v || v->magic != VIEW_MAGIC)
         return;
     capffi_ctx *ctx = v->ctx;
+    if (!capffi__ctx_on_owner(ctx)) {
+        /* No status to return: refuse, say so, keep the view. */
+        capffi__fail(ctx, CAPFFI_ETHREAD,
+                     "capffi_view_free called off the owner thread; the "
+                     "view was not freed");
+        return;
+    }
     if (v->prev)
         v->prev->next = v->next;
     else
@@ -282,7 +289,7 @@ capffi_view_free(capffi_view *v)
     if (v->tok)
         capffi__token_detach(ctx, &v->res);
     if (v->buf)
-        capffi__buf_unpin(v->buf);
+        capffi__buf_unhold(v->buf);
     v->magic = 0;
     capffi__free(v);
 }
@@ -588,7 +595,7 @@ capffi_view_sub(capffi_view **out, const capffi_view *v, size_t off, size_t len,
         return CAPFFI_ENOMEM;
     if (v->buf) {
         sub->buf = v->buf;
-        capffi__buf_pin(v->buf);
+        capffi__buf_hold(v->buf);
         return finish_view(sub, NULL, NULL, NULL, out);
     }
     char target[64];

@@ -5,6 +5,7 @@
  */
 #include "helpers.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -702,6 +703,9 @@ view_of_buf_pins_the_buffer(void **state)
     capffi_view *s;
     assert_ok(capffi_view_sub(&s, v, 4, 4, CAPFFI_VIEW_READ));
     assert_int_equal(capffi_buf_pins(b), 2);
+    /* A view's hold is not a pin capffi_buf_unpin could drop. */
+    assert_rc(capffi_buf_unpin(b), CAPFFI_EINVAL);
+    assert_int_equal(capffi_buf_pins(b), 2);
     capffi_buf_free(b);
     assert_int_equal(released, 0);
     capffi_value y;
@@ -720,6 +724,28 @@ view_of_buf_pins_the_buffer(void **state)
     assert_ok(capffi_buf_new(&c, f->ctx, 1));
     assert_rc(capffi_view_of_buf(&v, c, CAPFFI_VIEW_UNBOUNDED | 1),
               CAPFFI_EINVAL);
+}
+
+static void *
+free_view_elsewhere(void *v)
+{
+    capffi_view_free(v);
+    return NULL;
+}
+
+static void
+view_free_off_owner_is_refused(void **state)
+{
+    struct fx *f = *state;
+    char mem[4] = "abc";
+    capffi_view *v = view(f, mem, sizeof mem, CAPFFI_VIEW_READ);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, free_view_elsewhere, v), 0);
+    pthread_join(th, NULL);
+    capffi_value y;
+    assert_ok(capffi_view_get(&y, v, 1, "u8"));
+    assert_int_equal(y.u64, 'b');
+    capffi_view_free(v);
 }
 
 static void
@@ -833,6 +859,7 @@ main(void)
         T(view_sub_only_shrinks),
         T(view_unbounded_needs_read_and_pointer),
         T(view_of_buf_pins_the_buffer),
+        T(view_free_off_owner_is_refused),
         T(view_new_survives_every_allocation_failure),
         T(struct_result_into_buffer_by_field_name),
     };

@@ -9,8 +9,8 @@
  *
  * A buffer is live until capffi_buf_free. Two things can hold it beyond
  * that, and the release of its bytes then waits for them:
- *   - pins: capffi_ptr_of and capffi_view_of_buf each add one, released by
- *     capffi_buf_unpin and capffi_view_free;
+ *   - pins: each capffi_ptr_of adds one, released by capffi_buf_unpin;
+ *     each view of the buffer holds it too, until capffi_view_free;
  *   - a lend: a nonblocking call owns the buffer until it ends; meanwhile
  *     capffi_buf_data, buffer arguments, capffi_ptr_of and views over it
  *     report CAPFFI_EBUSY.
@@ -69,13 +69,15 @@ CAPFFI_API void capffi_buf_free(capffi_buf *buf);
 /**
  * Drop one pin taken by capffi_ptr_of. The last unpin of a freed buffer
  * releases it; native code must not use the address afterwards.
- * @return CAPFFI_OK; CAPFFI_EINVAL (NULL, not pinned, or released);
+ * A view's hold is not a pin: only capffi_view_free releases it.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (NULL, no capffi_ptr_of pin left, or
+ *         released);
  *         CAPFFI_ETHREAD.
  */
 CAPFFI_API int capffi_buf_unpin(capffi_buf *buf);
 
-/** @return the number of pins a buffer holds (0 for NULL or a released
- *  buffer). For diagnostics and tests. */
+/** @return the pins plus the views holding a buffer (0 for NULL or a
+ *  released buffer). For diagnostics and tests. */
 CAPFFI_API size_t capffi_buf_pins(const capffi_buf *buf);
 
 CAPFFI_END_DECLS

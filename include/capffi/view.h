@@ -18,10 +18,12 @@
  *     capffi_view_get(&x, v, 8, "u32");          // x.u64
  *     capffi_view_get(&x, v, 14, "u32");         // CAPFFI_EBOUNDS
  *
- * Audit: making a view is audited (CAPFFI_OP_VIEW_NEW); so is every
- * refused access (CAPFFI_OP_VIEW_ACCESS, with the reason). Accesses that
- * succeed are not, so reading through a view costs about as much as a
- * memcpy.
+ * Audit: making a view through a token is audited (CAPFFI_OP_VIEW_NEW);
+ * so is every access refused for its bounds, access mode, token or lend
+ * (CAPFFI_OP_VIEW_ACCESS, with the reason). Argument errors (a NULL
+ * pointer, an unknown type, CAPFFI_ERANGE) leave only the message, and
+ * accesses that succeed leave nothing, so reading through a view costs
+ * about as much as a memcpy.
  *
  * Thread safety: views are made and freed on the owner thread. Accesses
  * may come from any thread; the host orders them with its own writes.
@@ -140,8 +142,8 @@ CAPFFI_API int capffi_view_write(capffi_view *v, size_t off, const void *src,
  *  view; 0 for NULL). */
 CAPFFI_API size_t capffi_view_len(const capffi_view *v);
 
-/** Free a view (and drop its pin on a buffer). Accepts NULL. Owner
- *  thread. */
+/** Free a view (and drop its hold on a buffer). Accepts NULL. Owner
+ *  thread: elsewhere it is refused (message only) and the view stays. */
 CAPFFI_API void capffi_view_free(capffi_view *v);
 
 CAPFFI_END_DECLS
