@@ -155,6 +155,12 @@ int capffi_lua__lib_open(lua_State *L, struct capffi_lua__state *st,
                          const capffi_token *tok, const char *path,
                          int syms_idx, int opts_idx, bool ambient);
 
+/* A callable function for the pointer at ptr_idx with the signature at
+ * sig_idx and options at opts_idx, through tok (tok:fnptr). */
+int capffi_lua__fn_from_ptr(lua_State *L, struct capffi_lua__state *st,
+                            const capffi_token *tok, int ptr_idx, int sig_idx,
+                            int opts_idx);
+
 /* After capffi_perm_revoke(path): revoke the ambient libraries the
  * permission no longer covers (every one when path is NULL). */
 void capffi_lua__ambient_revoke(lua_State *L, struct capffi_lua__state *st,

@@ -290,20 +290,24 @@ fn_gc(lua_State *L)
     return 0;
 }
 
-/* Push the closure for fn, bound from the library at lib_idx. Takes
- * ownership of fn (freed here on failure). */
+/*
+ * Push the closure for fn. keep_idx (0: none) is what it keeps alive: its
+ * library. Takes ownership of fn (freed with the userdata on failure).
+ */
 static void
-push_fn(lua_State *L, struct lib *l, int lib_idx, capffi_fn *cfn,
-        const char *name, uint32_t flags)
+push_fn(lua_State *L, struct capffi_lua__state *st, int keep_idx,
+        capffi_fn *cfn, const char *name, uint32_t flags)
 {
     size_t n = capffi_fn_arity(cfn), nlen = strlen(name);
     struct fn *f = lua_newuserdatauv(L, sizeof *f + n + nlen + 1, 1);
     memset(f, 0, sizeof *f);
     f->fn = cfn;
-    f->st = l->st;
+    f->st = st;
     luaL_setmetatable(L, CAPFFI_LUA_FN);
-    lua_pushvalue(L, lib_idx);
-    lua_setiuservalue(L, -2, 1);
+    if (keep_idx) {
+        lua_pushvalue(L, keep_idx);
+        lua_setiuservalue(L, -2, 1);
+    }
     f->nparams = (uint8_t)n;
     f->wrap = (flags & CAPFFI_FN_WRAP) != 0;
     f->name = (const char *)f->kind + n;
@@ -481,7 +485,7 @@ bind_one(lua_State *L, struct lib *l, int lib_idx, int tab_idx, const char *key,
     }
     if (rc)
         capffi_lua__fail(L, l->st, rc, key);
-    push_fn(L, l, lib_idx, cfn, key, flags);
+    push_fn(L, l->st, lib_idx, cfn, key, flags);
     lua_setfield(L, tab_idx, key);
     lua_settop(L, top);
 }
@@ -627,6 +631,37 @@ capffi_lua__ambient_revoke(lua_State *L, struct capffi_lua__state *st,
         }
     }
     lua_pop(L, 1);
+}
+
+/* tok:fnptr(pointer, signature [, options]): a function pointer made
+ * callable (CAPFFI_RIGHT_FNPTR); revoked with the token. */
+int
+capffi_lua__fn_from_ptr(lua_State *L, struct capffi_lua__state *st,
+                        const capffi_token *tok, int ptr_idx, int sig_idx,
+                        int opts_idx)
+{
+    static const char *const keys[] = { "errno", "wrap", NULL };
+    capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    if (!lua_islightuserdata(L, ptr_idx))
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "fnptr: expected a pointer, got %s",
+                                 capffi_lua__typename(L, ptr_idx));
+    void *code = lua_touserdata(L, ptr_idx);
+    const char *sig = capffi_lua__check_string(L, sig_idx, "fnptr: signature");
+    uint32_t flags = 0;
+    if (capffi_lua__opt_table(L, opts_idx, "fnptr: options")) {
+        capffi_lua__check_keys(L, opts_idx, "fnptr: options", keys);
+        if (opt_flag(L, opts_idx, "errno", "fnptr: options"))
+            flags |= CAPFFI_FN_ERRNO;
+        if (opt_flag(L, opts_idx, "wrap", "fnptr: options"))
+            flags |= CAPFFI_FN_WRAP;
+    }
+    capffi_fn *cfn;
+    int rc = capffi_fn_from_ptr(&cfn, ctx, tok, code, sig, flags);
+    if (rc)
+        return capffi_lua__fail(L, st, rc, "fnptr");
+    push_fn(L, st, 0, cfn, "fnptr", flags);
+    return 1;
 }
 
 /* ---- the library object ------------------------------------------------ */

@@ -198,6 +198,15 @@ token_dlopen(lua_State *L)
     return capffi_lua__lib_open(L, t->st, &tok, path, 3, 4, false);
 }
 
+/* tok:fnptr(pointer, signature [, options]) */
+static int
+token_fnptr(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_token tok = t->tok;
+    return capffi_lua__fn_from_ptr(L, t->st, &tok, 2, 3, 4);
+}
+
 static int
 token_tostring(lua_State *L)
 {
@@ -237,9 +246,13 @@ void
 capffi_lua__token_init(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "attenuate", token_attenuate }, { "revoke", token_revoke },
-        { "check", token_check },         { "info", token_info },
-        { "dlopen", token_dlopen },       { NULL, NULL },
+        { "attenuate", token_attenuate },
+        { "revoke", token_revoke },
+        { "check", token_check },
+        { "info", token_info },
+        { "dlopen", token_dlopen },
+        { "fnptr", token_fnptr },
+        { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
         { "__tostring", token_tostring },
