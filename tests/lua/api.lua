@@ -308,6 +308,12 @@ t.test("resolve", function()
   t.raises("CAPFFI_ENOTFOUND", capffi.resolve, "libcapffi-none.so.9")
 end)
 
+t.test("package_loadlib_under_the_permission", function()
+  local f = package.loadlib(FIXTURE, "fx_nop")
+  t.eq(type(f), "function", "loaded (and not called: it is no Lua function)")
+  t.eq(package.loadlib("/no/such/lib.so", "*"), nil, "a missing file")
+end)
+
 t.test("audit_access", function()
   local before = capffi.audit.count("token.new", "ok")
   capffi.token{ label = "audited" }
