@@ -294,6 +294,7 @@ t.test("closing_the_state_frees_everything", function()
     local status, out, err = run({ "--allow-ffi" }, body .. ending)
     t.eq(status, ending:find("error") and 1 or 0, "status for " .. ending)
     t.eq(out, "3\n", "output")
+    t.ok(not err:find("Sanitizer", 1, true), err)
     if ending == "" then t.eq(err, "", "nothing on stderr") end
   end
 end)
