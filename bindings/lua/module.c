@@ -112,7 +112,7 @@ capffi_lua__check_integer(lua_State *L, int idx, const char *what)
         return v;
     if (lua_type(L, idx) == LUA_TNUMBER)
         return capffi_lua__error(L, CAPFFI_ERANGE,
-                                 "%s: %.17g is not an integer", what,
+                                 "%s: %.17g is not a 64-bit integer", what,
                                  (double)lua_tonumber(L, idx));
     return capffi_lua__error(L, CAPFFI_ETYPE, "%s: expected an integer, got %s",
                              what, capffi_lua__typename(L, idx));
