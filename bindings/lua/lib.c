@@ -399,10 +399,12 @@ deno_signature(lua_State *L, int idx, const char *what)
                               "%s: 'parameters' must be a list of types", what);
         lua_Integer n = luaL_len(L, params);
         for (lua_Integer i = 1; i <= n; i++) {
-            lua_geti(L, params, i);
-            capffi_lua__check_string(L, -1, what);
+            /* The buffer's own calls need the stack as it left it: add
+             * the separator before pushing the next type. */
             if (i > 1)
                 luaL_addstring(&b, ", ");
+            lua_geti(L, params, i);
+            capffi_lua__check_string(L, -1, what);
             luaL_addvalue(&b);
         }
     }
@@ -508,7 +510,8 @@ close_lib(struct lib *l)
     l->closed = true;
 }
 
-/* Bind every symbol of the table at syms_idx; the library is at lib_idx. */
+/* bind_all(lib, symbols), called protected: bind every symbol of the
+ * table into the library's symbols table. */
 static int
 bind_all(lua_State *L)
 {
