@@ -128,6 +128,13 @@ end)
 t.test("many_arguments", function()
   t.eq(fx.fx_sum16_i64(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
                        16), 136, "16 integers")
+  -- a Deno-style description longer than Lua's string buffer
+  local params = {}
+  for i = 1, 16 do params[i] = (" "):rep(100) .. "i64" end
+  local lib = tok:dlopen(FIXTURE, {
+    sum = { name = "fx_sum16_i64", parameters = params, result = "i64" } })
+  t.eq(lib.sum(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16), 136,
+       "bound from a long description")
 end)
 
 t.test("variadic", function()
