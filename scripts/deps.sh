@@ -6,7 +6,7 @@ set -eu
 
 packages="meson ninja-build pkg-config gcc g++ python3
 libffi-dev libsodium-dev uthash-dev libcmocka-dev
-zlib1g-dev libsqlite3-dev clang-format clang libclang-rt-14-dev valgrind $*"
+zlib1g-dev libsqlite3-dev liblua5.4-dev lua5.4 clang-format clang libclang-rt-14-dev valgrind $*"
 
 missing=""
 for p in $packages; do

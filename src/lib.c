@@ -420,3 +420,31 @@ capffi_lib_path(const capffi_lib *lib)
 {
     return lib ? lib->canon : "";
 }
+
+int
+capffi_lib_resolve(char *out, size_t cap, capffi_ctx *ctx, const char *name)
+{
+    if (out && cap)
+        out[0] = '\0';
+    if (!out || !cap || !name)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "%s",
+                            !name ? "name is NULL"
+                            : out ? "cap is 0"
+                                  : "out is NULL");
+    char found[PATH_MAX];
+    int rc = capffi__path_validate(ctx, name, "name");
+    if (rc)
+        return rc;
+    if (!strchr(name, '/')) {
+        if ((rc = capffi__soname_resolve(ctx, name, found)))
+            return rc;
+        name = found;
+    }
+    size_t n = strlen(name);
+    if (n >= cap)
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "'%s' needs %zu bytes, out has %zu", name, n + 1,
+                            cap);
+    memcpy(out, name, n + 1);
+    return CAPFFI_OK;
+}

@@ -615,6 +615,84 @@ lib_successful_open_is_audited(void **state)
     capffi_ctx_free(ctx);
 }
 
+/* ---- describing bound functions (never called here), resolving names -- */
+
+static void
+lib_fn_types_describe_the_signature(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    assert_ok(capffi_type_define(f->ctx, "Pair", "{ a: i32, b: i32 }"));
+    capffi_fn *fn;
+    assert_ok(capffi_lib_bind(
+        &fn, lib, "fx_format",
+        "(buffer, usize, cstring, Pair, *Pair, { u8, f64 }) -> i32", 0));
+    size_t size = 99;
+    assert_string_equal(capffi_fn_param_type(fn, 0, &size), "buffer");
+    assert_int_equal(size, 8);
+    assert_string_equal(capffi_fn_param_type(fn, 1, NULL), "usize");
+    assert_string_equal(capffi_fn_param_type(fn, 2, NULL), "cstring");
+    assert_string_equal(capffi_fn_param_type(fn, 3, &size), "struct");
+    assert_int_equal(size, 8);
+    assert_string_equal(capffi_fn_param_type(fn, 4, &size), "pointer");
+    assert_int_equal(size, 8);
+    assert_string_equal(capffi_fn_param_type(fn, 5, &size), "struct");
+    assert_int_equal(size, 16);
+    assert_null(capffi_fn_param_type(fn, 6, &size));
+    assert_int_equal(size, 0);
+    assert_string_equal(capffi_fn_result_type(fn, &size), "i32");
+    assert_int_equal(size, 4);
+
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_nop", "() -> void", 0));
+    assert_null(capffi_fn_param_type(fn, 0, NULL));
+    assert_string_equal(capffi_fn_result_type(fn, NULL), "void");
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_big_make",
+                              "(i64, i64, i64) -> { i64, i64, i64 }", 0));
+    assert_string_equal(capffi_fn_result_type(fn, &size), "struct");
+    assert_int_equal(size, 24);
+    assert_null(capffi_fn_param_type(NULL, 0, &size));
+    assert_null(capffi_fn_result_type(NULL, &size));
+    assert_int_equal(size, 0);
+}
+
+static void
+lib_resolve_finds_what_open_loads(void **state)
+{
+    struct fx *f = *state;
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_token t = mint(ctx, "all", 0);
+    char path[PATH_MAX], canon[PATH_MAX];
+    /* The fixture directory is first on LD_LIBRARY_PATH. */
+    assert_ok(
+        capffi_lib_resolve(path, sizeof path, ctx, "libcapffi_fixture.so"));
+    assert_non_null(realpath(path, canon));
+    assert_string_equal(canon, f->fixture);
+    assert_ok(capffi_lib_resolve(path, sizeof path, NULL, "libz.so.1"));
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, ctx, &t, "libz.so.1", 0));
+    assert_non_null(realpath(path, canon));
+    assert_string_equal(canon, capffi_lib_path(lib));
+    /* A path is copied unchanged; nothing is loaded or audited. */
+    assert_ok(capffi_lib_resolve(path, sizeof path, ctx, "./no/such.so"));
+    assert_string_equal(path, "./no/such.so");
+
+    assert_rc(capffi_lib_resolve(path, sizeof path, ctx, "libcapffi-none.so.9"),
+              CAPFFI_ENOTFOUND);
+    assert_string_equal(path, "");
+    assert_non_null(strstr(capffi_ctx_errmsg(ctx), "libcapffi-none.so.9"));
+    assert_rc(capffi_lib_resolve(path, 4, ctx, "libz.so.1"), CAPFFI_EINVAL);
+    assert_string_equal(path, "");
+    assert_rc(capffi_lib_resolve(path, sizeof path, ctx, "bad\nname"),
+              CAPFFI_EINVAL);
+    assert_rc(capffi_lib_resolve(path, sizeof path, ctx, ""), CAPFFI_EINVAL);
+    assert_rc(capffi_lib_resolve(NULL, sizeof path, ctx, "libz.so.1"),
+              CAPFFI_EINVAL);
+    assert_rc(capffi_lib_resolve(path, 0, ctx, "libz.so.1"), CAPFFI_EINVAL);
+    assert_rc(capffi_lib_resolve(path, sizeof path, ctx, NULL), CAPFFI_EINVAL);
+    capffi_ctx_free(ctx);
+}
+
 int
 main(void)
 {
@@ -635,6 +713,8 @@ main(void)
         T(lib_revoked_parent_revokes_child_libraries),
         T(lib_fn_from_ptr_needs_fnptr),
         T(lib_successful_open_is_audited),
+        T(lib_fn_types_describe_the_signature),
+        T(lib_resolve_finds_what_open_loads),
 #undef T
     };
     return RUN_TESTS("lib", tests);

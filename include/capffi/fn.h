@@ -103,6 +103,27 @@ CAPFFI_API size_t capffi_fn_result_size(const capffi_fn *fn);
 CAPFFI_API size_t capffi_fn_arity(const capffi_fn *fn);
 
 /**
+ * The declared type of parameter i (0-based; fixed then variadic), so a
+ * host can convert its own values before capffi_fn_call.
+ * @param size receives the type's size in bytes (a struct's declared size);
+ *             may be NULL. 0 when the result is NULL.
+ * @return a keyword of the signature language: "bool", "i8" to "u64",
+ *         "isize", "usize", "f32", "f64", "pointer", "buffer", "function",
+ *         "cstring"; "struct" for a struct by value (`{...}` or a defined
+ *         name); "pointer" for a typed pointer `*NAME`. NULL when fn is
+ *         NULL or i >= capffi_fn_arity(fn). A static string.
+ * Thread safety: any thread (it reads only what binding fixed).
+ */
+CAPFFI_API const char *capffi_fn_param_type(const capffi_fn *fn, size_t i,
+                                            size_t *size);
+
+/**
+ * The declared result type, as capffi_fn_param_type, or "void".
+ * @return NULL when fn is NULL.
+ */
+CAPFFI_API const char *capffi_fn_result_type(const capffi_fn *fn, size_t *size);
+
+/**
  * The errno captured right after this thread's last call of a function
  * bound with CAPFFI_FN_ERRNO. Thread safety: any thread (per thread).
  */

@@ -123,6 +123,23 @@ CAPFFI_API void capffi_lib_close(capffi_lib *lib);
  */
 CAPFFI_API const char *capffi_lib_path(const capffi_lib *lib);
 
+/**
+ * Find the file capffi_lib_open would check and load for `name`, without
+ * loading anything: a bare soname (no '/') is resolved as capffi_lib_open
+ * resolves it; any other name is copied unchanged. Useful to scope a token
+ * or a grant, which take paths, to a library known by its soname.
+ * @param out receives the path, NUL-terminated; "" on failure.
+ * @param cap the size of out; PATH_MAX is always enough.
+ * @param ctx for the failure message; may be NULL (the thread's message).
+ * @return CAPFFI_OK; CAPFFI_EINVAL (NULL out or name, cap 0, an empty,
+ *         overlong or control-character name, or a path longer than cap);
+ *         CAPFFI_ENOTFOUND (no such library on the search path). Not
+ *         audited: nothing is opened.
+ * Thread safety: any thread.
+ */
+CAPFFI_API int capffi_lib_resolve(char *out, size_t cap, capffi_ctx *ctx,
+                                  const char *name);
+
 CAPFFI_END_DECLS
 
 #endif

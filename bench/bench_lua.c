@@ -1,0 +1,213 @@
+/*
+ * bench_lua.c - what a native call from Lua costs through capffi, next to
+ * a plain Lua C function doing the same work.
+ *
+ * Two fixture functions (tests/fixtures/fixture.h), bound through the Lua
+ * binding exactly as a script binds them:
+ *
+ *   fx_nop      () -> void
+ *   fx_add_i32  (i32, i32) -> i32
+ *
+ * For each, per call from a Lua loop, in nanoseconds:
+ *
+ *   1. a Lua function doing the work (`function() end`, `a + b`);
+ *   2. a plain Lua C function doing the same work (lua_CFunction: nothing;
+ *      two luaL_checkinteger and a lua_pushinteger of the 32-bit sum),
+ *      the baseline the ratio is taken against;
+ *   3. the capffi function: argument count, conversion and range checks,
+ *      capffi_fn_call, the result pushed.
+ *
+ * A sample times one Lua loop of `iters` calls (clock_gettime around
+ * lua_call) and divides by `iters`. The three variants of a signature are
+ * interleaved, starting with a different one each sample; one warm-up
+ * round is discarded. The table shows the median and minimum per-call
+ * times and the ratio of the capffi median to the Lua C function median.
+ * Results are checked once before timing. A benchmark never fails on time:
+ * the program exits 0 whatever the ratios.
+ *
+ * Usage: bench_lua [--quick] [FIXTURE]
+ *   FIXTURE  path of libcapffi_fixture.so; default: $CAPFFI_FIXTURE.
+ *   --quick  few samples and calls, a smoke test for CI.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "bench_util.h"
+#include "capffi_lua.h"
+
+#define MAX_SAMPLES 31
+#define VARIANTS 3
+
+static int
+plain_nop(lua_State *L)
+{
+    (void)L;
+    return 0;
+}
+
+static int
+plain_add(lua_State *L)
+{
+    lua_Integer a = luaL_checkinteger(L, 1), b = luaL_checkinteger(L, 2);
+    lua_pushinteger(L, (int32_t)(a + b));
+    return 1;
+}
+
+/* The Lua side: the functions to time and the loops that call them. */
+static const char setup_lua[] =
+    "local capffi, plain_nop, plain_add, fixture = ...\n"
+    "local tok = capffi.token{ label = 'bench', paths = { fixture } }\n"
+    "local fx = tok:dlopen(fixture, {\n"
+    "  fx_nop = '() -> void',\n"
+    "  fx_add_i32 = '(i32, i32) -> i32',\n"
+    "})\n"
+    "assert(fx.fx_add_i32(40, 2) == 42 and plain_add(40, 2) == 42)\n"
+    "assert(select('#', fx.fx_nop()) == 0)\n"
+    "local function loop0(f, n) for _ = 1, n do f() end end\n"
+    "local function loop2(f, n) for i = 1, n do f(i, 7) end end\n"
+    "return {\n"
+    "  { name = 'fx_nop () -> void', loop = loop0,\n"
+    "    fns = { function() end, plain_nop, fx.fx_nop } },\n"
+    "  { name = 'fx_add_i32 (i32, i32) -> i32', loop = loop2,\n"
+    "    fns = { function(a, b) return a + b end, plain_add,\n"
+    "            fx.fx_add_i32 } },\n"
+    "}\n";
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double
+median(const double *v, int n)
+{
+    double s[MAX_SAMPLES];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static double
+minimum(const double *v, int n)
+{
+    double m = v[0];
+    for (int i = 1; i < n; i++)
+        if (v[i] < m)
+            m = v[i];
+    return m;
+}
+
+/* Time one loop: the case table is at index `cases`. */
+static double
+time_loop(lua_State *L, int cases, int c, int variant, long iters)
+{
+    lua_geti(L, cases, c);
+    lua_getfield(L, -1, "loop");
+    lua_getfield(L, -2, "fns");
+    lua_geti(L, -1, variant + 1);
+    lua_remove(L, -2);
+    lua_pushinteger(L, iters);
+    uint64_t t0 = bench_now_ns();
+    lua_call(L, 2, 0);
+    uint64_t t1 = bench_now_ns();
+    lua_pop(L, 1);
+    return (double)(t1 - t0) / (double)iters;
+}
+
+static int
+run(lua_State *L)
+{
+    const char *fixture = lua_touserdata(L, 1);
+    bool quick = lua_toboolean(L, 2);
+    int samples = quick ? 3 : 15;
+    long iters = quick ? 20000 : 2000000;
+    luaL_openlibs(L);
+
+    capffi_options opts;
+    memset(&opts, 0, sizeof opts);
+    const char *allow[] = { fixture };
+    opts.allow_paths = allow;
+    opts.n_allow = 1;
+    capffi_lua_setup(L, &opts);
+    int module = lua_gettop(L);
+    if (luaL_loadbuffer(L, setup_lua, sizeof setup_lua - 1, "=bench_lua"))
+        return lua_error(L);
+    lua_pushvalue(L, module);
+    lua_pushcfunction(L, plain_nop);
+    lua_pushcfunction(L, plain_add);
+    lua_pushstring(L, fixture);
+    lua_call(L, 4, 1);
+    int cases = lua_gettop(L);
+    int ncases = (int)luaL_len(L, cases);
+
+    printf("bench_lua: calls from %s through capffi %s; %d samples of %ld "
+           "calls\n",
+           LUA_RELEASE, capffi_version(), samples, iters);
+    printf("%-30s %14s %14s %14s %9s\n", "ns per call (median / min)",
+           "Lua function", "Lua C function", "capffi", "capffi/C");
+    for (int c = 1; c <= ncases; c++) {
+        double t[VARIANTS][MAX_SAMPLES];
+        for (int v = 0; v < VARIANTS; v++)
+            time_loop(L, cases, c, v, iters / 10 + 1); /* warm-up */
+        for (int s = 0; s < samples; s++)
+            for (int k = 0; k < VARIANTS; k++) {
+                int v = (s + k) % VARIANTS;
+                t[v][s] = time_loop(L, cases, c, v, iters);
+            }
+        lua_geti(L, cases, c);
+        lua_getfield(L, -1, "name");
+        printf("%-30s", lua_tostring(L, -1));
+        lua_pop(L, 2);
+        for (int v = 0; v < VARIANTS; v++)
+            printf(" %6.1f / %5.1f", median(t[v], samples),
+                   minimum(t[v], samples));
+        printf(" %8.2fx\n", median(t[2], samples) / median(t[1], samples));
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    bench_name = "bench_lua";
+    bool quick = false;
+    const char *fixture = getenv("CAPFFI_FIXTURE");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = true;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "usage: bench_lua [--quick] [FIXTURE]\n");
+            return 2;
+        } else
+            fixture = argv[i];
+    }
+    if (!fixture)
+        bench_die("no fixture: give its path or set CAPFFI_FIXTURE");
+    lua_State *L = luaL_newstate();
+    if (!L)
+        bench_die("cannot create a Lua state");
+    lua_pushcfunction(L, run);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)fixture);
+    lua_pushboolean(L, quick);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (!msg && luaL_callmeta(L, -1, "__tostring"))
+            msg = lua_tostring(L, -1);
+        fprintf(stderr, "bench_lua: %s\n", msg ? msg : "error");
+        lua_close(L);
+        return 1;
+    }
+    lua_close(L);
+    return 0;
+}

@@ -1,0 +1,30 @@
+-- plugin.lua: untrusted code. The application loads it as a text chunk into
+-- an environment holding only what it chooses to give: a read-only view of
+-- the capffi module and a way to report. It is written as an attacker
+-- would: it wants libc's system().
+local capffi, attempt = ...
+
+attempt("load libc.so.6 and bind system()", function()
+  local libc = capffi.dlopen("libc.so.6", { system = "(cstring) -> i32" })
+  libc.system("echo the plugin ran a shell command")
+end)
+
+attempt("mint itself a token", function()
+  capffi.token{ label = "plugin" }
+end)
+
+attempt("load libz as the trusted module does", function()
+  capffi.dlopen("libz.so.1", { zlibVersion = "() -> cstring" })
+end)
+
+attempt("open every symbol of the process", function()
+  capffi.dlopen(nil, { system = "(cstring) -> i32" })
+end)
+
+attempt("request FFI permission for libc", function()
+  return capffi.permissions.request("libc.so.6")
+end)
+
+attempt("replace capffi.token to catch other modules' tokens", function()
+  capffi.token = function() end
+end)

@@ -1,0 +1,302 @@
+-- runner.lua: capffi-lua's flags, exit statuses and audit file, checked by
+-- starting the runner (CAPFFI_LUA) on small scripts.
+local t = require "harness"
+
+local RUNNER = assert(os.getenv("CAPFFI_LUA"), "CAPFFI_LUA unset")
+local PYTHON = os.getenv("CAPFFI_PYTHON")
+local FIXTURE = assert(os.getenv("CAPFFI_FIXTURE"), "CAPFFI_FIXTURE unset")
+local DIR = assert(os.getenv("CAPFFI_FIXTURE_DIR"), "CAPFFI_FIXTURE_DIR unset")
+local FIXDEP = assert(os.getenv("CAPFFI_FIXDEP"), "CAPFFI_FIXDEP unset")
+
+local function q(s)
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function spit(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+-- Run capffi-lua with flags on a script holding code (or, when code is
+-- nil, with args alone); returns the exit status, stdout and stderr.
+local function run(flags, code, args, stdin)
+  local cmd = { q(RUNNER) }
+  for _, f in ipairs(flags) do cmd[#cmd + 1] = q(f) end
+  local script
+  if code then
+    script = os.tmpname()
+    spit(script, code)
+    cmd[#cmd + 1] = q(script)
+  end
+  for _, a in ipairs(args or {}) do cmd[#cmd + 1] = q(a) end
+  local out, err = os.tmpname(), os.tmpname()
+  local ok, how, status = os.execute(table.concat(cmd, " ") .. " <"
+    .. q(stdin or "/dev/null") .. " >" .. q(out) .. " 2>" .. q(err))
+  local o, e = slurp(out), slurp(err)
+  os.remove(out)
+  os.remove(err)
+  if script then os.remove(script) end
+  t.eq(how, "exit", "the runner exited (" .. tostring(status) .. ")")
+  return status, o, e
+end
+
+local PROBE = [[
+local capffi = require "capffi"
+local function try(f, ...)
+  local ok, e = pcall(f, ...)
+  return ok and "ok" or e.code
+end
+print("all", capffi.permissions.query())
+print("fixture", capffi.permissions.query(os.getenv("CAPFFI_FIXTURE")))
+print("fixdep", capffi.permissions.query(os.getenv("CAPFFI_FIXDEP")))
+print("libz", capffi.permissions.query("libz.so.1"))
+print("token", try(capffi.token))
+print("dlopen", try(capffi.dlopen, os.getenv("CAPFFI_FIXTURE"), {}))
+]]
+
+local function probe(flags)
+  local status, out, err = run(flags, PROBE)
+  t.eq(status, 0, "status (stderr: " .. err .. ")")
+  local r = {}
+  for k, v in out:gmatch("(%w+)\t(%S+)") do r[k] = v end
+  return r
+end
+
+t.test("no_flag_no_ffi", function()
+  local r = probe({})
+  t.eq(r.all, "denied", "unscoped")
+  t.eq(r.fixture, "denied", "fixture")
+  t.eq(r.token, "CAPFFI_EPERM", "token")
+  t.eq(r.dlopen, "CAPFFI_EPERM", "dlopen")
+end)
+
+t.test("allow_ffi_allows_everything", function()
+  local r = probe({ "--allow-ffi" })
+  t.eq(r.all, "granted", "unscoped")
+  t.eq(r.fixture, "granted", "fixture")
+  t.eq(r.libz, "granted", "libz")
+  t.eq(r.token, "ok", "token")
+  t.eq(r.dlopen, "ok", "dlopen")
+end)
+
+t.test("allow_ffi_paths", function()
+  local r = probe({ "--allow-ffi=" .. FIXTURE .. ",libz.so.1" })
+  t.eq(r.all, "denied", "unscoped")
+  t.eq(r.fixture, "granted", "fixture")
+  t.eq(r.fixdep, "denied", "its neighbour")
+  t.eq(r.libz, "granted", "libz by soname")
+  t.eq(r.dlopen, "ok", "dlopen")
+  r = probe({ "--allow-ffi=" .. DIR })
+  t.eq(r.fixture, "granted", "a directory covers its files")
+  t.eq(r.fixdep, "granted", "every one")
+end)
+
+t.test("deny_ffi_wins", function()
+  local r = probe({ "--allow-ffi", "--deny-ffi=" .. FIXTURE })
+  t.eq(r.all, "granted", "the rest is allowed")
+  t.eq(r.fixture, "denied", "over --allow-ffi")
+  t.eq(r.dlopen, "CAPFFI_EPERM", "dlopen")
+  t.eq(r.token, "ok", "tokens can still be minted")
+  r = probe({ "--deny-ffi=" .. FIXTURE, "--allow-ffi=" .. FIXTURE })
+  t.eq(r.fixture, "denied", "over the same path, in any order")
+  r = probe({ "--allow-ffi=" .. DIR, "--deny-ffi=" .. FIXTURE })
+  t.eq(r.fixture, "denied", "over an enclosing directory")
+  t.eq(r.fixdep, "granted", "the rest of the directory")
+  r = probe({ "--allow-ffi", "--deny-ffi=libz.so.1," .. FIXDEP })
+  t.eq(r.libz, "denied", "by soname")
+  t.eq(r.fixdep, "denied", "a list")
+  t.eq(r.fixture, "granted", "not listed")
+end)
+
+t.test("a_token_does_not_escape_deny", function()
+  local status, out = run({ "--allow-ffi", "--deny-ffi=" .. FIXTURE }, [[
+    local capffi = require "capffi"
+    local tok = capffi.token()
+    local ok, e = pcall(tok.dlopen, tok, os.getenv("CAPFFI_FIXTURE"), {})
+    print(e.code)
+    ok, e = pcall(capffi.token, { paths = { os.getenv("CAPFFI_FIXTURE") } })
+    print(e.code)
+  ]])
+  t.eq(status, 0, "status")
+  t.eq(out, "CAPFFI_EPERM\nCAPFFI_EPERM\n", "refused")
+end)
+
+t.test("bad_flags", function()
+  local status, _, err = run({ "--allow-ff" }, "")
+  t.eq(status, 2, "unknown option")
+  t.ok(err:find("unknown option '--allow-ff'", 1, true), err)
+  status, _, err = run({}, nil)
+  t.eq(status, 2, "no script")
+  t.ok(err:find("no script", 1, true), err)
+  status, _, err = run({ "--allow-ffi=libcapffi-none.so.9" }, "")
+  t.eq(status, 2, "unknown soname")
+  t.ok(err:find("libcapffi-none.so.9", 1, true), err)
+  status = run({ "--allow-ffi=" }, "")
+  t.eq(status, 2, "empty list")
+  status = run({ "--deny-ffi=a,,b" }, "")
+  t.eq(status, 2, "empty item")
+  status, _, err = run({ "--allow-ffi=/no/such/dir" }, "print('ran')")
+  t.eq(status, 1, "a grant that does not exist")
+  t.ok(err:find("CAPFFI_ENOTFOUND", 1, true), err)
+  status = run({ "--audit=" }, "")
+  t.eq(status, 2, "empty audit file name")
+end)
+
+t.test("help_and_version", function()
+  local status, out = run({ "--help" }, nil)
+  t.eq(status, 0, "help")
+  t.ok(out:find("usage: capffi-lua", 1, true), "usage")
+  for _, flag in ipairs{ "--allow-ffi", "--deny-ffi", "--prompt", "--audit" } do
+    t.ok(out:find(flag, 1, true), flag)
+  end
+  status, out = run({ "--version" }, nil)
+  t.eq(status, 0, "version")
+  t.ok(out:match("^capffi%-lua %d+%.%d+%.%d+, Lua 5%.4"), out)
+end)
+
+t.test("script_arguments", function()
+  local status, out = run({ "--allow-ffi" }, [[
+    print(#arg, arg[1], arg[2], select("#", ...), ...)
+    print(arg[-1], arg[0]:match("^/") ~= nil)
+  ]], { "one", "two words" })
+  t.eq(status, 0, "status")
+  t.eq(out, "2\tone\ttwo words\t2\tone\ttwo words\n--allow-ffi\ttrue\n",
+       "arg and ...")
+  status, out = run({ "--" }, [[print(arg[-1], #arg, ...)]], { "--help" })
+  t.eq(status, 0, "after --")
+  t.eq(out, "--\t1\t--help\n", "options end at --")
+end)
+
+t.test("script_from_stdin", function()
+  local path = os.tmpname()
+  spit(path, "print(require('capffi').permissions.query(), ...)")
+  local status, out = run({ "--allow-ffi" }, nil, { "-", "x" }, path)
+  os.remove(path)
+  t.eq(status, 0, "status")
+  t.eq(out, "granted\tx\n", "ran")
+end)
+
+t.test("errors_exit_with_status_1", function()
+  local status, _, err = run({}, [[require("capffi").token{ label = "x" }]])
+  t.eq(status, 1, "uncaught capffi error")
+  t.ok(err:find("CAPFFI_EPERM: token:", 1, true), err)
+  t.ok(err:find("stack traceback", 1, true), "a traceback")
+  status, _, err = run({}, [[error({})]])
+  t.eq(status, 1, "a table error")
+  t.ok(err:find("error object is a table value", 1, true), err)
+  status, _, err = run({}, [[this is not Lua]])
+  t.eq(status, 1, "syntax error")
+  status, _, err = run({}, [[os.exit(7)]])
+  t.eq(status, 7, "os.exit")
+  status = run({}, [[os.exit(true)]])
+  t.eq(status, 0, "os.exit(true)")
+end)
+
+-- Check one JSON Lines text: each line an object with the documented keys.
+local function check_jsonl(text, path)
+  local n = 0
+  for line in text:gmatch("[^\n]+") do
+    n = n + 1
+    for _, key in ipairs{ "seq", "time_ns", "op", "status", "reason", "token",
+                          "parent", "label", "rights", "target", "detail" } do
+      t.ok(line:find('"' .. key .. '":', 1, true), key .. " in " .. line)
+    end
+  end
+  if PYTHON then
+    local ok, how, code = os.execute(q(PYTHON) .. " -c " .. q([[
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    obj = json.loads(line)
+    assert isinstance(obj, dict) and isinstance(obj["seq"], int), line
+    assert obj["status"].startswith("CAPFFI_"), line
+]]) .. " " .. q(path))
+    t.eq(code, 0, "every line parses as JSON")
+  end
+  return n
+end
+
+t.test("audit_file", function()
+  local path = os.tmpname()
+  local status, out, err = run({ "--allow-ffi=" .. FIXTURE, "--audit=" .. path }, [[
+    local capffi = require "capffi"
+    local tok = capffi.token{ label = "audited \"quoted\"" }
+    tok:dlopen(os.getenv("CAPFFI_FIXTURE"), { fx_nop = "() -> void" }).fx_nop()
+    pcall(tok.dlopen, tok, "libz.so.1", {})
+    tok:revoke()
+    print(#capffi.audit.events())
+  ]])
+  t.eq(status, 0, "status (" .. err .. ")")
+  local text = slurp(path)
+  local n = check_jsonl(text, path)
+  os.remove(path)
+  t.ok(n >= tonumber(out), "every event the script saw, and the closing ones")
+  t.ok(text:find('"op":"lib.open","status":"CAPFFI_OK"', 1, true), "the open")
+  t.ok(text:find('"op":"lib.open","status":"CAPFFI_EPERM"', 1, true), "the refusal")
+  t.ok(text:find('"op":"token.revoke"', 1, true), "the revocation")
+  t.ok(text:find('audited \\"quoted\\"', 1, true), "escaped label")
+end)
+
+t.test("audit_file_after_errors_and_exit", function()
+  local path = os.tmpname()
+  local status = run({ "--audit=" .. path }, [[
+    pcall(require("capffi").token)
+    error("boom")
+  ]])
+  t.eq(status, 1, "error")
+  local text = slurp(path)
+  t.ok(text:find('"op":"token.new","status":"CAPFFI_EPERM"', 1, true), "written")
+  check_jsonl(text, path)
+  status = run({ "--audit=" .. path }, [[
+    pcall(require("capffi").token)
+    os.exit(3)
+  ]])
+  t.eq(status, 3, "os.exit")
+  text = slurp(path)
+  os.remove(path)
+  t.ok(text:find('"op":"token.new","status":"CAPFFI_EPERM"', 1, true), "written")
+  local err
+  status, _, err = run({ "--audit=/no/such/dir/audit.jsonl" }, "")
+  t.eq(status, 1, "unwritable")
+  t.ok(err:find("cannot open", 1, true), err)
+end)
+
+t.test("closing_the_state_frees_everything", function()
+  -- Live objects of every kind when the script ends: the state's closing
+  -- frees them and the context (AddressSanitizer builds check for leaks
+  -- and bad frees).
+  local body = [[
+    local capffi = require "capffi"
+    tok = capffi.token{ label = "live" }
+    lib = tok:dlopen(os.getenv("CAPFFI_FIXTURE"), {
+      fx_add_i32 = "(i32, i32) -> i32" })
+    add = lib.fx_add_i32
+    closed = tok:dlopen(os.getenv("CAPFFI_FIXTURE"), { fx_nop = "() -> void" })
+    closed:close()
+    buf = capffi.buffer(64)
+    freed = capffi.buffer(8)
+    freed:free()
+    amb = capffi.dlopen(os.getenv("CAPFFI_FIXTURE"), {})
+    local scoped <close> = capffi.buffer(8)
+    setmetatable({}, { __gc = function() add(1, 2) end })
+    print(add(1, 2))
+  ]]
+  for _, ending in ipairs{ "", "os.exit(0)", "os.exit(0, false)",
+                           "error('x')" } do
+    local status, out, err = run({ "--allow-ffi" }, body .. ending)
+    t.eq(status, ending:find("error") and 1 or 0, "status for " .. ending)
+    t.eq(out, "3\n", "output")
+    t.ok(not err:find("Sanitizer", 1, true), err)
+    if ending == "" then t.eq(err, "", "nothing on stderr") end
+  end
+end)
+
+t.done()
