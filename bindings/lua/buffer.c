@@ -5,7 +5,15 @@
  * bytes again (capffi_buf_data) rather than keeping a pointer, so the
  * library's rules for a buffer (freed, and later lent or pinned) apply to
  * Lua code as they do to C. Positions are 1-based and follow string.sub
- * and string.byte.
+ * and string.byte; views of a buffer (buf:view) take 0-based byte offsets,
+ * as C does.
+ *
+ * Pins: tok:pointer_of(buf) pins the buffer, buf:unpin() drops one pin.
+ * Freeing a pinned buffer (buf:free(), the collector) is deferred by
+ * capffi until the last pin is dropped, so an address native code keeps
+ * never dangles while the script still holds a pin. The userdata keeps
+ * the handle for buf:unpin() until then, and counts the pins it took so
+ * that it never hands capffi a handle that capffi has already released.
  */
 #include <limits.h>
 #include <string.h>
@@ -18,7 +26,7 @@ capffi_lua__buffer_test(lua_State *L, int idx, bool live)
     struct capffi_lua__buffer *b = luaL_testudata(L, idx, CAPFFI_LUA_BUFFER);
     if (b && live) {
         capffi_lua__ctx(L, b->st);
-        if (!b->buf)
+        if (!b->buf || b->freed)
             capffi_lua__error(L, CAPFFI_ECLOSED, "the buffer was freed");
     }
     return b;
@@ -40,12 +48,28 @@ check_buffer(lua_State *L, int idx, unsigned char **data, size_t *len)
     return b;
 }
 
+struct capffi_lua__buffer *
+capffi_lua__buffer_push(lua_State *L, struct capffi_lua__state *st, size_t len)
+{
+    capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    struct capffi_lua__buffer *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->buf = NULL;
+    b->st = st;
+    b->pins = 0;
+    b->freed = false;
+    luaL_setmetatable(L, CAPFFI_LUA_BUFFER);
+    int rc = capffi_buf_new(&b->buf, ctx, len);
+    if (rc)
+        capffi_lua__fail(L, st, rc, "buffer");
+    return b;
+}
+
 /* capffi.buffer(n) or capffi.buffer(s) */
 int
 capffi_lua__buffer_new(lua_State *L)
 {
     struct capffi_lua__state *st = capffi_lua__upstate(L);
-    capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    capffi_lua__ctx(L, st);
     const char *init = NULL;
     size_t len;
     if (lua_type(L, 1) == LUA_TSTRING) {
@@ -58,16 +82,11 @@ capffi_lua__buffer_new(lua_State *L)
                                      (long long)n);
         len = (size_t)n;
     }
-    struct capffi_lua__buffer *b = lua_newuserdatauv(L, sizeof *b, 0);
-    b->buf = NULL;
-    b->st = st;
-    luaL_setmetatable(L, CAPFFI_LUA_BUFFER);
-    int rc = capffi_buf_new(&b->buf, ctx, len);
-    if (rc)
-        return capffi_lua__fail(L, st, rc, "buffer");
+    struct capffi_lua__buffer *b = capffi_lua__buffer_push(L, st, len);
     if (init && len) {
         void *p;
-        if ((rc = capffi_buf_data(&p, NULL, b->buf)))
+        int rc = capffi_buf_data(&p, NULL, b->buf);
+        if (rc)
             return capffi_lua__fail(L, st, rc, "buffer");
         memcpy(p, init, len);
     }
@@ -149,7 +168,11 @@ buffer_write(lua_State *L)
     return 1;
 }
 
-/* buf:free(); later uses raise CAPFFI_ECLOSED. Freeing twice is fine. */
+/*
+ * buf:free(); later uses raise CAPFFI_ECLOSED. Freeing twice is fine.
+ * Pins from tok:pointer_of and views of the buffer defer the release of
+ * the bytes (capffi keeps them until the last unpin or view:free()).
+ */
 static int
 buffer_free(lua_State *L)
 {
@@ -158,10 +181,70 @@ buffer_free(lua_State *L)
         return capffi_lua__error(L, CAPFFI_ETYPE,
                                  "expected a capffi buffer, got %s",
                                  capffi_lua__typename(L, 1));
-    if (b->buf && b->st->ctx)
+    if (b->buf && !b->freed && b->st->ctx)
         capffi_buf_free(b->buf);
-    b->buf = NULL;
+    b->freed = true;
+    if (!b->pins)
+        b->buf = NULL;
     return 0;
+}
+
+/* buf:unpin(): drop one pin taken by tok:pointer_of. After the last one,
+ * native code must not use the address; a freed buffer is released. */
+static int
+buffer_unpin(lua_State *L)
+{
+    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, 1, false);
+    if (!b)
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "expected a capffi buffer, got %s",
+                                 capffi_lua__typename(L, 1));
+    capffi_lua__ctx(L, b->st);
+    if (!b->pins)
+        return capffi_lua__error(L, CAPFFI_EINVAL,
+                                 "unpin: the buffer has no pin from "
+                                 "pointer_of");
+    int rc = capffi_buf_unpin(b->buf);
+    if (rc)
+        return capffi_lua__fail(L, b->st, rc, "unpin");
+    if (--b->pins == 0 && b->freed)
+        b->buf = NULL;
+    return 0;
+}
+
+/* buf:pins(): the pins (from pointer_of) plus the views holding the
+ * buffer; 0 once its bytes are released. Works after buf:free(). */
+static int
+buffer_pins(lua_State *L)
+{
+    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, 1, false);
+    if (!b)
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "expected a capffi buffer, got %s",
+                                 capffi_lua__typename(L, 1));
+    capffi_lua__ctx(L, b->st);
+    lua_pushinteger(L, b->buf ? (lua_Integer)capffi_buf_pins(b->buf) : 0);
+    return 1;
+}
+
+/* buf:view([access]): a view of the bytes, no token needed; "rw" by
+ * default. */
+static int
+buffer_view(lua_State *L)
+{
+    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, 1, true);
+    if (!b)
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "expected a capffi buffer, got %s",
+                                 capffi_lua__typename(L, 1));
+    uint32_t access = capffi_lua__access(
+        L, 2, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE, "view: access");
+    struct capffi_lua__view *v = capffi_lua__view_push(L, b->st);
+    v->access = access;
+    int rc = capffi_view_of_buf(&v->view, b->buf, access);
+    if (rc)
+        return capffi_lua__fail(L, b->st, rc, "view");
+    return 1;
 }
 
 static int
@@ -179,7 +262,8 @@ buffer_tostr(lua_State *L)
 {
     struct capffi_lua__buffer *b = luaL_checkudata(L, 1, CAPFFI_LUA_BUFFER);
     size_t len = 0;
-    if (!b->buf || !b->st->ctx || capffi_buf_data(NULL, &len, b->buf) != 0)
+    if (!b->buf || b->freed || !b->st->ctx ||
+        capffi_buf_data(NULL, &len, b->buf) != 0)
         lua_pushliteral(L, "capffi.buffer(freed)");
     else
         lua_pushfstring(L, "capffi.buffer(%I bytes)", (lua_Integer)len);
@@ -190,11 +274,10 @@ void
 capffi_lua__buffer_init(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "tostring", buffer_tostring },
-        { "bytes", buffer_bytes },
-        { "write", buffer_write },
-        { "free", buffer_free },
-        { NULL, NULL },
+        { "tostring", buffer_tostring }, { "bytes", buffer_bytes },
+        { "write", buffer_write },       { "free", buffer_free },
+        { "unpin", buffer_unpin },       { "pins", buffer_pins },
+        { "view", buffer_view },         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
         { "__len", buffer_len },

@@ -5,7 +5,9 @@
  * One file per Lua object type: module.c (the context, the module table,
  * errors, numbers), perm.c (capffi.permissions), audit.c (capffi.audit),
  * token.c (capffi.token), lib.c (libraries and bound functions), buffer.c
- * (capffi.buffer). docs/lua.md is the Lua-side reference.
+ * (capffi.buffer), view.c (views), struct.c (struct values); value.c holds
+ * the conversions between Lua values and C scalars that several of them
+ * share. docs/lua.md is the Lua-side reference.
  *
  * Everything here runs on the thread that owns the Lua state, which is the
  * context's owner thread.
@@ -32,6 +34,8 @@
 #define CAPFFI_LUA_LIB "capffi.library"
 #define CAPFFI_LUA_FN "capffi.function"
 #define CAPFFI_LUA_BUFFER "capffi.buffer"
+#define CAPFFI_LUA_VIEW "capffi.view"
+#define CAPFFI_LUA_STRUCT "capffi.struct"
 #define CAPFFI_LUA_ERROR "capffi.error"
 
 /* Registry keys. */
@@ -56,10 +60,47 @@ struct capffi_lua__token {
     struct capffi_lua__state *st;
 };
 
-/* A buffer userdata; buf is NULL once freed. */
+/*
+ * A buffer userdata. freed: buf:free() or the collector ran; the bytes may
+ * still be held by pins. pins: the pins taken through tok:pointer_of and
+ * not yet dropped by buf:unpin(); while there are any, buf stays the
+ * handle capffi_buf_unpin needs, even after the free. buf is NULL once
+ * the handle is gone (freed with no pin left).
+ */
 struct capffi_lua__buffer {
     capffi_buf *buf;
     struct capffi_lua__state *st;
+    size_t pins;
+    bool freed;
+};
+
+/* A view userdata; view is NULL once freed. */
+struct capffi_lua__view {
+    capffi_view *view;
+    struct capffi_lua__state *st;
+    uint32_t access; /* CAPFFI_VIEW_READ and/or CAPFFI_VIEW_WRITE */
+    bool unbounded;
+};
+
+/*
+ * How a Lua value is converted for a declared type (docs/lua.md,
+ * "Values"). The scalar kinds (BOOL to POINTER) are the ones views and
+ * struct fields read and write.
+ */
+enum capffi_lua__kind {
+    CAPFFI_LUA__VOID,
+    CAPFFI_LUA__BOOL,
+    CAPFFI_LUA__INT,  /* i8 i16 i32: range-checked by capffi */
+    CAPFFI_LUA__UINT, /* u8 u16 u32: negatives refused here, the rest by
+                         capffi */
+    CAPFFI_LUA__I64,  /* i64 isize */
+    CAPFFI_LUA__U64,  /* u64 usize: the integer's 64 bits */
+    CAPFFI_LUA__F32,
+    CAPFFI_LUA__F64,
+    CAPFFI_LUA__POINTER, /* pointer function *NAME: light userdata or nil */
+    CAPFFI_LUA__CSTRING,
+    CAPFFI_LUA__BUFFER,
+    CAPFFI_LUA__STRUCT /* a string, buffer or struct value of the size */
 };
 
 /* ---- entry points for hosts ------------------------------------------- */
@@ -129,15 +170,42 @@ void capffi_lua__push_rights(lua_State *L, uint32_t rights);
 /* Push a 64-bit id as 16 hex digits, as the audit trail writes it. */
 void capffi_lua__push_id(lua_State *L, uint64_t id);
 
+/* ---- values (value.c) ---- */
+
+/* The kind for a type word as capffi_fn_param_type or capffi_field give
+ * it ("i32", "pointer", "struct", ...), or -1. */
+int capffi_lua__kind_of(const char *word);
+
+/* Is kind one of the scalar kinds (bool, integers, floats, pointers)? */
+bool capffi_lua__is_scalar(int kind);
+
+/*
+ * Convert the Lua value at idx to a scalar of the given kind in *v, with
+ * the rules of call arguments: integers exact, an integral float where it
+ * fits, u64 and usize as their 64 bits, negatives refused for u8, u16 and
+ * u32 unless wrap. Raises nothing: returns CAPFFI_OK, or the code with the
+ * reason written to why (n bytes), so that the caller names the place
+ * ("f: argument 2 (i32): ", "set: u8 at offset 3: ").
+ */
+int capffi_lua__scalar_in(lua_State *L, int idx, int kind, bool wrap,
+                          capffi_value *v, char *why, size_t n);
+
+/* Push a scalar of the given kind read from *v: integers as integers
+ * (u64 as its 64 bits), floats as floats, NULL pointers as nil. */
+void capffi_lua__scalar_push(lua_State *L, int kind, const capffi_value *v);
+
 /* Register each object type's metatable (called once per state). */
 void capffi_lua__token_init(lua_State *L);
 void capffi_lua__lib_init(lua_State *L);
 void capffi_lua__buffer_init(lua_State *L);
+void capffi_lua__view_init(lua_State *L);
+void capffi_lua__struct_init(lua_State *L);
 
 /* Module functions (upvalue 1: the state userdata). */
 int capffi_lua__token_new(lua_State *L);      /* capffi.token */
 int capffi_lua__dlopen_ambient(lua_State *L); /* capffi.dlopen */
 int capffi_lua__buffer_new(lua_State *L);     /* capffi.buffer */
+int capffi_lua__struct_tobytes(lua_State *L); /* capffi.bytes */
 void capffi_lua__perm_push(lua_State *L);     /* capffi.permissions */
 void capffi_lua__audit_push(lua_State *L);    /* capffi.audit */
 
@@ -170,6 +238,34 @@ void capffi_lua__ambient_revoke(lua_State *L, struct capffi_lua__state *st,
  * one when live is true. */
 struct capffi_lua__buffer *capffi_lua__buffer_test(lua_State *L, int idx,
                                                    bool live);
+
+/* Push a new buffer userdata of len zero bytes; raises on failure. */
+struct capffi_lua__buffer *
+capffi_lua__buffer_push(lua_State *L, struct capffi_lua__state *st, size_t len);
+
+/* An access string ("r", "w", "rw") at idx as CAPFFI_VIEW_* bits; def
+ * when the argument is absent or nil. */
+uint32_t capffi_lua__access(lua_State *L, int idx, uint32_t def,
+                            const char *what);
+
+/* Push an empty view userdata (view NULL) for the caller to fill, so
+ * that no capffi view exists before the userdata that frees it. */
+struct capffi_lua__view *capffi_lua__view_push(lua_State *L,
+                                               struct capffi_lua__state *st);
+
+/*
+ * Push a struct value for the struct result of fn (whose function
+ * userdata is at fn_idx, kept alive by it): zeroed memory of the result's
+ * size, which the caller passes as ret->agg (*mem, *len) and the call
+ * fills. Raises on failure.
+ */
+void capffi_lua__struct_push(lua_State *L, struct capffi_lua__state *st,
+                             const capffi_fn *fn, int fn_idx, void **mem,
+                             size_t *len);
+
+/* If the value at idx is a struct value, its bytes (*mem, *len) and
+ * true; raises CAPFFI_ECLOSED when its memory is gone. false otherwise. */
+bool capffi_lua__struct_bytes(lua_State *L, int idx, void **mem, size_t *len);
 
 /* Resolve the paths array at idx (bare sonames through
  * capffi_lib_resolve) into a userdata of `const char *` pushed on the

@@ -14,53 +14,23 @@
  * integer with the same 64 bits. Every refusal is a Lua error with a
  * capffi code; nothing reaches native code unconverted.
  */
-#include <float.h>
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "capffi_lua.h"
 
-/* How one parameter or the result is converted. */
-enum kind {
-    K_VOID,
-    K_BOOL,
-    K_INT,  /* i8 i16 i32: range-checked by capffi */
-    K_UINT, /* u8 u16 u32: negatives refused here, the rest by capffi */
-    K_I64,  /* i64 isize */
-    K_U64,  /* u64 usize: the integer's 64 bits */
-    K_F32,
-    K_F64,
-    K_POINTER, /* pointer function *NAME: light userdata or nil */
-    K_CSTRING,
-    K_BUFFER,
-    K_STRUCT /* a string or buffer of exactly the declared size */
+/* Short names for the conversion kinds (capffi_lua.h). */
+enum {
+    K_VOID = CAPFFI_LUA__VOID,
+    K_BOOL = CAPFFI_LUA__BOOL,
+    K_POINTER = CAPFFI_LUA__POINTER,
+    K_CSTRING = CAPFFI_LUA__CSTRING,
+    K_BUFFER = CAPFFI_LUA__BUFFER,
+    K_STRUCT = CAPFFI_LUA__STRUCT
 };
 
-static const struct {
-    const char *word;
-    enum kind kind;
-} kinds[] = {
-    { "void", K_VOID },       { "bool", K_BOOL },
-    { "i8", K_INT },          { "i16", K_INT },
-    { "i32", K_INT },         { "u8", K_UINT },
-    { "u16", K_UINT },        { "u32", K_UINT },
-    { "i64", K_I64 },         { "isize", K_I64 },
-    { "u64", K_U64 },         { "usize", K_U64 },
-    { "f32", K_F32 },         { "f64", K_F64 },
-    { "pointer", K_POINTER }, { "function", K_POINTER },
-    { "cstring", K_CSTRING }, { "buffer", K_BUFFER },
-    { "struct", K_STRUCT },
-};
-
-static int
-kind_of(const char *word)
-{
-    for (size_t i = 0; word && i < sizeof kinds / sizeof kinds[0]; i++)
-        if (strcmp(kinds[i].word, word) == 0)
-            return (int)kinds[i].kind;
-    return -1;
-}
+/* What a struct result becomes in Lua (the `struct` option). */
+enum smode { S_STRING, S_VALUE, S_BUFFER };
 
 struct lib {
     capffi_lib *lib;
@@ -77,6 +47,7 @@ struct fn {
     size_t ret_size;
     uint8_t nparams;
     uint8_t ret;
+    uint8_t smode; /* enum smode */
     bool wrap;
     uint8_t kind[]; /* enum kind, per parameter */
 };
@@ -92,84 +63,11 @@ arg_error(lua_State *L, const struct fn *f, int i, int code, const char *what)
                              capffi_lua__typename(L, i + 1));
 }
 
-/*
- * An integer argument that is not a Lua integer: a float holding an
- * integral value the type can hold. For u64 and usize that value may lie
- * in [2^63, 2^64), which no Lua integer holds: it is taken as a value.
- */
-static int64_t
-arg_int(lua_State *L, const struct fn *f, int i)
-{
-    if (lua_type(L, i + 1) != LUA_TNUMBER)
-        return arg_error(L, f, i, CAPFFI_ETYPE, "expected an integer");
-    double d = (double)lua_tonumber(L, i + 1);
-    if (f->kind[i] == K_U64) {
-        if (d >= 0 && d < 18446744073709551616.0 && (double)(uint64_t)d == d)
-            return (int64_t)(uint64_t)d;
-    } else if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
-               (double)(int64_t)d == d) {
-        return (int64_t)d;
-    }
-    return capffi_lua__error(L, CAPFFI_ERANGE,
-                             "%s: argument %d (%s): %.17g is not an integer "
-                             "the type holds",
-                             f->name, i + 1,
-                             capffi_fn_param_type(f->fn, (size_t)i, NULL), d);
-}
-
 static void
 arg_value(lua_State *L, const struct fn *f, int i, capffi_value *v)
 {
     int idx = i + 1;
     switch (f->kind[i]) {
-    case K_INT:
-    case K_I64:
-        v->i64 =
-            lua_isinteger(L, idx) ? lua_tointeger(L, idx) : arg_int(L, f, i);
-        break;
-    case K_UINT:
-        v->i64 =
-            lua_isinteger(L, idx) ? lua_tointeger(L, idx) : arg_int(L, f, i);
-        if (v->i64 < 0 && !f->wrap)
-            capffi_lua__error(L, CAPFFI_ERANGE,
-                              "%s: argument %d (%s): %lld is negative", f->name,
-                              idx, capffi_fn_param_type(f->fn, (size_t)i, NULL),
-                              (long long)v->i64);
-        break;
-    case K_U64:
-        v->i64 =
-            lua_isinteger(L, idx) ? lua_tointeger(L, idx) : arg_int(L, f, i);
-        break;
-    case K_F64:
-        if (lua_type(L, idx) != LUA_TNUMBER)
-            arg_error(L, f, i, CAPFFI_ETYPE, "expected a number");
-        v->f64 = (double)lua_tonumber(L, idx);
-        break;
-    case K_F32: {
-        if (lua_type(L, idx) != LUA_TNUMBER)
-            arg_error(L, f, i, CAPFFI_ETYPE, "expected a number");
-        double d = (double)lua_tonumber(L, idx);
-        if (isfinite(d) && (d > FLT_MAX || d < -FLT_MAX))
-            capffi_lua__error(L, CAPFFI_ERANGE,
-                              "%s: argument %d (f32): %.17g is beyond the "
-                              "largest f32",
-                              f->name, idx, d);
-        v->f32 = (float)d;
-        break;
-    }
-    case K_BOOL:
-        if (!lua_isboolean(L, idx))
-            arg_error(L, f, i, CAPFFI_ETYPE, "expected a boolean");
-        v->b = lua_toboolean(L, idx);
-        break;
-    case K_POINTER:
-        if (lua_islightuserdata(L, idx))
-            v->p = lua_touserdata(L, idx);
-        else if (lua_isnil(L, idx))
-            v->p = NULL;
-        else
-            arg_error(L, f, i, CAPFFI_ETYPE, "expected a pointer or nil");
-        break;
     case K_CSTRING:
         if (lua_type(L, idx) == LUA_TSTRING) {
             size_t len;
@@ -199,20 +97,28 @@ arg_value(lua_State *L, const struct fn *f, int i, capffi_value *v)
     case K_STRUCT:
         if (lua_type(L, idx) == LUA_TSTRING) {
             v->agg.ptr = (void *)(uintptr_t)lua_tolstring(L, idx, &v->agg.len);
-        } else {
+        } else if (!capffi_lua__struct_bytes(L, idx, &v->agg.ptr,
+                                             &v->agg.len)) {
             struct capffi_lua__buffer *b =
                 capffi_lua__buffer_test(L, idx, true);
             if (!b)
                 arg_error(L, f, i, CAPFFI_ETYPE,
-                          "expected a string or buffer holding the struct");
+                          "expected a string, buffer or struct value holding "
+                          "the struct");
             int rc = capffi_buf_data(&v->agg.ptr, &v->agg.len, b->buf);
             if (rc)
                 capffi_lua__fail(L, f->st, rc, f->name);
         }
         break;
-    default:
-        capffi_lua__error(L, CAPFFI_ETYPE, "%s: argument %d has no conversion",
-                          f->name, idx);
+    default: {
+        char why[128];
+        int rc = capffi_lua__scalar_in(L, idx, f->kind[i], f->wrap, v, why,
+                                       sizeof why);
+        if (rc)
+            capffi_lua__error(L, rc, "%s: argument %d (%s): %s", f->name, idx,
+                              capffi_fn_param_type(f->fn, (size_t)i, NULL),
+                              why);
+    }
     }
 }
 
@@ -235,8 +141,19 @@ fn_call(lua_State *L)
     capffi_value r;
     luaL_Buffer b;
     if (f->ret == K_STRUCT) {
-        r.agg.ptr = luaL_buffinitsize(L, &b, f->ret_size);
-        r.agg.len = f->ret_size;
+        if (f->smode == S_VALUE) {
+            capffi_lua__struct_push(L, f->st, f->fn, lua_upvalueindex(1),
+                                    &r.agg.ptr, &r.agg.len);
+        } else if (f->smode == S_BUFFER) {
+            struct capffi_lua__buffer *rb =
+                capffi_lua__buffer_push(L, f->st, f->ret_size);
+            int rc = capffi_buf_data(&r.agg.ptr, &r.agg.len, rb->buf);
+            if (rc)
+                return capffi_lua__fail(L, f->st, rc, f->name);
+        } else {
+            r.agg.ptr = luaL_buffinitsize(L, &b, f->ret_size);
+            r.agg.len = f->ret_size;
+        }
     }
     int rc = capffi_fn_call(f->fn, args, &r);
     if (rc)
@@ -244,23 +161,6 @@ fn_call(lua_State *L)
     switch (f->ret) {
     case K_VOID:
         return 0;
-    case K_BOOL:
-        lua_pushboolean(L, r.b);
-        break;
-    case K_INT:
-    case K_I64:
-        lua_pushinteger(L, r.i64);
-        break;
-    case K_UINT:
-    case K_U64:
-        lua_pushinteger(L, (lua_Integer)r.u64);
-        break;
-    case K_F32:
-        lua_pushnumber(L, (lua_Number)r.f32);
-        break;
-    case K_F64:
-        lua_pushnumber(L, r.f64);
-        break;
     case K_CSTRING:
         if (r.str)
             lua_pushstring(L, r.str);
@@ -268,13 +168,12 @@ fn_call(lua_State *L)
             lua_pushnil(L);
         break;
     case K_STRUCT:
-        luaL_pushresultsize(&b, f->ret_size);
+        /* a struct value or buffer is on the top already */
+        if (f->smode == S_STRING)
+            luaL_pushresultsize(&b, f->ret_size);
         break;
-    default: /* pointer, function, buffer: an address */
-        if (r.p)
-            lua_pushlightuserdata(L, r.p);
-        else
-            lua_pushnil(L);
+    default:
+        capffi_lua__scalar_push(L, f->ret, &r);
         break;
     }
     return 1;
@@ -296,7 +195,7 @@ fn_gc(lua_State *L)
  */
 static void
 push_fn(lua_State *L, struct capffi_lua__state *st, int keep_idx,
-        capffi_fn *cfn, const char *name, uint32_t flags)
+        capffi_fn *cfn, const char *name, uint32_t flags, enum smode smode)
 {
     size_t n = capffi_fn_arity(cfn), nlen = strlen(name);
     struct fn *f = lua_newuserdatauv(L, sizeof *f + n + nlen + 1, 1);
@@ -313,18 +212,24 @@ push_fn(lua_State *L, struct capffi_lua__state *st, int keep_idx,
     f->name = (const char *)f->kind + n;
     memcpy(f->kind + n, name, nlen + 1);
     for (size_t i = 0; i < n; i++) {
-        int k = kind_of(capffi_fn_param_type(cfn, i, NULL));
+        int k = capffi_lua__kind_of(capffi_fn_param_type(cfn, i, NULL));
         if (k < 0)
             capffi_lua__error(L, CAPFFI_ETYPE,
                               "%s: parameter %zu has an unknown type", name,
                               i + 1);
         f->kind[i] = (uint8_t)k;
     }
-    int k = kind_of(capffi_fn_result_type(cfn, &f->ret_size));
+    int k = capffi_lua__kind_of(capffi_fn_result_type(cfn, &f->ret_size));
     if (k < 0)
         capffi_lua__error(L, CAPFFI_ETYPE, "%s: the result has an unknown type",
                           name);
     f->ret = (uint8_t)k;
+    if (smode != S_STRING && k != K_STRUCT)
+        capffi_lua__error(L, CAPFFI_EINVAL,
+                          "%s: the 'struct' option applies to a struct result, "
+                          "and the result is %s",
+                          name, capffi_fn_result_type(cfn, NULL));
+    f->smode = (uint8_t)smode;
     lua_pushcclosure(L, fn_call, 1);
 }
 
@@ -334,42 +239,20 @@ push_fn(lua_State *L, struct capffi_lua__state *st, int keep_idx,
 static void
 push_static(lua_State *L, const capffi_value *v, const char *type)
 {
-    switch (kind_of(type)) {
-    case K_BOOL:
-        lua_pushboolean(L, v->b);
-        break;
-    case K_INT:
-    case K_I64:
-        lua_pushinteger(L, v->i64);
-        break;
-    case K_UINT:
-    case K_U64:
-        lua_pushinteger(L, (lua_Integer)v->u64);
-        break;
-    case K_F32:
-        lua_pushnumber(L, (lua_Number)v->f32);
-        break;
-    case K_F64:
-        lua_pushnumber(L, v->f64);
-        break;
-    case K_CSTRING:
+    int k = capffi_lua__kind_of(type);
+    if (k == K_CSTRING) {
         if (v->str)
             lua_pushstring(L, v->str);
         else
             lua_pushnil(L);
-        break;
-    default:
-        if (v->p)
-            lua_pushlightuserdata(L, v->p);
-        else
-            lua_pushnil(L);
-        break;
+    } else {
+        capffi_lua__scalar_push(L, k, v);
     }
 }
 
 static const char *const sym_keys[] = {
     "sig",  "parameters", "result", "name", "optional", "errno",
-    "wrap", "deps",       "static", "type", NULL,
+    "wrap", "deps",       "static", "type", "struct",   NULL,
 };
 
 static bool
@@ -382,6 +265,28 @@ opt_flag(lua_State *L, int idx, const char *key, const char *what)
     bool on = lua_toboolean(L, -1);
     lua_pop(L, 1);
     return on;
+}
+
+/* The `struct` option of the table at idx: what a struct result becomes. */
+static enum smode
+opt_smode(lua_State *L, int idx, const char *what)
+{
+    static const char *const names[] = { "string", "value", "buffer" };
+    enum smode m = S_STRING;
+    if (lua_getfield(L, idx, "struct") != LUA_TNIL) {
+        const char *s = capffi_lua__check_string(L, -1, what);
+        size_t i = 0;
+        while (i < 3 && strcmp(s, names[i]) != 0)
+            i++;
+        if (i == 3)
+            capffi_lua__error(L, CAPFFI_EINVAL,
+                              "%s: 'struct' is \"string\", \"value\" or "
+                              "\"buffer\", not \"%s\"",
+                              what, s);
+        m = (enum smode)i;
+    }
+    lua_pop(L, 1);
+    return m;
 }
 
 /* Build "(p1, p2) -> r" from a Deno-style description at idx; pushes it. */
@@ -431,6 +336,7 @@ bind_one(lua_State *L, struct lib *l, int lib_idx, int tab_idx, const char *key,
 {
     const char *symbol = key, *sig = NULL;
     uint32_t flags = 0;
+    enum smode smode = S_STRING;
     int top = lua_gettop(L);
     if (lua_type(L, val_idx) == LUA_TSTRING) {
         sig = lua_tostring(L, val_idx);
@@ -446,6 +352,7 @@ bind_one(lua_State *L, struct lib *l, int lib_idx, int tab_idx, const char *key,
             flags |= CAPFFI_FN_WRAP;
         if (opt_flag(L, val_idx, "deps", key))
             flags |= CAPFFI_FN_DEPS;
+        smode = opt_smode(L, val_idx, key);
         const char *type = NULL;
         if (lua_getfield(L, val_idx, "static") != LUA_TNIL ||
             (lua_pop(L, 1), lua_getfield(L, val_idx, "type")) != LUA_TNIL) {
@@ -487,7 +394,7 @@ bind_one(lua_State *L, struct lib *l, int lib_idx, int tab_idx, const char *key,
     }
     if (rc)
         capffi_lua__fail(L, l->st, rc, key);
-    push_fn(L, l->st, lib_idx, cfn, key, flags);
+    push_fn(L, l->st, lib_idx, cfn, key, flags, smode);
     lua_setfield(L, tab_idx, key);
     lua_settop(L, top);
 }
@@ -643,7 +550,7 @@ capffi_lua__fn_from_ptr(lua_State *L, struct capffi_lua__state *st,
                         const capffi_token *tok, int ptr_idx, int sig_idx,
                         int opts_idx)
 {
-    static const char *const keys[] = { "errno", "wrap", NULL };
+    static const char *const keys[] = { "errno", "wrap", "struct", NULL };
     capffi_ctx *ctx = capffi_lua__ctx(L, st);
     if (!lua_islightuserdata(L, ptr_idx))
         return capffi_lua__error(L, CAPFFI_ETYPE,
@@ -652,8 +559,10 @@ capffi_lua__fn_from_ptr(lua_State *L, struct capffi_lua__state *st,
     void *code = lua_touserdata(L, ptr_idx);
     const char *sig = capffi_lua__check_string(L, sig_idx, "fnptr: signature");
     uint32_t flags = 0;
+    enum smode smode = S_STRING;
     if (capffi_lua__opt_table(L, opts_idx, "fnptr: options")) {
         capffi_lua__check_keys(L, opts_idx, "fnptr: options", keys);
+        smode = opt_smode(L, opts_idx, "fnptr: options");
         if (opt_flag(L, opts_idx, "errno", "fnptr: options"))
             flags |= CAPFFI_FN_ERRNO;
         if (opt_flag(L, opts_idx, "wrap", "fnptr: options"))
@@ -663,7 +572,7 @@ capffi_lua__fn_from_ptr(lua_State *L, struct capffi_lua__state *st,
     int rc = capffi_fn_from_ptr(&cfn, ctx, tok, code, sig, flags);
     if (rc)
         return capffi_lua__fail(L, st, rc, "fnptr");
-    push_fn(L, st, 0, cfn, "fnptr", flags);
+    push_fn(L, st, 0, cfn, "fnptr", flags, smode);
     return 1;
 }
 

@@ -368,6 +368,20 @@ last_errno(lua_State *L)
     return 1;
 }
 
+/* capffi.address(p): the address of a pointer as an integer (0 for nil).
+ * Turning an integer back into a pointer needs a token
+ * (tok:pointer_from); reading an address does not. */
+static int
+address(lua_State *L)
+{
+    if (!lua_islightuserdata(L, 1) && !lua_isnil(L, 1))
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "address: expected a pointer or nil, got %s",
+                                 capffi_lua__typename(L, 1));
+    lua_pushinteger(L, (lua_Integer)(uintptr_t)lua_touserdata(L, 1));
+    return 1;
+}
+
 /* capffi.resolve(name): the file a soname names (capffi_lib_resolve). */
 static int
 resolve(lua_State *L)
@@ -398,6 +412,8 @@ static const luaL_Reg module_fns[] = {
     { "token", capffi_lua__token_new },
     { "dlopen", capffi_lua__dlopen_ambient },
     { "buffer", capffi_lua__buffer_new },
+    { "bytes", capffi_lua__struct_tobytes },
+    { "address", address },
     { "type", type_define },
     { "sizeof", type_sizeof },
     { "offsetof", type_offsetof },
@@ -431,6 +447,8 @@ capffi_lua_setup(lua_State *L, const capffi_options *opts)
     capffi_lua__token_init(L);
     capffi_lua__lib_init(L);
     capffi_lua__buffer_init(L);
+    capffi_lua__view_init(L);
+    capffi_lua__struct_init(L);
 
     /* Weak keys: an ambient library that is collected leaves the set. */
     lua_newtable(L);

@@ -207,6 +207,104 @@ token_fnptr(lua_State *L)
     return capffi_lua__fn_from_ptr(L, t->st, &tok, 2, 3, 4);
 }
 
+/*
+ * tok:pointer_of(buf): the address of the buffer's bytes, for native code
+ * to keep beyond a call (CAPFFI_RIGHT_POINTER). Pins the buffer: its bytes
+ * stay until a matching buf:unpin(), even across buf:free(). nil for an
+ * empty buffer, which is pinned all the same.
+ */
+static int
+token_pointer_of(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_ctx *ctx = capffi_lua__ctx(L, t->st);
+    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, 2, true);
+    if (!b)
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "pointer_of: expected a capffi buffer, got %s",
+                                 capffi_lua__typename(L, 2));
+    void *p;
+    int rc = capffi_ptr_of(&p, ctx, &t->tok, b->buf);
+    if (rc)
+        return capffi_lua__fail(L, t->st, rc, "pointer_of");
+    b->pins++;
+    if (p)
+        lua_pushlightuserdata(L, p);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* tok:pointer_from(addr): the pointer at an integer address
+ * (CAPFFI_RIGHT_POINTER); nil for 0. addr converts as a usize argument. */
+static int
+token_pointer_from(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_ctx *ctx = capffi_lua__ctx(L, t->st);
+    capffi_value a;
+    char why[128];
+    int rc = capffi_lua__scalar_in(L, 2, CAPFFI_LUA__U64, false, &a, why,
+                                   sizeof why);
+    if (rc)
+        return capffi_lua__error(L, rc, "pointer_from: %s", why);
+    void *p;
+    if ((rc = capffi_ptr_from_addr(&p, ctx, &t->tok, (uintptr_t)a.u64)))
+        return capffi_lua__fail(L, t->st, rc, "pointer_from");
+    if (p)
+        lua_pushlightuserdata(L, p);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/*
+ * tok:view(pointer, len [, access]): a view of len bytes of native memory
+ * (access "r" by default; "w" and "rw" need the write right). len
+ * "unbounded" reaches the end of the address space and needs the read
+ * and pointer rights.
+ */
+static int
+token_view(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_ctx *ctx = capffi_lua__ctx(L, t->st);
+    if (!lua_islightuserdata(L, 2) && !lua_isnil(L, 2))
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "view: expected a pointer, got %s",
+                                 capffi_lua__typename(L, 2));
+    const void *p = lua_touserdata(L, 2);
+    size_t len = 0;
+    bool unbounded = false;
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        if (strcmp(lua_tostring(L, 3), "unbounded") != 0)
+            return capffi_lua__error(L, CAPFFI_EINVAL,
+                                     "view: the length is an integer or "
+                                     "\"unbounded\", not \"%s\"",
+                                     lua_tostring(L, 3));
+        unbounded = true;
+    } else {
+        lua_Integer n = capffi_lua__check_integer(L, 3, "view: length");
+        if (n < 0)
+            return capffi_lua__error(L, CAPFFI_ERANGE,
+                                     "view: length %lld is negative",
+                                     (long long)n);
+        len = (size_t)n;
+    }
+    uint32_t access =
+        capffi_lua__access(L, 4, CAPFFI_VIEW_READ, "view: access");
+    struct capffi_lua__view *v = capffi_lua__view_push(L, t->st);
+    v->access = access;
+    v->unbounded = unbounded;
+    /* A NULL pointer goes to capffi too: the token is verified (and the
+     * attempt audited) before the arguments are. */
+    int rc = capffi_view_new(&v->view, ctx, &t->tok, p, len,
+                             access | (unbounded ? CAPFFI_VIEW_UNBOUNDED : 0));
+    if (rc)
+        return capffi_lua__fail(L, t->st, rc, "view");
+    return 1;
+}
+
 static int
 token_tostring(lua_State *L)
 {
@@ -252,6 +350,9 @@ capffi_lua__token_init(lua_State *L)
         { "info", token_info },
         { "dlopen", token_dlopen },
         { "fnptr", token_fnptr },
+        { "pointer_of", token_pointer_of },
+        { "pointer_from", token_pointer_from },
+        { "view", token_view },
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
