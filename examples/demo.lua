@@ -3,9 +3,10 @@
 --   capffi-lua --allow-ffi --audit=audit.jsonl examples/demo.lua
 --
 -- A trusted module takes a token scoped to libz and libsqlite3; the
--- application then revokes FFI; an untrusted plugin tries to reach libc's
--- system() and is refused at every turn; the trusted module keeps working
--- through its token; the audit trail shows every decision.
+-- application then revokes FFI; an untrusted plugin, holding only a token
+-- that may read memory, tries to reach libc's system() and to take the
+-- address of memory, and is refused at every turn; the trusted module
+-- keeps working through its token; the audit trail shows every decision.
 local capffi = require "capffi"
 
 local here = (arg and arg[0] or ""):match("^(.*)/") or "."
@@ -35,11 +36,17 @@ local store = require "store"
 local info = store.describe()
 say("   token %s (%s): rights {%s}, %d library files", info.label, info.id,
     table.concat(info.rights, ", "), info.n_paths)
+-- The plugin will get a token too, minted while FFI is allowed: it may
+-- read native memory it is shown, and nothing else.
+local plugin_token = capffi.token{ label = "plugin", rights = { "read" } }
+say("   token %s for the plugin: rights {%s}", plugin_token:info().id,
+    table.concat(plugin_token:info().rights, ", "))
 
 step(3, "The application revokes FFI: nothing else may start using it.")
 say("   capffi.permissions.revoke() -> %s", capffi.permissions.revoke())
 
-step(4, "An untrusted plugin runs, with a read-only view of capffi.")
+step(4, "An untrusted plugin runs, with a read-only view of capffi and its"
+     .. " token.")
 local function readonly(t)
   local view = {}
   for k, v in pairs(t) do
@@ -69,7 +76,7 @@ end
 local plugin = assert(loadfile(here .. "/demo/plugin.lua", "t", {
   pcall = pcall, error = error, type = type, tostring = tostring,
 }))
-plugin(readonly(capffi), attempt)
+plugin(readonly(capffi), attempt, plugin_token)
 
 step(5, "The trusted module keeps working through its token.")
 local text = capffi.audit.jsonl()
@@ -92,9 +99,9 @@ local version, result = store.query(
     WHERE status <> 'CAPFFI_OK' GROUP BY label, op, status
     ORDER BY label, op]])
 say("   libsqlite3 %s: the audit trail in a table; its refusals:", version)
-say("     %-10s %-12s %-14s %s", "label", "op", "status", "count")
+say("     %-10s %-15s %-14s %s", "label", "op", "status", "count")
 for _, r in ipairs(result) do
-  say("     %-10s %-12s %-14s %s", r[1] == "" and "-" or r[1], r[2], r[3], r[4])
+  say("     %-10s %-15s %-14s %s", r[1] == "" and "-" or r[1], r[2], r[3], r[4])
 end
 
 step(6, "The token is scoped: the trusted module cannot reach libc either.")
@@ -126,14 +133,14 @@ for _, ev in ipairs(events) do
                         label = ev.label, what = { what(ev) } }
   end
 end
-say("   %-7s %-12s %-13s %-16s %-8s %s", "seq", "op", "status", "reason",
+say("   %-7s %-15s %-8s %-16s %-8s %s", "seq", "op", "status", "reason",
     "label", "target or detail")
 for _, r in ipairs(rows) do
   local seq = r.first == r.last and tostring(r.first)
               or ("%d-%d"):format(r.first, r.last)
   local text = table.concat(r.what, ", ")
   if #text > 46 then text = text:sub(1, 43) .. "..." end
-  say("   %-7s %-12s %-13s %-16s %-8s %s", seq, r.op,
+  say("   %-7s %-15s %-8s %-16s %-8s %s", seq, r.op,
       r.status:gsub("^CAPFFI_", ""), r.reason,
       r.label == "" and "-" or r.label, text)
 end

@@ -1,8 +1,9 @@
 -- plugin.lua: untrusted code. The application loads it as a text chunk into
 -- an environment holding only what it chooses to give: a read-only view of
--- the capffi module and a way to report. It is written as an attacker
--- would: it wants libc's system().
-local capffi, attempt = ...
+-- the capffi module, a way to report, and a token that may read native
+-- memory and nothing else. It is written as an attacker would: it wants
+-- libc's system(), or the address of memory to hand to native code.
+local capffi, attempt, token = ...
 
 attempt("load libc.so.6 and bind system()", function()
   local libc = capffi.dlopen("libc.so.6", { system = "(cstring) -> i32" })
@@ -23,6 +24,18 @@ end)
 
 attempt("request FFI permission for libc", function()
   return capffi.permissions.request("libc.so.6")
+end)
+
+attempt("load libc.so.6 with its own token", function()
+  token:dlopen("libc.so.6", { system = "(cstring) -> i32" })
+end)
+
+attempt("take the address of a buffer (pointer_of)", function()
+  local p = token:pointer_of(capffi.buffer("for native code to keep"))
+end)
+
+attempt("widen its token to the pointer right", function()
+  token:attenuate{ rights = { "read", "pointer" } }
 end)
 
 attempt("replace capffi.token to catch other modules' tokens", function()

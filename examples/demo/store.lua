@@ -25,18 +25,18 @@ local function sqlite()
   sq = sq or token:dlopen("libsqlite3.so.0", {
     sqlite3_libversion = "() -> cstring",
     sqlite3_open = "(cstring, buffer) -> i32",
-    sqlite3_close = "(usize) -> i32",
-    sqlite3_errmsg = "(usize) -> cstring",
-    sqlite3_exec = "(usize, cstring, pointer, pointer, pointer) -> i32",
-    sqlite3_prepare_v2 = "(usize, cstring, i32, buffer, pointer) -> i32",
+    sqlite3_close = "(pointer) -> i32",
+    sqlite3_errmsg = "(pointer) -> cstring",
+    sqlite3_exec = "(pointer, cstring, pointer, pointer, pointer) -> i32",
+    sqlite3_prepare_v2 = "(pointer, cstring, i32, buffer, pointer) -> i32",
     -- the last parameter is the destructor: SQLITE_TRANSIENT, (void *)-1,
     -- passed as the integer -1 (sqlite copies the text)
-    sqlite3_bind_text = "(usize, i32, cstring, i32, isize) -> i32",
-    sqlite3_step = "(usize) -> i32",
-    sqlite3_reset = "(usize) -> i32",
-    sqlite3_column_count = "(usize) -> i32",
-    sqlite3_column_text = "(usize, i32) -> cstring",
-    sqlite3_finalize = "(usize) -> i32",
+    sqlite3_bind_text = "(pointer, i32, cstring, i32, isize) -> i32",
+    sqlite3_step = "(pointer) -> i32",
+    sqlite3_reset = "(pointer) -> i32",
+    sqlite3_column_count = "(pointer) -> i32",
+    sqlite3_column_text = "(pointer, i32) -> cstring",
+    sqlite3_finalize = "(pointer) -> i32",
   })
   return sq
 end
@@ -48,42 +48,47 @@ function M.describe()
   return token:info()
 end
 
+-- An out-parameter: a buffer for native code to write one value of the
+-- given type into, and a view of it (views of the module's own buffers
+-- need no token). Returns the buffer and a function that reads the value.
+local function out_param(type, initial)
+  local buf = capffi.buffer(8)
+  local view = buf:view()
+  if initial then view:set(type, 0, initial) end
+  return buf, function() return view:get(type, 0) end
+end
+
+-- zlib's uLongf * in/out length: the room given, then the length written.
+local function deflate(fn, out, src, src_len, ...)
+  local len, written = out_param("u64", #out)
+  local rc = fn(out, len, src, src_len, ...)
+  assert(rc == 0, "zlib failed: " .. rc)
+  return out:view("r"):copy(0, written())
+end
+
 -- Compress text with zlib; returns the compressed bytes.
 function M.compress(text)
   local lib = zlib()
   local src = capffi.buffer(text)
-  local cap = lib.compressBound(#src)
-  local out = capffi.buffer(cap)
-  local out_len = capffi.buffer(string.pack("J", cap)) -- uLongf, in and out
-  local rc = lib.compress2(out, out_len, src, #src, 9)
-  assert(rc == 0, "compress2 failed: " .. rc)
-  return out:tostring(1, (string.unpack("J", out_len:tostring())))
+  return deflate(lib.compress2, capffi.buffer(lib.compressBound(#src)), src,
+                 #src, 9)
 end
 
 -- Restore what compress made, given the original length.
 function M.decompress(packed, len)
-  local lib = zlib()
-  local out = capffi.buffer(len)
-  local out_len = capffi.buffer(string.pack("J", len))
-  local rc = lib.uncompress(out, out_len, capffi.buffer(packed), #packed)
-  assert(rc == 0, "uncompress failed: " .. rc)
-  return out:tostring(1, (string.unpack("J", out_len:tostring())))
-end
-
--- Handles come back through out-parameters (sqlite3 **, sqlite3_stmt **):
--- read from the buffer as an integer and passed back as usize, which the
--- C calling convention passes exactly as it passes a pointer.
-local function handle(out)
-  return (string.unpack("J", out:tostring()))
+  return deflate(zlib().uncompress, capffi.buffer(len),
+                 capffi.buffer(packed), #packed)
 end
 
 -- Load rows into an in-memory table and run one query over them. Returns
 -- sqlite's version, the column names and the result rows.
 function M.query(create, insert, rows, select)
   local lib = sqlite()
-  local out = capffi.buffer(8)
+  -- Handles come back through out-parameters (sqlite3 **, sqlite3_stmt
+  -- **): read as pointers through a view of the buffer.
+  local out, handle = out_param("pointer")
   assert(lib.sqlite3_open(":memory:", out) == 0, "sqlite3_open failed")
-  local db = handle(out)
+  local db = handle()
   local function check(rc, what)
     if rc ~= 0 and rc ~= 100 and rc ~= 101 then
       error(what .. ": " .. lib.sqlite3_errmsg(db), 2)
@@ -92,7 +97,7 @@ function M.query(create, insert, rows, select)
   end
   check(lib.sqlite3_exec(db, create, nil, nil, nil), "create")
   check(lib.sqlite3_prepare_v2(db, insert, -1, out, nil), "prepare")
-  local stmt = handle(out)
+  local stmt = handle()
   for _, row in ipairs(rows) do
     for i, v in ipairs(row) do
       check(lib.sqlite3_bind_text(stmt, i, tostring(v), -1, -1), "bind")
@@ -102,7 +107,7 @@ function M.query(create, insert, rows, select)
   end
   lib.sqlite3_finalize(stmt)
   check(lib.sqlite3_prepare_v2(db, select, -1, out, nil), "prepare")
-  stmt = handle(out)
+  stmt = handle()
   local result = {}
   local ncol = lib.sqlite3_column_count(stmt)
   while check(lib.sqlite3_step(stmt), "select") == 100 do -- SQLITE_ROW
