@@ -398,62 +398,48 @@ capffi_view_get(capffi_value *out, const capffi_view *v, size_t off,
         out->u64 = 0;
         return rc;
     }
+    /* Load the bytes (constant sizes keep each memcpy inline), then give
+     * them their type: every member starts at offset 0, little-endian. */
     const unsigned char *p = v->base + off;
+    uint64_t raw;
+    switch (t->size) {
+    case 1:
+        raw = *p;
+        break;
+    case 2: {
+        uint16_t x;
+        memcpy(&x, p, 2);
+        raw = x;
+        break;
+    }
+    case 4: {
+        uint32_t x;
+        memcpy(&x, p, 4);
+        raw = x;
+        break;
+    }
+    default:
+        memcpy(&raw, p, 8);
+    }
     capffi_value r = { .u64 = 0 };
     switch (t->kind) {
     case V_BOOL:
-        r.b = *p != 0;
+        r.b = raw != 0;
         break;
     case V_INT:
-        switch (t->size) {
-        case 1:
-            r.i64 = (int8_t)*p;
-            break;
-        case 2: {
-            int16_t x;
-            memcpy(&x, p, 2);
-            r.i64 = x;
-            break;
+        if (t->size < 8) { /* sign-extend */
+            uint64_t m = UINT64_C(1) << (t->size * 8 - 1);
+            raw = (raw ^ m) - m;
         }
-        case 4: {
-            int32_t x;
-            memcpy(&x, p, 4);
-            r.i64 = x;
-            break;
-        }
-        default:
-            memcpy(&r.i64, p, 8);
-        }
+        r.u64 = raw;
         break;
-    case V_UINT:
-        switch (t->size) {
-        case 1:
-            r.u64 = *p;
-            break;
-        case 2: {
-            uint16_t x;
-            memcpy(&x, p, 2);
-            r.u64 = x;
-            break;
-        }
-        case 4: {
-            uint32_t x;
-            memcpy(&x, p, 4);
-            r.u64 = x;
-            break;
-        }
-        default:
-            memcpy(&r.u64, p, 8);
-        }
+    case V_F32: {
+        uint32_t bits = (uint32_t)raw;
+        memcpy(&r.f32, &bits, 4);
         break;
-    case V_F32:
-        memcpy(&r.f32, p, 4);
-        break;
-    case V_F64:
-        memcpy(&r.f64, p, 8);
-        break;
-    default:
-        memcpy(&r.p, p, sizeof r.p);
+    }
+    default: /* unsigned, f64, pointers */
+        r.u64 = raw;
     }
     *out = r;
     return CAPFFI_OK;
