@@ -19,5 +19,7 @@
 #include "capffi/lib.h"
 #include "capffi/fn.h"
 #include "capffi/buf.h"
+#include "capffi/cb.h"
+#include "capffi/loop.h"
 
 #endif

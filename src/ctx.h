@@ -8,6 +8,7 @@
 
 #include "audit.h"
 #include "internal.h"
+#include "loop.h"
 #include "perm.h"
 
 struct capffi__tok;
@@ -37,6 +38,9 @@ struct capffi_ctx {
     struct capffi_lib *libs;
     struct capffi_fn *fns;
     struct capffi_buf *bufs;
+    struct capffi_cb *cbs; /* cb.c: never freed before the context */
+
+    struct capffi__loop loop; /* loop.c: work for the owner thread */
 
     /* Named struct types (type.c), owner thread only. */
     struct capffi__named *types;
@@ -48,11 +52,13 @@ struct capffi_ctx {
 /* Free every library of the context (lib.c). */
 CAPFFI__HIDDEN void capffi__lib_free_all(capffi_ctx *ctx);
 
-/* True on the context's owner thread. */
+/* True on the context's owner thread, or on a thread that acts for it
+ * while the owner lends the host (CAPFFI_OPT_LEND_OWNER, loop.c). */
 static inline bool
 capffi__ctx_on_owner(const capffi_ctx *ctx)
 {
-    return pthread_equal(ctx->owner, pthread_self()) != 0;
+    return pthread_equal(ctx->owner, pthread_self()) != 0 ||
+           (ctx->loop.lend && capffi__loop_acting(ctx));
 }
 
 #endif

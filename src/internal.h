@@ -41,6 +41,11 @@ CAPFFI__HIDDEN char *capffi__strdup(const char *s);
 CAPFFI__HIDDEN void *capffi__secure_alloc(size_t n);
 CAPFFI__HIDDEN void capffi__secure_free(void *p);
 
+/* A libffi closure (writable address; *code gets the executable one),
+ * under the same hook. */
+CAPFFI__HIDDEN void *capffi__closure_alloc(void **code);
+CAPFFI__HIDDEN void capffi__closure_free(void *closure);
+
 /*
  * Test hook: the next n allocations succeed, the one after fails, and all
  * later ones succeed again. n < 0 turns the hook off. Process-wide.

@@ -45,7 +45,9 @@ CAPFFI_BEGIN_DECLS
     X(PTR_OF, "ptr.of")                                                        \
     X(PTR_FROM_ADDR, "ptr.from_addr")                                          \
     X(VIEW_NEW, "view.new")                                                    \
-    X(VIEW_ACCESS, "view.access")
+    X(VIEW_ACCESS, "view.access")                                              \
+    X(CB_CLOSE, "cb.close")                                                    \
+    X(CTX_POLL, "ctx.poll")
 
 /** What an event is about. */
 typedef enum capffi_op {

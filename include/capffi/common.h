@@ -41,6 +41,8 @@ typedef struct capffi_lib capffi_lib;
 typedef struct capffi_fn capffi_fn;
 /** Host memory that may be handed to native code. Opaque. */
 typedef struct capffi_buf capffi_buf;
+/** A callback: a C function pointer that runs a host handler. Opaque. */
+typedef struct capffi_cb capffi_cb;
 
 /**
  * A capability token. A value, not a handle: copy it, store it, pass it.
