@@ -323,6 +323,23 @@ call_fn_from_ptr(capffi_ctx *ctx, const capffi_token *t)
 }
 
 static void
+no_op_handler(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    (void)payload;
+    (void)args;
+    (void)ret;
+}
+
+static int
+call_cb_new(capffi_ctx *ctx, const capffi_token *t)
+{
+    capffi_cb *cb = NULL;
+    int rc = capffi_cb_new(&cb, ctx, t, "() -> void", no_op_handler, NULL, 0);
+    capffi_cb_close(cb);
+    return rc;
+}
+
+static void
 security_every_token_taking_function_verifies(void **state)
 {
     struct fx *f = *state;
@@ -334,6 +351,7 @@ security_every_token_taking_function_verifies(void **state)
         { "capffi_lib_open", call_lib_open, CAPFFI_EREVOKED },
         { "capffi_lib_open(NULL)", call_lib_open_process, CAPFFI_EREVOKED },
         { "capffi_fn_from_ptr", call_fn_from_ptr, CAPFFI_EREVOKED },
+        { "capffi_cb_new", call_cb_new, CAPFFI_EREVOKED },
     };
     capffi_token revoked;
     assert_ok(capffi_token_attenuate(&revoked, f->ctx, &f->tok, NULL));
@@ -358,6 +376,7 @@ security_every_token_taking_function_verifies(void **state)
     assert_ok(call_lib_open(f->ctx, &f->tok));
     assert_ok(call_lib_open_process(f->ctx, &f->tok));
     assert_ok(call_fn_from_ptr(f->ctx, &f->tok));
+    assert_ok(call_cb_new(f->ctx, &f->tok));
     assert_ok(call_check(f->ctx, &f->tok));
     assert_ok(call_attenuate(f->ctx, &f->tok));
     assert_ok(call_info(f->ctx, &f->tok));
