@@ -70,7 +70,7 @@ struct inv {
     char msg[CAPFFI_CB_DETAIL_MAX];
 };
 
-static _Thread_local struct inv *cur_inv;
+static _Thread_local struct inv *cur_inv CAPFFI__TLS_FAST;
 
 static uint8_t
 arg_op(enum capffi__kind k)
@@ -369,16 +369,65 @@ store(const capffi_cb *cb, const capffi_value *v, void *ret, char *why,
     return CAPFFI_OK;
 }
 
+/*
+ * store for the common results, inline in the invocation: false when the
+ * result is a handle or a struct, or out of range (store then decides).
+ */
+static inline bool
+store_fast(const capffi_cb *cb, const capffi_value *v, void *ret)
+{
+    uint8_t op = cb->ret_op;
+    if (op >= R_I8 && op <= R_U32 && v->u64 + cb->ret_off > cb->ret_span)
+        return false;
+    switch (op) {
+    case R_VOID:
+        return true;
+    case R_W64:
+        memcpy(ret, &v->u64, sizeof v->u64);
+        return true;
+    case R_BOOL:
+        *(ffi_arg *)ret = v->b;
+        return true;
+    case R_I8:
+        *(ffi_sarg *)ret = (int8_t)v->i64;
+        return true;
+    case R_U8:
+        *(ffi_arg *)ret = (uint8_t)v->u64;
+        return true;
+    case R_I16:
+        *(ffi_sarg *)ret = (int16_t)v->i64;
+        return true;
+    case R_U16:
+        *(ffi_arg *)ret = (uint16_t)v->u64;
+        return true;
+    case R_I32:
+        *(ffi_sarg *)ret = (int32_t)v->i64;
+        return true;
+    case R_U32:
+        *(ffi_arg *)ret = (uint32_t)v->u64;
+        return true;
+    case R_F32:
+        memcpy(ret, &v->f32, sizeof v->f32);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The results store_fast leaves: handles, structs, out of range. */
+static __attribute__((noinline)) void
+store_slow(capffi_cb *cb, const capffi_value *v, void *ret)
+{
+    char why[CAPFFI_CB_DETAIL_MAX];
+    int rc = store(cb, v, ret, why, sizeof why);
+    if (rc)
+        refuse(cb, ret, rc, CAPFFI_REASON_INVALID, why);
+}
+
 static __attribute__((noinline, cold)) void
 handler_failed(capffi_cb *cb, void *ret, const struct inv *inv)
 {
     refuse(cb, ret, CAPFFI_ECALLBACK, CAPFFI_REASON_FAILED, inv->msg);
-}
-
-static __attribute__((noinline, cold)) void
-bad_result(capffi_cb *cb, void *ret, int code, const char *why)
-{
-    refuse(cb, ret, code, CAPFFI_REASON_INVALID, why);
 }
 
 /* Run the handler of a live callback on a thread that holds the host. */
@@ -387,8 +436,16 @@ run(capffi_cb *cb, void *ret, void **args)
 {
     capffi_value vals[CAPFFI_MAX_ARGS];
     size_t n = cb->sig.nargs;
-    for (size_t i = 0; i < n; i++)
-        convert_arg(cb, i, args[i], &vals[i]);
+    for (size_t i = 0; i < n; i++) {
+        /* The two commonest kinds without the jump table. */
+        uint8_t op = cb->arg_op[i];
+        if (op == A_W64)
+            memcpy(&vals[i].u64, args[i], sizeof vals[i].u64);
+        else if (op == A_I32)
+            vals[i].i64 = *(const int32_t *)args[i];
+        else
+            convert_arg(cb, i, args[i], &vals[i]);
+    }
     capffi_value r = cb->dflt;
     if (cb->ret_struct) {
         memcpy(ret, cb->dflt_bytes, cb->sig.ret->size);
@@ -401,14 +458,10 @@ run(capffi_cb *cb, void *ret, void **args)
     cur_inv = &inv;
     cb->fn(cb->payload, vals, &r);
     cur_inv = inv.up;
-    if (CAPFFI__UNLIKELY(inv.failed)) {
+    if (CAPFFI__UNLIKELY(inv.failed))
         handler_failed(cb, ret, &inv);
-        return;
-    }
-    char why[CAPFFI_CB_DETAIL_MAX];
-    int rc = store(cb, &r, ret, why, sizeof why);
-    if (CAPFFI__UNLIKELY(rc))
-        bad_result(cb, ret, rc, why);
+    else if (CAPFFI__UNLIKELY(!store_fast(cb, &r, ret)))
+        store_slow(cb, &r, ret);
 }
 
 /* run, after a wait during which the callback may have been closed. */
@@ -501,8 +554,7 @@ trampoline(ffi_cif *cif, void *ret, void **args, void *user)
 {
     (void)cif;
     capffi_cb *cb = user;
-    if (CAPFFI__LIKELY(!cb->lend &&
-                       pthread_equal(cb->ctx->owner, pthread_self()))) {
+    if (CAPFFI__LIKELY(cb->owner_key == capffi__thread_key())) {
         int state = atomic_load_explicit(&cb->state, memory_order_acquire);
         if (CAPFFI__LIKELY(state == CAPFFI__LIVE))
             run(cb, ret, args);
@@ -709,7 +761,8 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
         cb->fn = fn;
         cb->payload = payload;
         cb->timeout_ms = o.timeout_ms;
-        cb->lend = ctx->loop.lend;
+        /* With lending, even the owner thread takes the careful path. */
+        cb->owner_key = ctx->loop.lend ? NULL : ctx->loop.owner_key;
         cb->tok = t;
         atomic_init(&cb->state, CAPFFI__LIVE);
         rc = build(cb, signature, &o);

@@ -21,11 +21,13 @@ struct capffi_cb {
     uint32_t magic; /* CAPFFI__CB_MAGIC */
     uint32_t flags; /* CAPFFI_CB_* */
     atomic_int state;
-    bool lend;       /* the context lends the host: take the careful path */
     bool ret_struct; /* the handler writes a struct result */
     uint8_t ret_op;  /* how the result is stored (cb.c) */
     uint8_t arg_op[CAPFFI_MAX_ARGS];
     uint64_t ret_off, ret_span; /* range check of a small-integer result */
+    /* The owner thread's key (capffi__thread_key), NULL when the context
+     * lends the host: equal means "run the handler right here". */
+    const void *owner_key;
     capffi_ctx *ctx;
     capffi_cb_fn fn;
     void *payload;

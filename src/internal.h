@@ -15,6 +15,12 @@
 #include "capffi.h"
 
 #define CAPFFI__HIDDEN __attribute__((visibility("hidden")))
+/*
+ * Thread-locals read on the callback path: initial-exec, so reading one is
+ * one instruction instead of a call into the dynamic linker. They are a
+ * few bytes, well within the static TLS a dlopen'ed library may use.
+ */
+#define CAPFFI__TLS_FAST __attribute__((tls_model("initial-exec")))
 
 #if defined(__GNUC__)
 #define CAPFFI__PRINTF(f, a) __attribute__((format(printf, f, a)))

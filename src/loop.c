@@ -24,6 +24,8 @@
 #include "ctx.h"
 #include "token.h"
 
+_Thread_local char capffi__thread_anchor CAPFFI__TLS_FAST;
+
 /* This thread's frames of baton use, innermost first. */
 static _Thread_local struct capffi__hold *holds;
 
@@ -57,6 +59,7 @@ capffi__loop_init(capffi_ctx *ctx, bool lend)
                             strerror(e));
     }
     l->lend = lend;
+    l->owner_key = capffi__thread_key();
     l->held = true;
     return CAPFFI_OK;
 }

@@ -30,13 +30,14 @@ enum { CAPFFI__REQ_QUEUED, CAPFFI__REQ_RUNNING, CAPFFI__REQ_DONE };
 
 struct capffi__loop {
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* broadcast: a request is done, the baton is free,
-                            the last waiter left a dying loop */
-    int fd;              /* eventfd: readable once something is queued */
-    bool lend;           /* CAPFFI_OPT_LEND_OWNER (immutable) */
-    bool held;           /* the baton is taken */
-    bool dying;          /* capffi_ctx_free has begun */
-    unsigned inside;     /* other threads inside a callback of the context */
+    pthread_cond_t cond;   /* broadcast: a request is done, the baton is free,
+                              the last waiter left a dying loop */
+    int fd;                /* eventfd: readable once something is queued */
+    bool lend;             /* CAPFFI_OPT_LEND_OWNER (immutable) */
+    const void *owner_key; /* capffi__thread_key() of the owner thread */
+    bool held;             /* the baton is taken */
+    bool dying;            /* capffi_ctx_free has begun */
+    unsigned inside;       /* other threads inside a callback of the context */
     size_t queued;
     struct capffi__req *head, *tail;
 };
@@ -51,6 +52,19 @@ struct capffi__hold {
     bool held;
     struct capffi__hold *up;
 };
+
+/*
+ * A key for the calling thread: the address of a thread-local, distinct
+ * for every live thread and one instruction to compute, so the callback
+ * path can tell the owner thread without calling pthread_self.
+ */
+CAPFFI__HIDDEN extern _Thread_local char capffi__thread_anchor CAPFFI__TLS_FAST;
+
+static inline const void *
+capffi__thread_key(void)
+{
+    return &capffi__thread_anchor;
+}
 
 CAPFFI__HIDDEN int capffi__loop_init(capffi_ctx *ctx, bool lend);
 /* Refuse new work, cancel what is queued, and wait until no other thread
