@@ -375,7 +375,7 @@ narrow(uint8_t op, const union rbuf *r, capffi_value *ret)
  * host lent to other threads' callbacks meanwhile (CAPFFI_OPT_LEND_OWNER)
  * when this thread holds it.
  */
-static void
+static inline __attribute__((always_inline)) void
 native_call(capffi_fn *fn, void *ret, void **av)
 {
     struct capffi__hold h;
