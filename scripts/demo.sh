@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builds capffi and runs the demos: the revocable-runtime story, then real
-# system libraries (libm, libz) called through a token.
+# Builds capffi and runs the demos: the revocable-runtime story, real
+# system libraries (libm, libz) called through a token, then libc's qsort
+# and a native thread calling back into the host.
 # usage: scripts/demo.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -9,4 +10,6 @@ sh scripts/deps.sh
 meson compile -C build >/dev/null
 ./build/examples/token_story
 echo
-exec ./build/examples/system_libs
+./build/examples/system_libs
+echo
+exec ./build/examples/callbacks
