@@ -114,13 +114,14 @@ CAPFFI_API int capffi_cb_new(capffi_cb **out, capffi_ctx *ctx,
  * @param opts      NULL: the defaults (not thread-safe, zero result, no
  *                  timeout).
  * @return CAPFFI_OK; CAPFFI_EINVAL (ctx, out, signature or fn NULL, unknown
- *         flag bits, a negative timeout); CAPFFI_ETHREAD; CAPFFI_ETOKEN;
- *         CAPFFI_EREVOKED; CAPFFI_EPERM (CALLBACK missing); CAPFFI_ESIG
- *         (malformed or variadic signature); CAPFFI_ETYPE, CAPFFI_ERANGE,
- *         CAPFFI_ECLOSED (a default result that does not fit, or a closed
- *         or revoked `function` handle); CAPFFI_ENOMEM (also when the system
- *         refuses executable memory for the closure). Audited
- *         (CAPFFI_OP_CB_NEW).
+ *         flag bits, a negative timeout, a `function` default that is not a
+ *         handle of ctx); CAPFFI_ETHREAD; CAPFFI_ETOKEN; CAPFFI_EREVOKED
+ *         (also a revoked `function` default); CAPFFI_EPERM (CALLBACK
+ *         missing); CAPFFI_ESIG (malformed or variadic signature);
+ *         CAPFFI_ETYPE, CAPFFI_ERANGE (a default result that does not
+ *         fit); CAPFFI_ECLOSED (a closed `function` default);
+ *         CAPFFI_ENOMEM (also when the system refuses executable memory for
+ *         the closure). Audited (CAPFFI_OP_CB_NEW).
  * Ownership: the context owns the callback: it is freed by capffi_ctx_free,
  *         never before, so its code pointer stays valid until then. Close
  *         it with capffi_cb_close when it is no longer wanted. fn and
