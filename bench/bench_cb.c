@@ -151,12 +151,6 @@ static mixed_fn volatile p_mixed;
 static volatile int64_t sink_i64;
 static volatile double sink_f64;
 
-static double
-per_call(uint64_t t0, uint64_t t1, size_t iters)
-{
-    return (double)(t1 - t0) / (double)iters;
-}
-
 static __attribute__((noinline)) double
 loop_add(size_t iters)
 {
@@ -166,7 +160,7 @@ loop_add(size_t iters)
         acc += (uint32_t)p_add((int32_t)i, 7);
     uint64_t t1 = bench_now_ns();
     sink_i64 = acc;
-    return per_call(t0, t1, iters);
+    return bench_per_call(t0, t1, iters);
 }
 
 static __attribute__((noinline)) double
@@ -178,7 +172,7 @@ loop_mixed(size_t iters)
         acc += p_mixed(1, 2.5, 3, 0.5f, 4, 8.0);
     uint64_t t1 = bench_now_ns();
     sink_f64 = acc;
-    return per_call(t0, t1, iters);
+    return bench_per_call(t0, t1, iters);
 }
 
 /* One signature and its three variants. */
@@ -203,36 +197,10 @@ point_at(const struct bcase *c, enum variant v)
  */
 
 static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int
 cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
-}
-
-static double
-median(const double *v, size_t n)
-{
-    double tmp[SAMPLES_MAX];
-    memcpy(tmp, v, n * sizeof *v);
-    qsort(tmp, n, sizeof *tmp, cmp_double);
-    return tmp[n / 2];
-}
-
-static double
-minimum(const double *v, size_t n)
-{
-    double m = v[0];
-    for (size_t i = 1; i < n; i++)
-        if (v[i] < m)
-            m = v[i];
-    return m;
 }
 
 /* ---- same thread -----------------------------------------------------------
@@ -308,15 +276,15 @@ report_same_thread(const struct bcase *cases, size_t ncases, size_t samples)
     for (size_t k = 0; k < ncases; k++) {
         const struct bcase *c = &cases[k];
         printf("%s %s\n", c->name, c->signature);
-        double base = median(c->s[V_CLOSURE], samples);
+        double base = bench_median(c->s[V_CLOSURE], samples, NULL);
         for (int v = 0; v < N_VARIANTS; v++) {
-            double ratios[SAMPLES_MAX];
+            double ratios[SAMPLES_MAX], min;
             for (size_t i = 0; i < samples; i++)
                 ratios[i] = c->s[v][i] / c->s[V_CLOSURE][i];
-            double med = median(c->s[v], samples);
+            double med = bench_median(c->s[v], samples, &min);
             double ratio = med / base;
             printf("  %-34s %7.2f %7.2f %6.2fx %6.2fx", variant_names[v], med,
-                   minimum(c->s[v], samples), ratio, median(ratios, samples));
+                   min, ratio, bench_median(ratios, samples, NULL));
             if (v == V_CAPFFI) {
                 bool ok = ratio <= BUDGET;
                 over += !ok;
@@ -325,7 +293,7 @@ report_same_thread(const struct bcase *cases, size_t ncases, size_t samples)
             printf("\n");
         }
         printf("  %-34s %7.2f\n", "capffi - closure (ns)",
-               median(c->s[V_CAPFFI], samples) - base);
+               bench_median(c->s[V_CAPFFI], samples, NULL) - base);
     }
     return over;
 }

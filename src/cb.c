@@ -291,87 +291,11 @@ convert_arg(const capffi_cb *cb, size_t i, const void *a, capffi_value *v)
 }
 
 /*
- * Store the value v of the declared result type where native code reads
- * it. Small integers are range-checked (one compare; CAPFFI_CB_WRAP makes
- * the span all of 64 bits). Fails, writing nothing, with CAPFFI_ERANGE,
- * CAPFFI_ETYPE or a handle's error; *why gets the detail.
- */
-static int
-store(const capffi_cb *cb, const capffi_value *v, void *ret, char *why,
-      size_t cap)
-{
-    if (cb->ret_op >= R_I8 && cb->ret_op <= R_U32 &&
-        CAPFFI__UNLIKELY(v->u64 + cb->ret_off > cb->ret_span)) {
-        bool is_signed =
-            cb->ret_op == R_I8 || cb->ret_op == R_I16 || cb->ret_op == R_I32;
-        if (is_signed)
-            snprintf(why, cap, "result (%s): %lld does not fit",
-                     cb->sig.ret->name, (long long)v->i64);
-        else
-            snprintf(why, cap, "result (%s): %llu does not fit",
-                     cb->sig.ret->name, (unsigned long long)v->u64);
-        return CAPFFI_ERANGE;
-    }
-    switch (cb->ret_op) {
-    case R_VOID:
-        break;
-    case R_W64:
-        memcpy(ret, &v->u64, sizeof v->u64);
-        break;
-    case R_BOOL:
-        *(ffi_arg *)ret = v->b;
-        break;
-    case R_I8:
-        *(ffi_sarg *)ret = (int8_t)v->i64;
-        break;
-    case R_U8:
-        *(ffi_arg *)ret = (uint8_t)v->u64;
-        break;
-    case R_I16:
-        *(ffi_sarg *)ret = (int16_t)v->i64;
-        break;
-    case R_U16:
-        *(ffi_arg *)ret = (uint16_t)v->u64;
-        break;
-    case R_I32:
-        *(ffi_sarg *)ret = (int32_t)v->i64;
-        break;
-    case R_U32:
-        *(ffi_arg *)ret = (uint32_t)v->u64;
-        break;
-    case R_F32:
-        memcpy(ret, &v->f32, sizeof v->f32);
-        break;
-    case R_FUNCTION: {
-        void *code;
-        int rc = capffi__handle_code(cb->ctx, v->p, 0, &code);
-        if (rc) {
-            snprintf(why, cap, "%s", capffi_ctx_errmsg(cb->ctx));
-            return rc;
-        }
-        memcpy(ret, &code, sizeof code);
-        break;
-    }
-    default: { /* R_STRUCT */
-        size_t size = cb->sig.ret->size;
-        if (v->agg.ptr == ret)
-            break;
-        if (!v->agg.ptr || v->agg.len != size) {
-            snprintf(why, cap,
-                     "result: struct of %zu bytes at %p given, %zu declared",
-                     v->agg.len, v->agg.ptr, size);
-            return CAPFFI_ETYPE;
-        }
-        memmove(ret, v->agg.ptr, size);
-        break;
-    }
-    }
-    return CAPFFI_OK;
-}
-
-/*
- * store for the common results, inline in the invocation: false when the
- * result is a handle or a struct, or out of range (store then decides).
+ * Store the common results (void, scalars, small integers in range) where
+ * native code reads them, inline in the invocation: false for a handle, a
+ * struct or a small integer out of range, which store then deals with.
+ * Small integers are checked with one compare (CAPFFI_CB_WRAP makes the
+ * span all of 64 bits).
  */
 static inline bool
 store_fast(const capffi_cb *cb, const capffi_value *v, void *ret)
@@ -412,6 +336,53 @@ store_fast(const capffi_cb *cb, const capffi_value *v, void *ret)
     default:
         return false;
     }
+}
+
+/*
+ * Store the value v of the declared result type where native code reads
+ * it: the common results through store_fast, then handles and structs.
+ * Fails, writing nothing, with CAPFFI_ERANGE (a small integer out of
+ * range), CAPFFI_ETYPE (a struct of the wrong size) or a handle's error;
+ * *why gets the detail.
+ */
+static int
+store(const capffi_cb *cb, const capffi_value *v, void *ret, char *why,
+      size_t cap)
+{
+    if (store_fast(cb, v, ret))
+        return CAPFFI_OK;
+    uint8_t op = cb->ret_op;
+    if (op >= R_I8 && op <= R_U32) {
+        if (op == R_I8 || op == R_I16 || op == R_I32)
+            snprintf(why, cap, "result (%s): %lld does not fit",
+                     cb->sig.ret->name, (long long)v->i64);
+        else
+            snprintf(why, cap, "result (%s): %llu does not fit",
+                     cb->sig.ret->name, (unsigned long long)v->u64);
+        return CAPFFI_ERANGE;
+    }
+    if (op == R_FUNCTION) {
+        void *code;
+        int rc = capffi__handle_code(cb->ctx, v->p, 0, &code);
+        if (rc) {
+            snprintf(why, cap, "%s", capffi_ctx_errmsg(cb->ctx));
+            return rc;
+        }
+        memcpy(ret, &code, sizeof code);
+        return CAPFFI_OK;
+    }
+    /* R_STRUCT */
+    size_t size = cb->sig.ret->size;
+    if (v->agg.ptr == ret)
+        return CAPFFI_OK;
+    if (!v->agg.ptr || v->agg.len != size) {
+        snprintf(why, cap,
+                 "result: struct of %zu bytes at %p given, %zu declared",
+                 v->agg.len, v->agg.ptr, size);
+        return CAPFFI_ETYPE;
+    }
+    memmove(ret, v->agg.ptr, size);
+    return CAPFFI_OK;
 }
 
 /* The results store_fast leaves: handles, structs, out of range. */

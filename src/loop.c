@@ -154,13 +154,15 @@ push(capffi_ctx *ctx, struct capffi__hold *h, bool held)
     holds = h;
 }
 
-/* Wait for the baton and take it. Caller holds the loop lock. */
+/* Wait for the baton and take it. */
 static void
-take_locked(struct capffi__loop *l)
+take(struct capffi__loop *l)
 {
+    pthread_mutex_lock(&l->lock);
     while (l->held)
         pthread_cond_wait(&l->cond, &l->lock);
     l->held = true;
+    pthread_mutex_unlock(&l->lock);
 }
 
 static void
@@ -185,20 +187,14 @@ capffi__loop_lend(capffi_ctx *ctx, struct capffi__hold *h)
 void
 capffi__loop_reclaim(capffi_ctx *ctx, struct capffi__hold *h)
 {
-    struct capffi__loop *l = &ctx->loop;
-    pthread_mutex_lock(&l->lock);
-    take_locked(l);
-    pthread_mutex_unlock(&l->lock);
+    take(&ctx->loop);
     holds = h->up;
 }
 
 void
 capffi__loop_enter(capffi_ctx *ctx, struct capffi__hold *h)
 {
-    struct capffi__loop *l = &ctx->loop;
-    pthread_mutex_lock(&l->lock);
-    take_locked(l);
-    pthread_mutex_unlock(&l->lock);
+    take(&ctx->loop);
     push(ctx, h, true);
 }
 

@@ -41,19 +41,9 @@ teardown(void **state)
 }
 
 static capffi_fn *
-bind_in(capffi_lib *lib, const char *sym, const char *sig)
-{
-    capffi_fn *fn = NULL;
-    int rc = capffi_lib_bind(&fn, lib, sym, sig, 0);
-    if (rc)
-        fail_msg("bind %s %s: %s", sym, sig, capffi_err_name(rc));
-    return fn;
-}
-
-static capffi_fn *
 bind(struct fx *f, const char *sym, const char *sig)
 {
-    return bind_in(f->lib, sym, sig);
+    return bind_sym(f->lib, sym, sig);
 }
 
 static capffi_cb *
@@ -81,14 +71,6 @@ caller_of(struct fx *f, const capffi_cb *cb, const char *sig)
     return fn;
 }
 
-static capffi_cb_status
-status_of(capffi_cb *cb)
-{
-    capffi_cb_status st;
-    assert_ok(capffi_cb_take_status(&st, cb));
-    return st;
-}
-
 /* ---- real libraries ----------------------------------------------------- */
 
 static void
@@ -114,7 +96,7 @@ cb_qsort_from_libc_calls_the_comparator(void **state)
     capffi_lib *libc;
     assert_ok(capffi_lib_open(&libc, f->ctx, &f->tok, "libc.so.6", 0));
     capffi_fn *qs =
-        bind_in(libc, "qsort", "(pointer, usize, usize, function) -> void");
+        bind_sym(libc, "qsort", "(pointer, usize, usize, function) -> void");
     int calls = 0;
     capffi_cb *cmp =
         cb_make(f, "(pointer, pointer) -> i32", by_value, &calls, 0);
@@ -134,7 +116,7 @@ cb_qsort_from_libc_calls_the_comparator(void **state)
     assert_ok(capffi_fn_call(qs, a, NULL));
     assert_memory_equal(v, want, sizeof v);
     assert_true(calls >= 199); /* at least n - 1 comparisons */
-    assert_int_equal(status_of(cmp).first, CAPFFI_OK);
+    assert_int_equal(cb_status(cmp).first, CAPFFI_OK);
     /* Successful invocations are the data plane: not audited. */
     assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_CB_INVOKE,
                                         CAPFFI_AUDIT_ANY_STATUS, NULL),
@@ -173,11 +155,11 @@ cb_sqlite3_exec_delivers_rows(void **state)
     struct fx *f = *state;
     capffi_lib *sq;
     assert_ok(capffi_lib_open(&sq, f->ctx, &f->tok, "libsqlite3.so.0", 0));
-    capffi_fn *open = bind_in(sq, "sqlite3_open", "(cstring, pointer) -> i32");
+    capffi_fn *open = bind_sym(sq, "sqlite3_open", "(cstring, pointer) -> i32");
     capffi_fn *exec =
-        bind_in(sq, "sqlite3_exec",
-                "(pointer, cstring, function, pointer, pointer) -> i32");
-    capffi_fn *close = bind_in(sq, "sqlite3_close", "(pointer) -> i32");
+        bind_sym(sq, "sqlite3_exec",
+                 "(pointer, cstring, function, pointer, pointer) -> i32");
+    capffi_fn *close = bind_sym(sq, "sqlite3_close", "(pointer) -> i32");
 
     void *db = NULL;
     capffi_value a[5], r;
@@ -212,7 +194,7 @@ cb_sqlite3_exec_delivers_rows(void **state)
     assert_int_equal(r.i64, 0); /* SQLITE_OK */
     assert_int_equal(rows.n, 3);
     assert_string_equal(rows.text, "k=1;v=one;k=2;v=two;k=3;v=NULL;");
-    assert_int_equal(status_of(cb).first, CAPFFI_OK);
+    assert_int_equal(cb_status(cb).first, CAPFFI_OK);
 
     /* The handler fails on the second row: sqlite3_exec sees 1 and
      * stops with SQLITE_ABORT; the host learns why from the status. */
@@ -222,7 +204,7 @@ cb_sqlite3_exec_delivers_rows(void **state)
     assert_ok(capffi_fn_call(exec, a, &r));
     assert_int_equal(r.i64, 4); /* SQLITE_ABORT */
     assert_int_equal(rows.n, 2);
-    capffi_cb_status st = status_of(cb);
+    capffi_cb_status st = cb_status(cb);
     assert_int_equal(st.first, CAPFFI_ECALLBACK);
     assert_int_equal(st.failures, 1);
     assert_string_equal(st.detail, "row rejected by the host");
@@ -281,7 +263,7 @@ cb_native_callback_native_recursion(void **state)
     assert_int_equal(out.i64, 60 * 61 / 2);
     assert_int_equal(r.max_depth, 61);
     assert_int_equal(r.depth, 0);
-    assert_int_equal(status_of(r.self).failures, 0);
+    assert_int_equal(cb_status(r.self).failures, 0);
 }
 
 /* ---- every type --------------------------------------------------------- */
@@ -336,33 +318,9 @@ cb_every_scalar_round_trips(void **state)
         capffi_value out;
         memset(&out, 0x5a, sizeof out);
         assert_ok(capffi_fn_call(fn, &cases[i].in, &out));
-        bool same;
-        switch (cases[i].member) {
-        case 'b':
-            same = out.b == cases[i].in.b;
-            break;
-        case 'i':
-            same = out.i64 == cases[i].in.i64;
-            break;
-        case 'u':
-            same = out.u64 == cases[i].in.u64;
-            break;
-        case 'f':
-            same = out.f32 == cases[i].in.f32;
-            break;
-        case 'd':
-            same = out.f64 == cases[i].in.f64;
-            break;
-        case 's':
-            same = out.str == cases[i].in.str;
-            break;
-        default:
-            same = out.p == cases[i].in.p;
-            break;
-        }
-        if (!same)
+        if (!value_same(cases[i].member, &out, &cases[i].in))
             fail_msg("'%s' did not come back unchanged", cases[i].sig);
-        assert_int_equal(status_of(cb).failures, 0);
+        assert_int_equal(cb_status(cb).failures, 0);
         capffi_fn_free(fn);
         capffi_cb_close(cb);
     }
@@ -413,12 +371,12 @@ cb_small_results_are_range_checked(void **state)
     capffi_value r;
     assert_ok(capffi_fn_call(s, NULL, &r));
     assert_int_equal(r.u64, 0); /* the default: zero */
-    capffi_cb_status st = status_of(strict);
+    capffi_cb_status st = cb_status(strict);
     assert_int_equal(st.first, CAPFFI_ERANGE);
     assert_non_null(strstr(st.detail, "300"));
     assert_ok(capffi_fn_call(w, NULL, &r));
     assert_int_equal(r.u64, 300 - 256);
-    assert_int_equal(status_of(wrap).failures, 0);
+    assert_int_equal(cb_status(wrap).failures, 0);
     assert_int_equal(
         capffi_audit_count(f->ctx, CAPFFI_OP_CB_INVOKE, CAPFFI_ERANGE, NULL),
         1);
@@ -452,7 +410,7 @@ cb_default_results(void **state)
     void *p = capffi_cb_code(cb);
     memcpy(&code, &p, sizeof code);
     assert_int_equal(code(1), -7);
-    capffi_cb_status st = status_of(cb);
+    capffi_cb_status st = cb_status(cb);
     assert_int_equal(st.first, CAPFFI_ECALLBACK);
     assert_string_equal(st.detail, "the handler failed");
 
@@ -651,7 +609,7 @@ cb_structs_by_value(void **state)
     r.agg.len = sizeof got;
     assert_ok(capffi_fn_call(via, a, &r));
     assert_true(got.a == 0 && got.b == 0 && got.c == 0);
-    assert_int_equal(status_of(bad).first, CAPFFI_ETYPE);
+    assert_int_equal(cb_status(bad).first, CAPFFI_ETYPE);
 }
 
 static void
@@ -681,7 +639,7 @@ cb_nine_mixed_arguments(void **state)
     capffi_value a, r;
     a.cb = cb;
     assert_ok(capffi_fn_call(call9, &a, &r));
-    capffi_cb_status st = status_of(cb);
+    capffi_cb_status st = cb_status(cb);
     if (st.first)
         fail_msg("%s", st.detail);
     assert_true(r.f64 == 9.0);
@@ -733,13 +691,13 @@ cb_handler_failure_is_reported_not_thrown(void **state)
     assert_ok(n.inner_rc);
     /* The inner failure does not leak into the outer invocation. */
     assert_int_equal(r.i64, 100);
-    assert_int_equal(status_of(out).failures, 0);
-    capffi_cb_status st = status_of(n.inner);
+    assert_int_equal(cb_status(out).failures, 0);
+    capffi_cb_status st = cb_status(n.inner);
     assert_int_equal(st.first, CAPFFI_ECALLBACK);
     assert_int_equal(st.failures, 1);
     assert_string_equal(st.detail, "inner");
     /* Taking the status reset it. */
-    st = status_of(n.inner);
+    st = cb_status(n.inner);
     assert_int_equal(st.first, CAPFFI_OK);
     assert_int_equal(st.failures, 0);
     assert_string_equal(st.detail, "");
@@ -985,7 +943,7 @@ cb_closed_callback_fails_closed(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(code(41), -1);
     assert_int_equal(calls, 1);
-    capffi_cb_status st = status_of(cb);
+    capffi_cb_status st = cb_status(cb);
     assert_int_equal(st.first, CAPFFI_ECLOSED);
     assert_int_equal(st.failures, 3);
     assert_int_equal(
@@ -1023,7 +981,7 @@ cb_revoked_callback_fails_closed(void **state)
     assert_int_equal(code(1), 0);
     assert_int_equal(code(2), 0);
     assert_int_equal(calls, 1);
-    capffi_cb_status st = status_of(cb);
+    capffi_cb_status st = cb_status(cb);
     assert_int_equal(st.first, CAPFFI_EREVOKED);
     assert_int_equal(st.failures, 2);
     assert_int_equal(
@@ -1038,7 +996,7 @@ cb_revoked_callback_fails_closed(void **state)
     /* Closing after the revocation still closes, and says so. */
     capffi_cb_close(cb);
     assert_int_equal(code(1), 0);
-    assert_int_equal(status_of(cb).first, CAPFFI_ECLOSED);
+    assert_int_equal(cb_status(cb).first, CAPFFI_ECLOSED);
 }
 
 /* The memory of closed callbacks is held until the context goes: many of

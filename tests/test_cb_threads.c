@@ -25,16 +25,6 @@ struct fx {
     capffi_fn *start, *done, *join, *call, *calls, *nop;
 };
 
-static capffi_fn *
-bind(capffi_lib *lib, const char *sym, const char *sig)
-{
-    capffi_fn *fn = NULL;
-    int rc = capffi_lib_bind(&fn, lib, sym, sig, 0);
-    if (rc)
-        fail_msg("bind %s: %s", sym, capffi_err_name(rc));
-    return fn;
-}
-
 static struct fx *
 fx_new(uint32_t flags)
 {
@@ -44,12 +34,14 @@ fx_new(uint32_t flags)
     assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok,
                               env_path("CAPFFI_FIXTURE"), 0));
     assert_ok(capffi_audit_record(f->ctx, 4096));
-    f->start = bind(f->lib, "fx_thread_start", "(function, i32) -> pointer");
-    f->done = bind(f->lib, "fx_thread_done", "(pointer) -> i32");
-    f->join = bind(f->lib, "fx_thread_join", "(pointer) -> i64");
-    f->call = bind(f->lib, "fx_thread_call", "(function, i32) -> i64");
-    f->calls = bind(f->lib, "fx_threads_call", "(function, i32, i32) -> i64");
-    f->nop = bind(f->lib, "fx_nop", "() -> void");
+    f->start =
+        bind_sym(f->lib, "fx_thread_start", "(function, i32) -> pointer");
+    f->done = bind_sym(f->lib, "fx_thread_done", "(pointer) -> i32");
+    f->join = bind_sym(f->lib, "fx_thread_join", "(pointer) -> i64");
+    f->call = bind_sym(f->lib, "fx_thread_call", "(function, i32) -> i64");
+    f->calls =
+        bind_sym(f->lib, "fx_threads_call", "(function, i32, i32) -> i64");
+    f->nop = bind_sym(f->lib, "fx_nop", "() -> void");
     return f;
 }
 
@@ -180,14 +172,6 @@ call_blocking(struct fx *f, capffi_cb *cb, int32_t n)
     return r.i64;
 }
 
-static capffi_cb_status
-status_of(capffi_cb *cb)
-{
-    capffi_cb_status st;
-    assert_ok(capffi_cb_take_status(&st, cb));
-    return st;
-}
-
 /* 2 * (0 + 1 + ... + n-1) */
 static int64_t
 twice_sum(int64_t n)
@@ -221,7 +205,7 @@ foreign_calls_while_owner_polls(struct fx *f, bool lend)
         assert_int_equal(atomic_load(&s.on_owner), 10000);
     assert_int_equal(atomic_load(&s.overlap), 0);
     assert_true(polls > 0);
-    assert_int_equal(status_of(cb).failures, 0);
+    assert_int_equal(cb_status(cb).failures, 0);
     assert_int_equal(capffi_ctx_keepalive(f->ctx), 1);
     assert_ok(capffi_cb_unref(&refs, cb));
     assert_int_equal(capffi_ctx_keepalive(f->ctx), 0);
@@ -274,7 +258,7 @@ cbt_foreign_thread_without_flag_fails_closed(void **state)
     capffi_cb *cb = cb_make(f, twice, &s, 0, 0, -1);
     assert_true(call_blocking(f, cb, 5) == -5);
     assert_int_equal(atomic_load(&s.calls), 0);
-    capffi_cb_status st = status_of(cb);
+    capffi_cb_status st = cb_status(cb);
     assert_int_equal(st.first, CAPFFI_ETHREAD);
     assert_int_equal(st.failures, 5);
     assert_non_null(strstr(st.detail, "CAPFFI_CB_THREADSAFE"));
@@ -354,7 +338,7 @@ cbt_blocked_owner_times_out_without_lending(void **state)
     capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 20, -1);
     assert_true(call_blocking(f, cb, 3) == -3);
     assert_int_equal(atomic_load(&s.calls), 0);
-    capffi_cb_status st = status_of(cb);
+    capffi_cb_status st = cb_status(cb);
     assert_int_equal(st.first, CAPFFI_ETIMEDOUT);
     assert_int_equal(st.failures, 3);
     assert_int_equal(
@@ -390,7 +374,7 @@ cbt_blocked_owner_lends_the_host(void **state)
     assert_int_equal(atomic_load(&s.on_owner), 0);
     assert_int_equal(atomic_load(&s.overlap), 0);
     assert_int_equal(atomic_load(&s.acting_fail), 0);
-    assert_int_equal(status_of(cb).failures, 0);
+    assert_int_equal(cb_status(cb).failures, 0);
     /* Back on the owner, the host is the owner's again. */
     capffi_token t;
     assert_ok(capffi_token_attenuate(&t, f->ctx, &f->tok, NULL));
@@ -480,7 +464,7 @@ cbt_revoke_races_foreign_invocations(void **state)
     int calls = atomic_load(&s.calls);
     assert_true(calls >= 500 && calls < 4000);
     assert_true(sum == twice_sum(calls));
-    capffi_cb_status st = status_of(cb);
+    capffi_cb_status st = cb_status(cb);
     assert_int_equal(st.first, CAPFFI_EREVOKED);
     assert_int_equal(st.failures, 4000 - calls);
 }
@@ -499,7 +483,7 @@ cbt_close_while_queued_fails_closed(void **state)
     assert_ok(capffi_ctx_poll(f->ctx, 0));
     assert_true(join(f, t) == -9);
     assert_int_equal(atomic_load(&s.calls), 0);
-    assert_int_equal(status_of(cb).first, CAPFFI_ECLOSED);
+    assert_int_equal(cb_status(cb).first, CAPFFI_ECLOSED);
 }
 
 /* A thread waiting for the owner when the context is freed gets the
@@ -525,7 +509,7 @@ cbt_context_freed_while_a_thread_waits(void **state)
      * doomed context's callback. */
     capffi_value a[2], r;
     capffi_fn *start_raw =
-        bind(f->lib, "fx_thread_start", "(pointer, i32) -> pointer");
+        bind_sym(f->lib, "fx_thread_start", "(pointer, i32) -> pointer");
     a[0].p = capffi_cb_code(cb);
     a[1].i64 = 1;
     assert_ok(capffi_fn_call(start_raw, a, &r));

@@ -1358,33 +1358,9 @@ sig_binds_every_scalar_end_to_end(void **state)
         capffi_value out;
         memset(&out, 0x5a, sizeof out);
         assert_ok(capffi_fn_call(fn, &cases[i].in, &out));
-        bool same;
-        switch (cases[i].member) {
-        case 'b':
-            same = out.b == cases[i].in.b;
-            break;
-        case 'i':
-            same = out.i64 == cases[i].in.i64;
-            break;
-        case 'u':
-            same = out.u64 == cases[i].in.u64;
-            break;
-        case 'f':
-            same = out.f32 == cases[i].in.f32;
-            break;
-        case 'd':
-            same = out.f64 == cases[i].in.f64;
-            break;
-        case 's':
-            same = out.str == cases[i].in.str;
-            break;
-        case 'F':
-            same = out.p == CODE(twice);
-            break;
-        default:
-            same = out.p == cases[i].in.p;
-            break;
-        }
+        bool same = cases[i].member == 'F'
+                        ? out.p == CODE(twice)
+                        : value_same(cases[i].member, &out, &cases[i].in);
         if (!same)
             fail_msg("'%s' did not return its argument", cases[i].sig);
         capffi_fn_free(fn);
