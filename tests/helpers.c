@@ -176,3 +176,13 @@ cb_status(capffi_cb *cb)
     assert_ok(capffi_cb_take_status(&st, cb));
     return st;
 }
+
+unop_fn
+cb_unop(const capffi_cb *cb)
+{
+    unop_fn fn;
+    void *code = capffi_cb_code(cb);
+    assert_non_null(code);
+    memcpy(&fn, &code, sizeof fn);
+    return fn;
+}

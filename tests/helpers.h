@@ -58,6 +58,9 @@ capffi_fn *bind_sym(capffi_lib *lib, const char *sym, const char *sig);
 bool value_same(char kind, const capffi_value *a, const capffi_value *b);
 /* A callback's status, read and reset (capffi_cb_take_status must work). */
 capffi_cb_status cb_status(capffi_cb *cb);
+/* The code of an "(i32) -> i32" callback, as native code calls it. */
+typedef int32_t (*unop_fn)(int32_t);
+unop_fn cb_unop(const capffi_cb *cb);
 
 /* A context with the given flags and allow/deny lists (NULL-terminated). */
 capffi_ctx *ctx_with(uint32_t flags, const char *const *allow,

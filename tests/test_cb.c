@@ -406,9 +406,7 @@ cb_default_results(void **state)
     o.result = &d;
     assert_ok(capffi_cb_new_opts(&cb, f->ctx, &f->tok, "(i32) -> i32",
                                  fail_always, NULL, &o));
-    int32_t (*code)(int32_t);
-    void *p = capffi_cb_code(cb);
-    memcpy(&code, &p, sizeof code);
+    unop_fn code = cb_unop(cb);
     assert_int_equal(code(1), -7);
     capffi_cb_status st = cb_status(cb);
     assert_int_equal(st.first, CAPFFI_ECALLBACK);
@@ -928,9 +926,8 @@ cb_closed_callback_fails_closed(void **state)
     capffi_cb *cb = NULL;
     assert_ok(capffi_cb_new_opts(&cb, f->ctx, &f->tok, "(i32) -> i32",
                                  count_calls, &calls, &o));
-    int32_t (*code)(int32_t);
+    unop_fn code = cb_unop(cb);
     void *p = capffi_cb_code(cb);
-    memcpy(&code, &p, sizeof code);
     assert_int_equal(code(41), 42);
     assert_int_equal(calls, 1);
 
@@ -971,9 +968,7 @@ cb_revoked_callback_fails_closed(void **state)
     capffi_cb *cb = NULL;
     assert_ok(capffi_cb_new(&cb, f->ctx, &child, "(i32) -> i32", count_calls,
                             &calls, 0));
-    int32_t (*code)(int32_t);
-    void *p = capffi_cb_code(cb);
-    memcpy(&code, &p, sizeof code);
+    unop_fn code = cb_unop(cb);
     assert_int_equal(code(1), 2);
 
     /* Revoking the parent reaches the child's callback. */
@@ -1006,11 +1001,10 @@ cb_many_closed_callbacks_stay_mapped(void **state)
 {
     struct fx *f = *state;
     int calls = 0;
-    int32_t (*codes[64])(int32_t);
+    unop_fn codes[64];
     for (int i = 0; i < 64; i++) {
         capffi_cb *cb = cb_make(f, "(i32) -> i32", count_calls, &calls, 0);
-        void *p = capffi_cb_code(cb);
-        memcpy(&codes[i], &p, sizeof codes[i]);
+        codes[i] = cb_unop(cb);
         capffi_cb_close(cb);
     }
     for (int i = 0; i < 64; i++)

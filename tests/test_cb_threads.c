@@ -241,9 +241,7 @@ cbt_fd_is_readable_when_work_is_queued(void **state)
     assert_int_equal(atomic_load(&s.calls), 1);
     assert_true(join(f, t) == 0);
     /* The thread-safe callback runs directly on the owner thread. */
-    int32_t (*code)(int32_t);
-    void *c = capffi_cb_code(cb);
-    memcpy(&code, &c, sizeof code);
+    unop_fn code = cb_unop(cb);
     assert_int_equal(code(21), 42);
     assert_int_equal(atomic_load(&s.calls), 2);
     assert_int_equal(atomic_load(&s.on_owner), 2);
@@ -318,9 +316,7 @@ cbt_owner_functions_refuse_other_threads(void **state)
         capffi_audit_count(f->ctx, CAPFFI_OP_CB_CLOSE, CAPFFI_ETHREAD, NULL),
         1);
     /* The refused close changed nothing. */
-    int32_t (*code)(int32_t);
-    void *c = capffi_cb_code(o.cb);
-    memcpy(&code, &c, sizeof code);
+    unop_fn code = cb_unop(o.cb);
     assert_int_equal(code(4), 8);
 }
 
