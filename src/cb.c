@@ -309,9 +309,13 @@ store_fast(const capffi_cb *cb, const capffi_value *v, void *ret)
     case R_W64:
         memcpy(ret, &v->u64, sizeof v->u64);
         return true;
-    case R_BOOL:
-        *(ffi_arg *)ret = v->b;
+    case R_BOOL: {
+        /* The byte, not the bool: a handler may have stored 2 there. */
+        unsigned char byte;
+        memcpy(&byte, &v->b, 1);
+        *(ffi_arg *)ret = byte != 0;
         return true;
+    }
     case R_I8:
         *(ffi_sarg *)ret = (int8_t)v->i64;
         return true;
