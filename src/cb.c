@@ -877,6 +877,13 @@ capffi__cb_keepalive(const capffi_ctx *ctx)
 }
 
 void
+capffi__cb_close_all(capffi_ctx *ctx)
+{
+    for (capffi_cb *cb = ctx->cbs; cb; cb = cb->next)
+        atomic_store(&cb->state, CAPFFI__CLOSED);
+}
+
+void
 capffi__cb_free_all(capffi_ctx *ctx)
 {
     capffi_cb *cb = ctx->cbs;

@@ -64,7 +64,9 @@ CAPFFI__HIDDEN int capffi__handle_code(capffi_ctx *ctx, const void *handle,
 /* Live thread-safe callbacks with references (capffi_ctx_keepalive). */
 CAPFFI__HIDDEN size_t capffi__cb_keepalive(const capffi_ctx *ctx);
 
-/* Free every callback and its closure (capffi_ctx_free). */
+/* Make every callback fail closed, without events (capffi_ctx_free, before
+ * libraries are unloaded); then free them all with their closures. */
+CAPFFI__HIDDEN void capffi__cb_close_all(capffi_ctx *ctx);
 CAPFFI__HIDDEN void capffi__cb_free_all(capffi_ctx *ctx);
 
 #endif

@@ -81,10 +81,13 @@ capffi_ctx_free(capffi_ctx *ctx)
     if (!ctx)
         return;
     capffi__loop_shutdown(ctx);
-    capffi__cb_free_all(ctx);
+    /* Closed first: a library's destructor that calls one back while it is
+     * unloaded below gets the default result, from mapped code. */
+    capffi__cb_close_all(ctx);
     capffi__fn_free_all(ctx);
     capffi__lib_free_all(ctx);
     capffi__buf_free_all(ctx);
+    capffi__cb_free_all(ctx);
     capffi__token_free_all(ctx);
     capffi__type_free_all(ctx);
     capffi__perm_fini(&ctx->perm);
