@@ -19,9 +19,9 @@
  * which runs it in capffi_ctx_poll (capffi/loop.h) while the calling thread
  * waits; with CAPFFI_OPT_LEND_OWNER it may instead run on the calling
  * thread while the owner is inside a native call. Without the flag, an
- * invocation on another thread fails closed with CAPFFI_ETHREAD. Handlers
- * never run concurrently with each other or with the owner thread's use of
- * the context.
+ * invocation on another thread fails closed with CAPFFI_ETHREAD. The
+ * handlers of one context never run concurrently with each other or with
+ * the owner thread's use of the context.
  *
  * Thread safety: capffi_cb_code and capffi_cb_fail, any thread. The rest:
  * owner thread, checked (CAPFFI_ETHREAD).
