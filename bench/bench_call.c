@@ -181,12 +181,6 @@ struct vstat {
     double paired; /* median of per-sample ratios to ffi_call */
 };
 
-static double
-per_call(uint64_t t0, uint64_t t1, size_t iters)
-{
-    return (double)(t1 - t0) / (double)iters;
-}
-
 /* ---- the timed loops: direct calls, one per signature ------------------ */
 
 static double
@@ -197,7 +191,7 @@ loop_direct_nop(struct bcase *c, size_t iters)
     for (size_t i = 0; i < iters; i++)
         p_nop();
     uint64_t t1 = bench_now_ns();
-    return per_call(t0, t1, iters);
+    return bench_per_call(t0, t1, iters);
 }
 
 static double
@@ -211,7 +205,7 @@ loop_direct_add_i32(struct bcase *c, size_t iters)
         acc += (uint32_t)p_add_i32(a, b);
     uint64_t t1 = bench_now_ns();
     sink_i64 = (int64_t)acc;
-    return per_call(t0, t1, iters);
+    return bench_per_call(t0, t1, iters);
 }
 
 static double
@@ -229,7 +223,7 @@ loop_direct_mixed6(struct bcase *c, size_t iters)
         acc += p_mixed6(a, b, cc, d, e, f);
     uint64_t t1 = bench_now_ns();
     sink_f64 = acc;
-    return per_call(t0, t1, iters);
+    return bench_per_call(t0, t1, iters);
 }
 
 static double
@@ -242,7 +236,7 @@ loop_direct_big_sum(struct bcase *c, size_t iters)
         acc += (uint64_t)p_big_sum(v);
     uint64_t t1 = bench_now_ns();
     sink_i64 = (int64_t)acc;
-    return per_call(t0, t1, iters);
+    return bench_per_call(t0, t1, iters);
 }
 
 /* ---- the timed loops: libffi and capffi, any signature ----------------- */
@@ -267,7 +261,7 @@ loop_ffi(struct bcase *c, size_t iters)
         }
         t1 = bench_now_ns();
     }
-    return per_call(t0, t1, iters);
+    return bench_per_call(t0, t1, iters);
 }
 
 static double
@@ -281,7 +275,7 @@ loop_raw(struct bcase *c, size_t iters)
             bench_die_capffi(c->ctx, "capffi_fn_call_raw", rc);
     }
     uint64_t t1 = bench_now_ns();
-    return per_call(t0, t1, iters);
+    return bench_per_call(t0, t1, iters);
 }
 
 static double
@@ -295,7 +289,7 @@ loop_value(struct bcase *c, size_t iters)
             bench_die_capffi(c->ctx, "capffi_fn_call", rc);
     }
     uint64_t t1 = bench_now_ns();
-    return per_call(t0, t1, iters);
+    return bench_per_call(t0, t1, iters);
 }
 
 /*
@@ -503,36 +497,18 @@ check_case(struct bcase *c)
 
 /* ---- statistics and output --------------------------------------------- */
 
-static int
-cmp_double(const void *pa, const void *pb)
-{
-    double x = *(const double *)pa, y = *(const double *)pb;
-    return (x > y) - (x < y);
-}
-
-static double
-median(const double *v, size_t n, double *min)
-{
-    double s[SAMPLES_MAX];
-    memcpy(s, v, n * sizeof *s);
-    qsort(s, n, sizeof *s, cmp_double);
-    if (min)
-        *min = s[0];
-    return s[n / 2];
-}
-
 static void
 compute(const struct bcase *c, size_t samples, struct vstat st[N_VARIANTS])
 {
     for (int v = 0; v < N_VARIANTS; v++)
-        st[v].median_ns = median(c->s[v], samples, &st[v].min_ns);
+        st[v].median_ns = bench_median(c->s[v], samples, &st[v].min_ns);
     double base = st[V_FFI].median_ns;
     for (int v = 0; v < N_VARIANTS; v++) {
         double q[SAMPLES_MAX];
         for (size_t k = 0; k < samples; k++)
             q[k] = c->s[V_FFI][k] > 0 ? c->s[v][k] / c->s[V_FFI][k] : 0;
         st[v].ratio = base > 0 ? st[v].median_ns / base : 0;
-        st[v].paired = median(q, samples, NULL);
+        st[v].paired = bench_median(q, samples, NULL);
     }
 }
 

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 const char *bench_name = "bench";
@@ -35,4 +36,32 @@ bench_now_ns(void)
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
         bench_die("clock_gettime(CLOCK_MONOTONIC) failed");
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+double
+bench_per_call(uint64_t t0, uint64_t t1, size_t iters)
+{
+    return (double)(t1 - t0) / (double)iters;
+}
+
+static int
+cmp_double(const void *pa, const void *pb)
+{
+    double x = *(const double *)pa, y = *(const double *)pb;
+    return (x > y) - (x < y);
+}
+
+double
+bench_median(const double *v, size_t n, double *min)
+{
+    double *s = malloc(n * sizeof *s);
+    if (!s)
+        bench_die("out of memory");
+    memcpy(s, v, n * sizeof *s);
+    qsort(s, n, sizeof *s, cmp_double);
+    if (min)
+        *min = s[0];
+    double m = s[n / 2];
+    free(s);
+    return m;
 }

@@ -5,6 +5,7 @@
 #ifndef CAPFFI_BENCH_UTIL_H
 #define CAPFFI_BENCH_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <capffi.h>
@@ -22,5 +23,12 @@ _Noreturn void bench_die_capffi(const capffi_ctx *ctx, const char *what,
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
+
+/* Nanoseconds per iteration of a loop timed from t0 to t1. */
+double bench_per_call(uint64_t t0, uint64_t t1, size_t iters);
+
+/* The median of v[0..n-1] (n > 0; v is not reordered); *min, when not
+ * NULL, gets the smallest. */
+double bench_median(const double *v, size_t n, double *min);
 
 #endif

@@ -21,5 +21,7 @@
 #include "capffi/buf.h"
 #include "capffi/ptr.h"
 #include "capffi/view.h"
+#include "capffi/cb.h"
+#include "capffi/loop.h"
 
 #endif

@@ -17,4 +17,4 @@ echo
 echo "The same trail as JSON Lines: $audit ($(wc -l <"$audit") events). The first:"
 head -n 1 "$audit"
 echo
-echo "C versions of the story: build/examples/token_story, build/examples/system_libs"
+echo "In C: build/examples/token_story, build/examples/system_libs, build/examples/memory, build/examples/callbacks"

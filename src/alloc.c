@@ -3,6 +3,7 @@
  */
 #include "internal.h"
 
+#include <ffi.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -116,6 +117,23 @@ capffi__secure_free(void *p)
     if (p) {
         atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
         sodium_free(p);
+    }
+}
+
+void *
+capffi__closure_alloc(void **code)
+{
+    if (should_fail())
+        return NULL;
+    return counted(ffi_closure_alloc(sizeof(ffi_closure), code));
+}
+
+void
+capffi__closure_free(void *closure)
+{
+    if (closure) {
+        atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+        ffi_closure_free(closure);
     }
 }
 

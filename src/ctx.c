@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "cb.h"
 #include "fn.h"
 #include "sig.h"
 #include "token.h"
@@ -51,6 +52,10 @@ capffi_ctx_new(capffi_ctx **out, const capffi_options *opts)
     rc = capffi__perm_init(ctx, &ctx->perm, opts);
     if (rc)
         goto fail;
+    rc = capffi__loop_init(ctx,
+                           opts && (opts->flags & CAPFFI_OPT_LEND_OWNER) != 0);
+    if (rc)
+        goto fail;
     *out = ctx;
     return CAPFFI_OK;
 
@@ -75,15 +80,21 @@ capffi_ctx_free(capffi_ctx *ctx)
 {
     if (!ctx)
         return;
+    capffi__loop_shutdown(ctx);
+    /* Closed first: a library's destructor that calls one back while it is
+     * unloaded below gets the default result, from mapped code. */
+    capffi__cb_close_all(ctx);
     capffi__view_free_all(ctx);
     capffi__fn_free_all(ctx);
     capffi__lib_free_all(ctx);
     capffi__buf_free_all(ctx);
+    capffi__cb_free_all(ctx);
     capffi__token_free_all(ctx);
     capffi__type_free_all(ctx);
     capffi__perm_fini(&ctx->perm);
     capffi__secure_free(ctx->secret);
     capffi__audit_fini(&ctx->audit);
+    capffi__loop_fini(ctx);
     pthread_mutex_destroy(&ctx->tok_lock);
     capffi__free(ctx);
 }

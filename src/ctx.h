@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "buf.h"
 #include "internal.h"
+#include "loop.h"
 #include "perm.h"
 
 struct capffi__tok;
@@ -40,6 +41,9 @@ struct capffi_ctx {
     struct capffi_buf *bufs;
     struct capffi__bufq bufq; /* dead buffers, to recognise a second free */
     struct capffi_view *views;
+    struct capffi_cb *cbs; /* cb.c: never freed before the context */
+
+    struct capffi__loop loop; /* loop.c: work for the owner thread */
 
     /* Named struct types (type.c), owner thread only. */
     struct capffi__named *types;
@@ -53,11 +57,13 @@ CAPFFI__HIDDEN void capffi__lib_free_all(capffi_ctx *ctx);
 /* Free every view of the context (view.c). */
 CAPFFI__HIDDEN void capffi__view_free_all(capffi_ctx *ctx);
 
-/* True on the context's owner thread. */
+/* True on the context's owner thread, or on a thread that acts for it
+ * while the owner lends the host (CAPFFI_OPT_LEND_OWNER, loop.c). */
 static inline bool
 capffi__ctx_on_owner(const capffi_ctx *ctx)
 {
-    return pthread_equal(ctx->owner, pthread_self()) != 0;
+    return pthread_equal(ctx->owner, pthread_self()) != 0 ||
+           (ctx->loop.lend && capffi__loop_acting(ctx));
 }
 
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "cb.h"
 #include "ctx.h"
 
 #define FN_FLAGS                                                               \
@@ -58,6 +59,8 @@ arg_op(enum capffi__kind k, bool wrap)
         return ARG_BUFFER;
     case CAPFFI__STRUCT:
         return ARG_STRUCT;
+    case CAPFFI__FUNCTION:
+        return ARG_FUNCTION;
     default: /* bool (a C bool is 0 or 1), 64-bit, floats, pointers */
         return ARG_DIRECT;
     }
@@ -126,7 +129,8 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
             fn->big_struct_args = true;
         uint8_t op = arg_op(s->args[i]->kind, flags & CAPFFI_FN_WRAP);
         fn->arg_op[i] = op;
-        fn->convert_args |= op == ARG_BUFFER || op == ARG_STRUCT;
+        fn->convert_args |=
+            op == ARG_BUFFER || op == ARG_STRUCT || op == ARG_FUNCTION;
         if (op >= ARG_I8 && op <= ARG_U32) {
             unsigned bits = (unsigned)s->args[i]->size * 8;
             bool is_signed = op == ARG_I8 || op == ARG_I16 || op == ARG_I32;
@@ -138,7 +142,11 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
     }
     fn->ret_struct = s->ret->kind == CAPFFI__STRUCT;
     fn->ret_op = ret_op(s->ret->kind);
-    fn->raw_slow = fn->big_struct_args || (flags & CAPFFI_FN_ERRNO);
+    if (ctx->loop.lend)
+        flags |= CAPFFI__FN_LEND;
+    fn->raw_slow = fn->big_struct_args || (flags & CAPFFI_FN_ERRNO) ||
+                   (flags & CAPFFI__FN_LEND);
+    fn->magic = CAPFFI__FN_MAGIC;
     fn->code = code;
     fn->flags = flags;
     fn->ctx = ctx;
@@ -155,6 +163,7 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
 static void
 fn_release(capffi_fn *fn)
 {
+    fn->magic = 0;
     capffi__sig_free(&fn->sig);
     capffi__free(fn);
 }
@@ -327,8 +336,9 @@ out_of_range(const capffi_fn *fn, size_t i, const capffi_value *v)
 }
 
 /*
- * Convert argument i when it is a buffer (its bytes into slot) or a struct
- * (its pointer into av, after a size check).
+ * Convert argument i when it is a buffer (its bytes into slot), a function
+ * handle (its code into slot) or a struct (its pointer into av, after a
+ * size check).
  */
 static int
 convert_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
@@ -337,6 +347,10 @@ convert_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
     if (fn->arg_op[i] == ARG_BUFFER) {
         *av = slot;
         return capffi__buf_arg(fn->ctx, v->buf, slot);
+    }
+    if (fn->arg_op[i] == ARG_FUNCTION) {
+        *av = slot;
+        return capffi__handle_code(fn->ctx, v->p, i + 1, slot);
     }
     if (fn->arg_op[i] != ARG_STRUCT)
         return CAPFFI_OK;
@@ -406,7 +420,29 @@ narrow(uint8_t op, const union rbuf *r, capffi_value *ret)
     }
 }
 
-/* The rest of a call that returns a struct or captures errno. */
+/*
+ * The native call of the careful paths: with errno captured, and with the
+ * host lent to other threads' callbacks meanwhile (CAPFFI_OPT_LEND_OWNER)
+ * when this thread holds it.
+ */
+static inline __attribute__((always_inline)) void
+native_call(capffi_fn *fn, void *ret, void **av)
+{
+    struct capffi__hold h;
+    bool lent = (fn->flags & CAPFFI__FN_LEND) && capffi__loop_lend(fn->ctx, &h);
+    if (fn->flags & CAPFFI_FN_ERRNO) {
+        errno = 0;
+        ffi_call(&fn->cif, FFI_FN(fn->code), ret, av);
+        last_errno = errno;
+    } else {
+        ffi_call(&fn->cif, FFI_FN(fn->code), ret, av);
+    }
+    if (lent)
+        capffi__loop_reclaim(fn->ctx, &h);
+}
+
+/* The rest of a call that returns a struct, captures errno or lends the
+ * host. */
 static __attribute__((noinline)) int
 call_careful(capffi_fn *fn, void **av, capffi_value *ret)
 {
@@ -422,13 +458,7 @@ call_careful(capffi_fn *fn, void **av, capffi_value *ret)
         if (size > sizeof r.bytes)
             rp = ret->agg.ptr;
     }
-    if (fn->flags & CAPFFI_FN_ERRNO) {
-        errno = 0;
-        ffi_call(&fn->cif, FFI_FN(fn->code), rp, av);
-        last_errno = errno;
-    } else {
-        ffi_call(&fn->cif, FFI_FN(fn->code), rp, av);
-    }
+    native_call(fn, rp, av);
     if (fn->ret_struct) {
         if (rp == (void *)&r)
             memcpy(ret->agg.ptr, r.bytes, fn->sig.ret->size);
@@ -467,7 +497,8 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
                 return rc;
         }
     }
-    if (CAPFFI__UNLIKELY(fn->ret_struct || (fn->flags & CAPFFI_FN_ERRNO)))
+    if (CAPFFI__UNLIKELY(fn->ret_struct ||
+                         (fn->flags & (CAPFFI_FN_ERRNO | CAPFFI__FN_LEND))))
         return call_careful(fn, av, ret);
     union rbuf r;
     ffi_call(&fn->cif, FFI_FN(fn->code), &r, av);
@@ -476,8 +507,9 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
     return CAPFFI_OK;
 }
 
-/* call_raw with large struct arguments, capturing errno, or with a NULL
- * ret or args: kept out of the common path so that path needs no frame. */
+/* call_raw with large struct arguments, capturing errno, lending the host,
+ * or with a NULL ret or args: kept out of the common path so that path
+ * needs no frame. */
 static __attribute__((noinline)) int
 call_raw_careful(capffi_fn *fn, void **args, void *ret)
 {
@@ -498,13 +530,7 @@ call_raw_careful(capffi_fn *fn, void **args, void *ret)
             av[i] = args[i];
         args = av;
     }
-    if (fn->flags & CAPFFI_FN_ERRNO) {
-        errno = 0;
-        ffi_call(&fn->cif, FFI_FN(fn->code), ret, args);
-        last_errno = errno;
-    } else {
-        ffi_call(&fn->cif, FFI_FN(fn->code), ret, args);
-    }
+    native_call(fn, ret, args);
     return CAPFFI_OK;
 }
 

@@ -29,8 +29,13 @@ enum capffi__arg_op {
     ARG_I32,
     ARG_U32,
     ARG_BUFFER,
-    ARG_STRUCT
+    ARG_STRUCT,
+    ARG_FUNCTION /* a capffi_cb or capffi_fn handle: its code is passed */
 };
+
+/* Internal bit of capffi_fn.flags: the context lends the host around the
+ * call (CAPFFI_OPT_LEND_OWNER), so the call takes the careful path. */
+#define CAPFFI__FN_LEND 0x80000000u
 
 /* How the result is moved from libffi's buffer into capffi_value. */
 enum capffi__ret_op {
@@ -47,13 +52,14 @@ enum capffi__ret_op {
 };
 
 struct capffi_fn {
+    uint32_t magic; /* CAPFFI__FN_MAGIC (cb.h): `function` values tell */
     ffi_cif cif;
     void *code;
     const atomic_int *state; /* the library's, or own_state */
     uint32_t flags;
     bool big_struct_args; /* libffi rewrites avalue for these */
     bool ret_struct;
-    bool convert_args;               /* some argument is a buffer or a struct */
+    bool convert_args;               /* buffer, struct or function args */
     bool raw_slow;                   /* call_raw needs its careful path */
     uint8_t ret_op;                  /* enum capffi__ret_op */
     uint8_t arg_op[CAPFFI_MAX_ARGS]; /* enum capffi__arg_op */

@@ -15,6 +15,12 @@
 #include "capffi.h"
 
 #define CAPFFI__HIDDEN __attribute__((visibility("hidden")))
+/*
+ * Thread-locals read on the callback path: initial-exec, so reading one is
+ * one instruction instead of a call into the dynamic linker. They are a
+ * few bytes, well within the static TLS a dlopen'ed library may use.
+ */
+#define CAPFFI__TLS_FAST __attribute__((tls_model("initial-exec")))
 
 #if defined(__GNUC__)
 #define CAPFFI__PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -40,6 +46,11 @@ CAPFFI__HIDDEN char *capffi__strdup(const char *s);
 /* Guarded memory for secrets (sodium_malloc), under the same hook. */
 CAPFFI__HIDDEN void *capffi__secure_alloc(size_t n);
 CAPFFI__HIDDEN void capffi__secure_free(void *p);
+
+/* A libffi closure (writable address; *code gets the executable one),
+ * under the same hook. */
+CAPFFI__HIDDEN void *capffi__closure_alloc(void **code);
+CAPFFI__HIDDEN void capffi__closure_free(void *closure);
 
 /*
  * Test hook: the next n allocations succeed, the one after fails, and all

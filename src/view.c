@@ -240,6 +240,24 @@ capffi_view_new(capffi_view **out, capffi_ctx *ctx, const capffi_token *tok,
                        out);
 }
 
+/* The owner-thread and argument checks of the views made without a token
+ * (capffi_view_of_buf, capffi_view_sub): no unbounded flag there. */
+static int
+derive_args(capffi_ctx *ctx, capffi_view **out, uint32_t access, const char *fn)
+{
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "%s called off the owner thread", fn);
+    if (!out)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
+    if (!(access & VIEW_ACCESS) || (access & ~VIEW_ACCESS))
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "access 0x%x: give CAPFFI_VIEW_READ and/or "
+                            "CAPFFI_VIEW_WRITE",
+                            access);
+    return CAPFFI_OK;
+}
+
 int
 capffi_view_of_buf(capffi_view **out, capffi_buf *buf, uint32_t access)
 {
@@ -249,16 +267,8 @@ capffi_view_of_buf(capffi_view **out, capffi_buf *buf, uint32_t access)
     if (rc)
         return rc;
     capffi_ctx *ctx = buf->ctx;
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "capffi_view_of_buf called off the owner thread");
-    if (!out)
-        return capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
-    if (!(access & VIEW_ACCESS) || (access & ~VIEW_ACCESS))
-        return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "access 0x%x: give CAPFFI_VIEW_READ and/or "
-                            "CAPFFI_VIEW_WRITE",
-                            access);
+    if ((rc = derive_args(ctx, out, access, "capffi_view_of_buf")))
+        return rc;
     capffi_view *v = alloc_view(ctx, buf->data, buf->len, access);
     if (!v)
         return CAPFFI_ENOMEM;
@@ -398,62 +408,48 @@ capffi_view_get(capffi_value *out, const capffi_view *v, size_t off,
         out->u64 = 0;
         return rc;
     }
+    /* Load the bytes (constant sizes keep each memcpy inline), then give
+     * them their type: every member starts at offset 0, little-endian. */
     const unsigned char *p = v->base + off;
+    uint64_t raw;
+    switch (t->size) {
+    case 1:
+        raw = *p;
+        break;
+    case 2: {
+        uint16_t x;
+        memcpy(&x, p, 2);
+        raw = x;
+        break;
+    }
+    case 4: {
+        uint32_t x;
+        memcpy(&x, p, 4);
+        raw = x;
+        break;
+    }
+    default:
+        memcpy(&raw, p, 8);
+    }
     capffi_value r = { .u64 = 0 };
     switch (t->kind) {
     case V_BOOL:
-        r.b = *p != 0;
+        r.b = raw != 0;
         break;
     case V_INT:
-        switch (t->size) {
-        case 1:
-            r.i64 = (int8_t)*p;
-            break;
-        case 2: {
-            int16_t x;
-            memcpy(&x, p, 2);
-            r.i64 = x;
-            break;
+        if (t->size < 8) { /* sign-extend */
+            uint64_t m = UINT64_C(1) << (t->size * 8 - 1);
+            raw = (raw ^ m) - m;
         }
-        case 4: {
-            int32_t x;
-            memcpy(&x, p, 4);
-            r.i64 = x;
-            break;
-        }
-        default:
-            memcpy(&r.i64, p, 8);
-        }
+        r.u64 = raw;
         break;
-    case V_UINT:
-        switch (t->size) {
-        case 1:
-            r.u64 = *p;
-            break;
-        case 2: {
-            uint16_t x;
-            memcpy(&x, p, 2);
-            r.u64 = x;
-            break;
-        }
-        case 4: {
-            uint32_t x;
-            memcpy(&x, p, 4);
-            r.u64 = x;
-            break;
-        }
-        default:
-            memcpy(&r.u64, p, 8);
-        }
+    case V_F32: {
+        uint32_t bits = (uint32_t)raw;
+        memcpy(&r.f32, &bits, 4);
         break;
-    case V_F32:
-        memcpy(&r.f32, p, 4);
-        break;
-    case V_F64:
-        memcpy(&r.f64, p, 8);
-        break;
-    default:
-        memcpy(&r.p, p, sizeof r.p);
+    }
+    default: /* unsigned, f64, pointers */
+        r.u64 = raw;
     }
     *out = r;
     return CAPFFI_OK;
@@ -572,22 +568,15 @@ capffi_view_sub(capffi_view **out, const capffi_view *v, size_t off, size_t len,
     if (!v || v->magic != VIEW_MAGIC)
         return capffi__fail(NULL, CAPFFI_EINVAL, "not a live capffi_view");
     capffi_ctx *ctx = v->ctx;
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "capffi_view_sub called off the owner thread");
-    if (!out)
-        return capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
-    if (!(access & VIEW_ACCESS) || (access & ~VIEW_ACCESS))
-        return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "access 0x%x: give CAPFFI_VIEW_READ and/or "
-                            "CAPFFI_VIEW_WRITE",
-                            access);
+    int rc = derive_args(ctx, out, access, "capffi_view_sub");
+    if (rc)
+        return rc;
     if (access & ~v->access)
         return refuse(v, CAPFFI_EPERM, CAPFFI_REASON_WIDEN, off, len,
                       "a sub-view cannot be %s: the view is %s",
                       access_text(access), access_text(v->access));
     /* Any access the view has: only the bounds and state matter here. */
-    int rc = check(v, v->access & VIEW_ACCESS, off, len);
+    rc = check(v, v->access & VIEW_ACCESS, off, len);
     if (rc)
         return rc;
     capffi_view *sub = alloc_view(ctx, v->base + off, len, access);

@@ -137,3 +137,52 @@ add_i32(capffi_fn *fn, int32_t a, int32_t b, int *rc)
     *rc = capffi_fn_call(fn, args, &r);
     return (int32_t)r.i64;
 }
+
+capffi_fn *
+bind_sym(capffi_lib *lib, const char *sym, const char *sig)
+{
+    capffi_fn *fn = NULL;
+    int rc = capffi_lib_bind(&fn, lib, sym, sig, 0);
+    if (rc)
+        fail_msg("bind %s %s: %s", sym, sig, capffi_err_name(rc));
+    return fn;
+}
+
+bool
+value_same(char kind, const capffi_value *a, const capffi_value *b)
+{
+    switch (kind) {
+    case 'b':
+        return a->b == b->b;
+    case 'i':
+        return a->i64 == b->i64;
+    case 'u':
+        return a->u64 == b->u64;
+    case 'f':
+        return a->f32 == b->f32;
+    case 'd':
+        return a->f64 == b->f64;
+    case 's':
+        return a->str == b->str;
+    default:
+        return a->p == b->p;
+    }
+}
+
+capffi_cb_status
+cb_status(capffi_cb *cb)
+{
+    capffi_cb_status st;
+    assert_ok(capffi_cb_take_status(&st, cb));
+    return st;
+}
+
+unop_fn
+cb_unop(const capffi_cb *cb)
+{
+    unop_fn fn;
+    void *code = capffi_cb_code(cb);
+    assert_non_null(code);
+    memcpy(&fn, &code, sizeof fn);
+    return fn;
+}

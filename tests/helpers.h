@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +49,18 @@ void copy_file(const char *src, const char *dst, unsigned mode);
 capffi_token mint(capffi_ctx *ctx, const char *label, uint32_t rights);
 /* Call an "(i32, i32) -> i32" function; *rc gets capffi_fn_call's code. */
 int32_t add_i32(capffi_fn *fn, int32_t a, int32_t b, int *rc);
+/* Bind sym in lib with sig (no flags), or fail the test. */
+capffi_fn *bind_sym(capffi_lib *lib, const char *sym, const char *sig);
+/*
+ * Whether two values are equal in the member a kind letter names: b (b),
+ * i (i64), u (u64), f (f32), d (f64), s (str), anything else p.
+ */
+bool value_same(char kind, const capffi_value *a, const capffi_value *b);
+/* A callback's status, read and reset (capffi_cb_take_status must work). */
+capffi_cb_status cb_status(capffi_cb *cb);
+/* The code of an "(i32) -> i32" callback, as native code calls it. */
+typedef int32_t (*unop_fn)(int32_t);
+unop_fn cb_unop(const capffi_cb *cb);
 
 /* A context with the given flags and allow/deny lists (NULL-terminated). */
 capffi_ctx *ctx_with(uint32_t flags, const char *const *allow,

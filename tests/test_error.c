@@ -16,7 +16,7 @@ error_every_code_has_a_name_and_message(void **state)
 #undef ROW
     };
     size_t n = sizeof table / sizeof table[0];
-    assert_int_equal(n, 17);
+    assert_int_equal(n, 18);
     for (size_t i = 0; i < n; i++) {
         /* Codes are 0, -1, -2, ... with no gaps: numbers never change. */
         assert_int_equal(table[i].code, -(int)i);
@@ -37,6 +37,7 @@ error_pinned_values(void **state)
     assert_int_equal(CAPFFI_ETOKEN, -4);
     assert_int_equal(CAPFFI_EREVOKED, -5);
     assert_int_equal(CAPFFI_EDLOPEN, -16);
+    assert_int_equal(CAPFFI_ECALLBACK, -17);
     assert_string_equal(capffi_strerror(CAPFFI_EPERM), "permission denied");
 }
 

@@ -230,6 +230,71 @@ oom_recorder(void **state)
     capffi_ctx_free(ctx);
 }
 
+static void
+oom_handler(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    (void)payload;
+    ret->str = args[1].i64 ? "yes" : "no";
+}
+
+static int
+op_cb_new(struct fx *f, capffi_ctx *ctx, void *arg)
+{
+    (void)f;
+    const capffi_token *tok = arg;
+    char text[] = "fallback";
+    capffi_value d;
+    d.str = text;
+    capffi_cb_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = CAPFFI_CB_THREADSAFE;
+    o.result = &d;
+    capffi_cb *cb = (capffi_cb *)&cb;
+    int rc = capffi_cb_new_opts(&cb, ctx, tok, "({ i32, f64 }, i32) -> cstring",
+                                oom_handler, NULL, &o);
+    if (rc) {
+        assert_null(cb);
+        return rc;
+    }
+    struct pair {
+        int32_t a;
+        double b;
+    } p = { 1, 2.0 };
+    const char *(*code)(struct pair, int32_t);
+    void *c = capffi_cb_code(cb);
+    memcpy(&code, &c, sizeof code);
+    assert_string_equal(code(p, 1), "yes");
+    capffi_cb_close(cb);
+    assert_string_equal(code(p, 1), "fallback");
+    return rc;
+}
+
+static int
+op_cb_new_struct(struct fx *f, capffi_ctx *ctx, void *arg)
+{
+    (void)f;
+    capffi_cb *cb = NULL;
+    int rc = capffi_cb_new(&cb, ctx, arg, "(i64) -> { i64, i64, i64 }",
+                           oom_handler, NULL, 0);
+    if (rc)
+        assert_null(cb);
+    return rc;
+}
+
+static void
+oom_cb_new(void **state)
+{
+    struct fx *f = *state;
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    assert_ok(capffi_audit_set_sink(ctx, ignore_event, NULL));
+    capffi_token t = mint(ctx, "oom-cb", CAPFFI_RIGHT_CALLBACK);
+    /* The closure, the callback, its signature's arena, the default's
+     * copies: each may fail. */
+    assert_true(each_failure(f, ctx, op_cb_new, &t, NULL) >= 4);
+    assert_true(each_failure(f, ctx, op_cb_new_struct, &t, NULL) >= 3);
+    capffi_ctx_free(ctx);
+}
+
 int
 main(void)
 {
@@ -239,6 +304,7 @@ main(void)
         T(oom_token_operations),
         T(oom_perm_revoke_fails_closed),
         T(oom_recorder),
+        T(oom_cb_new),
 #undef T
     };
     return RUN_TESTS("oom", tests);

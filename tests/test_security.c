@@ -353,6 +353,23 @@ call_view_new(capffi_ctx *ctx, const capffi_token *t)
 }
 
 static void
+no_op_handler(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    (void)payload;
+    (void)args;
+    (void)ret;
+}
+
+static int
+call_cb_new(capffi_ctx *ctx, const capffi_token *t)
+{
+    capffi_cb *cb = NULL;
+    int rc = capffi_cb_new(&cb, ctx, t, "() -> void", no_op_handler, NULL, 0);
+    capffi_cb_close(cb);
+    return rc;
+}
+
+static void
 security_every_token_taking_function_verifies(void **state)
 {
     struct fx *f = *state;
@@ -367,6 +384,7 @@ security_every_token_taking_function_verifies(void **state)
         { "capffi_ptr_of", call_ptr_of, CAPFFI_EREVOKED },
         { "capffi_ptr_from_addr", call_ptr_from_addr, CAPFFI_EREVOKED },
         { "capffi_view_new", call_view_new, CAPFFI_EREVOKED },
+        { "capffi_cb_new", call_cb_new, CAPFFI_EREVOKED },
     };
     capffi_token revoked;
     assert_ok(capffi_token_attenuate(&revoked, f->ctx, &f->tok, NULL));
@@ -394,6 +412,7 @@ security_every_token_taking_function_verifies(void **state)
     assert_ok(call_ptr_of(f->ctx, &f->tok));
     assert_ok(call_ptr_from_addr(f->ctx, &f->tok));
     assert_ok(call_view_new(f->ctx, &f->tok));
+    assert_ok(call_cb_new(f->ctx, &f->tok));
     assert_ok(call_check(f->ctx, &f->tok));
     assert_ok(call_attenuate(f->ctx, &f->tok));
     assert_ok(call_info(f->ctx, &f->tok));

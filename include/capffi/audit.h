@@ -46,7 +46,9 @@ CAPFFI_BEGIN_DECLS
     X(PTR_FROM_ADDR, "ptr.from_addr")                                          \
     X(VIEW_NEW, "view.new")                                                    \
     X(VIEW_ACCESS, "view.access")                                              \
-    X(BUF_FREE, "buf.free")
+    X(BUF_FREE, "buf.free")                                                    \
+    X(CB_CLOSE, "cb.close")                                                    \
+    X(CTX_POLL, "ctx.poll")
 
 /** What an event is about. */
 typedef enum capffi_op {

@@ -43,6 +43,8 @@ typedef struct capffi_fn capffi_fn;
 typedef struct capffi_buf capffi_buf;
 /** A bounded window on memory, with read and/or write access. Opaque. */
 typedef struct capffi_view capffi_view;
+/** A callback: a C function pointer that runs a host handler. Opaque. */
+typedef struct capffi_cb capffi_cb;
 
 /**
  * A capability token. A value, not a handle: copy it, store it, pass it.

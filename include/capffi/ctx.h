@@ -30,8 +30,19 @@ CAPFFI_BEGIN_DECLS
  * deno#15511. DLOPEN_GLOBAL is never carried by path grants.
  */
 #define CAPFFI_OPT_PATHS_ONLY 0x2u
+/**
+ * Lend the host to thread-safe callbacks while the owner thread is inside a
+ * native call made through capffi_fn_call or capffi_fn_call_raw: such a
+ * callback, invoked on another thread, then runs on that thread (one at a
+ * time, never while the owner thread runs host code) instead of waiting for
+ * capffi_ctx_poll. Without it, an owner blocked in a native call that waits
+ * for a thread which calls back deadlocks (or times out). Enable it only if
+ * the host's handlers may run on any thread, one at a time: see
+ * docs/callbacks.md, "Lending the host".
+ */
+#define CAPFFI_OPT_LEND_OWNER 0x4u
 /** The union of the valid CAPFFI_OPT_* bits. */
-#define CAPFFI_OPT__ALL 0x3u
+#define CAPFFI_OPT__ALL 0x7u
 
 /**
  * The prompt hook, asked by capffi_perm_request when a permission is

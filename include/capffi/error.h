@@ -30,14 +30,15 @@ CAPFFI_BEGIN_DECLS
     X(ECLOSED, -13, "resource closed")                                         \
     X(ECANCELED, -14, "operation canceled")                                    \
     X(ETIMEDOUT, -15, "timed out")                                             \
-    X(EDLOPEN, -16, "dynamic loader error")
+    X(EDLOPEN, -16, "dynamic loader error")                                    \
+    X(ECALLBACK, -17, "callback handler failed")
 
 /** Error codes. */
 typedef enum capffi_error {
 #define CAPFFI__ERR_ENUM(name, value, msg) CAPFFI_##name = (value),
     CAPFFI_ERRNO_MAP(CAPFFI__ERR_ENUM)
 #undef CAPFFI__ERR_ENUM
-        CAPFFI__ERR_LAST = -17
+        CAPFFI__ERR_LAST = -18
 } capffi_error;
 
 /**

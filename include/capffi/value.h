@@ -23,7 +23,9 @@ CAPFFI_BEGIN_DECLS
  * | u8 u16 u32 u64 usize                   | u64    |
  * | f32                                    | f32    |
  * | f64                                    | f64    |
- * | pointer, function, *NAME               | p      |
+ * | pointer, *NAME                         | p      |
+ * | function (argument)                    | cb, fn |
+ * | function (result)                      | p      |
  * | cstring                                | str    |
  * | buffer                                 | buf    |
  * | struct ({...} or NAME)                 | agg    |
@@ -37,6 +39,13 @@ CAPFFI_BEGIN_DECLS
  * must equal the declared size (CAPFFI_ETYPE otherwise). A struct result
  * is written to caller-owned memory: set `agg.ptr` and `agg.len` (at least
  * the declared size) before the call.
+ *
+ * A `function` argument is a handle, never a raw address: a capffi_cb
+ * (`cb`, its code is passed), a capffi_fn (`fn`, its code is passed; make
+ * one from a raw address with capffi_fn_from_ptr, which needs
+ * CAPFFI_RIGHT_FNPTR) or NULL. Anything else is CAPFFI_EINVAL; a closed or
+ * revoked handle is CAPFFI_ECLOSED or CAPFFI_EREVOKED. A `function` result
+ * is the raw address, in `p`.
  */
 typedef union capffi_value {
     bool b;
@@ -47,6 +56,8 @@ typedef union capffi_value {
     void *p;
     const char *str;
     capffi_buf *buf;
+    const capffi_cb *cb;
+    const capffi_fn *fn;
     struct {
         void *ptr;
         size_t len;

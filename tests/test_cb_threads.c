@@ -1,0 +1,543 @@
+/*
+ * test_cb_threads.c - callbacks invoked on other threads: queued to the
+ * owner and run in capffi_ctx_poll, refused without CAPFFI_CB_THREADSAFE,
+ * timing out when the owner never polls, run on the calling thread while
+ * the owner lends the host (CAPFFI_OPT_LEND_OWNER), never two at once nor
+ * concurrently with the owner (C3), racing revocation (T7), and a context
+ * freed while a thread waits (suites: security, threads, cb). Also run
+ * under ThreadSanitizer.
+ *
+ * Handlers never call cmocka: they may run on other threads, so they
+ * count what they see and the owner thread asserts afterwards.
+ */
+#include "helpers.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "fixture.h"
+
+struct fx {
+    capffi_ctx *ctx;
+    capffi_token tok;
+    capffi_lib *lib;
+    capffi_fn *start, *done, *join, *call, *calls, *nop;
+};
+
+static struct fx *
+fx_new(uint32_t flags)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    f->ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL | flags, NULL, NULL);
+    assert_ok(capffi_token_new(&f->tok, f->ctx, "threads", NULL));
+    assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok,
+                              env_path("CAPFFI_FIXTURE"), 0));
+    assert_ok(capffi_audit_record(f->ctx, 4096));
+    f->start =
+        bind_sym(f->lib, "fx_thread_start", "(function, i32) -> pointer");
+    f->done = bind_sym(f->lib, "fx_thread_done", "(pointer) -> i32");
+    f->join = bind_sym(f->lib, "fx_thread_join", "(pointer) -> i64");
+    f->call = bind_sym(f->lib, "fx_thread_call", "(function, i32) -> i64");
+    f->calls =
+        bind_sym(f->lib, "fx_threads_call", "(function, i32, i32) -> i64");
+    f->nop = bind_sym(f->lib, "fx_nop", "() -> void");
+    return f;
+}
+
+static int
+setup(void **state)
+{
+    *state = fx_new(0);
+    return 0;
+}
+
+static int
+setup_lend(void **state)
+{
+    *state = fx_new(CAPFFI_OPT_LEND_OWNER);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    capffi_ctx_free(f->ctx);
+    free(f);
+    return 0;
+}
+
+/* What handlers observe. */
+struct seen {
+    pthread_t owner;
+    atomic_int calls;
+    atomic_int on_owner;   /* ran on the owner thread */
+    atomic_int inside;     /* handlers running now */
+    atomic_int overlap;    /* a handler found another one running */
+    atomic_int owner_busy; /* the owner thread runs host code now */
+    atomic_int clash;      /* a handler ran while the owner ran host code */
+    atomic_int after;      /* set once a revocation or close returned */
+    atomic_int late;       /* a handler ran after that */
+    capffi_ctx *ctx;
+    const capffi_token *tok;
+    atomic_int acting_fail; /* an owner-only call failed in a handler */
+};
+
+static void
+seen_init(struct seen *s, struct fx *f)
+{
+    memset(s, 0, sizeof *s);
+    s->owner = pthread_self();
+    s->ctx = f->ctx;
+    s->tok = &f->tok;
+}
+
+/* ret = 2x, noting where and with whom it ran. */
+static void
+twice(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    struct seen *s = payload;
+    if (atomic_fetch_add(&s->inside, 1) != 0)
+        atomic_fetch_add(&s->overlap, 1);
+    if (atomic_load(&s->owner_busy))
+        atomic_fetch_add(&s->clash, 1);
+    if (atomic_load(&s->after))
+        atomic_fetch_add(&s->late, 1);
+    if (pthread_equal(pthread_self(), s->owner))
+        atomic_fetch_add(&s->on_owner, 1);
+    atomic_fetch_add(&s->calls, 1);
+    ret->i64 = 2 * args[0].i64;
+    atomic_fetch_sub(&s->inside, 1);
+}
+
+static capffi_cb *
+cb_make(struct fx *f, capffi_cb_fn fn, void *payload, uint32_t flags,
+        int timeout_ms, int32_t dflt)
+{
+    capffi_value d;
+    d.i64 = dflt;
+    capffi_cb_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = flags;
+    o.timeout_ms = timeout_ms;
+    o.result = &d;
+    capffi_cb *cb = NULL;
+    int rc = capffi_cb_new_opts(&cb, f->ctx, &f->tok, "(i32) -> i32", fn,
+                                payload, &o);
+    if (rc)
+        fail_msg("cb_new: %s: %s", capffi_err_name(rc),
+                 capffi_ctx_errmsg(f->ctx));
+    return cb;
+}
+
+/* fx_thread_start(cb, n) through capffi. */
+static void *
+start(struct fx *f, capffi_cb *cb, int32_t n)
+{
+    capffi_value a[2], r;
+    a[0].cb = cb;
+    a[1].i64 = n;
+    assert_ok(capffi_fn_call(f->start, a, &r));
+    assert_non_null(r.p);
+    return r.p;
+}
+
+static bool
+done(struct fx *f, void *t)
+{
+    capffi_value a, r;
+    a.p = t;
+    assert_ok(capffi_fn_call(f->done, &a, &r));
+    return r.i64 != 0;
+}
+
+static int64_t
+join(struct fx *f, void *t)
+{
+    capffi_value a, r;
+    a.p = t;
+    assert_ok(capffi_fn_call(f->join, &a, &r));
+    return r.i64;
+}
+
+/* fx_thread_call(cb, n): the owner blocks in native code meanwhile. */
+static int64_t
+call_blocking(struct fx *f, capffi_cb *cb, int32_t n)
+{
+    capffi_value a[2], r;
+    a[0].cb = cb;
+    a[1].i64 = n;
+    assert_ok(capffi_fn_call(f->call, a, &r));
+    return r.i64;
+}
+
+/* 2 * (0 + 1 + ... + n-1) */
+static int64_t
+twice_sum(int64_t n)
+{
+    return n * (n - 1);
+}
+
+/* ---- queued to the owner ------------------------------------------------ */
+
+/* A fixture thread calls a thread-safe callback 10^4 times while the owner
+ * polls. With lending, the owner's own native calls (fx_thread_done) lend
+ * the host, so some invocations may run on the thread instead. */
+static void
+foreign_calls_while_owner_polls(struct fx *f, bool lend)
+{
+    struct seen s;
+    seen_init(&s, f);
+    capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
+    uint32_t refs;
+    assert_ok(capffi_cb_ref(&refs, cb));
+    void *t = start(f, cb, 10000);
+    size_t polls = 0;
+    while (!done(f, t)) {
+        int rc = capffi_ctx_poll(f->ctx, 100);
+        assert_true(rc == CAPFFI_OK || rc == CAPFFI_ETIMEDOUT);
+        polls++;
+    }
+    assert_true(join(f, t) == twice_sum(10000));
+    assert_int_equal(atomic_load(&s.calls), 10000);
+    if (!lend)
+        assert_int_equal(atomic_load(&s.on_owner), 10000);
+    assert_int_equal(atomic_load(&s.overlap), 0);
+    assert_true(polls > 0);
+    assert_int_equal(cb_status(cb).failures, 0);
+    assert_int_equal(capffi_ctx_keepalive(f->ctx), 1);
+    assert_ok(capffi_cb_unref(&refs, cb));
+    assert_int_equal(capffi_ctx_keepalive(f->ctx), 0);
+}
+
+static void
+cbt_foreign_thread_calls_while_owner_polls(void **state)
+{
+    foreign_calls_while_owner_polls(*state, false);
+}
+
+static void
+cbt_lending_owner_that_polls_gets_every_call(void **state)
+{
+    foreign_calls_while_owner_polls(*state, true);
+}
+
+/* The descriptor turns readable when an invocation is queued, and a poll
+ * without waiting then runs it. */
+static void
+cbt_fd_is_readable_when_work_is_queued(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
+    struct pollfd p = { .fd = capffi_ctx_fd(f->ctx), .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 0), 0);
+    void *t = start(f, cb, 1);
+    assert_int_equal(poll(&p, 1, 60000), 1);
+    assert_int_equal(atomic_load(&s.calls), 0);
+    assert_ok(capffi_ctx_poll(f->ctx, 0));
+    assert_int_equal(atomic_load(&s.calls), 1);
+    assert_true(join(f, t) == 0);
+    /* The thread-safe callback runs directly on the owner thread. */
+    unop_fn code = cb_unop(cb);
+    assert_int_equal(code(21), 42);
+    assert_int_equal(atomic_load(&s.calls), 2);
+    assert_int_equal(atomic_load(&s.on_owner), 2);
+}
+
+static void
+cbt_foreign_thread_without_flag_fails_closed(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    capffi_cb *cb = cb_make(f, twice, &s, 0, 0, -1);
+    assert_true(call_blocking(f, cb, 5) == -5);
+    assert_int_equal(atomic_load(&s.calls), 0);
+    capffi_cb_status st = cb_status(cb);
+    assert_int_equal(st.first, CAPFFI_ETHREAD);
+    assert_int_equal(st.failures, 5);
+    assert_non_null(strstr(st.detail, "CAPFFI_CB_THREADSAFE"));
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_CB_INVOKE, CAPFFI_ETHREAD, NULL),
+        5);
+    capffi_event ev;
+    for (size_t i = 0; capffi_audit_get(&ev, f->ctx, i) == CAPFFI_OK; i++)
+        if (ev.op == CAPFFI_OP_CB_INVOKE)
+            assert_int_equal(ev.reason, CAPFFI_REASON_THREAD);
+}
+
+struct other {
+    struct fx *f;
+    capffi_cb *cb;
+    int poll_rc, ref_rc, status_rc, new_rc;
+};
+
+static void *
+other_thread(void *arg)
+{
+    struct other *o = arg;
+    o->poll_rc = capffi_ctx_poll(o->f->ctx, 0);
+    o->ref_rc = capffi_cb_ref(NULL, o->cb);
+    capffi_cb_status st;
+    o->status_rc = capffi_cb_take_status(&st, o->cb);
+    capffi_cb *cb = NULL;
+    o->new_rc = capffi_cb_new(&cb, o->f->ctx, &o->f->tok, "(i32) -> i32", twice,
+                              NULL, 0);
+    capffi_cb_close(o->cb); /* refused: not the owner */
+    return NULL;
+}
+
+static void
+cbt_owner_functions_refuse_other_threads(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    struct other o;
+    memset(&o, 0, sizeof o);
+    o.f = f;
+    o.cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, other_thread, &o), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(o.poll_rc, CAPFFI_ETHREAD);
+    assert_int_equal(o.ref_rc, CAPFFI_ETHREAD);
+    assert_int_equal(o.status_rc, CAPFFI_ETHREAD);
+    assert_int_equal(o.new_rc, CAPFFI_ETHREAD);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_CTX_POLL, CAPFFI_ETHREAD, NULL),
+        1);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_CB_NEW, CAPFFI_ETHREAD, NULL), 1);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_CB_CLOSE, CAPFFI_ETHREAD, NULL),
+        1);
+    /* The refused close changed nothing. */
+    unop_fn code = cb_unop(o.cb);
+    assert_int_equal(code(4), 8);
+}
+
+/* ---- the blocked owner -------------------------------------------------- */
+
+/* The Deno deadlock: the owner is inside a native call that waits for a
+ * thread, which calls back. Without lending, a timeout fails each
+ * invocation closed and the call returns. */
+static void
+cbt_blocked_owner_times_out_without_lending(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 20, -1);
+    assert_true(call_blocking(f, cb, 3) == -3);
+    assert_int_equal(atomic_load(&s.calls), 0);
+    capffi_cb_status st = cb_status(cb);
+    assert_int_equal(st.first, CAPFFI_ETIMEDOUT);
+    assert_int_equal(st.failures, 3);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_CB_INVOKE, CAPFFI_ETIMEDOUT, NULL),
+        3);
+    /* Nothing stays queued: a poll finds no work to run. */
+    int rc = capffi_ctx_poll(f->ctx, 0);
+    assert_true(rc == CAPFFI_OK || rc == CAPFFI_ETIMEDOUT);
+    assert_int_equal(atomic_load(&s.calls), 0);
+}
+
+/* handler that also uses an owner-thread function: on a lent thread it
+ * acts for the owner. */
+static void
+twice_checking(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    struct seen *s = payload;
+    if (capffi_token_check(s->ctx, s->tok, CAPFFI_RIGHT_CALLBACK, NULL) !=
+        CAPFFI_OK)
+        atomic_fetch_add(&s->acting_fail, 1);
+    twice(payload, args, ret);
+}
+
+static void
+cbt_blocked_owner_lends_the_host(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    capffi_cb *cb = cb_make(f, twice_checking, &s, CAPFFI_CB_THREADSAFE, 0, -1);
+    assert_true(call_blocking(f, cb, 1000) == twice_sum(1000));
+    assert_int_equal(atomic_load(&s.calls), 1000);
+    assert_int_equal(atomic_load(&s.on_owner), 0);
+    assert_int_equal(atomic_load(&s.overlap), 0);
+    assert_int_equal(atomic_load(&s.acting_fail), 0);
+    assert_int_equal(cb_status(cb).failures, 0);
+    /* Back on the owner, the host is the owner's again. */
+    capffi_token t;
+    assert_ok(capffi_token_attenuate(&t, f->ctx, &f->tok, NULL));
+}
+
+/* Several threads call back at once while the owner is blocked: the
+ * handlers run one at a time. */
+static void
+cbt_lent_handlers_never_overlap(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
+    capffi_value a[3], r;
+    a[0].cb = cb;
+    a[1].i64 = 4;
+    a[2].i64 = 500;
+    assert_ok(capffi_fn_call(f->calls, a, &r));
+    assert_true(r.i64 == 4 * twice_sum(500));
+    assert_int_equal(atomic_load(&s.calls), 2000);
+    assert_int_equal(atomic_load(&s.overlap), 0);
+}
+
+/* While the owner runs host code between native calls, a thread's
+ * invocations wait; they run only inside the owner's native calls (lent)
+ * or its polls, never while it runs host code. */
+static void
+cbt_lent_handlers_never_run_with_the_owner(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
+    void *t = start(f, cb, 3000);
+    int rounds = 0;
+    for (;;) {
+        atomic_store(&s.owner_busy, 1);
+        /* Host code: a handler running now would be a violation. */
+        for (volatile int spin = 0; spin < 2000; spin++)
+            ;
+        if (atomic_load(&s.inside) != 0)
+            atomic_fetch_add(&s.clash, 1);
+        atomic_store(&s.owner_busy, 0);
+        assert_ok(capffi_fn_call(f->nop, NULL, NULL)); /* lends */
+        if (++rounds % 8 == 0)
+            capffi_ctx_poll(f->ctx, 0);
+        if (done(f, t))
+            break;
+    }
+    assert_true(join(f, t) == twice_sum(3000));
+    assert_int_equal(atomic_load(&s.calls), 3000);
+    assert_int_equal(atomic_load(&s.clash), 0);
+    assert_int_equal(atomic_load(&s.overlap), 0);
+}
+
+/* ---- revocation and close racing invocations ---------------------------- */
+
+static void
+cbt_revoke_races_foreign_invocations(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    capffi_token t = mint(f->ctx, "raced", CAPFFI_RIGHT_CALLBACK);
+    capffi_cb_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = CAPFFI_CB_THREADSAFE;
+    capffi_cb *cb = NULL;
+    assert_ok(
+        capffi_cb_new_opts(&cb, f->ctx, &t, "(i32) -> i32", twice, &s, &o));
+    void *th = start(f, cb, 4000);
+    bool revoked = false;
+    while (!done(f, th)) {
+        capffi_ctx_poll(f->ctx, 10);
+        if (!revoked && atomic_load(&s.calls) >= 500) {
+            assert_ok(capffi_token_revoke(f->ctx, &t));
+            atomic_store(&s.after, 1);
+            revoked = true;
+        }
+    }
+    int64_t sum = join(f, th);
+    assert_true(revoked);
+    /* Every invocation either ran wholly before the revocation returned
+     * or failed closed (the default, 0) after it. */
+    assert_int_equal(atomic_load(&s.late), 0);
+    int calls = atomic_load(&s.calls);
+    assert_true(calls >= 500 && calls < 4000);
+    assert_true(sum == twice_sum(calls));
+    capffi_cb_status st = cb_status(cb);
+    assert_int_equal(st.first, CAPFFI_EREVOKED);
+    assert_int_equal(st.failures, 4000 - calls);
+}
+
+static void
+cbt_close_while_queued_fails_closed(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -9);
+    void *t = start(f, cb, 1);
+    struct pollfd p = { .fd = capffi_ctx_fd(f->ctx), .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 60000), 1); /* queued */
+    capffi_cb_close(cb);
+    assert_ok(capffi_ctx_poll(f->ctx, 0));
+    assert_true(join(f, t) == -9);
+    assert_int_equal(atomic_load(&s.calls), 0);
+    assert_int_equal(cb_status(cb).first, CAPFFI_ECLOSED);
+}
+
+/* A thread waiting for the owner when the context is freed gets the
+ * default result, and capffi_ctx_free returns. */
+static void
+cbt_context_freed_while_a_thread_waits(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    capffi_ctx *doomed = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_token t = mint(doomed, "doomed", CAPFFI_RIGHT_CALLBACK);
+    capffi_value d;
+    d.i64 = -5;
+    capffi_cb_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = CAPFFI_CB_THREADSAFE;
+    o.result = &d;
+    capffi_cb *cb = NULL;
+    assert_ok(
+        capffi_cb_new_opts(&cb, doomed, &t, "(i32) -> i32", twice, &s, &o));
+    /* The thread is started through f's fixture binding; it calls the
+     * doomed context's callback. */
+    capffi_value a[2], r;
+    capffi_fn *start_raw =
+        bind_sym(f->lib, "fx_thread_start", "(pointer, i32) -> pointer");
+    a[0].p = capffi_cb_code(cb);
+    a[1].i64 = 1;
+    assert_ok(capffi_fn_call(start_raw, a, &r));
+    void *th = r.p;
+    assert_non_null(th);
+    struct pollfd p = { .fd = capffi_ctx_fd(doomed), .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 60000), 1); /* it waits in the queue */
+    capffi_ctx_free(doomed);
+    assert_true(join(f, th) == -5);
+    assert_int_equal(atomic_load(&s.calls), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define L(name) cmocka_unit_test_setup_teardown(name, setup_lend, teardown)
+        T(cbt_foreign_thread_calls_while_owner_polls),
+        T(cbt_fd_is_readable_when_work_is_queued),
+        T(cbt_foreign_thread_without_flag_fails_closed),
+        T(cbt_owner_functions_refuse_other_threads),
+        T(cbt_blocked_owner_times_out_without_lending),
+        L(cbt_blocked_owner_lends_the_host),
+        L(cbt_lent_handlers_never_overlap),
+        L(cbt_lent_handlers_never_run_with_the_owner),
+        T(cbt_revoke_races_foreign_invocations),
+        L(cbt_lending_owner_that_polls_gets_every_call),
+        T(cbt_close_while_queued_fails_closed),
+        T(cbt_context_freed_while_a_thread_waits),
+#undef L
+#undef T
+    };
+    return RUN_TESTS("cb_threads", tests);
+}
