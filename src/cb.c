@@ -767,6 +767,25 @@ capffi_cb_code(const capffi_cb *cb)
     return cb ? cb->code : NULL;
 }
 
+size_t
+capffi_cb_arity(const capffi_cb *cb)
+{
+    return cb ? cb->sig.nargs : 0;
+}
+
+const char *
+capffi_cb_param_type(const capffi_cb *cb, size_t i, size_t *size)
+{
+    return capffi__type_word(cb && i < cb->sig.nargs ? cb->sig.args[i] : NULL,
+                             size);
+}
+
+const char *
+capffi_cb_result_type(const capffi_cb *cb, size_t *size)
+{
+    return capffi__type_word(cb ? cb->sig.ret : NULL, size);
+}
+
 void
 capffi_cb_close(capffi_cb *cb)
 {

@@ -202,34 +202,17 @@ capffi_fn_arity(const capffi_fn *fn)
     return fn ? fn->sig.nargs : 0;
 }
 
-/* The keyword of a declared type; its size into *size when asked. */
-static const char *
-type_keyword(const struct capffi__type *t, size_t *size)
-{
-    if (size)
-        *size = t ? t->size : 0;
-    if (!t)
-        return NULL;
-    switch (t->kind) {
-    case CAPFFI__STRUCT:
-        return "struct";
-    case CAPFFI__TPTR:
-        return "pointer";
-    default:
-        return capffi__type_scalar(t->kind)->name;
-    }
-}
-
 const char *
 capffi_fn_param_type(const capffi_fn *fn, size_t i, size_t *size)
 {
-    return type_keyword(fn && i < fn->sig.nargs ? fn->sig.args[i] : NULL, size);
+    return capffi__type_word(fn && i < fn->sig.nargs ? fn->sig.args[i] : NULL,
+                             size);
 }
 
 const char *
 capffi_fn_result_type(const capffi_fn *fn, size_t *size)
 {
-    return type_keyword(fn ? fn->sig.ret : NULL, size);
+    return capffi__type_word(fn ? fn->sig.ret : NULL, size);
 }
 
 int

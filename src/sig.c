@@ -199,6 +199,23 @@ capffi__type_scalar(enum capffi__kind k)
     return &scalars[k];
 }
 
+const char *
+capffi__type_word(const struct capffi__type *t, size_t *size)
+{
+    if (size)
+        *size = t ? t->size : 0;
+    if (!t)
+        return NULL;
+    switch (t->kind) {
+    case CAPFFI__STRUCT:
+        return "struct";
+    case CAPFFI__TPTR:
+        return "pointer";
+    default:
+        return capffi__type_scalar(t->kind)->name;
+    }
+}
+
 /* ---- types ------------------------------------------------------------ */
 
 static int parse_type(struct parser *p, bool in_struct,

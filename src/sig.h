@@ -75,6 +75,15 @@ capffi__type_scalar(enum capffi__kind k);
 CAPFFI__HIDDEN int capffi__type_keyword(const char *s, size_t n);
 
 /*
+ * The word that describes a declared type to hosts (capffi_fn_param_type,
+ * capffi_cb_param_type): its keyword, "struct" for a struct by value,
+ * "pointer" for *NAME; NULL for NULL. Its size into *size when size is
+ * not NULL (0 for NULL).
+ */
+CAPFFI__HIDDEN const char *capffi__type_word(const struct capffi__type *t,
+                                             size_t *size);
+
+/*
  * Parse a signature into *out (its own arena). CAPFFI_ESIG with "signature
  * byte N: ..." in the message; CAPFFI_ENOMEM.
  */

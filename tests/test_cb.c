@@ -1012,6 +1012,46 @@ cb_many_closed_callbacks_stay_mapped(void **state)
     assert_int_equal(calls, 0);
 }
 
+/* A host's generic handler learns the types it converts from the
+ * callback, as it does for a bound function. */
+static void
+cb_types_describe_the_signature(void **state)
+{
+    struct fx *f = *state;
+    assert_ok(capffi_type_define(f->ctx, "Pair", "{ a: i32, b: i32 }"));
+    capffi_cb *cb =
+        cb_make(f, "(u8, cstring, Pair, *Pair, function, { u8, f64 }) -> Pair",
+                nothing, NULL, 0);
+    size_t size = 99;
+    assert_int_equal(capffi_cb_arity(cb), 6);
+    assert_string_equal(capffi_cb_param_type(cb, 0, &size), "u8");
+    assert_int_equal(size, 1);
+    assert_string_equal(capffi_cb_param_type(cb, 1, NULL), "cstring");
+    assert_string_equal(capffi_cb_param_type(cb, 2, &size), "struct");
+    assert_int_equal(size, 8);
+    assert_string_equal(capffi_cb_param_type(cb, 3, &size), "pointer");
+    assert_int_equal(size, 8);
+    assert_string_equal(capffi_cb_param_type(cb, 4, NULL), "function");
+    assert_string_equal(capffi_cb_param_type(cb, 5, &size), "struct");
+    assert_int_equal(size, 16);
+    assert_null(capffi_cb_param_type(cb, 6, &size));
+    assert_int_equal(size, 0);
+    assert_string_equal(capffi_cb_result_type(cb, &size), "struct");
+    assert_int_equal(size, 8);
+    /* closing changes nothing about what it was declared as */
+    capffi_cb_close(cb);
+    assert_string_equal(capffi_cb_param_type(cb, 0, NULL), "u8");
+
+    cb = cb_make(f, "() -> void", nothing, NULL, 0);
+    assert_int_equal(capffi_cb_arity(cb), 0);
+    assert_null(capffi_cb_param_type(cb, 0, NULL));
+    assert_string_equal(capffi_cb_result_type(cb, &size), "void");
+    assert_int_equal(capffi_cb_arity(NULL), 0);
+    assert_null(capffi_cb_param_type(NULL, 0, &size));
+    assert_int_equal(size, 0);
+    assert_null(capffi_cb_result_type(NULL, NULL));
+}
+
 int
 main(void)
 {
@@ -1033,6 +1073,7 @@ main(void)
         T(cb_closed_callback_fails_closed),
         T(cb_revoked_callback_fails_closed),
         T(cb_many_closed_callbacks_stay_mapped),
+        T(cb_types_describe_the_signature),
 #undef T
     };
     return RUN_TESTS("cb", tests);

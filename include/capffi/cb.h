@@ -23,8 +23,9 @@
  * handlers of one context never run concurrently with each other or with
  * the owner thread's use of the context.
  *
- * Thread safety: capffi_cb_code and capffi_cb_fail, any thread. The rest:
- * owner thread, checked (CAPFFI_ETHREAD).
+ * Thread safety: capffi_cb_code, capffi_cb_fail, capffi_cb_arity and the
+ * type accessors, any thread. The rest: owner thread, checked
+ * (CAPFFI_ETHREAD).
  */
 #ifndef CAPFFI_CB_H
 #define CAPFFI_CB_H
@@ -140,6 +141,31 @@ CAPFFI_API int capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx,
  * Thread safety: any thread.
  */
 CAPFFI_API void *capffi_cb_code(const capffi_cb *cb);
+
+/**
+ * The number of parameters of the callback's signature.
+ * @return the count; 0 for NULL.
+ * Thread safety: any thread (it reads only what creation fixed).
+ */
+CAPFFI_API size_t capffi_cb_arity(const capffi_cb *cb);
+
+/**
+ * The declared type of parameter i (0-based) or of the result, as
+ * capffi_fn_param_type and capffi_fn_result_type describe a bound
+ * function's: so that a host's generic handler can convert the arguments
+ * it receives and the result it stores.
+ * @param size receives the type's size in bytes; may be NULL. 0 when the
+ *             result is NULL.
+ * @return a keyword of the signature language ("bool", "i8" to "u64",
+ *         "isize", "usize", "f32", "f64", "pointer", "buffer",
+ *         "function", "cstring"; "void" for a result), "struct" for a
+ *         struct by value, "pointer" for `*NAME`; NULL when cb is NULL or
+ *         i >= capffi_cb_arity(cb). A static string.
+ * Thread safety: any thread (it reads only what creation fixed).
+ */
+CAPFFI_API const char *capffi_cb_param_type(const capffi_cb *cb, size_t i,
+                                            size_t *size);
+CAPFFI_API const char *capffi_cb_result_type(const capffi_cb *cb, size_t *size);
 
 /**
  * Close a callback: from now on its code fails closed (the default result,
