@@ -5,7 +5,8 @@
  * One file per Lua object type: module.c (the context, the module table,
  * errors, numbers), perm.c (capffi.permissions), audit.c (capffi.audit),
  * token.c (capffi.token), lib.c (libraries and bound functions), buffer.c
- * (capffi.buffer), view.c (views), struct.c (struct values); value.c holds
+ * (capffi.buffer), view.c (views), struct.c (struct values), callback.c
+ * (callbacks and capffi.poll); value.c holds
  * the conversions between Lua values and C scalars that several of them
  * share. docs/lua.md is the Lua-side reference.
  *
@@ -36,6 +37,7 @@
 #define CAPFFI_LUA_BUFFER "capffi.buffer"
 #define CAPFFI_LUA_VIEW "capffi.view"
 #define CAPFFI_LUA_STRUCT "capffi.struct"
+#define CAPFFI_LUA_CALLBACK "capffi.callback"
 #define CAPFFI_LUA_ERROR "capffi.error"
 
 /* Registry keys. */
@@ -52,6 +54,11 @@
  */
 struct capffi_lua__state {
     capffi_ctx *ctx;
+    /* The Lua thread inside a native call or capffi.poll, where callback
+     * handlers run; NULL when none is. */
+    lua_State *L;
+    /* Callback handler failures not yet raised (callback.c). */
+    size_t cb_failures;
 };
 
 /* A token userdata. */
@@ -100,7 +107,11 @@ enum capffi_lua__kind {
     CAPFFI_LUA__POINTER, /* pointer function *NAME: light userdata or nil */
     CAPFFI_LUA__CSTRING,
     CAPFFI_LUA__BUFFER,
-    CAPFFI_LUA__STRUCT /* a string, buffer or struct value of the size */
+    CAPFFI_LUA__STRUCT,  /* a string, buffer or struct value of the size */
+    CAPFFI_LUA__FUNCTION /* a `function` parameter of a bound function: a
+                            callback, a bound function or nil (as a
+                            result, in a view or a struct, `function` is
+                            an address: CAPFFI_LUA__POINTER) */
 };
 
 /* ---- entry points for hosts ------------------------------------------- */
@@ -131,6 +142,10 @@ int luaopen_capffi(lua_State *L);
  * returns; typed int for `return capffi_lua__error(...)`.
  */
 int capffi_lua__error(lua_State *L, int code, const char *fmt, ...)
+    CAPFFI_LUA__PRINTF(3, 4);
+
+/* Push such an error object without raising it. */
+void capffi_lua__error_push(lua_State *L, int code, const char *fmt, ...)
     CAPFFI_LUA__PRINTF(3, 4);
 
 /* Raise the error rc with the context's message, after "what: " when
@@ -200,12 +215,15 @@ void capffi_lua__lib_init(lua_State *L);
 void capffi_lua__buffer_init(lua_State *L);
 void capffi_lua__view_init(lua_State *L);
 void capffi_lua__struct_init(lua_State *L);
+void capffi_lua__callback_init(lua_State *L);
 
 /* Module functions (upvalue 1: the state userdata). */
 int capffi_lua__token_new(lua_State *L);      /* capffi.token */
 int capffi_lua__dlopen_ambient(lua_State *L); /* capffi.dlopen */
 int capffi_lua__buffer_new(lua_State *L);     /* capffi.buffer */
 int capffi_lua__struct_tobytes(lua_State *L); /* capffi.bytes */
+int capffi_lua__poll(lua_State *L);           /* capffi.poll */
+int capffi_lua__keepalive(lua_State *L);      /* capffi.keepalive */
 void capffi_lua__perm_push(lua_State *L);     /* capffi.permissions */
 void capffi_lua__audit_push(lua_State *L);    /* capffi.audit */
 
@@ -262,6 +280,33 @@ struct capffi_lua__view *capffi_lua__view_push(lua_State *L,
 void capffi_lua__struct_push(lua_State *L, struct capffi_lua__state *st,
                              const capffi_fn *fn, int fn_idx, void **mem,
                              size_t *len);
+
+/*
+ * tok:callback(signature, fn [, options]) through tok, with the arguments
+ * at those indices; pushes the callback.
+ */
+int capffi_lua__callback_new(lua_State *L, struct capffi_lua__state *st,
+                             const capffi_token *tok, int sig_idx, int fn_idx,
+                             int opts_idx);
+
+/*
+ * A `function` value at idx as capffi takes it: a callback (v->cb), a
+ * bound function (v->fn) or nil (NULL). Returns false, changing nothing,
+ * for any other value.
+ */
+bool capffi_lua__handle_in(lua_State *L, int idx, capffi_value *v);
+
+/* The capffi_fn of a bound function (a Lua function made by dlopen or
+ * tok:fnptr) at idx, or NULL for any other value. */
+const capffi_fn *capffi_lua__fn_handle(lua_State *L, int idx);
+
+/*
+ * After a native call or a poll that started when st->cb_failures was
+ * `before`: if a callback handler failed meanwhile, raise
+ * CAPFFI_ECALLBACK ("what: ...") with the first handler error as `cause`.
+ */
+void capffi_lua__callback_check(lua_State *L, struct capffi_lua__state *st,
+                                size_t before, const char *what);
 
 /* If the value at idx is a struct value, its bytes (*mem, *len) and
  * true; raises CAPFFI_ECLOSED when its memory is gone. false otherwise. */

@@ -26,7 +26,8 @@ enum {
     K_POINTER = CAPFFI_LUA__POINTER,
     K_CSTRING = CAPFFI_LUA__CSTRING,
     K_BUFFER = CAPFFI_LUA__BUFFER,
-    K_STRUCT = CAPFFI_LUA__STRUCT
+    K_STRUCT = CAPFFI_LUA__STRUCT,
+    K_FUNCTION = CAPFFI_LUA__FUNCTION
 };
 
 /* What a struct result becomes in Lua (the `struct` option). */
@@ -94,6 +95,11 @@ arg_value(lua_State *L, const struct fn *f, int i, capffi_value *v)
             v->buf = b->buf;
         }
         break;
+    case K_FUNCTION:
+        if (!capffi_lua__handle_in(L, idx, v))
+            arg_error(L, f, i, CAPFFI_ETYPE,
+                      "expected a callback, a bound function or nil");
+        break;
     case K_STRUCT:
         if (lua_type(L, idx) == LUA_TSTRING) {
             v->agg.ptr = (void *)(uintptr_t)lua_tolstring(L, idx, &v->agg.len);
@@ -155,7 +161,16 @@ fn_call(lua_State *L)
             r.agg.len = f->ret_size;
         }
     }
+    /* Callback handlers run on this Lua thread while native code runs;
+     * their failures are raised once it has returned. */
+    struct capffi_lua__state *st = f->st;
+    size_t failures = st->cb_failures;
+    lua_State *prev = st->L;
+    st->L = L;
     int rc = capffi_fn_call(f->fn, args, &r);
+    st->L = prev;
+    if (st->cb_failures != failures)
+        capffi_lua__callback_check(L, st, failures, f->name);
     if (rc)
         return capffi_lua__fail(L, f->st, rc, f->name);
     switch (f->ret) {
@@ -177,6 +192,17 @@ fn_call(lua_State *L)
         break;
     }
     return 1;
+}
+
+const capffi_fn *
+capffi_lua__fn_handle(lua_State *L, int idx)
+{
+    if (lua_tocfunction(L, idx) != fn_call)
+        return NULL;
+    lua_getupvalue(L, idx, 1);
+    const struct fn *f = luaL_testudata(L, -1, CAPFFI_LUA_FN);
+    lua_pop(L, 1);
+    return f ? f->fn : NULL;
 }
 
 static int
@@ -212,7 +238,9 @@ push_fn(lua_State *L, struct capffi_lua__state *st, int keep_idx,
     f->name = (const char *)f->kind + n;
     memcpy(f->kind + n, name, nlen + 1);
     for (size_t i = 0; i < n; i++) {
-        int k = capffi_lua__kind_of(capffi_fn_param_type(cfn, i, NULL));
+        const char *word = capffi_fn_param_type(cfn, i, NULL);
+        int k = strcmp(word, "function") == 0 ? K_FUNCTION
+                                              : capffi_lua__kind_of(word);
         if (k < 0)
             capffi_lua__error(L, CAPFFI_ETYPE,
                               "%s: parameter %zu has an unknown type", name,

@@ -30,15 +30,12 @@ error_tostring(lua_State *L)
     return 1;
 }
 
-int
-capffi_lua__error(lua_State *L, int code, const char *fmt, ...)
+static void
+error_vpush(lua_State *L, int code, const char *fmt, va_list ap)
 {
     char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, capffi_err_name(code));
     lua_setfield(L, -2, "code");
     lua_pushinteger(L, code);
@@ -46,6 +43,24 @@ capffi_lua__error(lua_State *L, int code, const char *fmt, ...)
     lua_pushstring(L, msg);
     lua_setfield(L, -2, "message");
     luaL_setmetatable(L, CAPFFI_LUA_ERROR);
+}
+
+void
+capffi_lua__error_push(lua_State *L, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_vpush(L, code, fmt, ap);
+    va_end(ap);
+}
+
+int
+capffi_lua__error(lua_State *L, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_vpush(L, code, fmt, ap);
+    va_end(ap);
     return lua_error(L);
 }
 
@@ -414,6 +429,8 @@ static const luaL_Reg module_fns[] = {
     { "buffer", capffi_lua__buffer_new },
     { "bytes", capffi_lua__struct_tobytes },
     { "address", address },
+    { "poll", capffi_lua__poll },
+    { "keepalive", capffi_lua__keepalive },
     { "type", type_define },
     { "sizeof", type_sizeof },
     { "offsetof", type_offsetof },
@@ -449,6 +466,7 @@ capffi_lua_setup(lua_State *L, const capffi_options *opts)
     capffi_lua__buffer_init(L);
     capffi_lua__view_init(L);
     capffi_lua__struct_init(L);
+    capffi_lua__callback_init(L);
 
     /* Weak keys: an ambient library that is collected leaves the set. */
     lua_newtable(L);
@@ -460,6 +478,8 @@ capffi_lua_setup(lua_State *L, const capffi_options *opts)
 
     struct capffi_lua__state *st = lua_newuserdatauv(L, sizeof *st, 0);
     st->ctx = NULL;
+    st->L = NULL;
+    st->cb_failures = 0;
     luaL_setmetatable(L, CAPFFI_LUA_STATE);
     int rc = capffi_ctx_new(&st->ctx, opts);
     if (rc)

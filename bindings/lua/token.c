@@ -305,6 +305,15 @@ token_view(lua_State *L)
     return 1;
 }
 
+/* tok:callback(signature, fn [, options]) (CAPFFI_RIGHT_CALLBACK) */
+static int
+token_callback(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_token tok = t->tok;
+    return capffi_lua__callback_new(L, t->st, &tok, 2, 3, 4);
+}
+
 static int
 token_tostring(lua_State *L)
 {
@@ -353,6 +362,7 @@ capffi_lua__token_init(lua_State *L)
         { "pointer_of", token_pointer_of },
         { "pointer_from", token_pointer_from },
         { "view", token_view },
+        { "callback", token_callback },
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {

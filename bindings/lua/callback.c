@@ -1,0 +1,629 @@
+/*
+ * callback.c - callbacks: Lua functions that native code calls.
+ *
+ * tok:callback(signature, fn [, options]) makes a capffi callback whose
+ * handler (handler() below) runs the Lua function fn. The userdata is the
+ * handler's payload, so it must outlive every invocation: it is anchored
+ * in the registry until cb:close() (or a to-be-closed variable, or the
+ * end of the script), not merely until the script drops it, because
+ * native code may keep the code pointer where the collector cannot see
+ * it. A callback that is closed, or whose token is revoked, fails closed
+ * in capffi and never reaches the handler again.
+ *
+ * A Lua error must never unwind through native frames: the handler runs
+ * the Lua function, and everything that may raise (pushing arguments,
+ * converting the result), inside lua_pcall. A failure is reported to
+ * capffi with capffi_cb_fail (the native caller receives the callback's
+ * default result) and remembered in the state: the bound function call
+ * or capffi.poll() during which it happened raises CAPFFI_ECALLBACK once
+ * native code has returned, with the handler's error as `cause`.
+ *
+ * The handler runs on the Lua thread that is inside the native call (or
+ * inside capffi.poll), which the state records for the duration of each
+ * (capffi_lua__state.L): a handler is a nested call of that thread, as if
+ * the bound function had called the Lua function itself.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "capffi_lua.h"
+
+/* Registry key: a table of the handler errors not yet raised, indexed by
+ * their failure number (capffi_lua__state.cb_failures). */
+#define FAILURES "capffi.cbfailures"
+
+struct lcb {
+    capffi_cb *cb;
+    struct capffi_lua__state *st;
+    int self; /* registry reference anchoring the userdata; LUA_NOREF once
+                 closed */
+    bool closed;
+    bool wrap;
+    uint8_t nparams;
+    uint8_t ret;       /* enum capffi_lua__kind of the result */
+    size_t ret_size;   /* its size in bytes */
+    bool ret_function; /* the result is declared `function` */
+    uint8_t kind[];    /* enum capffi_lua__kind, per parameter */
+};
+
+/* One invocation, handed to the protected part of the handler. */
+struct invocation {
+    struct lcb *c;
+    const capffi_value *args;
+    capffi_value *ret;
+    bool failed;
+    char msg[CAPFFI_CB_DETAIL_MAX];
+};
+
+/* ---- values ------------------------------------------------------------- */
+
+bool
+capffi_lua__handle_in(lua_State *L, int idx, capffi_value *v)
+{
+    if (lua_isnil(L, idx)) {
+        v->cb = NULL;
+        return true;
+    }
+    struct lcb *c = luaL_testudata(L, idx, CAPFFI_LUA_CALLBACK);
+    if (c) {
+        /* A closed callback is capffi's to refuse (CAPFFI_ECLOSED), as a
+         * revoked one is; only its memory must still exist. */
+        capffi_lua__ctx(L, c->st);
+        v->cb = c->cb;
+        return c->cb != NULL;
+    }
+    const capffi_fn *fn = capffi_lua__fn_handle(L, idx);
+    if (fn) {
+        v->fn = fn;
+        return true;
+    }
+    return false;
+}
+
+/*
+ * The result a handler returned (at idx), into *ret as the declared type
+ * wants it. Raises (inside the protected call) on a value that does not
+ * fit: the error becomes the handler's failure.
+ */
+static void
+result_in(lua_State *L, struct lcb *c, int self, int idx, capffi_value *ret)
+{
+    char why[160];
+    int rc = CAPFFI_OK;
+    if (c->ret_function) {
+        if (!capffi_lua__handle_in(L, idx, ret))
+            capffi_lua__error(L, CAPFFI_ETYPE,
+                              "callback result (function): expected a "
+                              "callback, a bound function or nil, got %s",
+                              capffi_lua__typename(L, idx));
+        return;
+    }
+    switch (c->ret) {
+    case CAPFFI_LUA__VOID:
+        return;
+    case CAPFFI_LUA__CSTRING:
+        if (lua_isnil(L, idx)) {
+            ret->str = NULL;
+        } else {
+            size_t len;
+            const char *s =
+                capffi_lua__check_string(L, idx, "callback result (cstring)");
+            lua_tolstring(L, idx, &len);
+            if (strlen(s) != len)
+                capffi_lua__error(L, CAPFFI_EINVAL,
+                                  "callback result (cstring): the string has "
+                                  "a NUL byte at %zu",
+                                  strlen(s) + 1);
+            /* Native code reads it after the handler returns: the string
+             * is kept with the callback until its next result. */
+            lua_pushvalue(L, idx);
+            lua_setiuservalue(L, self, 2);
+            ret->str = s;
+        }
+        return;
+    case CAPFFI_LUA__STRUCT: {
+        void *p = NULL;
+        size_t len = 0;
+        if (lua_type(L, idx) == LUA_TSTRING) {
+            p = (void *)(uintptr_t)lua_tolstring(L, idx, &len);
+        } else if (!capffi_lua__struct_bytes(L, idx, &p, &len)) {
+            struct capffi_lua__buffer *b =
+                capffi_lua__buffer_test(L, idx, true);
+            if (!b)
+                capffi_lua__error(L, CAPFFI_ETYPE,
+                                  "callback result (struct): expected a "
+                                  "string, buffer or struct value, got %s",
+                                  capffi_lua__typename(L, idx));
+            if ((rc = capffi_buf_data(&p, &len, b->buf)))
+                capffi_lua__fail(L, c->st, rc, "callback result");
+        }
+        if (len != ret->agg.len)
+            capffi_lua__error(L, CAPFFI_ETYPE,
+                              "callback result (struct): %zu bytes given, "
+                              "%zu declared",
+                              len, ret->agg.len);
+        memcpy(ret->agg.ptr, p, len);
+        return;
+    }
+    default:
+        break;
+    }
+    rc = capffi_lua__scalar_in(L, idx, c->ret, c->wrap, ret, why, sizeof why);
+    if (!rc && !c->wrap && c->ret_size < 8 &&
+        (c->ret == CAPFFI_LUA__INT || c->ret == CAPFFI_LUA__UINT)) {
+        /* capffi checks too; checking here makes the failure a Lua error
+         * that the call raises, like every other handler failure. */
+        int bits = (int)c->ret_size * 8;
+        int64_t lo =
+            c->ret == CAPFFI_LUA__INT ? -(INT64_C(1) << (bits - 1)) : 0;
+        int64_t hi = c->ret == CAPFFI_LUA__INT ? (INT64_C(1) << (bits - 1)) - 1
+                                               : (INT64_C(1) << bits) - 1;
+        if (ret->i64 < lo || ret->i64 > hi) {
+            rc = CAPFFI_ERANGE;
+            snprintf(why, sizeof why, "%lld is outside [%lld, %lld]",
+                     (long long)ret->i64, (long long)lo, (long long)hi);
+        }
+    }
+    if (rc)
+        capffi_lua__error(L, rc, "callback result (%s): %s",
+                          capffi_cb_result_type(c->cb, NULL), why);
+}
+
+/* ---- invocation ------------------------------------------------------- */
+
+/*
+ * The protected part of the handler, called with the invocation as a
+ * light userdata: push the Lua function and the arguments, call it, and
+ * store its result. Any error, the function's own or a conversion's,
+ * propagates to handler().
+ */
+static int
+invoke(lua_State *L)
+{
+    struct invocation *inv = lua_touserdata(L, 1);
+    struct lcb *c = inv->c;
+    /* The userdata, on the stack for the whole invocation: the handler
+     * may close the callback and drop every other reference to it. */
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, c->self) != LUA_TUSERDATA)
+        return luaL_error(L, "the callback is closed");
+    int self = lua_gettop(L);
+    luaL_checkstack(L, c->nparams + 4, "callback arguments");
+    lua_getiuservalue(L, self, 1);
+    for (int i = 0; i < c->nparams; i++) {
+        const capffi_value *a = &inv->args[i];
+        switch (c->kind[i]) {
+        case CAPFFI_LUA__CSTRING:
+            if (a->str)
+                lua_pushstring(L, a->str);
+            else
+                lua_pushnil(L);
+            break;
+        case CAPFFI_LUA__STRUCT:
+            lua_pushlstring(L, a->agg.ptr, a->agg.len);
+            break;
+        default: /* scalars; function and buffer arrive as addresses */
+            capffi_lua__scalar_push(L, c->kind[i], a);
+        }
+    }
+    lua_call(L, c->nparams, 1);
+    result_in(L, c, self, lua_gettop(L), inv->ret);
+    return 0;
+}
+
+/*
+ * Remember the error value given for the call or poll that is running
+ * (failures[n], n counting the failures not yet raised) and its text for
+ * capffi_cb_fail. Protected: both may need memory.
+ */
+static int
+remember(lua_State *L)
+{
+    struct invocation *inv = lua_touserdata(L, 2);
+    struct capffi_lua__state *st = inv->c->st;
+    snprintf(inv->msg, sizeof inv->msg, "%s", luaL_tolstring(L, 1, NULL));
+    lua_getfield(L, LUA_REGISTRYINDEX, FAILURES);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, (lua_Integer)st->cb_failures + 1);
+    return 0;
+}
+
+/* The capffi handler of every Lua callback. It returns normally whatever
+ * the Lua side does. */
+static void
+handler(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    struct lcb *c = payload;
+    struct capffi_lua__state *st = c->st;
+    lua_State *L = st->L;
+    if (!L) {
+        capffi_cb_fail("no Lua code is running to take the call");
+        return;
+    }
+    if (!lua_checkstack(L, 8)) {
+        capffi_cb_fail("the Lua stack is full");
+        return;
+    }
+    int top = lua_gettop(L);
+    struct invocation inv = { .c = c, .args = args, .ret = ret };
+    lua_pushcfunction(L, invoke);
+    lua_pushlightuserdata(L, &inv);
+    if (lua_pcall(L, 1, 0, 0) == LUA_OK) {
+        lua_settop(L, top);
+        return;
+    }
+    snprintf(inv.msg, sizeof inv.msg, "the handler failed");
+    lua_pushcfunction(L, remember);
+    lua_insert(L, -2);
+    lua_pushlightuserdata(L, &inv);
+    lua_pcall(L, 2, 0, 0); /* on failure: counted, without its value */
+    st->cb_failures++;
+    lua_settop(L, top);
+    capffi_cb_fail(inv.msg);
+}
+
+/*
+ * After a native call or a poll: raise the first handler failure that
+ * happened since `before` (the failure count when it started), as
+ * CAPFFI_ECALLBACK with the handler's error as `cause`. The failures it
+ * covers count as raised.
+ */
+void
+capffi_lua__callback_check(lua_State *L, struct capffi_lua__state *st,
+                           size_t before, const char *what)
+{
+    if (st->cb_failures == before)
+        return;
+    size_t n = st->cb_failures - before;
+    lua_getfield(L, LUA_REGISTRYINDEX, FAILURES);
+    int t = lua_gettop(L);
+    lua_rawgeti(L, t, (lua_Integer)before + 1);
+    for (size_t i = before + 1; i <= st->cb_failures; i++) {
+        lua_pushnil(L);
+        lua_rawseti(L, t, (lua_Integer)i);
+    }
+    st->cb_failures = before;
+    const char *m = lua_isnil(L, t + 1) ? "the handler failed"
+                                        : luaL_tolstring(L, t + 1, NULL);
+    capffi_lua__error_push(L, CAPFFI_ECALLBACK,
+                           "%s: a callback's handler failed: %s", what, m);
+    lua_pushvalue(L, t + 1);
+    lua_setfield(L, -2, "cause");
+    lua_pushinteger(L, (lua_Integer)n);
+    lua_setfield(L, -2, "failures");
+    lua_error(L);
+}
+
+/* ---- making one --------------------------------------------------------- */
+
+/* The kind of a signature's declared result, read from the text after its
+ * "->" (the only one a signature has): what a `result` option converts
+ * to, before the callback exists. -1 when there is no "->" (capffi then
+ * refuses the signature). *function: the result is `function`. */
+static int
+declared_result(const char *sig, bool *function)
+{
+    const char *r = strstr(sig, "->");
+    *function = false;
+    if (!r)
+        return -1;
+    r += 2;
+    while (*r == ' ' || *r == '\t' || *r == '\n' || *r == '\r')
+        r++;
+    if (*r == '*')
+        return CAPFFI_LUA__POINTER;
+    if (*r == '{')
+        return CAPFFI_LUA__STRUCT;
+    size_t n = strcspn(r, " \t\n\r");
+    char word[16];
+    if (n >= sizeof word)
+        return CAPFFI_LUA__STRUCT; /* a long NAME: a defined struct */
+    memcpy(word, r, n);
+    word[n] = '\0';
+    *function = strcmp(word, "function") == 0;
+    int k = capffi_lua__kind_of(word);
+    return k < 0 ? CAPFFI_LUA__STRUCT : k; /* any other NAME: a struct */
+}
+
+/* The `result` option at idx, as the declared result wants it. */
+static void
+default_in(lua_State *L, struct capffi_lua__state *st, const char *sig, int idx,
+           bool wrap, capffi_value *v)
+{
+    bool function;
+    int k = declared_result(sig, &function);
+    char why[160];
+    int rc = CAPFFI_OK;
+    memset(v, 0, sizeof *v);
+    if (k < 0 || k == CAPFFI_LUA__VOID) {
+        capffi_lua__error(L, CAPFFI_EINVAL,
+                          "callback: 'result' is given, but the signature "
+                          "declares no result");
+    } else if (function) {
+        if (!capffi_lua__handle_in(L, idx, v))
+            capffi_lua__error(L, CAPFFI_ETYPE,
+                              "callback: 'result' (function): expected a "
+                              "callback, a bound function or nil, got %s",
+                              capffi_lua__typename(L, idx));
+    } else if (k == CAPFFI_LUA__CSTRING) {
+        v->str = lua_isnil(L, idx)
+                     ? NULL
+                     : capffi_lua__check_string(L, idx, "callback: 'result'");
+    } else if (k == CAPFFI_LUA__STRUCT) {
+        if (lua_type(L, idx) == LUA_TSTRING) {
+            v->agg.ptr = (void *)(uintptr_t)lua_tolstring(L, idx, &v->agg.len);
+        } else if (!capffi_lua__struct_bytes(L, idx, &v->agg.ptr,
+                                             &v->agg.len)) {
+            struct capffi_lua__buffer *b =
+                capffi_lua__buffer_test(L, idx, true);
+            if (!b)
+                capffi_lua__error(L, CAPFFI_ETYPE,
+                                  "callback: 'result' (struct): expected a "
+                                  "string, buffer or struct value, got %s",
+                                  capffi_lua__typename(L, idx));
+            if ((rc = capffi_buf_data(&v->agg.ptr, &v->agg.len, b->buf)))
+                capffi_lua__fail(L, st, rc, "callback: 'result'");
+        }
+    } else if ((rc = capffi_lua__scalar_in(L, idx, k, wrap, v, why,
+                                           sizeof why))) {
+        capffi_lua__error(L, rc, "callback: 'result': %s", why);
+    }
+}
+
+static const char *const cb_keys[] = {
+    "threadsafe", "wrap", "result", "timeout_ms", NULL,
+};
+
+static bool
+opt_bool(lua_State *L, int idx, const char *key)
+{
+    int t = lua_getfield(L, idx, key);
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+        capffi_lua__error(L, CAPFFI_ETYPE,
+                          "callback: '%s' must be a boolean, got %s", key,
+                          capffi_lua__typename(L, -1));
+    bool on = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return on;
+}
+
+int
+capffi_lua__callback_new(lua_State *L, struct capffi_lua__state *st,
+                         const capffi_token *tok, int sig_idx, int fn_idx,
+                         int opts_idx)
+{
+    capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    const char *sig = capffi_lua__check_string(L, sig_idx,
+                                               "callback: "
+                                               "signature");
+    if (lua_type(L, fn_idx) != LUA_TFUNCTION)
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "callback: expected a function, got %s",
+                                 capffi_lua__typename(L, fn_idx));
+    capffi_cb_options o;
+    memset(&o, 0, sizeof o);
+    capffi_value dflt;
+    if (capffi_lua__opt_table(L, opts_idx, "callback: options")) {
+        capffi_lua__check_keys(L, opts_idx, "callback: options", cb_keys);
+        if (opt_bool(L, opts_idx, "threadsafe"))
+            o.flags |= CAPFFI_CB_THREADSAFE;
+        if (opt_bool(L, opts_idx, "wrap"))
+            o.flags |= CAPFFI_CB_WRAP;
+        if (lua_getfield(L, opts_idx, "timeout_ms") != LUA_TNIL) {
+            lua_Integer ms =
+                capffi_lua__check_integer(L, -1, "callback: timeout_ms");
+            if (ms < 0 || ms > INT_MAX)
+                return capffi_lua__error(L, CAPFFI_ERANGE,
+                                         "callback: timeout_ms %lld is "
+                                         "outside [0, %d]",
+                                         (long long)ms, INT_MAX);
+            o.timeout_ms = (int)ms;
+        }
+        lua_pop(L, 1);
+        /* The value stays on the stack while capffi copies it. */
+        if (lua_getfield(L, opts_idx, "result") != LUA_TNIL) {
+            default_in(L, st, sig, lua_gettop(L),
+                       (o.flags & CAPFFI_CB_WRAP) != 0, &dflt);
+            o.result = &dflt;
+        }
+    }
+    struct lcb *c = lua_newuserdatauv(L, sizeof *c + CAPFFI_MAX_ARGS, 2);
+    memset(c, 0, sizeof *c);
+    c->st = st;
+    c->self = LUA_NOREF;
+    c->closed = true; /* until it exists */
+    c->wrap = (o.flags & CAPFFI_CB_WRAP) != 0;
+    luaL_setmetatable(L, CAPFFI_LUA_CALLBACK);
+    int ud = lua_gettop(L);
+    lua_pushvalue(L, fn_idx);
+    lua_setiuservalue(L, ud, 1);
+    /* Anchor it before capffi may call it; the reference is what the
+     * handler finds the userdata by. */
+    lua_pushvalue(L, ud);
+    c->self = luaL_ref(L, LUA_REGISTRYINDEX);
+    int rc = capffi_cb_new_opts(&c->cb, ctx, tok, sig, handler, c, &o);
+    if (rc) {
+        luaL_unref(L, LUA_REGISTRYINDEX, c->self);
+        c->self = LUA_NOREF;
+        return capffi_lua__fail(L, st, rc, "callback");
+    }
+    c->closed = false;
+    size_t n = capffi_cb_arity(c->cb);
+    c->nparams = (uint8_t)n;
+    for (size_t i = 0; i < n; i++)
+        c->kind[i] =
+            (uint8_t)capffi_lua__kind_of(capffi_cb_param_type(c->cb, i, NULL));
+    const char *rt = capffi_cb_result_type(c->cb, &c->ret_size);
+    c->ret = (uint8_t)capffi_lua__kind_of(rt);
+    c->ret_function = strcmp(rt, "function") == 0;
+    lua_settop(L, ud);
+    return 1;
+}
+
+/* ---- the callback object ------------------------------------------------ */
+
+static struct lcb *
+check_cb(lua_State *L, int idx)
+{
+    struct lcb *c = luaL_testudata(L, idx, CAPFFI_LUA_CALLBACK);
+    if (!c)
+        capffi_lua__error(L, CAPFFI_ETYPE, "expected a capffi callback, got %s",
+                          capffi_lua__typename(L, idx));
+    capffi_lua__ctx(L, c->st);
+    return c;
+}
+
+/* Close: capffi fails every later invocation closed; the Lua function and
+ * the anchor are released. Twice is fine. */
+static void
+close_cb(lua_State *L, struct lcb *c)
+{
+    if (!c->closed && c->st->ctx)
+        capffi_cb_close(c->cb);
+    c->closed = true;
+    if (c->self != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, c->self);
+        c->self = LUA_NOREF;
+    }
+}
+
+/* cb:close() */
+static int
+cb_close(lua_State *L)
+{
+    close_cb(L, check_cb(L, 1));
+    return 0;
+}
+
+/* __gc and __close: the collector reaches a callback only once it is
+ * closed, or when the state closes. */
+static int
+cb_gc(lua_State *L)
+{
+    close_cb(L, lua_touserdata(L, 1));
+    return 0;
+}
+
+/* cb:pointer(): the code address native code calls. It stays callable
+ * until the script ends, failing closed once the callback is closed. */
+static int
+cb_pointer(lua_State *L)
+{
+    struct lcb *c = check_cb(L, 1);
+    lua_pushlightuserdata(L, capffi_cb_code(c->cb));
+    return 1;
+}
+
+/* cb:ref(), cb:unref(): Deno's; the new count. */
+static int
+cb_ref(lua_State *L)
+{
+    struct lcb *c = check_cb(L, 1);
+    uint32_t n;
+    int rc = capffi_cb_ref(&n, c->cb);
+    if (rc)
+        return capffi_lua__fail(L, c->st, rc, "ref");
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+static int
+cb_unref(lua_State *L)
+{
+    struct lcb *c = check_cb(L, 1);
+    uint32_t n;
+    int rc = capffi_cb_unref(&n, c->cb);
+    if (rc)
+        return capffi_lua__fail(L, c->st, rc, "unref");
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* cb:status(): what went wrong since the last look, and reset. */
+static int
+cb_status(lua_State *L)
+{
+    struct lcb *c = check_cb(L, 1);
+    capffi_cb_status s;
+    int rc = capffi_cb_take_status(&s, c->cb);
+    if (rc)
+        return capffi_lua__fail(L, c->st, rc, "status");
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, capffi_err_name(s.first));
+    lua_setfield(L, -2, "code");
+    lua_pushinteger(L, (lua_Integer)s.failures);
+    lua_setfield(L, -2, "failures");
+    lua_pushstring(L, s.detail);
+    lua_setfield(L, -2, "detail");
+    return 1;
+}
+
+static int
+cb_tostring(lua_State *L)
+{
+    struct lcb *c = luaL_checkudata(L, 1, CAPFFI_LUA_CALLBACK);
+    if (c->closed || !c->st->ctx)
+        lua_pushliteral(L, "capffi.callback(closed)");
+    else
+        lua_pushfstring(L, "capffi.callback(%p)", capffi_cb_code(c->cb));
+    return 1;
+}
+
+/* ---- the owner loop ----------------------------------------------------- */
+
+/* capffi.poll([timeout_ms]): run the invocations of thread-safe callbacks
+ * queued by other threads, waiting up to timeout_ms (default 0; negative:
+ * no limit) when none is queued. true when work ran (or the loop was
+ * woken), false when the time passed with nothing to do. */
+int
+capffi_lua__poll(lua_State *L)
+{
+    struct capffi_lua__state *st = capffi_lua__upstate(L);
+    capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    lua_Integer ms = lua_isnoneornil(L, 1)
+                         ? 0
+                         : capffi_lua__check_integer(L, 1, "poll: timeout_ms");
+    if (ms > INT_MAX || ms < INT_MIN)
+        return capffi_lua__error(L, CAPFFI_ERANGE,
+                                 "poll: timeout_ms %lld is out of range",
+                                 (long long)ms);
+    size_t before = st->cb_failures;
+    lua_State *prev = st->L;
+    st->L = L;
+    int rc = capffi_ctx_poll(ctx, (int)ms);
+    st->L = prev;
+    capffi_lua__callback_check(L, st, before, "poll");
+    if (rc && rc != CAPFFI_ETIMEDOUT)
+        return capffi_lua__fail(L, st, rc, "poll");
+    lua_pushboolean(L, rc == CAPFFI_OK);
+    return 1;
+}
+
+/* capffi.keepalive(): the live thread-safe callbacks with references. */
+int
+capffi_lua__keepalive(lua_State *L)
+{
+    struct capffi_lua__state *st = capffi_lua__upstate(L);
+    capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    lua_pushinteger(L, (lua_Integer)capffi_ctx_keepalive(ctx));
+    return 1;
+}
+
+void
+capffi_lua__callback_init(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "close", cb_close }, { "pointer", cb_pointer }, { "ref", cb_ref },
+        { "unref", cb_unref }, { "status", cb_status },   { NULL, NULL },
+    };
+    static const luaL_Reg meta[] = {
+        { "__gc", cb_gc },
+        { "__close", cb_gc },
+        { "__tostring", cb_tostring },
+        { NULL, NULL },
+    };
+    capffi_lua__new_class(L, CAPFFI_LUA_CALLBACK, methods, meta);
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, FAILURES);
+}
