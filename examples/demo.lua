@@ -4,9 +4,11 @@
 --
 -- A trusted module takes a token scoped to libz and libsqlite3; the
 -- application then revokes FFI; an untrusted plugin, holding only a token
--- that may read memory, tries to reach libc's system() and to take the
--- address of memory, and is refused at every turn; the trusted module
--- keeps working through its token; the audit trail shows every decision.
+-- that may read memory, tries to reach libc's system(), to take the
+-- address of memory and to create a callback, and is refused at every
+-- turn; the trusted module keeps working through its token (its SQL rows
+-- arrive through an sqlite3_exec callback); the audit trail shows every
+-- decision.
 local capffi = require "capffi"
 
 local here = (arg and arg[0] or ""):match("^(.*)/") or "."
@@ -98,7 +100,8 @@ local version, result = store.query(
   [[SELECT label, op, status, COUNT(*) FROM audit
     WHERE status <> 'CAPFFI_OK' GROUP BY label, op, status
     ORDER BY label, op]])
-say("   libsqlite3 %s: the audit trail in a table; its refusals:", version)
+say("   libsqlite3 %s: the audit trail in a table; its refusals, row by row"
+    .. "\n   through an sqlite3_exec callback:", version)
 say("     %-10s %-15s %-14s %s", "label", "op", "status", "count")
 for _, r in ipairs(result) do
   say("     %-10s %-15s %-14s %s", r[1] == "" and "-" or r[1], r[2], r[3], r[4])
@@ -114,17 +117,23 @@ local function base(path)
   return path:match("[^/]*$")
 end
 local function what(ev)
+  if ev.op == "view.new" or (ev.op:find("^cb%.") and ev.status == "CAPFFI_OK")
+  then
+    return ev.detail -- the access, the signature: addresses say little
+  end
   if ev.op:find("^perm%.") then
     return (ev.target ~= "" and base(ev.target) .. ": " or "") .. ev.detail
   end
   return ev.target ~= "" and base(ev.target) or ev.detail
 end
--- Runs of the same operation, outcome and holder share a row.
+-- Runs of the same operation, outcome and holder share a row (binding
+-- symbols, viewing the strings sqlite hands the callback).
 local events, rows = capffi.audit.events(), {}
+local grouped = { ["lib.bind"] = true, ["view.new"] = true }
 for _, ev in ipairs(events) do
   local last = rows[#rows]
   if last and last.op == ev.op and last.status == ev.status
-      and last.label == ev.label and ev.op == "lib.bind" then
+      and last.label == ev.label and grouped[ev.op] then
     last.last = ev.seq
     last.what[#last.what + 1] = what(ev)
   else
@@ -139,6 +148,15 @@ for _, r in ipairs(rows) do
   local seq = r.first == r.last and tostring(r.first)
               or ("%d-%d"):format(r.first, r.last)
   local text = table.concat(r.what, ", ")
+  if r.op == "view.new" then -- "6 read, 24 unbounded read"
+    local n, order = {}, {}
+    for _, d in ipairs(r.what) do
+      if not n[d] then order[#order + 1] = d end
+      n[d] = (n[d] or 0) + 1
+    end
+    for i, d in ipairs(order) do order[i] = ("%d %s"):format(n[d], d) end
+    text = table.concat(order, ", ")
+  end
   if #text > 46 then text = text:sub(1, 43) .. "..." end
   say("   %-7s %-15s %-8s %-16s %-8s %s", seq, r.op,
       r.status:gsub("^CAPFFI_", ""), r.reason,

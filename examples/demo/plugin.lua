@@ -2,7 +2,8 @@
 -- an environment holding only what it chooses to give: a read-only view of
 -- the capffi module, a way to report, and a token that may read native
 -- memory and nothing else. It is written as an attacker would: it wants
--- libc's system(), or the address of memory to hand to native code.
+-- libc's system(), the address of memory to hand to native code, or a
+-- callback native code would run.
 local capffi, attempt, token = ...
 
 attempt("load libc.so.6 and bind system()", function()
@@ -32,6 +33,10 @@ end)
 
 attempt("take the address of a buffer (pointer_of)", function()
   local p = token:pointer_of(capffi.buffer("for native code to keep"))
+end)
+
+attempt("create a callback for native code to call", function()
+  token:callback("(cstring) -> i32", function() return 0 end)
 end)
 
 attempt("widen its token to the pointer right", function()

@@ -1,12 +1,14 @@
 -- store.lua: the trusted module of the demo. It takes its token once, when
--- it is loaded, scoped to the two libraries it needs, and keeps it in a
--- local that no other code can reach. Revoking the application's FFI
--- permission later does not stop it; nothing else can use the token.
+-- it is loaded, scoped to the two libraries it needs and to what it does
+-- with them (open them, hand sqlite a callback, read the strings sqlite
+-- gives that callback), and keeps it in a local that no other code can
+-- reach. Revoking the application's FFI permission later does not stop
+-- it; nothing else can use the token.
 local capffi = require "capffi"
 
 local token = capffi.token{
   label = "store",
-  rights = { "dlopen" },
+  rights = { "dlopen", "callback", "read", "pointer" },
   paths = { "libz.so.1", "libsqlite3.so.0" },
 }
 
@@ -27,15 +29,13 @@ local function sqlite()
     sqlite3_open = "(cstring, buffer) -> i32",
     sqlite3_close = "(pointer) -> i32",
     sqlite3_errmsg = "(pointer) -> cstring",
-    sqlite3_exec = "(pointer, cstring, pointer, pointer, pointer) -> i32",
+    sqlite3_exec = "(pointer, cstring, function, pointer, pointer) -> i32",
     sqlite3_prepare_v2 = "(pointer, cstring, i32, buffer, pointer) -> i32",
     -- the last parameter is the destructor: SQLITE_TRANSIENT, (void *)-1,
     -- passed as the integer -1 (sqlite copies the text)
     sqlite3_bind_text = "(pointer, i32, cstring, i32, isize) -> i32",
     sqlite3_step = "(pointer) -> i32",
     sqlite3_reset = "(pointer) -> i32",
-    sqlite3_column_count = "(pointer) -> i32",
-    sqlite3_column_text = "(pointer, i32) -> cstring",
     sqlite3_finalize = "(pointer) -> i32",
   })
   return sq
@@ -80,8 +80,28 @@ function M.decompress(packed, len)
                  capffi.buffer(packed), #packed)
 end
 
--- Load rows into an in-memory table and run one query over them. Returns
--- sqlite's version, the column names and the result rows.
+-- The n C strings of a char *[n] that native code handed over ("NULL" for
+-- a NULL entry): a view of the array, and an unbounded view of each string
+-- to find its end (the read and pointer rights).
+local function cstrings(array, n)
+  local list, v = {}, token:view(array, n * 8, "r")
+  for i = 0, n - 1 do
+    local p = v:get("pointer", i * 8)
+    if p then
+      local sv = token:view(p, "unbounded", "r")
+      list[i + 1] = sv:cstring()
+      sv:free()
+    else
+      list[i + 1] = "NULL"
+    end
+  end
+  v:free()
+  return list
+end
+
+-- Load rows into an in-memory table and run one query over them; the rows
+-- arrive through sqlite3_exec's callback. Returns sqlite's version and the
+-- result rows.
 function M.query(create, insert, rows, select)
   local lib = sqlite()
   -- Handles come back through out-parameters (sqlite3 **, sqlite3_stmt
@@ -96,6 +116,7 @@ function M.query(create, insert, rows, select)
     return rc
   end
   check(lib.sqlite3_exec(db, create, nil, nil, nil), "create")
+  -- Inserts bind their values (never spliced into SQL text).
   check(lib.sqlite3_prepare_v2(db, insert, -1, out, nil), "prepare")
   local stmt = handle()
   for _, row in ipairs(rows) do
@@ -106,18 +127,16 @@ function M.query(create, insert, rows, select)
     check(lib.sqlite3_reset(stmt), "reset")
   end
   lib.sqlite3_finalize(stmt)
-  check(lib.sqlite3_prepare_v2(db, select, -1, out, nil), "prepare")
-  stmt = handle()
+  -- int (*)(void *arg, int ncols, char **values, char **names): 0 goes on;
+  -- the default result 1, which native code gets if the handler fails,
+  -- makes sqlite3_exec stop.
   local result = {}
-  local ncol = lib.sqlite3_column_count(stmt)
-  while check(lib.sqlite3_step(stmt), "select") == 100 do -- SQLITE_ROW
-    local r = {}
-    for i = 0, ncol - 1 do
-      r[#r + 1] = lib.sqlite3_column_text(stmt, i) or "NULL"
-    end
-    result[#result + 1] = r
-  end
-  lib.sqlite3_finalize(stmt)
+  local row <close> = token:callback("(pointer, i32, pointer, pointer) -> i32",
+    function(_, ncols, values)
+      result[#result + 1] = cstrings(values, ncols)
+      return 0
+    end, { result = 1 })
+  check(lib.sqlite3_exec(db, select, row, nil, nil), "select")
   lib.sqlite3_close(db)
   return lib.sqlite3_libversion(), result
 end
