@@ -14,7 +14,8 @@ t.test("module_shape", function()
   t.eq(type(capffi.version), "string", "version")
   for _, name in ipairs{ "token", "dlopen", "buffer", "type", "sizeof",
                          "offsetof", "errno", "resolve", "u64tostring",
-                         "u64fromstring" } do
+                         "u64fromstring", "address", "bytes", "poll",
+                         "keepalive" } do
     t.eq(type(capffi[name]), "function", name)
   end
   for _, name in ipairs{ "query", "request", "revoke" } do
