@@ -30,6 +30,9 @@ error_tostring(lua_State *L)
     return 1;
 }
 
+static void error_vpush(lua_State *L, int code, const char *fmt, va_list ap)
+    CAPFFI_LUA__PRINTF(3, 0);
+
 static void
 error_vpush(lua_State *L, int code, const char *fmt, va_list ap)
 {
