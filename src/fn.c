@@ -19,7 +19,8 @@
 #include "ctx.h"
 
 #define FN_FLAGS                                                               \
-    (CAPFFI_FN_DEPS | CAPFFI_FN_WRAP | CAPFFI_FN_ERRNO | CAPFFI_FN_OPTIONAL)
+    (CAPFFI_FN_DEPS | CAPFFI_FN_WRAP | CAPFFI_FN_ERRNO | CAPFFI_FN_OPTIONAL |  \
+     CAPFFI_FN_LIBFFI)
 
 static _Thread_local int last_errno;
 
@@ -142,10 +143,13 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
     }
     fn->ret_struct = s->ret->kind == CAPFFI__STRUCT;
     fn->ret_op = ret_op(s->ret->kind);
+    if (!(flags & CAPFFI_FN_LIBFFI))
+        capffi__abi_plan(&fn->abi, s);
     if (ctx->loop.lend)
         flags |= CAPFFI__FN_LEND;
-    fn->raw_slow = fn->big_struct_args || (flags & CAPFFI_FN_ERRNO) ||
-                   (flags & CAPFFI__FN_LEND);
+    /* A direct call never writes the argument array; libffi may. */
+    fn->raw_slow = (fn->big_struct_args && !fn->abi.shape) ||
+                   (flags & CAPFFI_FN_ERRNO) || (flags & CAPFFI__FN_LEND);
     fn->magic = CAPFFI__FN_MAGIC;
     fn->code = code;
     fn->flags = flags;
@@ -403,6 +407,19 @@ narrow(uint8_t op, const union rbuf *r, capffi_value *ret)
     }
 }
 
+/* The native call: direct where the ABI plan allows it, else libffi. */
+static inline __attribute__((always_inline)) void
+invoke(const capffi_fn *fn, void *ret, void **av)
+{
+#if CAPFFI__ABI_SYSV64
+    if (fn->abi.shape) {
+        capffi__abi_call(&fn->abi, fn->code, ret, av);
+        return;
+    }
+#endif
+    ffi_call((ffi_cif *)&fn->cif, FFI_FN(fn->code), ret, av);
+}
+
 /*
  * The native call of the careful paths: with errno captured, and with the
  * host lent to other threads' callbacks meanwhile (CAPFFI_OPT_LEND_OWNER)
@@ -415,10 +432,10 @@ native_call(capffi_fn *fn, void *ret, void **av)
     bool lent = (fn->flags & CAPFFI__FN_LEND) && capffi__loop_lend(fn->ctx, &h);
     if (fn->flags & CAPFFI_FN_ERRNO) {
         errno = 0;
-        ffi_call(&fn->cif, FFI_FN(fn->code), ret, av);
+        invoke(fn, ret, av);
         last_errno = errno;
     } else {
-        ffi_call(&fn->cif, FFI_FN(fn->code), ret, av);
+        invoke(fn, ret, av);
     }
     if (lent)
         capffi__loop_reclaim(fn->ctx, &h);
@@ -484,7 +501,7 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
                          (fn->flags & (CAPFFI_FN_ERRNO | CAPFFI__FN_LEND))))
         return call_careful(fn, av, ret);
     union rbuf r;
-    ffi_call(&fn->cif, FFI_FN(fn->code), &r, av);
+    invoke(fn, &r, av);
     if (ret)
         narrow(fn->ret_op, &r, ret);
     return CAPFFI_OK;
@@ -506,7 +523,7 @@ call_raw_careful(capffi_fn *fn, void **args, void *ret)
                             fn->sig.ret->size);
     if (!ret)
         ret = &scratch; /* libffi before 3.7 needs somewhere to write */
-    if (fn->big_struct_args) {
+    if (fn->big_struct_args && !fn->abi.shape) {
         /* libffi 3.4 rewrites avalue[i] for structs over 16 bytes to point
          * into its own frame: give it a copy, keep the caller's array. */
         for (size_t i = 0; i < fn->sig.nargs; i++)
@@ -526,6 +543,10 @@ capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
         return dead(fn, state);
     if (CAPFFI__UNLIKELY(fn->raw_slow || !ret || !args))
         return call_raw_careful(fn, args, ret);
+#if CAPFFI__ABI_SYSV64
+    if (fn->abi.shape)
+        return capffi__abi_call(&fn->abi, fn->code, ret, args);
+#endif
     ffi_call(&fn->cif, FFI_FN(fn->code), ret, args);
     return CAPFFI_OK;
 }

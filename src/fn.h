@@ -7,6 +7,7 @@
 
 #include <stdatomic.h>
 
+#include "abi.h"
 #include "sig.h"
 #include "token.h"
 
@@ -75,6 +76,7 @@ struct capffi_fn {
         uint64_t off, span;
     } ranged[CAPFFI_MAX_ARGS];
     struct capffi__sig sig;
+    struct capffi__abi abi; /* abi.c: the direct call, when shape != 0 */
     capffi_ctx *ctx;
     atomic_int own_state;          /* capffi_fn_from_ptr */
     struct capffi__res res;        /* capffi_fn_from_ptr: linked to its token */

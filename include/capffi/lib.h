@@ -42,6 +42,10 @@ CAPFFI_BEGIN_DECLS
 #define CAPFFI_FN_ERRNO 0x4u
 /** A missing symbol is expected: CAPFFI_ENOTFOUND, no audit event. */
 #define CAPFFI_FN_OPTIONAL 0x8u
+/** Make every call through libffi's ffi_call, even where capffi's direct
+ *  call applies (see docs/API.md, "How calls are made"). For comparing the
+ *  two paths, or working around a suspected calling-convention mistake. */
+#define CAPFFI_FN_LIBFFI 0x10u
 
 /**
  * Load a library.

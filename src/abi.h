@@ -1,0 +1,76 @@
+/*
+ * abi.h - direct calls under the platform's calling convention.
+ *
+ * On x86-64 System V (Linux, the BSDs), most signatures need nothing but
+ * registers and a few stack words: every argument is an integer, a pointer,
+ * a float or a struct. For those, capffi works out at bind time where each
+ * argument goes (which register, which stack word) and calls the function
+ * through a C function pointer of a fixed shape that fills all six integer
+ * registers, all eight SSE registers and, when needed, a block of stack
+ * words. The callee reads the registers its prototype names and ignores
+ * the rest, which the convention allows. That call costs a few
+ * nanoseconds; libffi's ffi_call classifies every argument again on every
+ * call (about 20 ns for two integers). Signatures the plan cannot express
+ * (variadic ones, more stack than CAPFFI__ABI_STACK words, other
+ * platforms, or a function bound with CAPFFI_FN_LIBFFI) keep libffi.
+ */
+#ifndef CAPFFI_SRC_ABI_H
+#define CAPFFI_SRC_ABI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sig.h"
+
+#if defined(__x86_64__) && !defined(_WIN32) && !defined(__ILP32__)
+#define CAPFFI__ABI_SYSV64 1
+#else
+#define CAPFFI__ABI_SYSV64 0
+#endif
+
+#define CAPFFI__ABI_GP 6     /* integer argument registers */
+#define CAPFFI__ABI_SSE 8    /* SSE argument registers */
+#define CAPFFI__ABI_STACK 16 /* stack words a direct call may pass */
+#define CAPFFI__ABI_SLOTS (CAPFFI__ABI_GP + CAPFFI__ABI_SSE + CAPFFI__ABI_STACK)
+
+/* One load of (part of) an argument into a register or stack slot. */
+struct capffi__abi_move {
+    uint8_t op;  /* enum in abi.c */
+    uint8_t arg; /* which argument */
+    uint8_t off; /* byte offset in it (a struct's second eightbyte) */
+    uint8_t len; /* bytes, for partial eightbytes and stack copies */
+    uint8_t dst; /* slot: integer registers, SSE registers, stack words */
+};
+
+/* Where a function's arguments go and how its result comes back: planned
+ * once at bind time, read by every call. shape 0 means "use libffi". */
+struct capffi__abi {
+    uint8_t shape;    /* which fixed function-pointer type to call through */
+    uint8_t store;    /* how the result is written to the caller's memory */
+    uint8_t ret_size; /* bytes of a struct result in registers */
+    bool ret_memory;  /* a struct result the callee writes through rdi */
+    uint8_t nmoves;
+    struct capffi__abi_move
+        moves[CAPFFI__ABI_GP + CAPFFI__ABI_SSE + CAPFFI__ABI_STACK];
+};
+
+/*
+ * Plan a direct call for a parsed signature. Returns false (and leaves
+ * plan->shape 0) when the signature needs libffi.
+ */
+CAPFFI__HIDDEN bool capffi__abi_plan(struct capffi__abi *plan,
+                                     const struct capffi__sig *sig);
+
+#if CAPFFI__ABI_SYSV64
+/*
+ * Call code as planned. av[i] points to argument i in its native
+ * representation (a struct's bytes for a struct); it is only read. ret
+ * receives the result the way ffi_call writes it: integers widened to 8
+ * bytes, f32 in 4 bytes, f64 in 8, a struct in its size. Returns 0, so
+ * callers can tail-call it.
+ */
+CAPFFI__HIDDEN int capffi__abi_call(const struct capffi__abi *plan, void *code,
+                                    void *ret, void **av);
+#endif
+
+#endif
