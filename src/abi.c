@@ -36,7 +36,7 @@ enum move_op {
     MV_U32,
     MV_64,   /* 8 bytes: 64-bit integers, pointers, f64, full eightbytes */
     MV_F32,  /* 4 bytes, upper half zero */
-    MV_BYTES /* len bytes: a partial eightbyte, or a struct on the stack */
+    MV_BYTES /* len bytes (under 8): the last, partial eightbyte of a struct */
 };
 
 /* How the result comes back: the return type of the call's pointer. */
@@ -189,7 +189,8 @@ add_move(struct capffi__abi *p, uint8_t op, size_t arg, size_t off, size_t len,
     };
 }
 
-/* Copy argument arg of size bytes to the next stack words. */
+/* Copy argument arg of size bytes to the next stack words, a word per
+ * move (a scalar's op extends it to its word). */
 static bool
 to_stack(struct capffi__abi *p, struct alloc *a, size_t arg, uint8_t op,
          size_t size)
@@ -197,7 +198,16 @@ to_stack(struct capffi__abi *p, struct alloc *a, size_t arg, uint8_t op,
     size_t words = (size + 7) / 8;
     if (a->stack + words > CAPFFI__ABI_STACK)
         return false;
-    add_move(p, op, arg, 0, size, CAPFFI__ABI_GP + CAPFFI__ABI_SSE + a->stack);
+    unsigned base = CAPFFI__ABI_GP + CAPFFI__ABI_SSE + a->stack;
+    if (op != MV_BYTES) {
+        add_move(p, op, arg, 0, 0, base);
+    } else {
+        for (size_t k = 0; k < words; k++) {
+            size_t len = size - 8 * k < 8 ? size - 8 * k : 8;
+            add_move(p, len == 8 ? MV_64 : MV_BYTES, arg, 8 * k, len,
+                     base + (unsigned)k);
+        }
+    }
     a->stack += (unsigned)words;
     return true;
 }
@@ -410,7 +420,7 @@ load(const struct capffi__abi_move *m, uint64_t *dst, const unsigned char *p)
     case MV_64:
         memcpy(dst, p, 8);
         break;
-    default: /* MV_BYTES, into zeroed slots */
+    default: /* MV_BYTES, into a zeroed slot */
         memcpy(dst, p, m->len);
         break;
     }

@@ -37,8 +37,8 @@
 struct capffi__abi_move {
     uint8_t op;  /* enum in abi.c */
     uint8_t arg; /* which argument */
-    uint8_t off; /* byte offset in it (a struct's second eightbyte) */
-    uint8_t len; /* bytes, for partial eightbytes and stack copies */
+    uint8_t off; /* byte offset in it (a struct's eightbyte) */
+    uint8_t len; /* bytes, for a partial eightbyte */
     uint8_t dst; /* slot: integer registers, SSE registers, stack words */
 };
 

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <pthread.h>
 
+#include "abi.h"
 #include "fixture.h"
 
 struct fx {
@@ -335,6 +336,38 @@ call_structs_in_memory_and_nested(void **state)
                 -3 + 1000 + 0.5 - 70000);
 }
 
+/*
+ * The shape libffi before 3.4.7 mis-passes on x86-64 (docs/limits.md,
+ * test_libffi_defect.c): capffi's direct call, the default there, passes
+ * it right.
+ */
+static void
+call_struct_in_the_last_integer_register(void **state)
+{
+    struct fx *f = *state;
+    if (!CAPFFI__ABI_SYSV64)
+        skip();
+    capffi_fn *fn = bind(f, "fx_struct_after_ints_and_double",
+                         "(i64, i64, i64, i64, i64, f64, { i64, f64 }) -> f64",
+                         0);
+    struct fx_mixed m = { 6, 0.5 };
+    capffi_value a[7], r;
+    for (int i = 0; i < 5; i++)
+        a[i].i64 = i + 1;
+    a[5].f64 = 100.0;
+    a[6].agg.ptr = &m;
+    a[6].agg.len = sizeof m;
+    assert_ok(capffi_fn_call(fn, a, &r));
+    assert_true(r.f64 == 121.5);
+    void *av[7];
+    for (int i = 0; i < 6; i++)
+        av[i] = &a[i];
+    av[6] = &m;
+    double d = 0;
+    assert_ok(capffi_fn_call_raw(fn, av, &d));
+    assert_true(d == 121.5);
+}
+
 static void
 call_struct_sizes_are_checked(void **state)
 {
@@ -566,6 +599,7 @@ main(void)
         T(call_buffers_pass_their_bytes),
         T(call_structs_in_registers),
         T(call_structs_in_memory_and_nested),
+        T(call_struct_in_the_last_integer_register),
         T(call_struct_sizes_are_checked),
         T(call_many_arguments_spill_to_the_stack),
         T(call_variadic),
