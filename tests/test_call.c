@@ -347,9 +347,9 @@ call_struct_in_the_last_integer_register(void **state)
     struct fx *f = *state;
     if (!CAPFFI__ABI_SYSV64)
         skip();
-    capffi_fn *fn = bind(f, "fx_struct_after_ints_and_double",
-                         "(i64, i64, i64, i64, i64, f64, { i64, f64 }) -> f64",
-                         0);
+    capffi_fn *fn =
+        bind(f, "fx_struct_after_ints_and_double",
+             "(i64, i64, i64, i64, i64, f64, { i64, f64 }) -> f64", 0);
     struct fx_mixed m = { 6, 0.5 };
     capffi_value a[7], r;
     for (int i = 0; i < 5; i++)
