@@ -291,6 +291,38 @@ capffi__abi_plan(struct capffi__abi *p, const struct capffi__sig *s)
     return true;
 }
 
+size_t
+capffi__abi_libffi_defect(const struct capffi__sig *s)
+{
+    unsigned gp = 0, sse = 0;
+    uint8_t cls[2];
+    unsigned n;
+    if (s->ret->kind == CAPFFI__STRUCT && !struct_classes(s->ret, cls, &n))
+        gp = 1; /* the result's memory */
+    for (size_t i = 0; i < s->nargs; i++) {
+        const struct capffi__type *t = s->args[i];
+        if (t->kind != CAPFFI__STRUCT) {
+            if (is_float(t->kind))
+                sse += sse < CAPFFI__ABI_SSE;
+            else
+                gp += gp < CAPFFI__ABI_GP;
+            continue;
+        }
+        if (!struct_classes(t, cls, &n))
+            continue; /* in memory */
+        unsigned need_gp = (cls[0] == CLS_INT) + (n > 1 && cls[1] == CLS_INT);
+        unsigned need_sse = n - need_gp;
+        if (gp + need_gp > CAPFFI__ABI_GP || sse + need_sse > CAPFFI__ABI_SSE)
+            continue; /* on the stack */
+        if (n == 2 && cls[0] == CLS_INT && cls[1] == CLS_SSE &&
+            gp == CAPFFI__ABI_GP - 1 && sse > 0)
+            return i + 1;
+        gp += need_gp;
+        sse += need_sse;
+    }
+    return 0;
+}
+
 /* ---- the call ---------------------------------------------------------- */
 
 #if CAPFFI__ABI_SYSV64

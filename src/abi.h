@@ -61,6 +61,16 @@ struct capffi__abi {
 CAPFFI__HIDDEN bool capffi__abi_plan(struct capffi__abi *plan,
                                      const struct capffi__sig *sig);
 
+/*
+ * Whether ffi_call of libffi before 3.4.7 would pass this signature's
+ * arguments wrongly on x86-64: a struct over 8 bytes whose first eightbyte
+ * is INTEGER and second SSE, placed in the last integer register after a
+ * floating-point argument took an SSE register (libffi copies the whole
+ * struct into that register's slot and overwrites the first SSE slot).
+ * Returns the 1-based position of the first such argument, or 0.
+ */
+CAPFFI__HIDDEN size_t capffi__abi_libffi_defect(const struct capffi__sig *sig);
+
 #if CAPFFI__ABI_SYSV64
 /*
  * Call code as planned. av[i] points to argument i in its native

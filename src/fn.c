@@ -145,6 +145,22 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
     fn->ret_op = ret_op(s->ret->kind);
     if (!(flags & CAPFFI_FN_LIBFFI))
         capffi__abi_plan(&fn->abi, s);
+#ifdef CAPFFI_LIBFFI_STRUCT_DEFECT
+    size_t bad = fn->abi.shape ? 0 : capffi__abi_libffi_defect(s);
+    if (bad) {
+        capffi__sig_free(&fn->sig);
+        capffi__free(fn);
+        return capffi__fail(
+            ctx, CAPFFI_ESIG,
+            "argument %zu: this libffi (before 3.4.7) passes a struct "
+            "in the last integer register after a floating-point "
+            "argument wrongly on x86-64%s; pass it by pointer "
+            "(docs/limits.md)",
+            bad,
+            flags & CAPFFI_FN_LIBFFI ? ", and CAPFFI_FN_LIBFFI asks for libffi"
+                                     : "");
+    }
+#endif
     if (ctx->loop.lend)
         flags |= CAPFFI__FN_LEND;
     /* A direct call never writes the argument array; libffi may. */
