@@ -3,8 +3,10 @@
  *
  * The call path does no allocation, no locking and no cryptography: one
  * atomic load tells whether the function's library was closed or its token
- * revoked, then the arguments are converted on the stack and libffi calls
- * the function.
+ * revoked, then the arguments are converted on the stack and the function
+ * is called: on x86-64 System V by capffi's direct call, planned at bind
+ * time, elsewhere (and for variadic signatures, and with CAPFFI_FN_LIBFFI)
+ * by libffi's ffi_call. docs/API.md, "How a call is made".
  *
  * Thread safety: capffi_fn_call and capffi_fn_call_raw may be called from
  * any thread, concurrently. The rest: owner thread.
@@ -59,8 +61,9 @@ CAPFFI_API int capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret);
  * pointer returned by native code.
  * @param tok a token with CAPFFI_RIGHT_FNPTR. The function is revoked with
  *            it.
- * @param flags CAPFFI_FN_WRAP and CAPFFI_FN_ERRNO apply; CAPFFI_FN_DEPS and
- *            CAPFFI_FN_OPTIONAL mean nothing here and are ignored.
+ * @param flags CAPFFI_FN_WRAP, CAPFFI_FN_ERRNO and CAPFFI_FN_LIBFFI
+ *            apply; CAPFFI_FN_DEPS and CAPFFI_FN_OPTIONAL mean nothing
+ *            here and are ignored.
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL code); CAPFFI_ETOKEN;
  *         CAPFFI_EREVOKED; CAPFFI_EPERM; CAPFFI_ESIG; CAPFFI_ETHREAD;
  *         CAPFFI_ENOMEM. Audited (CAPFFI_OP_FN_FROM_PTR).

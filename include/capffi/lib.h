@@ -43,8 +43,8 @@ CAPFFI_BEGIN_DECLS
 /** A missing symbol is expected: CAPFFI_ENOTFOUND, no audit event. */
 #define CAPFFI_FN_OPTIONAL 0x8u
 /** Make every call through libffi's ffi_call, even where capffi's direct
- *  call applies (see docs/API.md, "How calls are made"). For comparing the
- *  two paths, or working around a suspected calling-convention mistake. */
+ *  call applies (docs/API.md, "How a call is made"): for comparing the
+ *  two, or to rule the direct call out when a call misbehaves. */
 #define CAPFFI_FN_LIBFFI 0x10u
 
 /**
@@ -88,7 +88,9 @@ CAPFFI_API int capffi_lib_open(capffi_lib **out, capffi_ctx *ctx,
  *                  see docs/API.md, "Signatures".
  * @param flags     CAPFFI_FN_* bits.
  * @return CAPFFI_OK; CAPFFI_EINVAL; CAPFFI_ESIG (malformed signature, with
- *         the byte offset in the message); CAPFFI_ENOTFOUND (no such
+ *         the byte offset in the message; or a struct argument that an
+ *         affected libffi would pass wrongly, when the call would go
+ *         through it: docs/limits.md); CAPFFI_ENOTFOUND (no such
  *         symbol); CAPFFI_EPERM (the symbol lives in a dependency);
  *         CAPFFI_ECLOSED (library closed); CAPFFI_EREVOKED (its token was
  *         revoked); CAPFFI_ETHREAD; CAPFFI_ENOMEM. Audited
