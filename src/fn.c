@@ -6,7 +6,7 @@
  * the state word tells whether the library was closed or the token
  * revoked (C1: an error, never a call into unloaded code); arguments are
  * converted into a stack array with small integers range-checked (C7) and
- * struct sizes checked; libffi makes the call.
+ * struct sizes checked; the direct call (abi.c) or libffi makes the call.
  */
 #include "fn.h"
 
