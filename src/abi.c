@@ -106,19 +106,36 @@ classify(const struct capffi__type *t, size_t base, uint8_t cls[2])
     return true;
 }
 
-/* The eightbyte classes of a struct by value; false when over 16 bytes or
- * not expressible (it then travels in memory). */
+/* The eightbyte classes of a struct by value; false when it travels in
+ * memory (over 16 bytes) or has an eightbyte of no class. */
 static bool
 struct_classes(const struct capffi__type *t, uint8_t cls[2], unsigned *n)
 {
     cls[0] = cls[1] = CLS_NONE;
-    if (t->size > 16 || t->align > 8 || !classify(t, 0, cls))
+    if (t->size > 16 || !classify(t, 0, cls))
         return false;
     *n = t->size > 8 ? 2 : 1;
     for (unsigned k = 0; k < *n; k++)
         if (cls[k] == CLS_NONE)
             return false;
     return true;
+}
+
+/*
+ * Whether the plan can express type t: every capffi type can (alignment 8
+ * or less, naturally aligned members), but a type that could not is left
+ * to libffi rather than guessed at.
+ */
+static bool
+expressible(const struct capffi__type *t)
+{
+    if (t->align > 8)
+        return false;
+    if (t->kind != CAPFFI__STRUCT || t->size > 16)
+        return true;
+    uint8_t cls[2];
+    unsigned n;
+    return struct_classes(t, cls, &n);
 }
 
 static uint8_t
@@ -273,8 +290,11 @@ bool
 capffi__abi_plan(struct capffi__abi *p, const struct capffi__sig *s)
 {
     memset(p, 0, sizeof *p);
-    if (!CAPFFI__ABI_SYSV64 || s->variadic)
+    if (!CAPFFI__ABI_SYSV64 || s->variadic || !expressible(s->ret))
         return false;
+    for (size_t i = 0; i < s->nargs; i++)
+        if (!expressible(s->args[i]))
+            return false;
     struct alloc a = { 0, 0, 0 };
     uint8_t kind = plan_ret(p, &a, s->ret);
     for (size_t i = 0; i < s->nargs; i++) {
