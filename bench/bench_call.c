@@ -260,7 +260,7 @@ loop_direct_big_sum(struct bcase *c, size_t iters)
 
 /* ---- the timed loops: libffi and capffi, any signature ----------------- */
 
-static double
+static __attribute__((noinline)) double
 loop_ffi(struct bcase *c, size_t iters)
 {
     union rbuf r;
@@ -283,7 +283,7 @@ loop_ffi(struct bcase *c, size_t iters)
     return bench_per_call(t0, t1, iters);
 }
 
-static double
+static __attribute__((noinline)) double
 loop_raw_fn(struct bcase *c, capffi_fn *fn, size_t iters)
 {
     union rbuf r;
@@ -297,7 +297,7 @@ loop_raw_fn(struct bcase *c, capffi_fn *fn, size_t iters)
     return bench_per_call(t0, t1, iters);
 }
 
-static double
+static __attribute__((noinline)) double
 loop_value_fn(struct bcase *c, capffi_fn *fn, size_t iters)
 {
     capffi_value ret;
@@ -311,46 +311,25 @@ loop_value_fn(struct bcase *c, capffi_fn *fn, size_t iters)
     return bench_per_call(t0, t1, iters);
 }
 
-static double
-loop_raw(struct bcase *c, size_t iters)
-{
-    return loop_raw_fn(c, c->fn, iters);
-}
-
-static double
-loop_value(struct bcase *c, size_t iters)
-{
-    return loop_value_fn(c, c->fn, iters);
-}
-
-static double
-loop_raw_libffi(struct bcase *c, size_t iters)
-{
-    return loop_raw_fn(c, c->fn_ffi, iters);
-}
-
-static double
-loop_value_libffi(struct bcase *c, size_t iters)
-{
-    return loop_value_fn(c, c->fn_ffi, iters);
-}
-
-/*
- * Called through pointers so that no loop is inlined into main: under a
- * profiler each variant is then a function of its own.
- */
+/* The loops are kept out of main so that under a profiler each is a
+ * function of its own. */
 static double
 run_variant(struct bcase *c, enum variant v, size_t iters)
 {
-    static const loop_fn generic[N_VARIANTS] = {
-        [V_FFI] = loop_ffi,
-        [V_RAW] = loop_raw,
-        [V_VALUE] = loop_value,
-        [V_RAW_LIBFFI] = loop_raw_libffi,
-        [V_VALUE_LIBFFI] = loop_value_libffi,
-    };
-    loop_fn fn = v == V_DIRECT ? c->direct : generic[v];
-    return fn(c, iters);
+    switch (v) {
+    case V_DIRECT:
+        return c->direct(c, iters);
+    case V_FFI:
+        return loop_ffi(c, iters);
+    case V_RAW:
+        return loop_raw_fn(c, c->fn, iters);
+    case V_VALUE:
+        return loop_value_fn(c, c->fn, iters);
+    case V_RAW_LIBFFI:
+        return loop_raw_fn(c, c->fn_ffi, iters);
+    default:
+        return loop_value_fn(c, c->fn_ffi, iters);
+    }
 }
 
 /* ---- setting up -------------------------------------------------------- */
