@@ -413,6 +413,9 @@ def fixed_cases():
         (i64, [i64] * 6 + [f64] * 8 + [big48, big48, big40]),
         (S('f64', 'f64'), [i64] * 6 + [f64] * 8 + [big48] * 3),
         (None, [big48, big48, S('u8', 'u8', 'u8'), big48]),
+        # the defect shape over 16 stack words: without flags too, this
+        # signature takes libffi
+        (f64, [f64] + [i64] * 5 + [S('i64', 'f64')] + [big48] * 3),
     ]
 
 
