@@ -209,7 +209,8 @@ def plan(ret, args):
 
 # ---- random types ----------------------------------------------------------
 
-# Structs named in the brief of this test, and a few more classic shapes.
+# Struct shapes every run draws from: one per class pattern the psABI
+# distinguishes (SSE, INTEGER, mixed, partial eightbytes, nested, memory).
 CURATED = [
     S('f32'), S('f64'), S('i8'), S('bool', 'u16'), S('f32', 'f32'),
     S('i16', 'f32'), S('u8', 'u8', 'u8'), S('i8', 'f32'), S('i32', 'pointer'),
