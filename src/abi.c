@@ -17,11 +17,16 @@
  * Stack arguments are 8-byte words in order, starting at the stack pointer
  * at the call; every capffi type has alignment 8 or less.
  *
- * The call itself goes through a function pointer whose parameters are six
- * uint64_t, eight double and then as many uint64_t as there are stack
- * words (on the stack, since no register remains for them), so the C
- * compiler emits exactly the planned register and stack contents. What the
- * callee's own prototype does not name, it never reads.
+ * The call itself goes through a pointer to a variadic function whose
+ * named parameters are six uint64_t; it passes eight double after them and
+ * then as many uint64_t as there are stack words (on the stack, since no
+ * register remains for them), so the C compiler emits exactly the planned
+ * register and stack contents. What the callee's own prototype does not
+ * name, it never reads. Being a variadic call, it also sets %al to the
+ * number of SSE registers passed (0 or 8), an upper bound of those used,
+ * which is what a variadic callee needs and what libffi always sets: so
+ * variadic signatures take the direct call too, and a variadic function
+ * bound with a fixed signature works as it does with libffi.
  */
 #include "abi.h"
 
@@ -290,7 +295,7 @@ bool
 capffi__abi_plan(struct capffi__abi *p, const struct capffi__sig *s)
 {
     memset(p, 0, sizeof *p);
-    if (!CAPFFI__ABI_SYSV64 || s->variadic || !expressible(s->ret))
+    if (!CAPFFI__ABI_SYSV64 || !expressible(s->ret))
         return false;
     for (size_t i = 0; i < s->nargs; i++)
         if (!expressible(s->args[i]))
@@ -370,12 +375,7 @@ as_double(uint64_t u)
     return d;
 }
 
-#define U4 uint64_t, uint64_t, uint64_t, uint64_t
-#define P_GP U4, uint64_t, uint64_t
-#define P_REGS                                                                 \
-    P_GP, double, double, double, double, double, double, double, double
-#define P_S4 P_REGS, U4
-#define P_S16 P_S4, U4, U4, U4
+#define PARAMS (uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, ...)
 #define A_GP s[0], s[1], s[2], s[3], s[4], s[5]
 #define A_REGS                                                                 \
     A_GP, as_double(s[6]), as_double(s[7]), as_double(s[8]), as_double(s[9]),  \
@@ -386,30 +386,30 @@ as_double(uint64_t u)
         s[27], s[28], s[29]
 
 /* One case per return kind for one tier: call, keep the registers' bytes.
- * P and A come parenthesised: a parameter list and an argument list. */
-#define CALL(RT, P, A)                                                         \
+ * A comes parenthesised: the argument list. */
+#define CALL(RT, A)                                                            \
     do {                                                                       \
-        RT r_ = ((RT(*) P)fp)A;                                                \
+        RT r_ = ((RT(*) PARAMS)fp)A;                                           \
         memcpy(eb, &r_, sizeof r_);                                            \
     } while (0)
-#define TIER(T, P, A)                                                          \
+#define TIER(T, A)                                                             \
     case SHAPE(T, R_INT):                                                      \
-        CALL(uint64_t, P, A);                                                  \
+        CALL(uint64_t, A);                                                     \
         break;                                                                 \
     case SHAPE(T, R_SSE):                                                      \
-        CALL(double, P, A);                                                    \
+        CALL(double, A);                                                       \
         break;                                                                 \
     case SHAPE(T, R_II):                                                       \
-        CALL(struct ret_ii, P, A);                                             \
+        CALL(struct ret_ii, A);                                                \
         break;                                                                 \
     case SHAPE(T, R_SS):                                                       \
-        CALL(struct ret_ss, P, A);                                             \
+        CALL(struct ret_ss, A);                                                \
         break;                                                                 \
     case SHAPE(T, R_IS):                                                       \
-        CALL(struct ret_is, P, A);                                             \
+        CALL(struct ret_is, A);                                                \
         break;                                                                 \
     case SHAPE(T, R_SI):                                                       \
-        CALL(struct ret_si, P, A);                                             \
+        CALL(struct ret_si, A);                                                \
         break;
 
 /* Zero the slots the shape passes, so no stale stack bytes reach native
@@ -537,10 +537,10 @@ capffi__abi_call(const struct capffi__abi *plan, void *code, void *ret,
         load(m, &s[m->dst], (const unsigned char *)av[m->arg] + m->off);
     }
     switch (plan->shape) {
-        TIER(T_GP, (P_GP), (A_GP))
-        TIER(T_REGS, (P_REGS), (A_REGS))
-        TIER(T_S4, (P_S4), (A_S4))
-        TIER(T_S16, (P_S16), (A_S16))
+        TIER(T_GP, (A_GP))
+        TIER(T_REGS, (A_REGS))
+        TIER(T_S4, (A_S4))
+        TIER(T_S16, (A_S16))
     default:
         break;
     }

@@ -6,13 +6,13 @@
  * a float or a struct. For those, capffi works out at bind time where each
  * argument goes (which register, which stack word) and calls the function
  * through a C function pointer of a fixed shape that fills all six integer
- * registers, all eight SSE registers and, when needed, a block of stack
- * words. The callee reads the registers its prototype names and ignores
- * the rest, which the convention allows. That call costs a few
+ * registers, all eight SSE registers when any is used and, when needed, a
+ * block of stack words. The callee reads the registers its prototype names
+ * and ignores the rest, which the convention allows. That call costs a few
  * nanoseconds; libffi's ffi_call classifies every argument again on every
  * call (about 20 ns for two integers). Signatures the plan cannot express
- * (variadic ones, more stack than CAPFFI__ABI_STACK words, other
- * platforms, or a function bound with CAPFFI_FN_LIBFFI) keep libffi.
+ * (more stack than CAPFFI__ABI_STACK words, other platforms, or a function
+ * bound with CAPFFI_FN_LIBFFI) keep libffi.
  */
 #ifndef CAPFFI_SRC_ABI_H
 #define CAPFFI_SRC_ABI_H

@@ -369,9 +369,11 @@ call_struct_in_the_last_integer_register(void **state)
 }
 
 /*
- * Where a call would go through an affected libffi (CAPFFI_FN_LIBFFI, a
- * variadic signature), the shape it mis-passes is refused at bind time,
- * naming the argument; the same struct elsewhere is accepted.
+ * Where a call would go through an affected libffi (CAPFFI_FN_LIBFFI, or
+ * stack arguments past the direct call's 128 bytes), the shape it
+ * mis-passes is refused at bind time, naming the argument; the direct
+ * call, variadic ones included, takes it; the same struct elsewhere is
+ * accepted by libffi.
  */
 static void
 call_refuses_what_libffi_would_pass_wrongly(void **state)
@@ -390,13 +392,32 @@ call_refuses_what_libffi_would_pass_wrongly(void **state)
         CAPFFI_ESIG);
     assert_null(fn);
     assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "argument 7"));
+    /* 144 bytes of stack arguments: libffi even without flags (bound,
+     * never called). */
     assert_int_equal(
         capffi_lib_bind(&fn, f->lib, sym,
-                        "(i64, i64, i64, i64, i64, f64, { i64, f32 }, ...: "
-                        "i32) -> f64",
+                        "(i64, i64, i64, i64, i64, f64, { i64, f32 }, "
+                        "{ i64, i64, i64, i64, i64, i64 }, "
+                        "{ i64, i64, i64, i64, i64, i64 }, "
+                        "{ i64, i64, i64, i64, i64, i64 }) -> f64",
                         0),
         CAPFFI_ESIG);
     assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "argument 7"));
+    /* A variadic signature takes the direct call, which passes it right
+     * (the callee ignores the extra variadic argument). */
+    fn = bind(f, sym,
+              "(i64, i64, i64, i64, i64, f64, { i64, f64 }, ...: i32) -> f64",
+              0);
+    struct fx_mixed m = { 6, 0.5 };
+    capffi_value a[8], r;
+    for (int i = 0; i < 5; i++)
+        a[i].i64 = i + 1;
+    a[5].f64 = 100.0;
+    a[6].agg.ptr = &m;
+    a[6].agg.len = sizeof m;
+    a[7].i64 = 7;
+    assert_ok(capffi_fn_call(fn, a, &r));
+    assert_true(r.f64 == 121.5);
     /* No earlier floating-point argument, or a free register after it:
      * libffi gets these right. */
     capffi_fn_free(bind(f, "fx_struct_after_ints",
@@ -517,6 +538,38 @@ call_variadic(void **state)
     assert_int_equal(
         capffi_fn_arity(bind(f, "fx_sum_ints", "(i32, ...: i32) -> i32", 0)),
         2);
+
+    /* Past the registers, on both paths: 11 ints, 11 doubles. */
+    const uint32_t paths[] = { 0, CAPFFI_FN_LIBFFI };
+    for (size_t p = 0; p < 2; p++) {
+        capffi_value v[12];
+        char sig[128] = "(i32, ...:";
+        for (int i = 0; i < 11; i++)
+            strcat(sig, i ? ", i32" : " i32");
+        strcat(sig, ") -> i32");
+        v[0] = I(11);
+        for (int i = 1; i <= 11; i++)
+            v[i] = I(i * (i % 2 ? -1 : 1) * 1000);
+        assert_ok(capffi_fn_call(bind(f, "fx_sum_ints", sig, paths[p]), v, &r));
+        assert_int_equal(r.i64, -6000);
+        strcpy(sig, "(i32, ...:");
+        for (int i = 0; i < 11; i++)
+            strcat(sig, i ? ", f64" : " f64");
+        strcat(sig, ") -> f64");
+        for (int i = 1; i <= 11; i++)
+            v[i] = D(i + 0.5);
+        assert_ok(
+            capffi_fn_call(bind(f, "fx_sum_doubles", sig, paths[p]), v, &r));
+        assert_true(r.f64 == 66 + 5.5);
+    }
+    /* A variadic function bound with a fixed signature gets the count of
+     * SSE registers in %al, as libffi gives it. */
+    a[0] = I(2);
+    a[1] = D(1.25);
+    a[2] = D(2.5);
+    assert_ok(capffi_fn_call(
+        bind(f, "fx_sum_doubles", "(i32, f64, f64) -> f64", 0), a, &r));
+    assert_true(r.f64 == 3.75);
 }
 
 static void

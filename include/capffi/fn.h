@@ -5,8 +5,9 @@
  * atomic load tells whether the function's library was closed or its token
  * revoked, then the arguments are converted on the stack and the function
  * is called: on x86-64 System V by capffi's direct call, planned at bind
- * time, elsewhere (and for variadic signatures, and with CAPFFI_FN_LIBFFI)
- * by libffi's ffi_call. docs/API.md, "How a call is made".
+ * time; elsewhere, past 128 bytes of stack arguments and with
+ * CAPFFI_FN_LIBFFI by libffi's ffi_call. docs/API.md, "How a call is
+ * made".
  *
  * Thread safety: capffi_fn_call and capffi_fn_call_raw may be called from
  * any thread, concurrently. The rest: owner thread.
