@@ -11,8 +11,9 @@ Writes three files into --outdir:
                for it (stack words, the libffi < 3.4.7 defect shape)
 
 Each abi_case_N records every scalar it receives (each struct member read
-by field, small integers read at their declared type) in abi_seen[], mixes
-them in order into a 64-bit hash and derives its result from the hash:
+by field, small integers read at their declared type, variadic arguments
+read with va_arg at their declared type) in abi_seen[], mixes them in
+order into a 64-bit hash and derives its result from the hash:
 bit 7 for bool, the low bits for integers, exactly representable values
 for floats, a different hash per member for structs. A void case stores
 the hash in abi_last_hash.
@@ -21,13 +22,19 @@ The cases are random but reproducible (--seed), biased toward what a
 hand-written calling convention gets wrong: registers running out, ints
 and floats interleaved, every scalar type, structs of every size class and
 eightbyte class, nested structs, struct results in registers and in
-memory, a struct that needs two registers when one is left, and
-signatures whose stack need exceeds the direct call's 16 words.
+memory, a struct that needs two registers when one is left, signatures
+whose stack need exceeds the direct call's 16 words, and variadic
+functions: fixed parameters of any type, then a tail of the types a
+variadic argument may have, long enough that the integer registers, the
+SSE registers or both run out and the tail continues on the stack. The
+psABI classifies variadic arguments as it does fixed ones; the caller
+also sets %al, which the callee's va_start relies on.
 
 Standard library only.
 """
 
 import argparse
+import collections
 import os
 import random
 import sys
@@ -76,6 +83,13 @@ SCALARS = {
 }
 INT_NAMES = [n for n, s in SCALARS.items() if s.cls == 'INT']
 FLOAT_NAMES = ['f32', 'f64']
+# What a variadic argument may be (src/sig.c): the types C's default
+# argument promotions leave alone, structs excepted.
+VARIADIC_INT_NAMES = ['i32', 'u32', 'i64', 'u64', 'isize', 'usize', 'pointer']
+# The types those promotions change: refused in a variadic tail, and not
+# the last fixed parameter either (va_start names it; C11 7.16.1.4 leaves
+# a promoted one undefined).
+PROMOTED = {'bool', 'i8', 'u8', 'i16', 'u16', 'f32'}
 
 # enum abi_ret in abi_table.h, by result type.
 RET_ENUM = {
@@ -142,6 +156,15 @@ def is_struct(t):
 
 def leaves_of(t):
     return list(t.leaves()) if is_struct(t) else [('', t, 0)]
+
+
+# One signature: its result (None for void), its parameters and, for a
+# variadic function, how many of them are fixed (the rest are its tail).
+Case = collections.namedtuple('Case', 'ret args nfixed', defaults=(None,))
+
+
+def variadic(c):
+    return c.nfixed is not None
 
 
 # ---- the psABI, as far as capffi's types need it --------------------------
@@ -369,6 +392,59 @@ def mode_big_stack(rng, ret):
     return args[:MAX_ARITY]
 
 
+def rand_variadic(rng, fpref):
+    """A variadic argument: f64 with probability fpref, else an integer or
+    a pointer."""
+    if rng.random() < fpref:
+        return SCALARS['f64']
+    return SCALARS[rng.choice(VARIADIC_INT_NAMES)]
+
+
+def promoted(t):
+    return not is_struct(t) and t.name in PROMOTED
+
+
+def mode_variadic(rng, ret):
+    """A variadic function: 1 to 6 fixed parameters of any type, then a
+    tail of 1 to 14 variadic arguments. A short tail, or one long enough
+    that the integer registers, the SSE registers or both run out and the
+    tail goes on in stack words; sometimes after big structs in the fixed
+    part, up to and past the direct call's 16 stack words. Returns the
+    fixed parameters and the tail."""
+    kind = rng.choice(['few', 'ints', 'floats', 'long', 'both', 'both',
+                       'stack'])
+    nfixed = rng.randint(1, 6)
+    if kind == 'stack':
+        fixed = [struct_of_class(rng, 'big', curated=0.3)
+                 for _ in range(rng.randint(1, 3))]
+        fixed += [rand_arg(rng, 0.4, 0.2)
+                  for _ in range(max(0, nfixed - len(fixed)))]
+        rng.shuffle(fixed)
+    else:
+        fpref = {'few': 0.4, 'ints': 0.2, 'floats': 0.6, 'long': 0.4,
+                 'both': 0.4}[kind]
+        fixed = [rand_arg(rng, fpref, 0.25) for _ in range(nfixed)]
+    # va_start names the last fixed parameter: not a promoted type.
+    while promoted(fixed[-1]):
+        fixed[-1] = rand_arg(rng, 0.4, 0.25)
+    if kind == 'both':
+        # What the fixed part leaves of each kind of register, and one to
+        # three more of each, interleaved: both kinds run out in the tail
+        # and the tail goes on in stack words, unless MAX_ARITY cuts it.
+        a = plan(ret, fixed)
+        tail = [rand_variadic(rng, 0.0)
+                for _ in range(GP_REGS - a.gp + rng.randint(1, 3))]
+        tail += [SCALARS['f64']] * (SSE_REGS - a.sse + rng.randint(1, 3))
+        rng.shuffle(tail)
+    else:
+        lo, hi, fpref = {'few': (1, 5, 0.4), 'ints': (5, 14, 0.15),
+                         'floats': (7, 14, 0.85), 'long': (10, 14, 0.5),
+                         'stack': (4, 14, 0.45)}[kind]
+        tail = [rand_variadic(rng, fpref)
+                for _ in range(rng.randint(lo, hi))]
+    return fixed, tail[:MAX_ARITY - len(fixed)]
+
+
 MODES = [
     (mode_mixed, 25),
     (mode_ints, 12),
@@ -378,6 +454,7 @@ MODES = [
     (mode_last_gp, 12),
     (mode_last_sse, 5),
     (mode_big_stack, 8),
+    (mode_variadic, 21),  # about one case in six
 ]
 
 
@@ -390,7 +467,10 @@ def fixed_cases():
     big48 = S(S('f64', 'f64', 'f64'), S('i64', 'i64', 'pointer'))
     big40 = S('f64', S('i64', 'i64'), 'f32', S('u16', 'i64'))
     big32 = S('i64', 'f64', 'i64', 'f64')
-    return [
+    u32 = SCALARS['u32']
+    u64 = SCALARS['u64']
+    ptr = SCALARS['pointer']
+    plain = [
         (None, []),
         # docs/limits.md's defect shape, and the same without a float
         (f64, [i64] * 5 + [f64, S('i64', 'f64')]),
@@ -418,6 +498,33 @@ def fixed_cases():
         # signature takes libffi
         (f64, [f64] + [i64] * 5 + [S('i64', 'f64')] + [big48] * 3),
     ]
+    # Variadic functions, (result, fixed parameters, variadic tail). The
+    # signature language has no empty tail: at least one type follows
+    # "...:".
+    var = [
+        # f64 only: eight SSE registers, then three stack words
+        (f64, [i32], [f64] * 11),
+        # integers and pointers only: the last four on the stack, 32-bit
+        # ones among them
+        (None, [ptr], [i32, u32, i64, u64, SCALARS['isize'],
+                       SCALARS['usize'], ptr, i32, u32]),
+        # promoted types and a struct among the fixed parameters; the
+        # tail interleaved until both kinds of register have run out
+        (S('f64', 'f64'),
+         [SCALARS['i8'], f32, S('i64', 'f64'), SCALARS['u16'], i32],
+         [f64, i64, f64, u32, f64, f64, i32, f64, f64, f64,
+          SCALARS['usize'], f64, ptr, f64]),
+        # big structs fixed, the tail after them: 16 stack words exactly
+        # (direct), then 20 (libffi)
+        (i64, [i32, big48, big48], [i64] * 7 + [f64] * 10),
+        (S('i64', 'f64'), [i32, big48, big48, big48], [i64] * 6 + [f64] * 9),
+        # the libffi defect shape as the last fixed parameter (the result
+        # in memory takes the first register), a tail on the stack and in
+        # an SSE register after it
+        (big48, [f64] + [i64] * 4 + [S('i64', 'f64')], [i64, f64, i32]),
+    ]
+    return ([Case(r, a) for r, a in plain] +
+            [Case(r, f + t, len(f)) for r, f, t in var])
 
 
 def gen_cases(seed, ncases):
@@ -428,7 +535,11 @@ def gen_cases(seed, ncases):
     while len(cases) < ncases:
         ret = rand_ret(rng)
         mode = rng.choices(funcs, weights)[0]
-        cases.append((ret, mode(rng, ret)))
+        args = mode(rng, ret)
+        if isinstance(args, tuple):  # variadic: fixed parameters, tail
+            cases.append(Case(ret, args[0] + args[1], len(args[0])))
+        else:
+            cases.append(Case(ret, args))
     return cases[:ncases], rng
 
 
@@ -521,8 +632,13 @@ def c_string(s):
     return '"' + s.replace('\\', '\\\\').replace('"', '\\"') + '"'
 
 
-def signature(ret, args):
-    return '(%s) -> %s' % (', '.join(sig_of(t) for t in args),
+def signature(case):
+    """capffi's text: a variadic tail after "...:"."""
+    ret, args, nfixed = case
+    params = [sig_of(t) for t in args]
+    if nfixed is not None:
+        params[nfixed] = '...: ' + params[nfixed]
+    return '(%s) -> %s' % (', '.join(params),
                            'void' if ret is None else sig_of(ret))
 
 
@@ -536,9 +652,12 @@ def write(path, lines):
 def emit(cases, seed, outdir, salts):
     types = Types()
     protos = []
-    for i, (ret, args) in enumerate(cases):
+    for i, (ret, args, nfixed) in enumerate(cases):
+        fixed = args if nfixed is None else args[:nfixed]
         params = ', '.join(decl(types.ctype(t), 'a%d' % j)
-                           for j, t in enumerate(args)) or 'void'
+                           for j, t in enumerate(fixed)) or 'void'
+        if nfixed is not None:
+            params += ', ...'
         protos.append('%s(%s);' % (decl(types.ctype(ret), 'abi_case_%d' % i),
                                    params))
     banner = ('/* Generated by tests/abi/gen.py --seed %#x --cases %d: '
@@ -557,7 +676,8 @@ def emit(cases, seed, outdir, salts):
     h += ['', '#endif']
     write(os.path.join(outdir, 'abi_cases.h'), h)
 
-    c = [banner, '#include "abi_cases.h"', '', '#include <string.h>', '',
+    c = [banner, '#include "abi_cases.h"', '', '#include <stdarg.h>',
+         '#include <string.h>', '',
          'uint64_t abi_seen[%d];' % MAX_LEAVES,
          'uint64_t abi_last_hash;', '',
          'static inline uint64_t',
@@ -608,11 +728,20 @@ def emit(cases, seed, outdir, salts):
          '{',
          '    return (double)((int64_t)(h >> 11) - (INT64_C(1) << 52));',
          '}', '']
-    for i, (ret, args) in enumerate(cases):
+    for i, (ret, args, nfixed) in enumerate(cases):
         c.append(types.ctype(ret))
         c.append(protos[i][:-1][protos[i].index('abi_case_'):])
         c.append('{')
         c.append('    uint64_t h = UINT64_C(%#018x);' % salts[i])
+        if nfixed is not None:
+            # The tail, read at the types the case passes it at.
+            c.append('    va_list ap;')
+            c.append('    va_start(ap, a%d);' % (nfixed - 1))
+            for j in range(nfixed, len(args)):
+                ct = types.ctype(args[j])
+                c.append('    %s = va_arg(ap, %s);' % (decl(ct, 'a%d' % j),
+                                                        ct))
+            c.append('    va_end(ap);')
         k = 0
         for j, t in enumerate(args):
             for path, s, _ in leaves_of(t):
@@ -636,13 +765,17 @@ def emit(cases, seed, outdir, salts):
     t = [banner, '#include "abi_table.h"', '', '#include <string.h>', '',
          '#include "abi_cases.h"', '']
     rows = []
-    for i, (ret, args) in enumerate(cases):
+    for i, case in enumerate(cases):
+        ret, args, nfixed = case
+        # Variadic arguments are classified as fixed ones are.
         p = plan(ret, args)
         nleaves = 0
         names = []
         for j, a in enumerate(args):
+            tail = ', variadic' if nfixed is not None and j >= nfixed else ''
             for path, s, _ in leaves_of(a):
-                names.append(c_string('args[%d]%s (%s)' % (j, path, s.name)))
+                names.append(c_string('args[%d]%s (%s%s)'
+                                      % (j, path, s.name, tail)))
                 nleaves += 1
         assert nleaves <= MAX_LEAVES
         if names:
@@ -702,7 +835,7 @@ def emit(cases, seed, outdir, salts):
         fields = [
             str(i),
             c_string('abi_case_%d' % i),
-            c_string(signature(ret, args)),
+            c_string(signature(case)),
             str(len(args)),
             str(nleaves),
             'seen_%d' % i if names else 'NULL',
@@ -724,14 +857,33 @@ def emit(cases, seed, outdir, salts):
     write(os.path.join(outdir, 'abi_table.c'), t)
 
 
+def tail_on_stack(case):
+    """The classes ('INT', 'SSE') of the variadic arguments that go to the
+    stack."""
+    ret, args, nfixed = case
+    a = Alloc(ret)
+    spilled = set()
+    for j, t in enumerate(args):
+        before = a.stack
+        a.place(t)
+        if nfixed is not None and j >= nfixed and a.stack > before:
+            spilled.add(t.cls)
+    return spilled
+
+
 def summary(cases):
-    ps = [plan(r, a) for r, a in cases]
+    ps = [plan(c.ret, c.args) for c in cases]
+    var = [c for c in cases if variadic(c)]
+    spills = [tail_on_stack(c) for c in var]
     return ('%d cases: %d over %d stack words (libffi), %d with the libffi '
-            'defect shape, %d with struct arguments, %d with struct results'
+            'defect shape, %d with struct arguments, %d with struct results; '
+            '%d variadic: %d with variadic arguments on the stack, %d with '
+            'both integer and f64 ones there'
             % (len(cases), sum(p.stack > DIRECT_STACK_WORDS for p in ps),
                DIRECT_STACK_WORDS, sum(p.defect for p in ps),
-               sum(any(is_struct(t) for t in a) for _, a in cases),
-               sum(is_struct(r) for r, _ in cases)))
+               sum(any(is_struct(t) for t in c.args) for c in cases),
+               sum(is_struct(c.ret) for c in cases), len(var),
+               sum(bool(s) for s in spills), sum(len(s) == 2 for s in spills)))
 
 
 def main(argv):
@@ -749,11 +901,11 @@ def main(argv):
     cases, rng = gen_cases(o.seed, o.cases)
     salts = [rng.getrandbits(64) for _ in cases]
     if o.list:
-        for i, (ret, args) in enumerate(cases):
-            p = plan(ret, args)
+        for i, case in enumerate(cases):
+            p = plan(case.ret, case.args)
             print('%3d %-6s %s' % (i, ('S%d' % p.stack) +
                                    ('!' if p.defect else ''),
-                                   signature(ret, args)))
+                                   signature(case)))
         print(summary(cases))
         return 0
     emit(cases, o.seed, o.outdir, salts)
