@@ -186,3 +186,34 @@ cb_unop(const capffi_cb *cb)
     memcpy(&fn, &code, sizeof fn);
     return fn;
 }
+
+void
+lib_fx_open(struct lib_fx *f, uint32_t ctx_flags, const char *dir_env,
+            const char *lib_env, const char *label)
+{
+    const char *allow[] = { dir_env ? env_path(dir_env) : NULL, NULL };
+    f->ctx = ctx_with(ctx_flags, allow, NULL);
+    assert_ok(capffi_token_new(&f->tok, f->ctx, label, NULL));
+    assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok, env_path(lib_env), 0));
+}
+
+int
+lib_fx_teardown(void **state)
+{
+    struct lib_fx *f = *state;
+    capffi_ctx_free(f->ctx);
+    free(f);
+    return 0;
+}
+
+capffi_fn *
+lib_fx_bind(const struct lib_fx *f, const char *sym, const char *sig,
+            uint32_t flags)
+{
+    capffi_fn *fn = NULL;
+    int rc = capffi_lib_bind(&fn, f->lib, sym, sig, flags);
+    if (rc)
+        fail_msg("bind %s %s: %s: %s", sym, sig, capffi_err_name(rc),
+                 capffi_ctx_errmsg(f->ctx));
+    return fn;
+}

@@ -66,6 +66,31 @@ unop_fn cb_unop(const capffi_cb *cb);
 capffi_ctx *ctx_with(uint32_t flags, const char *const *allow,
                      const char *const *deny);
 
+/*
+ * What the call tests start from: a context, a token of every right it
+ * grants, and a library opened through that token.
+ */
+struct lib_fx {
+    capffi_ctx *ctx;
+    capffi_token tok;
+    capffi_lib *lib;
+};
+
+/*
+ * Fill f: a context with ctx_flags that allows the directory named by the
+ * environment variable dir_env (none when dir_env is NULL), a token
+ * labelled label, and the library named by lib_env. Fails the test on any
+ * error.
+ */
+void lib_fx_open(struct lib_fx *f, uint32_t ctx_flags, const char *dir_env,
+                 const char *lib_env, const char *label);
+/* A cmocka teardown for a calloc'd struct that begins with a struct
+ * lib_fx: frees the context, then the struct. */
+int lib_fx_teardown(void **state);
+/* Bind sym in f's library, or fail the test with the context's message. */
+capffi_fn *lib_fx_bind(const struct lib_fx *f, const char *sym, const char *sig,
+                       uint32_t flags);
+
 /* Run cmocka with TAP output, so meson lists every case. */
 #define RUN_TESTS(name, tests)                                                 \
     (setenv("CMOCKA_MESSAGE_OUTPUT", "TAP", 0),                                \

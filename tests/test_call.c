@@ -12,45 +12,13 @@
 #include "abi.h"
 #include "fixture.h"
 
-struct fx {
-    capffi_ctx *ctx;
-    capffi_token tok;
-    capffi_lib *lib;
-};
-
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    const char *dir = getenv("CAPFFI_FIXTURE_DIR");
-    assert_non_null(dir);
-    const char *allow[] = { dir, NULL };
-    f->ctx = ctx_with(0, allow, NULL);
-    assert_ok(capffi_token_new(&f->tok, f->ctx, "calls", NULL));
-    assert_ok(
-        capffi_lib_open(&f->lib, f->ctx, &f->tok, getenv("CAPFFI_FIXTURE"), 0));
+    struct lib_fx *f = calloc(1, sizeof *f);
+    lib_fx_open(f, 0, "CAPFFI_FIXTURE_DIR", "CAPFFI_FIXTURE", "calls");
     *state = f;
     return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fx *f = *state;
-    capffi_ctx_free(f->ctx);
-    free(f);
-    return 0;
-}
-
-static capffi_fn *
-bind(struct fx *f, const char *sym, const char *sig, uint32_t flags)
-{
-    capffi_fn *fn = NULL;
-    int rc = capffi_lib_bind(&fn, f->lib, sym, sig, flags);
-    if (rc)
-        fail_msg("bind %s %s: %s: %s", sym, sig, capffi_err_name(rc),
-                 capffi_ctx_errmsg(f->ctx));
-    return fn;
 }
 
 static capffi_value
@@ -69,46 +37,52 @@ call1(capffi_fn *fn, capffi_value a)
 static void
 call_every_scalar_round_trips(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_value v;
     v.b = true;
-    assert_true(call1(bind(f, "fx_id_bool", "(bool) -> bool", 0), v).b);
+    assert_true(call1(lib_fx_bind(f, "fx_id_bool", "(bool) -> bool", 0), v).b);
     v.b = false;
-    assert_false(call1(bind(f, "fx_id_bool", "(bool) -> bool", 0), v).b);
-    assert_int_equal(call1(bind(f, "fx_id_i8", "(i8)->i8", 0), I(-128)).i64,
-                     -128);
-    assert_int_equal(call1(bind(f, "fx_id_u8", "(u8)->u8", 0), U(255)).u64,
-                     255);
+    assert_false(call1(lib_fx_bind(f, "fx_id_bool", "(bool) -> bool", 0), v).b);
     assert_int_equal(
-        call1(bind(f, "fx_id_i16", "(i16)->i16", 0), I(-32768)).i64, -32768);
-    assert_int_equal(call1(bind(f, "fx_id_u16", "(u16)->u16", 0), U(65535)).u64,
-                     65535);
+        call1(lib_fx_bind(f, "fx_id_i8", "(i8)->i8", 0), I(-128)).i64, -128);
     assert_int_equal(
-        call1(bind(f, "fx_id_i32", "(i32)->i32", 0), I(INT32_MIN)).i64,
+        call1(lib_fx_bind(f, "fx_id_u8", "(u8)->u8", 0), U(255)).u64, 255);
+    assert_int_equal(
+        call1(lib_fx_bind(f, "fx_id_i16", "(i16)->i16", 0), I(-32768)).i64,
+        -32768);
+    assert_int_equal(
+        call1(lib_fx_bind(f, "fx_id_u16", "(u16)->u16", 0), U(65535)).u64,
+        65535);
+    assert_int_equal(
+        call1(lib_fx_bind(f, "fx_id_i32", "(i32)->i32", 0), I(INT32_MIN)).i64,
         INT32_MIN);
     assert_true(
-        call1(bind(f, "fx_id_u32", "(u32)->u32", 0), U(UINT32_MAX)).u64 ==
-        UINT32_MAX);
+        call1(lib_fx_bind(f, "fx_id_u32", "(u32)->u32", 0), U(UINT32_MAX))
+            .u64 == UINT32_MAX);
     assert_true(
-        call1(bind(f, "fx_id_i64", "(i64)->i64", 0), I(INT64_MIN)).i64 ==
+        call1(lib_fx_bind(f, "fx_id_i64", "(i64)->i64", 0), I(INT64_MIN)).i64 ==
         INT64_MIN);
     assert_true(
-        call1(bind(f, "fx_id_u64", "(u64)->u64", 0), U(UINT64_MAX)).u64 ==
-        UINT64_MAX);
-    assert_true(call1(bind(f, "fx_id_isize", "(isize)->isize", 0), I(-5)).i64 ==
-                -5);
+        call1(lib_fx_bind(f, "fx_id_u64", "(u64)->u64", 0), U(UINT64_MAX))
+            .u64 == UINT64_MAX);
     assert_true(
-        call1(bind(f, "fx_id_usize", "(usize)->usize", 0), U(SIZE_MAX)).u64 ==
-        SIZE_MAX);
+        call1(lib_fx_bind(f, "fx_id_isize", "(isize)->isize", 0), I(-5)).i64 ==
+        -5);
+    assert_true(
+        call1(lib_fx_bind(f, "fx_id_usize", "(usize)->usize", 0), U(SIZE_MAX))
+            .u64 == SIZE_MAX);
     v.f32 = 1.5f;
-    assert_true(call1(bind(f, "fx_id_f32", "(f32)->f32", 0), v).f32 == 1.5f);
-    assert_true(call1(bind(f, "fx_id_f64", "(f64)->f64", 0), D(-2.25)).f64 ==
-                -2.25);
+    assert_true(call1(lib_fx_bind(f, "fx_id_f32", "(f32)->f32", 0), v).f32 ==
+                1.5f);
+    assert_true(
+        call1(lib_fx_bind(f, "fx_id_f64", "(f64)->f64", 0), D(-2.25)).f64 ==
+        -2.25);
     v.p = &v;
-    assert_ptr_equal(call1(bind(f, "fx_id_ptr", "(pointer)->pointer", 0), v).p,
-                     &v);
+    assert_ptr_equal(
+        call1(lib_fx_bind(f, "fx_id_ptr", "(pointer)->pointer", 0), v).p, &v);
     v.p = NULL;
-    assert_null(call1(bind(f, "fx_id_ptr", "(function)->function", 0), v).p);
+    assert_null(
+        call1(lib_fx_bind(f, "fx_id_ptr", "(function)->function", 0), v).p);
 }
 
 /* Results narrower than a register are sign- or zero-extended from the
@@ -116,55 +90,58 @@ call_every_scalar_round_trips(void **state)
 static void
 call_small_results_are_extended(void **state)
 {
-    struct fx *f = *state;
-    assert_int_equal(call1(bind(f, "fx_id_i8", "(i8)->i8", 0), I(-1)).i64, -1);
-    assert_int_equal(call1(bind(f, "fx_id_u8", "(u8)->u8", 0), U(200)).u64,
-                     200);
+    struct lib_fx *f = *state;
     assert_int_equal(
-        call1(bind(f, "fx_i8_to_i32", "(i8)->i32", 0), I(-100)).i64, -100);
-    assert_int_equal(call1(bind(f, "fx_u8_to_u32", "(u8)->u32", 0), U(250)).u64,
-                     250);
+        call1(lib_fx_bind(f, "fx_id_i8", "(i8)->i8", 0), I(-1)).i64, -1);
     assert_int_equal(
-        call1(bind(f, "fx_i16_to_i32", "(i16)->i32", 0), I(-30000)).i64,
+        call1(lib_fx_bind(f, "fx_id_u8", "(u8)->u8", 0), U(200)).u64, 200);
+    assert_int_equal(
+        call1(lib_fx_bind(f, "fx_i8_to_i32", "(i8)->i32", 0), I(-100)).i64,
+        -100);
+    assert_int_equal(
+        call1(lib_fx_bind(f, "fx_u8_to_u32", "(u8)->u32", 0), U(250)).u64, 250);
+    assert_int_equal(
+        call1(lib_fx_bind(f, "fx_i16_to_i32", "(i16)->i32", 0), I(-30000)).i64,
         -30000);
     assert_int_equal(
-        call1(bind(f, "fx_u16_to_u32", "(u16)->u32", 0), U(60000)).u64, 60000);
-    assert_int_equal(call1(bind(f, "fx_id_i32", "(i32)->i32", 0), I(-7)).i64,
-                     -7);
+        call1(lib_fx_bind(f, "fx_u16_to_u32", "(u16)->u32", 0), U(60000)).u64,
+        60000);
+    assert_int_equal(
+        call1(lib_fx_bind(f, "fx_id_i32", "(i32)->i32", 0), I(-7)).i64, -7);
 }
 
 static void
 call_small_integers_are_range_checked(void **state)
 {
-    struct fx *f = *state;
-    capffi_fn *u8 = bind(f, "fx_id_u8", "(u8) -> u8", 0);
+    struct lib_fx *f = *state;
+    capffi_fn *u8 = lib_fx_bind(f, "fx_id_u8", "(u8) -> u8", 0);
     capffi_value r, a = U(300);
     assert_rc(capffi_fn_call(u8, &a, &r), CAPFFI_ERANGE);
     assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "argument 1 (u8)"));
     assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "300"));
-    capffi_fn *i8 = bind(f, "fx_id_i8", "(i8) -> i8", 0);
+    capffi_fn *i8 = lib_fx_bind(f, "fx_id_i8", "(i8) -> i8", 0);
     a = I(-129);
     assert_rc(capffi_fn_call(i8, &a, &r), CAPFFI_ERANGE);
     a = I(128);
     assert_rc(capffi_fn_call(i8, &a, &r), CAPFFI_ERANGE);
-    capffi_fn *i16 = bind(f, "fx_id_i16", "(i16) -> i16", 0);
+    capffi_fn *i16 = lib_fx_bind(f, "fx_id_i16", "(i16) -> i16", 0);
     a = I(40000);
     assert_rc(capffi_fn_call(i16, &a, &r), CAPFFI_ERANGE);
-    capffi_fn *u16 = bind(f, "fx_id_u16", "(u16) -> u16", 0);
+    capffi_fn *u16 = lib_fx_bind(f, "fx_id_u16", "(u16) -> u16", 0);
     a = U(65536);
     assert_rc(capffi_fn_call(u16, &a, &r), CAPFFI_ERANGE);
-    capffi_fn *i32 = bind(f, "fx_id_i32", "(i32) -> i32", 0);
+    capffi_fn *i32 = lib_fx_bind(f, "fx_id_i32", "(i32) -> i32", 0);
     a = I((int64_t)INT32_MAX + 1);
     assert_rc(capffi_fn_call(i32, &a, &r), CAPFFI_ERANGE);
-    capffi_fn *u32 = bind(f, "fx_id_u32", "(u32) -> u32", 0);
+    capffi_fn *u32 = lib_fx_bind(f, "fx_id_u32", "(u32) -> u32", 0);
     a = U((uint64_t)UINT32_MAX + 1);
     assert_rc(capffi_fn_call(u32, &a, &r), CAPFFI_ERANGE);
     /* With CAPFFI_FN_WRAP they wrap as C casts do. */
-    capffi_fn *wrap = bind(f, "fx_id_u8", "(u8) -> u8", CAPFFI_FN_WRAP);
+    capffi_fn *wrap = lib_fx_bind(f, "fx_id_u8", "(u8) -> u8", CAPFFI_FN_WRAP);
     a = U(300);
     assert_ok(capffi_fn_call(wrap, &a, &r));
     assert_int_equal(r.u64, 44);
-    capffi_fn *wrap8 = bind(f, "fx_id_i8", "(i8) -> i8", CAPFFI_FN_WRAP);
+    capffi_fn *wrap8 = lib_fx_bind(f, "fx_id_i8", "(i8) -> i8", CAPFFI_FN_WRAP);
     a = I(200);
     assert_ok(capffi_fn_call(wrap8, &a, &r));
     assert_int_equal(r.i64, -56);
@@ -173,26 +150,27 @@ call_small_integers_are_range_checked(void **state)
 static void
 call_strings_and_pointers(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_value a, r;
     a.str = "capffi";
-    r = call1(bind(f, "fx_strlen", "(cstring) -> usize", 0), a);
+    r = call1(lib_fx_bind(f, "fx_strlen", "(cstring) -> usize", 0), a);
     assert_int_equal(r.u64, 6);
     a.str = NULL;
-    r = call1(bind(f, "fx_strlen", "(cstring) -> usize", 0), a);
+    r = call1(lib_fx_bind(f, "fx_strlen", "(cstring) -> usize", 0), a);
     assert_true(r.u64 == (uint64_t)-1);
-    assert_ok(
-        capffi_fn_call(bind(f, "fx_greeting", "() -> cstring", 0), NULL, &r));
+    assert_ok(capffi_fn_call(lib_fx_bind(f, "fx_greeting", "() -> cstring", 0),
+                             NULL, &r));
     assert_string_equal(r.str, "hello from fixture");
-    assert_ok(capffi_fn_call(bind(f, "fx_null", "() -> pointer", 0), NULL, &r));
+    assert_ok(capffi_fn_call(lib_fx_bind(f, "fx_null", "() -> pointer", 0),
+                             NULL, &r));
     assert_null(r.p);
 }
 
 static void
 call_buffers_pass_their_bytes(void **state)
 {
-    struct fx *f = *state;
-    capffi_fn *len = bind(f, "fx_strlen", "(buffer) -> usize", 0);
+    struct lib_fx *f = *state;
+    capffi_fn *len = lib_fx_bind(f, "fx_strlen", "(buffer) -> usize", 0);
     capffi_buf *b, *empty;
     assert_ok(capffi_buf_new(&b, f->ctx, 16));
     void *p;
@@ -221,7 +199,7 @@ call_buffers_pass_their_bytes(void **state)
 static void
 call_structs_in_registers(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_value a[2], r;
     struct fx_pair_i32 pair;
     a[0] = I(3);
@@ -229,13 +207,15 @@ call_structs_in_registers(void **state)
     r.agg.ptr = &pair;
     r.agg.len = sizeof pair;
     assert_ok(capffi_fn_call(
-        bind(f, "fx_pair_make", "(i32, i32) -> { a: i32, b: i32 }", 0), a, &r));
+        lib_fx_bind(f, "fx_pair_make", "(i32, i32) -> { a: i32, b: i32 }", 0),
+        a, &r));
     assert_int_equal(pair.a, 3);
     assert_int_equal(pair.b, -10);
     a[0].agg.ptr = &pair;
     a[0].agg.len = sizeof pair;
     assert_int_equal(
-        call1(bind(f, "fx_pair_sum", "({ i32, i32 }) -> i32", 0), a[0]).i64,
+        call1(lib_fx_bind(f, "fx_pair_sum", "({ i32, i32 }) -> i32", 0), a[0])
+            .i64,
         -7);
 
     struct fx_vec2 v = { 1.5f, -2.0f }, out;
@@ -245,7 +225,8 @@ call_structs_in_registers(void **state)
     r.agg.ptr = &out;
     r.agg.len = sizeof out;
     assert_ok(capffi_fn_call(
-        bind(f, "fx_vec2_scale", "({f32, f32}, f32) -> {f32, f32}", 0), a, &r));
+        lib_fx_bind(f, "fx_vec2_scale", "({f32, f32}, f32) -> {f32, f32}", 0),
+        a, &r));
     assert_true(out.x == 3.0f && out.y == -4.0f);
 
     struct fx_mixed m;
@@ -254,29 +235,31 @@ call_structs_in_registers(void **state)
     r.agg.ptr = &m;
     r.agg.len = sizeof m;
     assert_ok(capffi_fn_call(
-        bind(f, "fx_mixed_make", "(i64, f64) -> { i64, f64 }", 0), a, &r));
+        lib_fx_bind(f, "fx_mixed_make", "(i64, f64) -> { i64, f64 }", 0), a,
+        &r));
     assert_true(m.i == 40 && m.d == 2.5);
     a[0].agg.ptr = &m;
     a[0].agg.len = sizeof m;
     assert_true(
-        call1(bind(f, "fx_mixed_sum", "({ i64, f64 }) -> f64", 0), a[0]).f64 ==
-        42.5);
+        call1(lib_fx_bind(f, "fx_mixed_sum", "({ i64, f64 }) -> f64", 0), a[0])
+            .f64 == 42.5);
 
     struct fx_rgb c = { 10, 20, 250 }, inv;
     a[0].agg.ptr = &c;
     a[0].agg.len = sizeof c;
     r.agg.ptr = &inv;
     r.agg.len = sizeof inv;
-    assert_ok(capffi_fn_call(
-        bind(f, "fx_rgb_invert", "({ u8, u8, u8 }) -> { u8, u8, u8 }", 0), a,
-        &r));
+    assert_ok(
+        capffi_fn_call(lib_fx_bind(f, "fx_rgb_invert",
+                                   "({ u8, u8, u8 }) -> { u8, u8, u8 }", 0),
+                       a, &r));
     assert_true(inv.r == 245 && inv.g == 235 && inv.b == 5);
 }
 
 static void
 call_structs_in_memory_and_nested(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     assert_ok(capffi_type_define(f->ctx, "Big", "{ a: i64, b: i64, c: i64 }"));
     capffi_value a[4], r;
     struct fx_big big;
@@ -286,14 +269,14 @@ call_structs_in_memory_and_nested(void **state)
     r.agg.ptr = &big;
     r.agg.len = sizeof big;
     assert_ok(capffi_fn_call(
-        bind(f, "fx_big_make", "(i64, i64, i64) -> Big", 0), a, &r));
+        lib_fx_bind(f, "fx_big_make", "(i64, i64, i64) -> Big", 0), a, &r));
     assert_true(big.a == 1 && big.b == 2 && big.c == 3);
     struct fx_big other = { 10, 20, 30 };
     a[0].agg.ptr = &big;
     a[0].agg.len = sizeof big;
     a[1].agg.ptr = &other;
     a[1].agg.len = sizeof other;
-    capffi_fn *sum2 = bind(f, "fx_big_sum2", "(Big, Big) -> i64", 0);
+    capffi_fn *sum2 = lib_fx_bind(f, "fx_big_sum2", "(Big, Big) -> i64", 0);
     for (int i = 0; i < 3; i++) { /* the same args array, again and again */
         assert_ok(capffi_fn_call(sum2, a, &r));
         assert_int_equal(r.i64, 66);
@@ -304,8 +287,8 @@ call_structs_in_memory_and_nested(void **state)
     r.agg.ptr = &h;
     r.agg.len = sizeof h;
     capffi_fn *fill =
-        bind(f, "fx_huge_fill",
-             "(f64) -> { f64, f64, f64, f64, f64, f64, f64, f64 }", 0);
+        lib_fx_bind(f, "fx_huge_fill",
+                    "(f64) -> { f64, f64, f64, f64, f64, f64, f64, f64 }", 0);
     assert_ok(capffi_fn_call(fill, a, &r));
     for (int i = 0; i < 8; i++)
         assert_true(h.v[i] == 1.0 + i);
@@ -327,13 +310,15 @@ call_structs_in_memory_and_nested(void **state)
     r.agg.ptr = &o;
     r.agg.len = sizeof o;
     assert_ok(capffi_fn_call(
-        bind(f, "fx_outer_make", "(i8, i16, f64, i32) -> Outer", 0), a, &r));
+        lib_fx_bind(f, "fx_outer_make", "(i8, i16, f64, i32) -> Outer", 0), a,
+        &r));
     assert_true(o.tag == -3 && o.in.s == 1000 && o.in.d == 0.5 &&
                 o.tail == -70000);
     a[0].agg.ptr = &o;
     a[0].agg.len = sizeof o;
-    assert_true(call1(bind(f, "fx_outer_sum", "(Outer) -> f64", 0), a[0]).f64 ==
-                -3 + 1000 + 0.5 - 70000);
+    assert_true(
+        call1(lib_fx_bind(f, "fx_outer_sum", "(Outer) -> f64", 0), a[0]).f64 ==
+        -3 + 1000 + 0.5 - 70000);
 }
 
 /*
@@ -345,12 +330,12 @@ call_structs_in_memory_and_nested(void **state)
 static void
 call_struct_in_the_last_integer_register(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     if (!CAPFFI__ABI_SYSV64)
         skip();
     capffi_fn *fn =
-        bind(f, "fx_struct_after_ints_and_double",
-             "(i64, i64, i64, i64, i64, f64, { i64, f64 }) -> f64", 0);
+        lib_fx_bind(f, "fx_struct_after_ints_and_double",
+                    "(i64, i64, i64, i64, i64, f64, { i64, f64 }) -> f64", 0);
     struct fx_mixed m = { 6, 0.5 };
     capffi_value a[8], r;
     for (int i = 0; i < 5; i++)
@@ -363,9 +348,9 @@ call_struct_in_the_last_integer_register(void **state)
     assert_true(r.f64 == 121.5);
     capffi_value rv;
     assert_ok(capffi_fn_call(
-        bind(f, "fx_struct_after_ints_and_double",
-             "(i64, i64, i64, i64, i64, f64, { i64, f64 }, ...: i32) -> f64",
-             0),
+        lib_fx_bind(
+            f, "fx_struct_after_ints_and_double",
+            "(i64, i64, i64, i64, i64, f64, { i64, f64 }, ...: i32) -> f64", 0),
         a, &rv));
     assert_true(rv.f64 == 121.5);
     void *av[7];
@@ -386,7 +371,7 @@ call_struct_in_the_last_integer_register(void **state)
 static void
 call_refuses_what_libffi_would_pass_wrongly(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
 #ifndef CAPFFI_LIBFFI_STRUCT_DEFECT
     (void)f;
     skip();
@@ -413,20 +398,20 @@ call_refuses_what_libffi_would_pass_wrongly(void **state)
     assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "argument 7"));
     /* No earlier floating-point argument, or a free register after it:
      * libffi gets these right. */
-    capffi_fn_free(bind(f, "fx_struct_after_ints",
-                        "(i64, i64, i64, i64, i64, { i64, f64 }) -> f64",
-                        CAPFFI_FN_LIBFFI));
-    capffi_fn_free(bind(f, "fx_struct_after_four_ints",
-                        "(i64, f64, i64, i64, { i64, f64 }) -> f64",
-                        CAPFFI_FN_LIBFFI));
+    capffi_fn_free(lib_fx_bind(f, "fx_struct_after_ints",
+                               "(i64, i64, i64, i64, i64, { i64, f64 }) -> f64",
+                               CAPFFI_FN_LIBFFI));
+    capffi_fn_free(lib_fx_bind(f, "fx_struct_after_four_ints",
+                               "(i64, f64, i64, i64, { i64, f64 }) -> f64",
+                               CAPFFI_FN_LIBFFI));
 #endif
 }
 
 static void
 call_struct_sizes_are_checked(void **state)
 {
-    struct fx *f = *state;
-    capffi_fn *sum = bind(f, "fx_pair_sum", "({ i32, i32 }) -> i32", 0);
+    struct lib_fx *f = *state;
+    capffi_fn *sum = lib_fx_bind(f, "fx_pair_sum", "({ i32, i32 }) -> i32", 0);
     struct fx_pair_i32 pair = { 1, 2 };
     capffi_value a, r;
     a.agg.ptr = &pair;
@@ -437,7 +422,8 @@ call_struct_sizes_are_checked(void **state)
     a.agg.len = 8;
     assert_rc(capffi_fn_call(sum, &a, &r), CAPFFI_EINVAL);
     /* A struct result needs memory of at least its size. */
-    capffi_fn *make = bind(f, "fx_pair_make", "(i32, i32) -> { i32, i32 }", 0);
+    capffi_fn *make =
+        lib_fx_bind(f, "fx_pair_make", "(i32, i32) -> { i32, i32 }", 0);
     capffi_value two[2] = { I(1), I(2) };
     assert_rc(capffi_fn_call(make, two, NULL), CAPFFI_EINVAL);
     r.agg.ptr = &pair;
@@ -448,22 +434,24 @@ call_struct_sizes_are_checked(void **state)
 static void
 call_many_arguments_spill_to_the_stack(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_value a[20], r;
     for (int i = 0; i < 16; i++)
         a[i] = I(i + 1);
     assert_ok(capffi_fn_call(
-        bind(f, "fx_sum16_i64",
-             "(i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,"
-             "i64) -> i64",
-             0),
+        lib_fx_bind(
+            f, "fx_sum16_i64",
+            "(i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,i64,"
+            "i64) -> i64",
+            0),
         a, &r));
     assert_int_equal(r.i64, 136);
     for (int i = 0; i < 12; i++)
         a[i] = D(0.5 * (i + 1));
     assert_ok(capffi_fn_call(
-        bind(f, "fx_sum12_f64",
-             "(f64,f64,f64,f64,f64,f64,f64,f64,f64,f64,f64,f64) -> f64", 0),
+        lib_fx_bind(f, "fx_sum12_f64",
+                    "(f64,f64,f64,f64,f64,f64,f64,f64,f64,f64,f64,f64) -> f64",
+                    0),
         a, &r));
     assert_true(r.f64 == 39.0);
     double want = 0;
@@ -477,10 +465,11 @@ call_many_arguments_spill_to_the_stack(void **state)
         }
     }
     assert_ok(capffi_fn_call(
-        bind(f, "fx_mixed_many",
-             "(i32,f64,i32,f64,i32,f64,i32,f64,i32,f64,i32,f64,i32,f64,i32,"
-             "f64,i32,f64,i32,f64) -> f64",
-             0),
+        lib_fx_bind(
+            f, "fx_mixed_many",
+            "(i32,f64,i32,f64,i32,f64,i32,f64,i32,f64,i32,f64,i32,f64,i32,"
+            "f64,i32,f64,i32,f64) -> f64",
+            0),
         a, &r));
     assert_true(r.f64 == want);
     a[0] = I(1);
@@ -490,33 +479,35 @@ call_many_arguments_spill_to_the_stack(void **state)
     a[4] = U(200);
     a[5] = D(100);
     assert_ok(capffi_fn_call(
-        bind(f, "fx_mixed6", "(i32, f64, i64, f32, u8, f64) -> f64", 0), a,
-        &r));
+        lib_fx_bind(f, "fx_mixed6", "(i32, f64, i64, f32, u8, f64) -> f64", 0),
+        a, &r));
     assert_true(r.f64 == 1 + 2.5 - 3 + 0.25 + 200 + 100);
 }
 
 static void
 call_variadic(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_value a[5], r;
     a[0] = I(3);
     a[1] = I(10);
     a[2] = I(20);
     a[3] = I(-5);
     assert_ok(capffi_fn_call(
-        bind(f, "fx_sum_ints", "(i32, ...: i32, i32, i32) -> i32", 0), a, &r));
+        lib_fx_bind(f, "fx_sum_ints", "(i32, ...: i32, i32, i32) -> i32", 0), a,
+        &r));
     assert_int_equal(r.i64, 25);
     a[0] = I(2);
     a[1] = D(1.25);
     a[2] = D(2.5);
     assert_ok(capffi_fn_call(
-        bind(f, "fx_sum_doubles", "(i32, ...: f64, f64) -> f64", 0), a, &r));
+        lib_fx_bind(f, "fx_sum_doubles", "(i32, ...: f64, f64) -> f64", 0), a,
+        &r));
     assert_true(r.f64 == 3.75);
     /* A variadic function bound with a fixed signature gets the count of
      * SSE registers in %al, as libffi gives it. */
     assert_ok(capffi_fn_call(
-        bind(f, "fx_sum_doubles", "(i32, f64, f64) -> f64", 0), a, &r));
+        lib_fx_bind(f, "fx_sum_doubles", "(i32, f64, f64) -> f64", 0), a, &r));
     assert_true(r.f64 == 3.75);
     char out[64];
     a[0].p = out;
@@ -528,14 +519,15 @@ call_variadic(void **state)
     memcpy(six, a, sizeof a);
     six[5] = D(0.5);
     assert_ok(capffi_fn_call(
-        bind(f, "fx_format",
-             "(pointer, usize, cstring, ...: cstring, i32, f64) -> i32", 0),
+        lib_fx_bind(f, "fx_format",
+                    "(pointer, usize, cstring, ...: cstring, i32, f64) -> i32",
+                    0),
         six, &r));
     assert_string_equal(out, "x=42 (0.5)");
     assert_int_equal(r.i64, 10);
-    assert_int_equal(
-        capffi_fn_arity(bind(f, "fx_sum_ints", "(i32, ...: i32) -> i32", 0)),
-        2);
+    assert_int_equal(capffi_fn_arity(lib_fx_bind(f, "fx_sum_ints",
+                                                 "(i32, ...: i32) -> i32", 0)),
+                     2);
 
     /* Past the registers, on both paths: 11 ints, 11 doubles. */
     const uint32_t paths[] = { 0, CAPFFI_FN_LIBFFI };
@@ -548,7 +540,8 @@ call_variadic(void **state)
         v[0] = I(11);
         for (int i = 1; i <= 11; i++)
             v[i] = I(i * (i % 2 ? -1 : 1) * 1000);
-        assert_ok(capffi_fn_call(bind(f, "fx_sum_ints", sig, paths[p]), v, &r));
+        assert_ok(capffi_fn_call(lib_fx_bind(f, "fx_sum_ints", sig, paths[p]),
+                                 v, &r));
         assert_int_equal(r.i64, -6000);
         strcpy(sig, "(i32, ...:");
         for (int i = 0; i < 11; i++)
@@ -556,8 +549,8 @@ call_variadic(void **state)
         strcat(sig, ") -> f64");
         for (int i = 1; i <= 11; i++)
             v[i] = D(i + 0.5);
-        assert_ok(
-            capffi_fn_call(bind(f, "fx_sum_doubles", sig, paths[p]), v, &r));
+        assert_ok(capffi_fn_call(
+            lib_fx_bind(f, "fx_sum_doubles", sig, paths[p]), v, &r));
         assert_true(r.f64 == 66 + 5.5);
     }
 }
@@ -565,8 +558,9 @@ call_variadic(void **state)
 static void
 call_captures_errno(void **state)
 {
-    struct fx *f = *state;
-    capffi_fn *set = bind(f, "fx_set_errno", "(i32) -> i32", CAPFFI_FN_ERRNO);
+    struct lib_fx *f = *state;
+    capffi_fn *set =
+        lib_fx_bind(f, "fx_set_errno", "(i32) -> i32", CAPFFI_FN_ERRNO);
     assert_int_equal(call1(set, I(34)).i64, -1);
     assert_int_equal(capffi_last_errno(), 34);
     assert_int_equal(call1(set, I(0)).i64, -1);
@@ -585,8 +579,8 @@ call_captures_errno(void **state)
 static void
 call_raw_is_libffi_style(void **state)
 {
-    struct fx *f = *state;
-    capffi_fn *add = bind(f, "fx_add_i32", "(i32, i32) -> i32", 0);
+    struct lib_fx *f = *state;
+    capffi_fn *add = lib_fx_bind(f, "fx_add_i32", "(i32, i32) -> i32", 0);
     int32_t x = 40, y = 2;
     void *args[] = { &x, &y };
     uint64_t ret = 0;
@@ -594,8 +588,8 @@ call_raw_is_libffi_style(void **state)
     assert_int_equal((int32_t)ret, 42);
     /* Large struct arguments: libffi 3.4 rewrites avalue[i]; the caller's
      * array must come back untouched and be reusable. */
-    capffi_fn *sum2 =
-        bind(f, "fx_big_sum2", "({i64,i64,i64}, {i64,i64,i64}) -> i64", 0);
+    capffi_fn *sum2 = lib_fx_bind(f, "fx_big_sum2",
+                                  "({i64,i64,i64}, {i64,i64,i64}) -> i64", 0);
     struct fx_big v = { 1, 2, 3 }, w = { 4, 5, 6 };
     void *sargs[] = { &v, &w };
     int64_t s = 0;
@@ -605,7 +599,7 @@ call_raw_is_libffi_style(void **state)
         assert_ptr_equal(sargs[0], &v);
         assert_ptr_equal(sargs[1], &w);
     }
-    capffi_fn *nop = bind(f, "fx_nop", "() -> void", 0);
+    capffi_fn *nop = lib_fx_bind(f, "fx_nop", "() -> void", 0);
     assert_ok(capffi_fn_call_raw(nop, NULL, NULL));
     assert_ok(capffi_fn_call(nop, NULL, NULL));
     assert_rc(capffi_fn_call_raw(NULL, NULL, NULL), CAPFFI_EINVAL);
@@ -616,8 +610,8 @@ call_raw_is_libffi_style(void **state)
 static void
 call_after_close_is_an_error(void **state)
 {
-    struct fx *f = *state;
-    capffi_fn *add = bind(f, "fx_add_i32", "(i32, i32) -> i32", 0);
+    struct lib_fx *f = *state;
+    capffi_fn *add = lib_fx_bind(f, "fx_add_i32", "(i32, i32) -> i32", 0);
     capffi_value a[2] = { I(1), I(2) }, r;
     assert_ok(capffi_fn_call(add, a, &r));
     capffi_lib_close(f->lib);
@@ -656,8 +650,8 @@ hammer(void *arg)
 static void
 call_from_several_threads(void **state)
 {
-    struct fx *f = *state;
-    capffi_fn *add = bind(f, "fx_add_i32", "(i32, i32) -> i32", 0);
+    struct lib_fx *f = *state;
+    capffi_fn *add = lib_fx_bind(f, "fx_add_i32", "(i32, i32) -> i32", 0);
     struct worker w[4];
     pthread_t th[4];
     for (int i = 0; i < 4; i++) {
@@ -674,7 +668,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, lib_fx_teardown)
         T(call_every_scalar_round_trips),
         T(call_small_results_are_extended),
         T(call_small_integers_are_range_checked),

@@ -12,42 +12,24 @@
 
 #include "fixture.h"
 
-struct fx {
-    capffi_ctx *ctx;
-    capffi_token tok;
-    capffi_lib *lib; /* the fixture */
-};
-
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    f->ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
-    assert_ok(capffi_token_new(&f->tok, f->ctx, "callbacks", NULL));
-    assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok,
-                              env_path("CAPFFI_FIXTURE"), 0));
+    struct lib_fx *f = calloc(1, sizeof *f);
+    lib_fx_open(f, CAPFFI_OPT_ALLOW_ALL, NULL, "CAPFFI_FIXTURE", "callbacks");
     assert_ok(capffi_audit_record(f->ctx, 1024));
     *state = f;
     return 0;
 }
 
-static int
-teardown(void **state)
-{
-    struct fx *f = *state;
-    capffi_ctx_free(f->ctx);
-    free(f);
-    return 0;
-}
-
 static capffi_fn *
-bind(struct fx *f, const char *sym, const char *sig)
+bind(struct lib_fx *f, const char *sym, const char *sig)
 {
-    return bind_sym(f->lib, sym, sig);
+    return lib_fx_bind(f, sym, sig, 0);
 }
 
 static capffi_cb *
-cb_make(struct fx *f, const char *sig, capffi_cb_fn fn, void *payload,
+cb_make(struct lib_fx *f, const char *sig, capffi_cb_fn fn, void *payload,
         uint32_t flags)
 {
     capffi_cb *cb = NULL;
@@ -61,7 +43,7 @@ cb_make(struct fx *f, const char *sig, capffi_cb_fn fn, void *payload,
 
 /* A callable for a callback's code, as native code would call it. */
 static capffi_fn *
-caller_of(struct fx *f, const capffi_cb *cb, const char *sig)
+caller_of(struct lib_fx *f, const capffi_cb *cb, const char *sig)
 {
     capffi_fn *fn = NULL;
     int rc =
@@ -92,7 +74,7 @@ c_by_value(const void *pa, const void *pb)
 static void
 cb_qsort_from_libc_calls_the_comparator(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_lib *libc;
     assert_ok(capffi_lib_open(&libc, f->ctx, &f->tok, "libc.so.6", 0));
     capffi_fn *qs =
@@ -152,7 +134,7 @@ row(void *payload, const capffi_value *args, capffi_value *ret)
 static void
 cb_sqlite3_exec_delivers_rows(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_lib *sq;
     assert_ok(capffi_lib_open(&sq, f->ctx, &f->tok, "libsqlite3.so.0", 0));
     capffi_fn *open = bind_sym(sq, "sqlite3_open", "(cstring, pointer) -> i32");
@@ -251,7 +233,7 @@ recurse(void *payload, const capffi_value *args, capffi_value *ret)
 static void
 cb_native_callback_native_recursion(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     struct rec r;
     memset(&r, 0, sizeof r);
     r.apply = bind(f, "fx_apply_i32", "(function, i32) -> i32");
@@ -289,7 +271,7 @@ nothing(void *payload, const capffi_value *args, capffi_value *ret)
 static void
 cb_every_scalar_round_trips(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     int marker;
     struct {
         const char *sig;
@@ -339,7 +321,7 @@ widen(void *payload, const capffi_value *args, capffi_value *ret)
 static void
 cb_small_arguments_are_extended(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_value seen[2];
     capffi_cb *cb = cb_make(f, "(i8, u16) -> bool", widen, seen, 0);
     bool (*code)(int8_t, uint16_t);
@@ -363,7 +345,7 @@ give_300(void *payload, const capffi_value *args, capffi_value *ret)
 static void
 cb_small_results_are_range_checked(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_cb *strict = cb_make(f, "() -> u8", give_300, NULL, 0);
     capffi_cb *wrap = cb_make(f, "() -> u8", give_300, NULL, CAPFFI_CB_WRAP);
     capffi_fn *s = caller_of(f, strict, "() -> u32");
@@ -394,7 +376,7 @@ fail_always(void *payload, const capffi_value *args, capffi_value *ret)
 static void
 cb_default_results(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_cb_options o;
     memset(&o, 0, sizeof o);
     capffi_value d;
@@ -541,7 +523,7 @@ bad_struct(void *payload, const capffi_value *args, capffi_value *ret)
 static void
 cb_structs_by_value(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_value a[3], r;
 
     capffi_cb *scale =
@@ -629,7 +611,7 @@ nine(void *payload, const capffi_value *args, capffi_value *ret)
 static void
 cb_nine_mixed_arguments(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_cb *cb = cb_make(
         f, "(i8, u16, i32, i64, f32, f64, { i64, f64 }, bool, cstring) -> f64",
         nine, NULL, 0);
@@ -674,7 +656,7 @@ outer(void *payload, const capffi_value *args, capffi_value *ret)
 static void
 cb_handler_failure_is_reported_not_thrown(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     /* Outside a handler there is nothing to fail. */
     assert_rc(capffi_cb_fail("nothing"), CAPFFI_EINVAL);
 
@@ -721,7 +703,7 @@ cb_handler_failure_is_reported_not_thrown(void **state)
 static void
 cb_function_parameters_take_handles(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_fn *twice = bind(f, "fx_call_twice", "(function, i32) -> i32");
     capffi_fn *idp = bind(f, "fx_id_ptr", "(function) -> function");
     capffi_fn *idi = bind(f, "fx_id_i32", "(i32) -> i32");
@@ -784,7 +766,7 @@ cb_function_parameters_take_handles(void **state)
 static void
 cb_ref_unref_and_keepalive(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_cb *plain = cb_make(f, "() -> void", nothing, NULL, 0);
     capffi_cb *ts =
         cb_make(f, "() -> void", nothing, NULL, CAPFFI_CB_THREADSAFE);
@@ -834,7 +816,7 @@ cb_ref_unref_and_keepalive(void **state)
 static void
 cb_bad_input_is_refused_and_audited(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_cb *cb = (capffi_cb *)&cb;
     capffi_cb_options o;
     memset(&o, 0, sizeof o);
@@ -916,7 +898,7 @@ count_calls(void *payload, const capffi_value *args, capffi_value *ret)
 static void
 cb_closed_callback_fails_closed(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     int calls = 0;
     capffi_value d;
     d.i64 = -1;
@@ -960,7 +942,7 @@ cb_closed_callback_fails_closed(void **state)
 static void
 cb_revoked_callback_fails_closed(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     int calls = 0;
     capffi_token parent = mint(f->ctx, "parent", CAPFFI_RIGHT_CALLBACK);
     capffi_token child;
@@ -999,7 +981,7 @@ cb_revoked_callback_fails_closed(void **state)
 static void
 cb_many_closed_callbacks_stay_mapped(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     int calls = 0;
     unop_fn codes[64];
     for (int i = 0; i < 64; i++) {
@@ -1017,7 +999,7 @@ cb_many_closed_callbacks_stay_mapped(void **state)
 static void
 cb_types_describe_the_signature(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     assert_ok(capffi_type_define(f->ctx, "Pair", "{ a: i32, b: i32 }"));
     capffi_cb *cb =
         cb_make(f, "(u8, cstring, Pair, *Pair, function, { u8, f64 }) -> Pair",
@@ -1056,7 +1038,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, lib_fx_teardown)
         T(cb_qsort_from_libc_calls_the_comparator),
         T(cb_sqlite3_exec_delivers_rows),
         T(cb_native_callback_native_recursion),

@@ -19,9 +19,7 @@
 #include "fixture.h"
 
 struct fx {
-    capffi_ctx *ctx;
-    capffi_token tok;
-    capffi_lib *lib;
+    struct lib_fx l; /* first: lib_fx_teardown frees the struct */
     capffi_fn *start, *done, *join, *call, *calls, *nop;
 };
 
@@ -29,19 +27,17 @@ static struct fx *
 fx_new(uint32_t flags)
 {
     struct fx *f = calloc(1, sizeof *f);
-    f->ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL | flags, NULL, NULL);
-    assert_ok(capffi_token_new(&f->tok, f->ctx, "threads", NULL));
-    assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok,
-                              env_path("CAPFFI_FIXTURE"), 0));
-    assert_ok(capffi_audit_record(f->ctx, 4096));
+    lib_fx_open(&f->l, CAPFFI_OPT_ALLOW_ALL | flags, NULL, "CAPFFI_FIXTURE",
+                "threads");
+    assert_ok(capffi_audit_record(f->l.ctx, 4096));
     f->start =
-        bind_sym(f->lib, "fx_thread_start", "(function, i32) -> pointer");
-    f->done = bind_sym(f->lib, "fx_thread_done", "(pointer) -> i32");
-    f->join = bind_sym(f->lib, "fx_thread_join", "(pointer) -> i64");
-    f->call = bind_sym(f->lib, "fx_thread_call", "(function, i32) -> i64");
+        bind_sym(f->l.lib, "fx_thread_start", "(function, i32) -> pointer");
+    f->done = bind_sym(f->l.lib, "fx_thread_done", "(pointer) -> i32");
+    f->join = bind_sym(f->l.lib, "fx_thread_join", "(pointer) -> i64");
+    f->call = bind_sym(f->l.lib, "fx_thread_call", "(function, i32) -> i64");
     f->calls =
-        bind_sym(f->lib, "fx_threads_call", "(function, i32, i32) -> i64");
-    f->nop = bind_sym(f->lib, "fx_nop", "() -> void");
+        bind_sym(f->l.lib, "fx_threads_call", "(function, i32, i32) -> i64");
+    f->nop = bind_sym(f->l.lib, "fx_nop", "() -> void");
     return f;
 }
 
@@ -56,15 +52,6 @@ static int
 setup_lend(void **state)
 {
     *state = fx_new(CAPFFI_OPT_LEND_OWNER);
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fx *f = *state;
-    capffi_ctx_free(f->ctx);
-    free(f);
     return 0;
 }
 
@@ -89,8 +76,8 @@ seen_init(struct seen *s, struct fx *f)
 {
     memset(s, 0, sizeof *s);
     s->owner = pthread_self();
-    s->ctx = f->ctx;
-    s->tok = &f->tok;
+    s->ctx = f->l.ctx;
+    s->tok = &f->l.tok;
 }
 
 /* ret = 2x, noting where and with whom it ran. */
@@ -123,11 +110,11 @@ cb_make(struct fx *f, capffi_cb_fn fn, void *payload, uint32_t flags,
     o.timeout_ms = timeout_ms;
     o.result = &d;
     capffi_cb *cb = NULL;
-    int rc = capffi_cb_new_opts(&cb, f->ctx, &f->tok, "(i32) -> i32", fn,
+    int rc = capffi_cb_new_opts(&cb, f->l.ctx, &f->l.tok, "(i32) -> i32", fn,
                                 payload, &o);
     if (rc)
         fail_msg("cb_new: %s: %s", capffi_err_name(rc),
-                 capffi_ctx_errmsg(f->ctx));
+                 capffi_ctx_errmsg(f->l.ctx));
     return cb;
 }
 
@@ -195,7 +182,7 @@ foreign_calls_while_owner_polls(struct fx *f, bool lend)
     void *t = start(f, cb, 10000);
     size_t polls = 0;
     while (!done(f, t)) {
-        int rc = capffi_ctx_poll(f->ctx, 100);
+        int rc = capffi_ctx_poll(f->l.ctx, 100);
         assert_true(rc == CAPFFI_OK || rc == CAPFFI_ETIMEDOUT);
         polls++;
     }
@@ -206,9 +193,9 @@ foreign_calls_while_owner_polls(struct fx *f, bool lend)
     assert_int_equal(atomic_load(&s.overlap), 0);
     assert_true(polls > 0);
     assert_int_equal(cb_status(cb).failures, 0);
-    assert_int_equal(capffi_ctx_keepalive(f->ctx), 1);
+    assert_int_equal(capffi_ctx_keepalive(f->l.ctx), 1);
     assert_ok(capffi_cb_unref(&refs, cb));
-    assert_int_equal(capffi_ctx_keepalive(f->ctx), 0);
+    assert_int_equal(capffi_ctx_keepalive(f->l.ctx), 0);
 }
 
 static void
@@ -232,12 +219,12 @@ cbt_fd_is_readable_when_work_is_queued(void **state)
     struct seen s;
     seen_init(&s, f);
     capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
-    struct pollfd p = { .fd = capffi_ctx_fd(f->ctx), .events = POLLIN };
+    struct pollfd p = { .fd = capffi_ctx_fd(f->l.ctx), .events = POLLIN };
     assert_int_equal(poll(&p, 1, 0), 0);
     void *t = start(f, cb, 1);
     assert_int_equal(poll(&p, 1, 60000), 1);
     assert_int_equal(atomic_load(&s.calls), 0);
-    assert_ok(capffi_ctx_poll(f->ctx, 0));
+    assert_ok(capffi_ctx_poll(f->l.ctx, 0));
     assert_int_equal(atomic_load(&s.calls), 1);
     assert_true(join(f, t) == 0);
     /* The thread-safe callback runs directly on the owner thread. */
@@ -261,10 +248,10 @@ cbt_foreign_thread_without_flag_fails_closed(void **state)
     assert_int_equal(st.failures, 5);
     assert_non_null(strstr(st.detail, "CAPFFI_CB_THREADSAFE"));
     assert_int_equal(
-        capffi_audit_count(f->ctx, CAPFFI_OP_CB_INVOKE, CAPFFI_ETHREAD, NULL),
+        capffi_audit_count(f->l.ctx, CAPFFI_OP_CB_INVOKE, CAPFFI_ETHREAD, NULL),
         5);
     capffi_event ev;
-    for (size_t i = 0; capffi_audit_get(&ev, f->ctx, i) == CAPFFI_OK; i++)
+    for (size_t i = 0; capffi_audit_get(&ev, f->l.ctx, i) == CAPFFI_OK; i++)
         if (ev.op == CAPFFI_OP_CB_INVOKE)
             assert_int_equal(ev.reason, CAPFFI_REASON_THREAD);
 }
@@ -279,13 +266,13 @@ static void *
 other_thread(void *arg)
 {
     struct other *o = arg;
-    o->poll_rc = capffi_ctx_poll(o->f->ctx, 0);
+    o->poll_rc = capffi_ctx_poll(o->f->l.ctx, 0);
     o->ref_rc = capffi_cb_ref(NULL, o->cb);
     capffi_cb_status st;
     o->status_rc = capffi_cb_take_status(&st, o->cb);
     capffi_cb *cb = NULL;
-    o->new_rc = capffi_cb_new(&cb, o->f->ctx, &o->f->tok, "(i32) -> i32", twice,
-                              NULL, 0);
+    o->new_rc = capffi_cb_new(&cb, o->f->l.ctx, &o->f->l.tok, "(i32) -> i32",
+                              twice, NULL, 0);
     capffi_cb_close(o->cb); /* refused: not the owner */
     return NULL;
 }
@@ -308,12 +295,13 @@ cbt_owner_functions_refuse_other_threads(void **state)
     assert_int_equal(o.status_rc, CAPFFI_ETHREAD);
     assert_int_equal(o.new_rc, CAPFFI_ETHREAD);
     assert_int_equal(
-        capffi_audit_count(f->ctx, CAPFFI_OP_CTX_POLL, CAPFFI_ETHREAD, NULL),
+        capffi_audit_count(f->l.ctx, CAPFFI_OP_CTX_POLL, CAPFFI_ETHREAD, NULL),
         1);
     assert_int_equal(
-        capffi_audit_count(f->ctx, CAPFFI_OP_CB_NEW, CAPFFI_ETHREAD, NULL), 1);
+        capffi_audit_count(f->l.ctx, CAPFFI_OP_CB_NEW, CAPFFI_ETHREAD, NULL),
+        1);
     assert_int_equal(
-        capffi_audit_count(f->ctx, CAPFFI_OP_CB_CLOSE, CAPFFI_ETHREAD, NULL),
+        capffi_audit_count(f->l.ctx, CAPFFI_OP_CB_CLOSE, CAPFFI_ETHREAD, NULL),
         1);
     /* The refused close changed nothing. */
     unop_fn code = cb_unop(o.cb);
@@ -337,11 +325,11 @@ cbt_blocked_owner_times_out_without_lending(void **state)
     capffi_cb_status st = cb_status(cb);
     assert_int_equal(st.first, CAPFFI_ETIMEDOUT);
     assert_int_equal(st.failures, 3);
-    assert_int_equal(
-        capffi_audit_count(f->ctx, CAPFFI_OP_CB_INVOKE, CAPFFI_ETIMEDOUT, NULL),
-        3);
+    assert_int_equal(capffi_audit_count(f->l.ctx, CAPFFI_OP_CB_INVOKE,
+                                        CAPFFI_ETIMEDOUT, NULL),
+                     3);
     /* Nothing stays queued: a poll finds no work to run. */
-    int rc = capffi_ctx_poll(f->ctx, 0);
+    int rc = capffi_ctx_poll(f->l.ctx, 0);
     assert_true(rc == CAPFFI_OK || rc == CAPFFI_ETIMEDOUT);
     assert_int_equal(atomic_load(&s.calls), 0);
 }
@@ -373,7 +361,7 @@ cbt_blocked_owner_lends_the_host(void **state)
     assert_int_equal(cb_status(cb).failures, 0);
     /* Back on the owner, the host is the owner's again. */
     capffi_token t;
-    assert_ok(capffi_token_attenuate(&t, f->ctx, &f->tok, NULL));
+    assert_ok(capffi_token_attenuate(&t, f->l.ctx, &f->l.tok, NULL));
 }
 
 /* Several threads call back at once while the owner is blocked: the
@@ -417,7 +405,7 @@ cbt_lent_handlers_never_run_with_the_owner(void **state)
         atomic_store(&s.owner_busy, 0);
         assert_ok(capffi_fn_call(f->nop, NULL, NULL)); /* lends */
         if (++rounds % 8 == 0)
-            capffi_ctx_poll(f->ctx, 0);
+            capffi_ctx_poll(f->l.ctx, 0);
         if (done(f, t))
             break;
     }
@@ -435,19 +423,19 @@ cbt_revoke_races_foreign_invocations(void **state)
     struct fx *f = *state;
     struct seen s;
     seen_init(&s, f);
-    capffi_token t = mint(f->ctx, "raced", CAPFFI_RIGHT_CALLBACK);
+    capffi_token t = mint(f->l.ctx, "raced", CAPFFI_RIGHT_CALLBACK);
     capffi_cb_options o;
     memset(&o, 0, sizeof o);
     o.flags = CAPFFI_CB_THREADSAFE;
     capffi_cb *cb = NULL;
     assert_ok(
-        capffi_cb_new_opts(&cb, f->ctx, &t, "(i32) -> i32", twice, &s, &o));
+        capffi_cb_new_opts(&cb, f->l.ctx, &t, "(i32) -> i32", twice, &s, &o));
     void *th = start(f, cb, 4000);
     bool revoked = false;
     while (!done(f, th)) {
-        capffi_ctx_poll(f->ctx, 10);
+        capffi_ctx_poll(f->l.ctx, 10);
         if (!revoked && atomic_load(&s.calls) >= 500) {
-            assert_ok(capffi_token_revoke(f->ctx, &t));
+            assert_ok(capffi_token_revoke(f->l.ctx, &t));
             atomic_store(&s.after, 1);
             revoked = true;
         }
@@ -473,10 +461,10 @@ cbt_close_while_queued_fails_closed(void **state)
     seen_init(&s, f);
     capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -9);
     void *t = start(f, cb, 1);
-    struct pollfd p = { .fd = capffi_ctx_fd(f->ctx), .events = POLLIN };
+    struct pollfd p = { .fd = capffi_ctx_fd(f->l.ctx), .events = POLLIN };
     assert_int_equal(poll(&p, 1, 60000), 1); /* queued */
     capffi_cb_close(cb);
-    assert_ok(capffi_ctx_poll(f->ctx, 0));
+    assert_ok(capffi_ctx_poll(f->l.ctx, 0));
     assert_true(join(f, t) == -9);
     assert_int_equal(atomic_load(&s.calls), 0);
     assert_int_equal(cb_status(cb).first, CAPFFI_ECLOSED);
@@ -505,7 +493,7 @@ cbt_context_freed_while_a_thread_waits(void **state)
      * doomed context's callback. */
     capffi_value a[2], r;
     capffi_fn *start_raw =
-        bind_sym(f->lib, "fx_thread_start", "(pointer, i32) -> pointer");
+        bind_sym(f->l.lib, "fx_thread_start", "(pointer, i32) -> pointer");
     a[0].p = capffi_cb_code(cb);
     a[1].i64 = 1;
     assert_ok(capffi_fn_call(start_raw, a, &r));
@@ -522,8 +510,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-#define L(name) cmocka_unit_test_setup_teardown(name, setup_lend, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, lib_fx_teardown)
+#define L(name)                                                                \
+    cmocka_unit_test_setup_teardown(name, setup_lend, lib_fx_teardown)
         T(cbt_foreign_thread_calls_while_owner_polls),
         T(cbt_fd_is_readable_when_work_is_queued),
         T(cbt_foreign_thread_without_flag_fails_closed),

@@ -12,48 +12,24 @@
 #include "buf.h"
 #include "fixture.h"
 
-struct fx {
-    capffi_ctx *ctx;
-    capffi_token tok; /* every right */
-    capffi_lib *lib;
-};
-
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    const char *allow[] = { env_path("CAPFFI_FIXTURE_DIR"), NULL };
-    f->ctx = ctx_with(0, allow, NULL);
+    struct lib_fx *f = calloc(1, sizeof *f);
+    lib_fx_open(f, 0, "CAPFFI_FIXTURE_DIR", "CAPFFI_FIXTURE", "mem");
     assert_ok(capffi_audit_record(f->ctx, 4096));
-    assert_ok(capffi_token_new(&f->tok, f->ctx, "mem", NULL));
-    assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok,
-                              env_path("CAPFFI_FIXTURE"), 0));
     *state = f;
     return 0;
 }
 
-static int
-teardown(void **state)
-{
-    struct fx *f = *state;
-    capffi_ctx_free(f->ctx);
-    free(f);
-    return 0;
-}
-
 static capffi_fn *
-bind(struct fx *f, const char *sym, const char *sig)
+bind(struct lib_fx *f, const char *sym, const char *sig)
 {
-    capffi_fn *fn = NULL;
-    int rc = capffi_lib_bind(&fn, f->lib, sym, sig, 0);
-    if (rc)
-        fail_msg("bind %s: %s: %s", sym, capffi_err_name(rc),
-                 capffi_ctx_errmsg(f->ctx));
-    return fn;
+    return lib_fx_bind(f, sym, sig, 0);
 }
 
 static size_t
-events(struct fx *f, capffi_op op, int status)
+events(struct lib_fx *f, capffi_op op, int status)
 {
     return capffi_audit_count(f->ctx, op, status, NULL);
 }
@@ -70,7 +46,7 @@ count_release(void *payload, void *mem)
 static void
 buf_new_is_zeroed_and_empty_passes_null(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_buf *b;
     assert_ok(capffi_buf_new(&b, f->ctx, 64));
     void *p;
@@ -98,7 +74,7 @@ buf_new_is_zeroed_and_empty_passes_null(void **state)
 static void
 buf_pinned_memory_outlives_free(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_fn *keep = bind(f, "fx_keep", "(pointer) -> void");
     capffi_fn *sum = bind(f, "fx_kept_sum", "(usize) -> u64");
     capffi_fn *fill = bind(f, "fx_kept_fill", "(u8, usize) -> void");
@@ -140,7 +116,7 @@ buf_pinned_memory_outlives_free(void **state)
 static void
 buf_wrapped_release_waits_for_last_pin(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     static char mem[16];
     int released = 0;
     capffi_buf *b;
@@ -162,7 +138,7 @@ buf_wrapped_release_waits_for_last_pin(void **state)
 static void
 buf_unpin_refuses_unpinned(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_buf *b;
     assert_ok(capffi_buf_new(&b, f->ctx, 4));
     assert_rc(capffi_buf_unpin(b), CAPFFI_EINVAL);
@@ -180,7 +156,7 @@ buf_unpin_refuses_unpinned(void **state)
 static void
 buf_double_free_is_recognised(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     int released = 0;
     char mem[4];
     capffi_buf *b;
@@ -218,7 +194,7 @@ buf_double_free_is_recognised(void **state)
 static void
 buf_quarantine_recycles(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     long before = capffi__alloc_live();
     for (int i = 0; i < CAPFFI__BUF_QUARANTINE * 3; i++) {
         capffi_buf *b;
@@ -233,7 +209,7 @@ buf_quarantine_recycles(void **state)
 static void
 buf_lent_is_busy_and_free_waits(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     int released = 0;
     static char mem[8] = "abcdefg";
     capffi_buf *b;
@@ -265,7 +241,7 @@ buf_lent_is_busy_and_free_waits(void **state)
 static void
 buf_unlend_restores_access(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_buf *b;
     assert_ok(capffi_buf_new(&b, f->ctx, 4));
     assert_ok(capffi__buf_lend(b));
@@ -282,7 +258,7 @@ buf_unlend_restores_access(void **state)
 static void
 ptr_needs_pointer_right(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_token weak = mint(f->ctx, "weak", CAPFFI_RIGHT_READ);
     capffi_buf *b;
     assert_ok(capffi_buf_new(&b, f->ctx, 4));
@@ -312,7 +288,7 @@ ptr_needs_pointer_right(void **state)
 static void
 ptr_of_refuses_foreign_buffer(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_ctx *other = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
     capffi_buf *b;
     assert_ok(capffi_buf_new(&b, other, 4));
@@ -327,7 +303,7 @@ ptr_of_refuses_foreign_buffer(void **state)
 /* ---- views ------------------------------------------------------------- */
 
 static capffi_view *
-view(struct fx *f, const void *p, size_t n, uint32_t access)
+view(struct lib_fx *f, const void *p, size_t n, uint32_t access)
 {
     capffi_view *v = NULL;
     int rc = capffi_view_new(&v, f->ctx, &f->tok, p, n, access);
@@ -340,7 +316,7 @@ view(struct fx *f, const void *p, size_t n, uint32_t access)
 static void
 view_get_set_every_scalar_unaligned(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     unsigned char mem[64];
     memset(mem, 0xee, sizeof mem);
     capffi_view *v =
@@ -422,7 +398,7 @@ view_get_set_every_scalar_unaligned(void **state)
 static void
 view_every_offset_around_the_end(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     unsigned char mem[48];
     memset(mem, 0x5a, sizeof mem);
     unsigned char *win = mem + 16;
@@ -475,7 +451,7 @@ view_every_offset_around_the_end(void **state)
 static void
 view_access_modes_and_rights(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     uint32_t mem[4] = { 1, 2, 3, 4 };
     capffi_view *ro = view(f, mem, sizeof mem, CAPFFI_VIEW_READ);
     capffi_value x = { .u64 = 9 }, y;
@@ -505,7 +481,7 @@ view_access_modes_and_rights(void **state)
 static void
 view_bad_input(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     char mem[8] = { 0 };
     capffi_view *v = (capffi_view *)1;
     assert_rc(capffi_view_new(&v, f->ctx, &f->tok, NULL, 8, CAPFFI_VIEW_READ),
@@ -557,7 +533,7 @@ view_bad_input(void **state)
 static void
 view_cstr_never_reads_past_the_view(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     long page = sysconf(_SC_PAGESIZE);
     unsigned char *m = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -591,7 +567,7 @@ view_cstr_never_reads_past_the_view(void **state)
 static void
 view_revoked_with_its_token(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     int64_t mem[2] = { 41, 42 };
     capffi_token parent = mint(f->ctx, "parent", 0);
     capffi_token child;
@@ -625,7 +601,7 @@ view_revoked_with_its_token(void **state)
 static void
 view_sub_only_shrinks(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     uint8_t mem[16];
     for (int i = 0; i < 16; i++)
         mem[i] = (uint8_t)i;
@@ -659,7 +635,7 @@ view_sub_only_shrinks(void **state)
 static void
 view_unbounded_needs_read_and_pointer(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     capffi_fn *greet = bind(f, "fx_greeting", "() -> pointer");
     capffi_value r;
     assert_ok(capffi_fn_call(greet, NULL, &r));
@@ -692,7 +668,7 @@ view_unbounded_needs_read_and_pointer(void **state)
 static void
 view_of_buf_pins_the_buffer(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     int released = 0;
     uint16_t mem[4] = { 10, 20, 30, 40 };
     capffi_buf *b;
@@ -736,7 +712,7 @@ free_view_elsewhere(void *v)
 static void
 view_free_off_owner_is_refused(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     char mem[4] = "abc";
     capffi_view *v = view(f, mem, sizeof mem, CAPFFI_VIEW_READ);
     pthread_t th;
@@ -751,7 +727,7 @@ view_free_off_owner_is_refused(void **state)
 static void
 view_new_survives_every_allocation_failure(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     char mem[4];
     for (long n = 0;; n++) {
         capffi__alloc_fail_after(n);
@@ -778,7 +754,7 @@ view_new_survives_every_allocation_failure(void **state)
 static void
 struct_result_into_buffer_by_field_name(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     assert_ok(capffi_type_define(f->ctx, "Inner", "{ s: i16, d: f64 }"));
     capffi_fn *make = bind(f, "fx_outer_make",
                            "(i8, i16, f64, i32) -> { tag: i8, in: Inner, "
@@ -834,7 +810,7 @@ struct_result_into_buffer_by_field_name(void **state)
     assert_int_equal(capffi_fn_result_size(NULL), 0);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, lib_fx_teardown)
 
 int
 main(void)

@@ -35,33 +35,17 @@
 #define MAX_REPORTS 40 /* mismatches printed before the rest are counted */
 #define GUARD 0xa5
 
-struct fx {
-    capffi_ctx *ctx;
-    capffi_token tok;
-    capffi_lib *lib;
-    unsigned reports;
-};
+/* Mismatches reported so far in this test case. */
+static unsigned reports;
 
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
+    struct lib_fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    const char *allow[] = { env_path("CAPFFI_ABICASES_DIR"), NULL };
-    f->ctx = ctx_with(0, allow, NULL);
-    assert_ok(capffi_token_new(&f->tok, f->ctx, "abi", NULL));
-    assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok,
-                              env_path("CAPFFI_ABICASES"), 0));
+    lib_fx_open(f, 0, "CAPFFI_ABICASES_DIR", "CAPFFI_ABICASES", "abi");
+    reports = 0;
     *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fx *f = *state;
-    capffi_ctx_free(f->ctx);
-    free(f);
     return 0;
 }
 
@@ -76,7 +60,7 @@ refused(const struct abi_case *k, uint32_t flags)
 
 /* Bind case k; NULL when it is refused, as it must be. */
 static capffi_fn *
-bind_case(struct fx *f, const struct abi_case *k, uint32_t flags)
+bind_case(struct lib_fx *f, const struct abi_case *k, uint32_t flags)
 {
     capffi_fn *fn = NULL;
     int rc = capffi_lib_bind(&fn, f->lib, k->symbol, k->signature, flags);
@@ -185,7 +169,7 @@ from_value(enum abi_ret r, const capffi_value *v)
  * did: arguments as received, the result or its members, bytes written
  * past a struct result. */
 static unsigned
-check_call(struct fx *f, const struct abi_case *k, capffi_fn *fn, bool raw,
+check_call(struct lib_fx *f, const struct abi_case *k, capffi_fn *fn, bool raw,
            const char *how, unsigned set, const struct abi_call *c,
            void **rawargs)
 {
@@ -209,7 +193,7 @@ check_call(struct fx *f, const struct abi_case *k, capffi_fn *fn, bool raw,
 
 #define REPORT(...)                                                            \
     do {                                                                       \
-        if (f->reports++ < MAX_REPORTS) {                                      \
+        if (reports++ < MAX_REPORTS) {                                         \
             snprintf(what, sizeof what, __VA_ARGS__);                          \
             print_error("case %u \"%s\"%s %s set %u: %s\n", k->id,             \
                         k->signature, tags(k), how, set, what);                \
@@ -282,7 +266,7 @@ struct tally {
 
 /* Every case, every argument set, through both calls of one binding. */
 static struct tally
-run_all(struct fx *f, uint32_t flags, const char *path)
+run_all(struct lib_fx *f, uint32_t flags, const char *path)
 {
     struct abi_call *c = malloc(sizeof *c);
     void *rawargs[ABI_MAX_ARGS];
@@ -316,7 +300,7 @@ run_all(struct fx *f, uint32_t flags, const char *path)
 static void
 abi_direct_matches_c(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     struct tally t = run_all(f, 0, "direct");
     print_message("# %u cases, %d argument sets each, seed %#llx; %u "
                   "refused at bind (libffi defect shape over 16 stack "
@@ -330,7 +314,7 @@ abi_direct_matches_c(void **state)
 static void
 abi_libffi_matches_c(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     struct tally t = run_all(f, CAPFFI_FN_LIBFFI, "libffi");
     print_message("# %u cases of libffi's defect shape refused at bind\n",
                   t.refused);
@@ -350,7 +334,7 @@ where(bool memory)
 static void
 abi_plan_chooses_direct(void **state)
 {
-    struct fx *f = *state;
+    struct lib_fx *f = *state;
     unsigned direct = 0;
     for (unsigned i = 0; i < abi_ncases; i++) {
         const struct abi_case *k = &abi_cases[i];
@@ -385,9 +369,11 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(abi_plan_chooses_direct, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(abi_direct_matches_c, setup, teardown),
-        cmocka_unit_test_setup_teardown(abi_libffi_matches_c, setup, teardown),
+                                        lib_fx_teardown),
+        cmocka_unit_test_setup_teardown(abi_direct_matches_c, setup,
+                                        lib_fx_teardown),
+        cmocka_unit_test_setup_teardown(abi_libffi_matches_c, setup,
+                                        lib_fx_teardown),
     };
     return RUN_TESTS("abi", tests);
 }
