@@ -143,11 +143,9 @@ capffi_audit_set_sink(capffi_ctx *ctx, capffi_audit_fn fn, void *payload)
 int
 capffi_audit_record(capffi_ctx *ctx, size_t capacity)
 {
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "capffi_audit_record called off the owner thread");
+    int rc = capffi__ctx_owner_check(ctx, "capffi_audit_record");
+    if (rc)
+        return rc;
     struct capffi__rec *ring = NULL;
     if (capacity) {
         if (capacity > SIZE_MAX / sizeof *ring)

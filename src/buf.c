@@ -89,14 +89,14 @@ capffi_buf_new(capffi_buf **out, capffi_ctx *ctx, size_t len)
     if (!ctx || !out)
         return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                             ctx ? "out" : "ctx");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "capffi_buf_new called off the owner thread");
+    int rc = capffi__ctx_owner_check(ctx, "capffi_buf_new");
+    if (rc)
+        return rc;
     void *mem = capffi__calloc(1, len ? len : 1);
     if (!mem)
         return capffi__fail(ctx, CAPFFI_ENOMEM, "cannot allocate %zu bytes",
                             len);
-    int rc = make(out, ctx, mem, len, true, NULL, NULL);
+    rc = make(out, ctx, mem, len, true, NULL, NULL);
     if (rc)
         capffi__free(mem);
     return rc;
@@ -111,9 +111,9 @@ capffi_buf_wrap(capffi_buf **out, capffi_ctx *ctx, void *mem, size_t len,
     if (!ctx || !out)
         return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                             ctx ? "out" : "ctx");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "capffi_buf_wrap called off the owner thread");
+    int rc = capffi__ctx_owner_check(ctx, "capffi_buf_wrap");
+    if (rc)
+        return rc;
     if (!mem && len)
         return capffi__fail(ctx, CAPFFI_EINVAL, "mem is NULL but len is %zu",
                             len);

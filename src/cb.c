@@ -815,9 +815,7 @@ owner_check(const capffi_cb *cb, const char *fn)
 {
     if (!cb)
         return capffi__fail(NULL, CAPFFI_EINVAL, "cb is NULL");
-    if (!capffi__ctx_on_owner(cb->ctx))
-        return capffi__fail(cb->ctx, CAPFFI_ETHREAD,
-                            "%s called off the owner thread", fn);
+    return capffi__ctx_owner_check(cb->ctx, fn);
     return CAPFFI_OK;
 }
 

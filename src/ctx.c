@@ -98,3 +98,14 @@ capffi_ctx_free(capffi_ctx *ctx)
     pthread_mutex_destroy(&ctx->tok_lock);
     capffi__free(ctx);
 }
+
+int
+capffi__ctx_owner_check(capffi_ctx *ctx, const char *fn)
+{
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "%s called off the owner thread", fn);
+    return CAPFFI_OK;
+}

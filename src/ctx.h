@@ -66,4 +66,11 @@ capffi__ctx_on_owner(const capffi_ctx *ctx)
            (ctx->loop.lend && capffi__loop_acting(ctx));
 }
 
+/*
+ * The entry check of an owner-thread function that is not audited: ctx
+ * is given (CAPFFI_EINVAL) and this thread may act for it (CAPFFI_ETHREAD,
+ * the message naming fn). Audited operations use capffi__wrong_thread.
+ */
+CAPFFI__HIDDEN int capffi__ctx_owner_check(capffi_ctx *ctx, const char *fn);
+
 #endif

@@ -858,11 +858,9 @@ capffi_token_info(capffi_token_desc *out, capffi_ctx *ctx,
 {
     if (out)
         memset(out, 0, sizeof *out);
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "capffi_token_info called off the owner thread");
+    int rc = capffi__ctx_owner_check(ctx, "capffi_token_info");
+    if (rc)
+        return rc;
     if (!out || !tok)
         return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                             out ? "token" : "out");

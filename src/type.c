@@ -96,11 +96,9 @@ valid_name(const char *name)
 int
 capffi_type_define(capffi_ctx *ctx, const char *name, const char *layout)
 {
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "capffi_type_define called off the owner thread");
+    int rc = capffi__ctx_owner_check(ctx, "capffi_type_define");
+    if (rc)
+        return rc;
     if (!name || !layout)
         return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                             name ? "layout" : "name");
@@ -120,7 +118,7 @@ capffi_type_define(capffi_ctx *ctx, const char *name, const char *layout)
      * keep the result in the context's arena by parsing again there. */
     struct capffi__arena scratch = { NULL };
     const struct capffi__type *t;
-    int rc = capffi__type_parse(ctx, &scratch, "layout", layout, &t);
+    rc = capffi__type_parse(ctx, &scratch, "layout", layout, &t);
     bool is_struct = rc == 0 && t->kind == CAPFFI__STRUCT &&
                      layout[strspn(layout, " \t\r\n")] == '{';
     capffi__arena_free(&scratch);
@@ -158,17 +156,15 @@ capffi_type_size(size_t *size, size_t *align, capffi_ctx *ctx, const char *type)
         *size = 0;
     if (align)
         *align = 0;
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "capffi_type_size called off the owner thread");
+    int rc = capffi__ctx_owner_check(ctx, "capffi_type_size");
+    if (rc)
+        return rc;
     if (!size || !type)
         return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                             size ? "type" : "size");
     struct capffi__arena a = { NULL };
     const struct capffi__type *t;
-    int rc = capffi__type_parse(ctx, &a, "type", type, &t);
+    rc = capffi__type_parse(ctx, &a, "type", type, &t);
     if (!rc) {
         *size = t->size;
         if (align)
@@ -243,16 +239,14 @@ capffi_type_field(capffi_field *out, capffi_ctx *ctx, const char *type,
 {
     if (out)
         memset(out, 0, sizeof *out);
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "capffi_type_field called off the owner thread");
+    int rc = capffi__ctx_owner_check(ctx, "capffi_type_field");
+    if (rc)
+        return rc;
     if (!out || !type || !path)
         return capffi__fail(ctx, CAPFFI_EINVAL, "an argument is NULL");
     struct capffi__arena a = { NULL };
     const struct capffi__type *t;
-    int rc = capffi__type_parse(ctx, &a, "type", type, &t);
+    rc = capffi__type_parse(ctx, &a, "type", type, &t);
     if (!rc && t->kind != CAPFFI__STRUCT)
         rc = capffi__fail(ctx, CAPFFI_EINVAL, "'%s' is not a struct", type);
     if (!rc)

@@ -245,9 +245,9 @@ capffi_view_new(capffi_view **out, capffi_ctx *ctx, const capffi_token *tok,
 static int
 derive_args(capffi_ctx *ctx, capffi_view **out, uint32_t access, const char *fn)
 {
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "%s called off the owner thread", fn);
+    int rc = capffi__ctx_owner_check(ctx, fn);
+    if (rc)
+        return rc;
     if (!out)
         return capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
     if (!(access & VIEW_ACCESS) || (access & ~VIEW_ACCESS))
