@@ -156,8 +156,8 @@ capffi__perm_state_of(const struct capffi__perm *p,
     }
 }
 
-static const char *
-state_name(capffi_perm_state s)
+const char *
+capffi_perm_state_name(capffi_perm_state s)
 {
     switch (s) {
     case CAPFFI_PERM_GRANTED:
@@ -210,7 +210,7 @@ finish(capffi_ctx *ctx, capffi_op op, int rc, capffi_perm_state st,
     else
         capffi__audit_emit(ctx, op, 0, CAPFFI_REASON_NONE, NULL,
                            CAPFFI_RIGHTS_ALL, f ? f->canon : "", "%s%s",
-                           state_name(st), how);
+                           capffi_perm_state_name(st), how);
 }
 
 int

@@ -65,6 +65,16 @@ query(capffi_ctx *ctx, const char *path)
 }
 
 static void
+perm_state_names(void **state)
+{
+    (void)state;
+    assert_string_equal(capffi_perm_state_name(CAPFFI_PERM_GRANTED), "granted");
+    assert_string_equal(capffi_perm_state_name(CAPFFI_PERM_PROMPT), "prompt");
+    assert_string_equal(capffi_perm_state_name(CAPFFI_PERM_DENIED), "denied");
+    assert_string_equal(capffi_perm_state_name((capffi_perm_state)7), "denied");
+}
+
+static void
 perm_null_options_deny_everything(void **state)
 {
     struct fx *f = *state;
@@ -396,6 +406,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(perm_state_names),
         T(perm_null_options_deny_everything),
         T(perm_allow_all_grants_every_file),
         T(perm_path_grant_is_an_identity),

@@ -11,19 +11,6 @@
 
 #include "capffi_lua.h"
 
-static const char *
-state_name(capffi_perm_state s)
-{
-    switch (s) {
-    case CAPFFI_PERM_GRANTED:
-        return "granted";
-    case CAPFFI_PERM_PROMPT:
-        return "prompt";
-    default:
-        return "denied";
-    }
-}
-
 /*
  * The path a descriptor names: nil (unscoped), a path or soname, or a
  * table { name = "ffi", path = ... }. A soname is resolved to its file
@@ -73,7 +60,7 @@ perm_do(lua_State *L, perm_fn fn, const char *what, bool revoke)
         capffi_lua__ambient_revoke(L, st, rc ? NULL : path);
     if (rc)
         return capffi_lua__fail(L, st, rc, what);
-    lua_pushstring(L, state_name(s));
+    lua_pushstring(L, capffi_perm_state_name(s));
     return 1;
 }
 

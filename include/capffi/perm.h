@@ -31,6 +31,13 @@ typedef enum capffi_perm_state {
 } capffi_perm_state;
 
 /**
+ * The name of a permission state: "granted", "prompt" or "denied" (also
+ * for any value that is not a capffi_perm_state).
+ * Ownership: a static string. Thread safety: any thread.
+ */
+CAPFFI_API const char *capffi_perm_state_name(capffi_perm_state s);
+
+/**
  * The state of FFI permission for a path, or unscoped.
  * @param out  receives the state.
  * @param path a library file or directory; NULL asks about unscoped FFI
