@@ -86,19 +86,6 @@
 
 #include "fixture.h"
 
-#ifndef BENCH_LIBFFI_VERSION
-#define BENCH_LIBFFI_VERSION "unknown"
-#endif
-
-/* Samples per measurement, full and --quick (odd: the median is one). */
-#define SAMPLES_FULL 31
-#define SAMPLES_QUICK 7
-#define SAMPLES_MAX SAMPLES_FULL
-
-/* Calls per sample, full and --quick. */
-#define ITERS_FULL 200000u
-#define ITERS_QUICK 10000u
-
 /* The budgets, as ratios to the ffi_call median. */
 #define BUDGET_RAW 1.05
 #define BUDGET_VALUE 1.25

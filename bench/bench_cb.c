@@ -60,19 +60,6 @@
 
 #include "bench_util.h"
 
-#ifndef BENCH_LIBFFI_VERSION
-#define BENCH_LIBFFI_VERSION "unknown"
-#endif
-
-/* Samples per variant, full and --quick (odd: the median is one). */
-#define SAMPLES_FULL 31
-#define SAMPLES_QUICK 7
-#define SAMPLES_MAX SAMPLES_FULL
-
-/* Calls per sample, full and --quick. */
-#define ITERS_FULL 200000u
-#define ITERS_QUICK 10000u
-
 /* Cross-thread round trips, full and --quick, after WARMUP untimed ones. */
 #define ROUNDS_FULL 20000u
 #define ROUNDS_QUICK 1000u

@@ -21,8 +21,8 @@
  * audit sink nor a recorder, so checks are not audited and no event is
  * built. Tokens are minted with capffi_token_new (no scope: unlimited uses,
  * no expiry, so a check never changes a token). Each measurement runs one
- * warm-up sample, then SAMPLES samples; a sample times a loop of `iters`
- * calls with clock_gettime(CLOCK_MONOTONIC) and divides by `iters`. The
+ * warm-up sample, then SAMPLES_FULL (31) samples; a sample times a loop of
+ * `iters` calls with clock_gettime(CLOCK_MONOTONIC) and divides by `iters`. The
  * table shows the median and the minimum of the per-call times and the
  * ratio of the median to the baseline's median. The baseline's results are
  * OR-ed together and stored into a volatile, so the calls cannot be
@@ -49,12 +49,9 @@
 
 #include "bench_util.h"
 
-/* Samples per measurement; the median is sample SAMPLES / 2 when sorted. */
-#define SAMPLES 31
-
-/* Calls per sample, full and --quick. */
-#define ITERS_FULL 200000u
-#define ITERS_QUICK 10000u
+/* Samples per measurement; the median is sample SAMPLES_FULL / 2 when sorted.
+ */
+#define SAMPLES_FULL 31
 
 /* The big table: 10^BIG_EXP tokens. */
 #define BIG_EXP_FULL 6
@@ -161,13 +158,13 @@ static void
 measure(struct row *r, const char *name, struct bench *b, loop_fn fn,
         size_t iters)
 {
-    double s[SAMPLES];
+    double s[SAMPLES_FULL];
     (void)fn(b, iters); /* warm-up: caches, branch predictors, clocks */
-    for (size_t k = 0; k < SAMPLES; k++)
+    for (size_t k = 0; k < SAMPLES_FULL; k++)
         s[k] = fn(b, iters);
-    qsort(s, SAMPLES, sizeof s[0], cmp_double);
+    qsort(s, SAMPLES_FULL, sizeof s[0], cmp_double);
     snprintf(r->name, sizeof r->name, "%s", name);
-    r->median_ns = s[SAMPLES / 2];
+    r->median_ns = s[SAMPLES_FULL / 2];
     r->min_ns = s[0];
 }
 
@@ -249,7 +246,7 @@ print_table(const struct row *rows, size_t n, size_t iters)
     double base = rows[0].median_ns;
     printf("\n%d samples per row, %zu calls per sample; per-call time = "
            "sample time / calls\n\n",
-           SAMPLES, iters);
+           SAMPLES_FULL, iters);
     printf("%-44s %10s %10s %9s\n", "measurement", "median ns", "min ns",
            "x verify");
     printf("%-44s %10s %10s %9s\n",

@@ -10,6 +10,20 @@
 
 #include <capffi.h>
 
+/* The libffi version meson found, for the banner of the libffi benchmarks. */
+#ifndef BENCH_LIBFFI_VERSION
+#define BENCH_LIBFFI_VERSION "unknown"
+#endif
+
+/* Samples per measurement, full and --quick (odd: the median is one). */
+#define SAMPLES_FULL 31
+#define SAMPLES_QUICK 7
+#define SAMPLES_MAX SAMPLES_FULL
+
+/* Calls per sample, full and --quick. */
+#define ITERS_FULL 200000u
+#define ITERS_QUICK 10000u
+
 /* The program's name, for messages; set first thing in main. */
 extern const char *bench_name;
 

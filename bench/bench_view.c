@@ -27,7 +27,6 @@
 
 #include "bench_util.h"
 
-#define SAMPLES 31
 #define MEM 4096
 
 static unsigned char mem[MEM + 8];
@@ -101,7 +100,7 @@ main(int argc, char **argv)
 {
     bench_name = "bench_view";
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-    int samples = quick ? 5 : SAMPLES;
+    int samples = quick ? 5 : SAMPLES_FULL;
     long iters = quick ? 20000 : 2000000;
 
     capffi_options o = { .flags = CAPFFI_OPT_ALLOW_ALL };
@@ -126,7 +125,7 @@ main(int argc, char **argv)
     printf("|------|---------|-------:|----:|----------------:|\n");
     for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
         const struct width *w = &widths[wi];
-        double t[N_VARIANTS][SAMPLES];
+        double t[N_VARIANTS][SAMPLES_FULL];
         for (int s = -1; s < samples; s++) { /* round -1 warms up */
             for (int k = 0; k < N_VARIANTS; k++) {
                 int var = (k + (s < 0 ? 0 : s)) % N_VARIANTS;
