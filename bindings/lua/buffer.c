@@ -32,14 +32,23 @@ capffi_lua__buffer_test(lua_State *L, int idx, bool live)
     return b;
 }
 
+/* The buffer at idx (live, as capffi_lua__buffer_test), or a
+ * CAPFFI_ETYPE error. */
+static struct capffi_lua__buffer *
+want_buffer(lua_State *L, int idx, bool live)
+{
+    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, idx, live);
+    if (!b)
+        capffi_lua__error(L, CAPFFI_ETYPE, "expected a capffi buffer, got %s",
+                          capffi_lua__typename(L, idx));
+    return b;
+}
+
 /* The live buffer at idx and its bytes. */
 static struct capffi_lua__buffer *
 check_buffer(lua_State *L, int idx, unsigned char **data, size_t *len)
 {
-    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, idx, true);
-    if (!b)
-        capffi_lua__error(L, CAPFFI_ETYPE, "expected a capffi buffer, got %s",
-                          capffi_lua__typename(L, idx));
+    struct capffi_lua__buffer *b = want_buffer(L, idx, true);
     void *p;
     int rc = capffi_buf_data(&p, len, b->buf);
     if (rc)
@@ -176,11 +185,7 @@ buffer_write(lua_State *L)
 static int
 buffer_free(lua_State *L)
 {
-    struct capffi_lua__buffer *b = luaL_testudata(L, 1, CAPFFI_LUA_BUFFER);
-    if (!b)
-        return capffi_lua__error(L, CAPFFI_ETYPE,
-                                 "expected a capffi buffer, got %s",
-                                 capffi_lua__typename(L, 1));
+    struct capffi_lua__buffer *b = want_buffer(L, 1, false);
     if (b->buf && !b->freed && b->st->ctx)
         capffi_buf_free(b->buf);
     b->freed = true;
@@ -194,11 +199,7 @@ buffer_free(lua_State *L)
 static int
 buffer_unpin(lua_State *L)
 {
-    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, 1, false);
-    if (!b)
-        return capffi_lua__error(L, CAPFFI_ETYPE,
-                                 "expected a capffi buffer, got %s",
-                                 capffi_lua__typename(L, 1));
+    struct capffi_lua__buffer *b = want_buffer(L, 1, false);
     capffi_lua__ctx(L, b->st);
     if (!b->pins)
         return capffi_lua__error(L, CAPFFI_EINVAL,
@@ -217,11 +218,7 @@ buffer_unpin(lua_State *L)
 static int
 buffer_pins(lua_State *L)
 {
-    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, 1, false);
-    if (!b)
-        return capffi_lua__error(L, CAPFFI_ETYPE,
-                                 "expected a capffi buffer, got %s",
-                                 capffi_lua__typename(L, 1));
+    struct capffi_lua__buffer *b = want_buffer(L, 1, false);
     capffi_lua__ctx(L, b->st);
     lua_pushinteger(L, b->buf ? (lua_Integer)capffi_buf_pins(b->buf) : 0);
     return 1;
@@ -232,11 +229,7 @@ buffer_pins(lua_State *L)
 static int
 buffer_view(lua_State *L)
 {
-    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, 1, true);
-    if (!b)
-        return capffi_lua__error(L, CAPFFI_ETYPE,
-                                 "expected a capffi buffer, got %s",
-                                 capffi_lua__typename(L, 1));
+    struct capffi_lua__buffer *b = want_buffer(L, 1, true);
     uint32_t access = capffi_lua__access(
         L, 2, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE, "view: access");
     struct capffi_lua__view *v = capffi_lua__view_push(L, b->st);
