@@ -52,18 +52,19 @@ lib_on_revoke(struct capffi__res *r)
 }
 
 /*
- * Is the object `lm` mapped from the file (dev, ino)? Read from
+ * The identity of the file the object `lm` is mapped from, read from
  * /proc/self/maps: the mapping that holds the object's dynamic section.
+ * That is what the loader really mapped, whatever its name says now.
  */
 static bool
-mapped_from(const struct link_map *lm, dev_t dev, ino_t ino)
+mapping_id(const struct link_map *lm, struct capffi__fid *id)
 {
     FILE *maps = fopen("/proc/self/maps", "re");
     if (!maps)
         return false;
     uintptr_t where = (uintptr_t)lm->l_ld;
     char line[PATH_MAX + 128];
-    bool match = false;
+    bool found = false;
     while (fgets(line, sizeof line, maps)) {
         uintptr_t lo, hi;
         unsigned maj, min;
@@ -72,12 +73,22 @@ mapped_from(const struct link_map *lm, dev_t dev, ino_t ino)
                    &hi, &maj, &min, &inode) != 5)
             continue;
         if (where >= lo && where < hi) {
-            match = makedev(maj, min) == dev && (ino_t)inode == ino;
+            id->dev = makedev(maj, min);
+            id->ino = (ino_t)inode;
+            found = inode != 0;
             break;
         }
     }
     fclose(maps);
-    return match;
+    return found;
+}
+
+/* Is the object `lm` mapped from the file (dev, ino)? */
+static bool
+mapped_from(const struct link_map *lm, dev_t dev, ino_t ino)
+{
+    struct capffi__fid id;
+    return mapping_id(lm, &id) && id.dev == dev && id.ino == ino;
 }
 
 static void
@@ -260,7 +271,63 @@ lib_usable(const struct capffi_lib *lib)
     }
 }
 
-/* Look up symbol and check it lives in the library (unless deps). */
+/*
+ * H1: a symbol found through the library's dependencies (CAPFFI_FN_DEPS)
+ * is allowed only when the file that defines it is within the scope of
+ * the library's token, judged as a capffi_lib_open of that file would be.
+ * The file is the one the loader mapped (its identity from the maps),
+ * found by the name in its link map; a name that no longer leads to the
+ * mapped file, or that cannot be resolved (the vDSO), fails closed.
+ */
+static int
+dependency_in_scope(struct capffi_lib *lib, const char *symbol,
+                    const struct link_map *owner)
+{
+    capffi_ctx *ctx = lib->ctx;
+    char exe[PATH_MAX];
+    const char *name = owner->l_name;
+    if (!name || !name[0]) { /* the main program */
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = '\0';
+        name = exe;
+    }
+    struct capffi__fid mapped;
+    struct capffi__file f;
+    if (name[0] != '/' || !mapping_id(owner, &mapped))
+        return capffi__fail(ctx, CAPFFI_EPERM,
+                            "symbol '%s' lives in '%s', whose file cannot be "
+                            "identified, so it is not in the scope of the "
+                            "token of '%s'",
+                            symbol, name[0] ? name : "?", lib->canon);
+    char why[CAPFFI__MSG_MAX]; /* the message is rewritten below */
+    int rc = capffi__file_resolve(ctx, &f, name);
+    if (rc) {
+        snprintf(why, sizeof why, "%s", capffi_ctx_errmsg(ctx));
+        return capffi__fail(ctx, CAPFFI_EPERM,
+                            "symbol '%s' lives in '%s', which cannot be "
+                            "resolved: %s",
+                            symbol, name, why);
+    }
+    if (f.id.dev != mapped.dev || f.id.ino != mapped.ino) {
+        rc = capffi__fail(ctx, CAPFFI_EPERM,
+                          "symbol '%s' lives in the file loaded as '%s', "
+                          "which has been replaced since it was loaded",
+                          symbol, name);
+    } else if (capffi__token_covers(ctx, lib->tok, &f)) {
+        snprintf(why, sizeof why, "%s", capffi_ctx_errmsg(ctx));
+        rc = capffi__fail(ctx, CAPFFI_EPERM,
+                          "symbol '%s' lives in '%s', a dependency of '%s': "
+                          "%s",
+                          symbol, f.canon, lib->canon, why);
+    }
+    capffi__file_release(&f);
+    return rc;
+}
+
+/*
+ * Look up symbol and check it lives in the library, or (deps) in a file
+ * the library's token covers (L1, H1).
+ */
 static int
 find_symbol(struct capffi_lib *lib, const char *symbol, bool deps, void **out)
 {
@@ -271,17 +338,24 @@ find_symbol(struct capffi_lib *lib, const char *symbol, bool deps, void **out)
         return capffi__fail(ctx, CAPFFI_ENOTFOUND,
                             "symbol '%s' not found in '%s'", symbol,
                             lib->canon[0] ? lib->canon : "the process");
-    if (lib->lm && !deps) {
+    if (lib->lm) {
         Dl_info info;
         struct link_map *owner = NULL;
-        if (!dladdr1(sym, &info, (void **)&owner, RTLD_DL_LINKMAP) ||
-            owner != lib->lm)
+        if (!dladdr1(sym, &info, (void **)&owner, RTLD_DL_LINKMAP) || !owner)
+            return capffi__fail(ctx, CAPFFI_EPERM,
+                                "symbol '%s' of '%s' lies in no loaded object",
+                                symbol, lib->canon);
+        if (owner != lib->lm && !deps)
             return capffi__fail(
                 ctx, CAPFFI_EPERM,
                 "symbol '%s' lives in '%s', not in '%s' (bind with "
-                "CAPFFI_FN_DEPS to allow dependencies)",
-                symbol, owner && info.dli_fname ? info.dli_fname : "?",
-                lib->canon);
+                "CAPFFI_FN_DEPS to allow dependencies the token covers)",
+                symbol, info.dli_fname ? info.dli_fname : "?", lib->canon);
+        if (owner != lib->lm) {
+            int rc = dependency_in_scope(lib, symbol, owner);
+            if (rc)
+                return rc;
+        }
     }
     *out = sym;
     return CAPFFI_OK;

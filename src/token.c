@@ -462,6 +462,17 @@ capffi__token_use(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
 }
 
 int
+capffi__token_covers(capffi_ctx *ctx, const struct capffi__tok *t,
+                     const struct capffi__file *file)
+{
+    capffi_reason why;
+    pthread_mutex_lock(&ctx->tok_lock);
+    int rc = path_in_scope(ctx, t, file, &why);
+    pthread_mutex_unlock(&ctx->tok_lock);
+    return rc;
+}
+
+int
 capffi__wrong_thread(capffi_ctx *ctx, capffi_op op, const char *fn)
 {
     int rc = capffi__fail(ctx, CAPFFI_ETHREAD,

@@ -62,6 +62,17 @@ CAPFFI__HIDDEN int capffi__token_peek(capffi_ctx *ctx, const capffi_token *tok,
                                       const char *target,
                                       struct capffi__tok **out);
 
+/*
+ * Is file within the path scope of the entry t (deny lists and special
+ * files judged as for capffi_lib_open)? For a check made on behalf of a
+ * resource already made through t (a library's dependencies): no use is
+ * counted, staleness is the resource's business, nothing is audited.
+ * CAPFFI_EPERM with the message set otherwise.
+ */
+CAPFFI__HIDDEN int capffi__token_covers(capffi_ctx *ctx,
+                                        const struct capffi__tok *t,
+                                        const struct capffi__file *file);
+
 /* Refuse an owner-thread-only call made on another thread: message, audit
  * event (reason THREAD) and CAPFFI_ETHREAD. fn names the function. */
 CAPFFI__HIDDEN int capffi__wrong_thread(capffi_ctx *ctx, capffi_op op,

@@ -133,6 +133,78 @@ loader_dependency_symbol_needs_fn_deps(void **state)
     capffi_ctx_free(ctx);
 }
 
+/*
+ * H1 (measured): a token scoped to one library file asked for dependency
+ * symbols (CAPFFI_FN_DEPS) and got libc's system through libz. A symbol
+ * of another file binds only when the token covers that file.
+ */
+static void
+loader_dependency_symbol_needs_the_file_in_scope(void **state)
+{
+    struct fx *f = *state;
+    char fixdep[PATH_MAX];
+    char libz[PATH_MAX];
+    assert_non_null(realpath(env_path("CAPFFI_FIXDEP"), fixdep));
+    assert_ok(capffi_lib_resolve(libz, sizeof libz, NULL, "libz.so.1"));
+    const char *allow[] = { f->fixture, fixdep, libz, NULL };
+    capffi_ctx *ctx = ctx_with(0, allow, NULL);
+    assert_ok(capffi_audit_record(ctx, 256));
+
+    /* Scoped to the fixture file alone: its dependency is out of scope. */
+    const char *only_fixture[] = { f->fixture };
+    capffi_scope sc = { .paths = only_fixture, .n_paths = 1 };
+    capffi_token t;
+    assert_ok(capffi_token_new(&t, ctx, "fixture-only", &sc));
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, ctx, &t, f->fixture, 0));
+    capffi_fn *fn = (capffi_fn *)&fn;
+    assert_rc(
+        capffi_lib_bind(&fn, lib, "fixdep_secret", "() -> i32", CAPFFI_FN_DEPS),
+        CAPFFI_EPERM);
+    assert_null(fn);
+    const char *msg = capffi_ctx_errmsg(ctx);
+    assert_non_null(strstr(msg, "libcapffi_fixdep.so"));
+    assert_non_null(strstr(msg, "not in the scope"));
+    /* Nor does libc, which the fixture also links. */
+    assert_rc(
+        capffi_lib_bind(&fn, lib, "system", "(cstring) -> i32", CAPFFI_FN_DEPS),
+        CAPFFI_EPERM);
+    assert_non_null(strstr(capffi_ctx_errmsg(ctx), "libc.so"));
+    assert_int_equal(
+        capffi_audit_count(ctx, CAPFFI_OP_LIB_BIND, CAPFFI_EPERM, "system"), 1);
+    capffi_lib_close(lib);
+
+    /* libz scoped to libz: dlopen, dlsym and system are all refused. */
+    const char *only_z[] = { libz };
+    sc.paths = only_z;
+    assert_ok(capffi_token_new(&t, ctx, "libz-only", &sc));
+    assert_ok(capffi_lib_open(&lib, ctx, &t, "libz.so.1", 0));
+    const char *reach[] = { "system", "dlopen", "dlsym", "execve" };
+    for (size_t i = 0; i < sizeof reach / sizeof *reach; i++)
+        assert_rc(capffi_lib_bind(&fn, lib, reach[i], "(pointer) -> i32",
+                                  CAPFFI_FN_DEPS),
+                  CAPFFI_EPERM);
+    assert_ok(capffi_lib_bind(&fn, lib, "zlibVersion", "() -> cstring",
+                              CAPFFI_FN_DEPS));
+    capffi_fn_free(fn);
+    capffi_lib_close(lib);
+
+    /* A token that covers both files binds the dependency's symbol. */
+    const char *both[] = { f->fixture, fixdep };
+    sc.paths = both;
+    sc.n_paths = 2;
+    assert_ok(capffi_token_new(&t, ctx, "fixture-and-dep", &sc));
+    assert_ok(capffi_lib_open(&lib, ctx, &t, f->fixture, 0));
+    assert_ok(capffi_lib_bind(&fn, lib, "fixdep_secret", "() -> i32",
+                              CAPFFI_FN_DEPS));
+    capffi_value r;
+    assert_ok(capffi_fn_call(fn, NULL, &r));
+    assert_int_equal(r.i64, 4242);
+    capffi_fn_free(fn);
+    capffi_lib_close(lib);
+    capffi_ctx_free(ctx);
+}
+
 /* L1 (measured): dlsym(libm, "system") finds libc's system. */
 static void
 loader_libm_does_not_reach_system(void **state)
@@ -952,6 +1024,7 @@ main(void)
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(loader_dependency_symbol_needs_fn_deps),
+        T(loader_dependency_symbol_needs_the_file_in_scope),
         T(loader_libm_does_not_reach_system),
         T(loader_symlink_swap_race),
         T(loader_directory_swap_escapes_no_grant),
