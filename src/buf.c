@@ -15,6 +15,7 @@ state_text(uint32_t magic)
     switch (magic) {
     case CAPFFI__BUF_FREEING:
         return "freed (its release waits for pins or a lend to end)";
+    case CAPFFI__BUF_BURYING:
     case CAPFFI__BUF_DEAD:
         return "freed";
     default:
@@ -27,12 +28,14 @@ capffi__buf_usable(const capffi_buf *buf, const char *fn)
 {
     if (!buf)
         return capffi__fail(NULL, CAPFFI_EINVAL, "%s: buffer is NULL", fn);
-    if (buf->magic != CAPFFI__BUF_LIVE)
+    uint32_t magic = buf->magic;
+    if (magic != CAPFFI__BUF_LIVE)
         return capffi__fail(
-            buf->magic == CAPFFI__BUF_FREEING || buf->magic == CAPFFI__BUF_DEAD
+            magic == CAPFFI__BUF_FREEING || magic == CAPFFI__BUF_BURYING ||
+                    magic == CAPFFI__BUF_DEAD
                 ? buf->ctx
                 : NULL,
-            CAPFFI_EINVAL, "%s: the buffer is %s", fn, state_text(buf->magic));
+            CAPFFI_EINVAL, "%s: the buffer is %s", fn, state_text(magic));
     if (atomic_load_explicit(&buf->lent, memory_order_acquire))
         return capffi__fail(buf->ctx, CAPFFI_EBUSY,
                             "%s: the buffer is lent to a nonblocking call", fn);
@@ -40,18 +43,27 @@ capffi__buf_usable(const capffi_buf *buf, const char *fn)
 }
 
 int
-capffi__buf_arg(capffi_ctx *ctx, const capffi_buf *buf, void **out)
+capffi__buf_call_begin(capffi_ctx *ctx, capffi_buf *buf, void **out)
 {
-    if (!buf) {
-        *out = NULL;
+    *out = NULL;
+    if (!buf)
         return CAPFFI_OK;
-    }
     if (buf->magic != CAPFFI__BUF_LIVE)
         return capffi__fail(ctx, CAPFFI_EINVAL, "a buffer argument is %s",
                             state_text(buf->magic));
-    if (atomic_load_explicit(&buf->lent, memory_order_acquire))
+    /* Hold first, then look again: a free that ran in between either saw
+     * the hold (and deferred) or is seen here (and the hold is undone). */
+    atomic_fetch_add(&buf->calls, 1);
+    if (buf->magic != CAPFFI__BUF_LIVE) {
+        capffi__buf_call_end(buf);
+        return capffi__fail(ctx, CAPFFI_EINVAL, "a buffer argument is %s",
+                            state_text(buf->magic));
+    }
+    if (atomic_load_explicit(&buf->lent, memory_order_acquire)) {
+        capffi__buf_call_end(buf);
         return capffi__fail(ctx, CAPFFI_EBUSY,
                             "a buffer argument is lent to a nonblocking call");
+    }
     *out = buf->len ? buf->data : NULL;
     return CAPFFI_OK;
 }
@@ -73,6 +85,7 @@ make(capffi_buf **out, capffi_ctx *ctx, void *mem, size_t len, bool owned,
     atomic_init(&b->lent, false);
     atomic_init(&b->pins, 0);
     atomic_init(&b->views, 0);
+    atomic_init(&b->calls, 0);
     b->next = ctx->bufs;
     if (ctx->bufs)
         ctx->bufs->prev = b;
@@ -92,6 +105,7 @@ capffi_buf_new(capffi_buf **out, capffi_ctx *ctx, size_t len)
     int rc = capffi__ctx_owner_check(ctx, "capffi_buf_new");
     if (rc)
         return rc;
+    capffi__buf_reap(ctx);
     void *mem = capffi__calloc(1, len ? len : 1);
     if (!mem)
         return capffi__fail(ctx, CAPFFI_ENOMEM, "cannot allocate %zu bytes",
@@ -172,15 +186,61 @@ bury(capffi_buf *b)
     q->next = (q->next + 1) % CAPFFI__BUF_QUARANTINE;
 }
 
-/* Release a freed buffer once nothing holds it. */
+/*
+ * Claim a freed buffer that nothing holds any more for burial: true for
+ * exactly one caller, however many threads let go of it at once.
+ */
+static bool
+claim(capffi_buf *b)
+{
+    if (b->magic != CAPFFI__BUF_FREEING ||
+        atomic_load_explicit(&b->pins, memory_order_acquire) != 0 ||
+        atomic_load_explicit(&b->views, memory_order_acquire) != 0 ||
+        atomic_load_explicit(&b->lent, memory_order_acquire) ||
+        atomic_load(&b->calls) != 0)
+        return false;
+    uint32_t freeing = CAPFFI__BUF_FREEING;
+    return atomic_compare_exchange_strong(&b->magic, &freeing,
+                                          CAPFFI__BUF_BURYING);
+}
+
+/* Release a freed buffer once nothing holds it (owner thread). */
 static void
 settle(capffi_buf *b)
 {
-    if (b->magic == CAPFFI__BUF_FREEING &&
-        atomic_load_explicit(&b->pins, memory_order_acquire) == 0 &&
-        atomic_load_explicit(&b->views, memory_order_acquire) == 0 &&
-        !atomic_load_explicit(&b->lent, memory_order_acquire))
+    if (claim(b))
         bury(b);
+}
+
+void
+capffi__buf_call_end(capffi_buf *buf)
+{
+    if (!buf || atomic_fetch_sub(&buf->calls, 1) != 1 || !claim(buf))
+        return;
+    capffi_ctx *ctx = buf->ctx;
+    if (capffi__ctx_on_owner(ctx)) {
+        bury(buf);
+        return;
+    }
+    /* Its list, the quarantine and the release function belong to the
+     * owner thread: leave the burial to it. */
+    struct capffi_buf *top = atomic_load(&ctx->bufq.to_bury);
+    do
+        buf->settle_next = top;
+    while (!atomic_compare_exchange_weak(&ctx->bufq.to_bury, &top, buf));
+}
+
+void
+capffi__buf_reap(capffi_ctx *ctx)
+{
+    if (!atomic_load_explicit(&ctx->bufq.to_bury, memory_order_relaxed))
+        return;
+    struct capffi_buf *b = atomic_exchange(&ctx->bufq.to_bury, NULL);
+    while (b) {
+        struct capffi_buf *next = b->settle_next;
+        bury(b);
+        b = next;
+    }
 }
 
 void
@@ -265,6 +325,7 @@ capffi_buf_free(capffi_buf *buf)
     case CAPFFI__BUF_LIVE:
         break;
     case CAPFFI__BUF_FREEING:
+    case CAPFFI__BUF_BURYING:
     case CAPFFI__BUF_DEAD:
         refuse_free(buf->ctx, CAPFFI_EINVAL, "the buffer was already freed");
         return;
@@ -276,14 +337,17 @@ capffi_buf_free(capffi_buf *buf)
         refuse_free(buf->ctx, CAPFFI_ETHREAD, "called off the owner thread");
         return;
     }
-    buf->magic = CAPFFI__BUF_FREEING;
+    capffi__buf_reap(buf->ctx);
+    buf->magic = CAPFFI__BUF_FREEING; /* then settle reads the holds */
     settle(buf);
 }
 
 void
 capffi__buf_free_all(capffi_ctx *ctx)
 {
-    /* Pins and lends cannot outlive the context: release everything. */
+    /* Pins, lends and calls cannot outlive the context: release
+     * everything. Buffers waiting in to_bury are still in the list. */
+    atomic_store(&ctx->bufq.to_bury, NULL);
     while (ctx->bufs)
         bury(ctx->bufs);
     for (size_t i = 0; i < CAPFFI__BUF_QUARANTINE; i++) {

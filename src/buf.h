@@ -12,45 +12,75 @@
 /*
  * A buffer's life:
  *
- *   live --capffi_buf_free--> freeing --last pin or lend ends--> dead
- *     \______________________________________________________/^
- *                (no pins and not lent: at once)
+ *   live --capffi_buf_free--> freeing --last hold ends--> dead
+ *     \____________________________________________________/^
+ *                (nothing holds it: at once)
  *
  * While live it may be pinned (capffi_ptr_of, a view over it) any number
- * of times and lent to at most one nonblocking call. Its bytes are
- * released when it is dead; the struct then waits in the context's
- * quarantine (magic BUF_DEAD) so that a second free is recognised.
+ * of times, passed to any number of running calls, and lent to at most
+ * one nonblocking call. Its bytes are released when it is dead; the
+ * struct then waits in the context's quarantine (magic BUF_DEAD) so that
+ * a second free is recognised.
+ *
+ * H2: a call holds every buffer argument from before its pointer is
+ * taken until the native function has returned, so a handler (or
+ * another thread) that frees the buffer meanwhile only marks it freeing.
+ * Calls run on any thread, so taking that hold and freeing race: each
+ * side writes its own word (calls, magic) and then reads the other's,
+ * all sequentially consistent, so at least one of them sees the other
+ * and yields. Exactly one party buries a freed buffer: the one whose
+ * compare-and-swap moves magic from BUF_FREEING to BUF_BURYING.
  */
 struct capffi_buf {
-    uint32_t magic; /* BUF_LIVE, BUF_FREEING or BUF_DEAD */
-    bool owned;     /* data was allocated by capffi_buf_new */
+    _Atomic uint32_t magic; /* BUF_LIVE, BUF_FREEING, BUF_BURYING, BUF_DEAD */
+    bool owned;             /* data was allocated by capffi_buf_new */
     atomic_bool lent;
     atomic_uint pins;  /* capffi_ptr_of's, released by capffi_buf_unpin */
     atomic_uint views; /* views of the buffer, released by capffi_view_free */
+    atomic_uint calls; /* running calls that pass it (any thread) */
     capffi_ctx *ctx;
     void *data;
     size_t len;
     capffi_release_fn release;
     void *payload;
     struct capffi_buf *prev, *next; /* the context's list while not dead */
+    struct capffi_buf *settle_next; /* the context's to-bury stack */
 };
 
 #define CAPFFI__BUF_LIVE 0x63617062u    /* "capb" */
 #define CAPFFI__BUF_FREEING 0x63617066u /* "capf" */
+#define CAPFFI__BUF_BURYING 0x63617075u /* "capu" */
 #define CAPFFI__BUF_DEAD 0x64656164u    /* "dead" */
 #define CAPFFI__BUF_QUARANTINE 256      /* dead structs kept per context */
 
-/* The quarantine of dead buffer structs (a ring), in the context. */
+/*
+ * The quarantine of dead buffer structs (a ring), and the buffers whose
+ * last call ended on another thread after they were freed: their bytes
+ * and release function wait for the owner thread (capffi__buf_reap).
+ */
 struct capffi__bufq {
     struct capffi_buf *slot[CAPFFI__BUF_QUARANTINE];
     size_t next;
+    struct capffi_buf *_Atomic to_bury; /* a lock-free stack */
 };
 
-/* The pointer a `buffer` argument passes: NULL for a NULL or empty
- * buffer. CAPFFI_EINVAL for something that is not a live buffer,
- * CAPFFI_EBUSY for a lent one. Any thread. */
-CAPFFI__HIDDEN int capffi__buf_arg(capffi_ctx *ctx, const capffi_buf *buf,
-                                   void **out);
+/*
+ * The pointer a `buffer` argument passes, with the buffer held for the
+ * call: NULL (and no hold) for a NULL buffer, NULL for an empty one.
+ * CAPFFI_EINVAL for something that is not a live buffer, CAPFFI_EBUSY
+ * for a lent one; nothing is held then. Any thread. Every success is
+ * matched by one capffi__buf_call_end once the native call returned.
+ */
+CAPFFI__HIDDEN int capffi__buf_call_begin(capffi_ctx *ctx, capffi_buf *buf,
+                                          void **out);
+/* Drop a call's hold (buf may be NULL). A freed buffer whose last hold
+ * this was is buried here on the owner thread, or queued for it. */
+CAPFFI__HIDDEN void capffi__buf_call_end(capffi_buf *buf);
+
+/* Bury the freed buffers whose last hold ended on another thread. Owner
+ * thread: capffi_buf_new and capffi_buf_free call it, and so does
+ * capffi_ctx_poll. */
+CAPFFI__HIDDEN void capffi__buf_reap(capffi_ctx *ctx);
 
 /* Check that buf is live (CAPFFI_EINVAL with a message naming `fn`
  * otherwise) and not lent (CAPFFI_EBUSY). */

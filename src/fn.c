@@ -132,6 +132,7 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
         fn->arg_op[i] = op;
         fn->convert_args |=
             op == ARG_BUFFER || op == ARG_STRUCT || op == ARG_FUNCTION;
+        fn->buffer_args |= op == ARG_BUFFER;
         if (op >= ARG_I8 && op <= ARG_U32) {
             unsigned bits = (unsigned)s->args[i]->size * 8;
             bool is_signed = op == ARG_I8 || op == ARG_I16 || op == ARG_I32;
@@ -163,6 +164,8 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
 #endif
     if (ctx->loop.lend)
         flags |= CAPFFI__FN_LEND;
+    fn->careful = fn->ret_struct || fn->buffer_args ||
+                  (flags & (CAPFFI_FN_ERRNO | CAPFFI__FN_LEND));
     /* A direct call never writes the argument array; libffi may. */
     fn->raw_slow = (fn->big_struct_args && !fn->abi.shape) ||
                    (flags & CAPFFI_FN_ERRNO) || (flags & CAPFFI__FN_LEND);
@@ -339,9 +342,9 @@ out_of_range(const capffi_fn *fn, size_t i, const capffi_value *v)
 }
 
 /*
- * Convert argument i when it is a buffer (its bytes into slot), a function
- * handle (its code into slot) or a struct (its pointer into av, after a
- * size check).
+ * Convert argument i when it is a buffer (its bytes into slot, the buffer
+ * held for the call), a function handle (its code into slot) or a struct
+ * (its pointer into av, after a size check).
  */
 static int
 convert_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
@@ -349,7 +352,7 @@ convert_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
 {
     if (fn->arg_op[i] == ARG_BUFFER) {
         *av = slot;
-        return capffi__buf_arg(fn->ctx, v->buf, slot);
+        return capffi__buf_call_begin(fn->ctx, v->buf, slot);
     }
     if (fn->arg_op[i] == ARG_FUNCTION) {
         *av = slot;
@@ -370,14 +373,26 @@ convert_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
     return CAPFFI_OK;
 }
 
+/* H2: drop the holds on the buffer arguments before argument `end`, once
+ * the native call has returned (or a later argument was refused). */
+static void
+release_buffers(const capffi_fn *fn, const capffi_value *args, size_t end)
+{
+    for (size_t i = 0; i < end; i++)
+        if (fn->arg_op[i] == ARG_BUFFER)
+            capffi__buf_call_end(args[i].buf);
+}
+
 static __attribute__((noinline)) int
 convert_args(const capffi_fn *fn, const capffi_value *args, void **slots,
              void **av)
 {
     for (size_t i = 0; i < fn->sig.nargs; i++) {
         int rc = convert_arg(fn, i, &args[i], &slots[i], &av[i]);
-        if (rc)
+        if (rc) {
+            release_buffers(fn, args, i);
             return rc;
+        }
     }
     return CAPFFI_OK;
 }
@@ -457,24 +472,30 @@ native_call(capffi_fn *fn, void *ret, void **av)
         capffi__loop_reclaim(fn->ctx, &h);
 }
 
-/* The rest of a call that returns a struct, captures errno or lends the
- * host. */
+/* The rest of a call that returns a struct, captures errno, lends the
+ * host or holds buffers. */
 static __attribute__((noinline)) int
-call_careful(capffi_fn *fn, void **av, capffi_value *ret)
+call_careful(capffi_fn *fn, const capffi_value *args, void **av,
+             capffi_value *ret)
 {
     union rbuf r;
     void *rp = &r;
     if (fn->ret_struct) {
         size_t size = fn->sig.ret->size;
-        if (!ret || !ret->agg.ptr || ret->agg.len < size)
+        if (!ret || !ret->agg.ptr || ret->agg.len < size) {
+            if (fn->buffer_args)
+                release_buffers(fn, args, fn->sig.nargs);
             return capffi__fail(fn->ctx, CAPFFI_EINVAL,
                                 "a struct result needs ret->agg with at "
                                 "least %zu bytes",
                                 size);
+        }
         if (size > sizeof r.bytes)
             rp = ret->agg.ptr;
     }
     native_call(fn, rp, av);
+    if (fn->buffer_args)
+        release_buffers(fn, args, fn->sig.nargs);
     if (fn->ret_struct) {
         if (rp == (void *)&r)
             memcpy(ret->agg.ptr, r.bytes, fn->sig.ret->size);
@@ -513,9 +534,8 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
                 return rc;
         }
     }
-    if (CAPFFI__UNLIKELY(fn->ret_struct ||
-                         (fn->flags & (CAPFFI_FN_ERRNO | CAPFFI__FN_LEND))))
-        return call_careful(fn, av, ret);
+    if (CAPFFI__UNLIKELY(fn->careful))
+        return call_careful(fn, args, av, ret);
     union rbuf r;
     invoke(fn, &r, av);
     if (ret)

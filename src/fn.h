@@ -61,6 +61,8 @@ struct capffi_fn {
     bool big_struct_args; /* libffi rewrites avalue for these */
     bool ret_struct;
     bool convert_args;               /* buffer, struct or function args */
+    bool buffer_args;                /* held for the call (H2) */
+    bool careful;                    /* the call takes call_careful */
     bool raw_slow;                   /* call_raw needs its careful path */
     uint8_t ret_op;                  /* enum capffi__ret_op */
     uint8_t arg_op[CAPFFI_MAX_ARGS]; /* enum capffi__arg_op */

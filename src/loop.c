@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "cb.h"
 #include "ctx.h"
 #include "token.h"
@@ -355,6 +356,7 @@ capffi_ctx_poll(capffi_ctx *ctx, int timeout_ms)
     int64_t end =
         timeout_ms > 0 ? capffi__now_ns() + (int64_t)timeout_ms * 1000000 : 0;
     for (;;) {
+        capffi__buf_reap(ctx); /* buffers freed during foreign calls */
         /* Reset first: anything queued after this makes it readable
          * again, so nothing is missed. */
         bool woken = drain(ctx);

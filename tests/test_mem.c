@@ -135,6 +135,189 @@ buf_wrapped_release_waits_for_last_pin(void **state)
     assert_int_equal(released, 1);
 }
 
+/* ---- H2: buffers held for the call that uses them ----------------------- */
+
+/* What a wrapped buffer held when its release ran: malloc'd bytes, freed
+ * by the release, so a write after it is a use after free as well. */
+struct released {
+    int count;
+    unsigned char seen[8];
+};
+
+static void
+record_release(void *payload, void *mem)
+{
+    struct released *r = payload;
+    memcpy(r->seen, mem, sizeof r->seen);
+    r->count++;
+    free(mem);
+}
+
+static capffi_buf *
+wrapped8(struct lib_fx *f, struct released *r)
+{
+    memset(r, 0, sizeof *r);
+    void *mem = calloc(1, 8);
+    assert_non_null(mem);
+    capffi_buf *b;
+    assert_ok(capffi_buf_wrap(&b, f->ctx, mem, 8, record_release, r));
+    return b;
+}
+
+static void
+free_payload_buffer(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    (void)args;
+    (void)ret;
+    capffi_buf *b = payload;
+    capffi_buf_free(b);
+    /* Freed for the host at once: only the release waits for the call. */
+    void *p;
+    assert_rc(capffi_buf_data(&p, NULL, b), CAPFFI_EINVAL);
+}
+
+/*
+ * H2 (measured): a handler freed a buffer that the running native call
+ * (sqlite3_exec's error message) then wrote into. Every buffer argument
+ * is held until the native function returns.
+ */
+static void
+buf_freed_by_a_handler_waits_for_the_call(void **state)
+{
+    struct lib_fx *f = *state;
+    capffi_fn *fill =
+        bind(f, "fx_fill_after", "(function, buffer, usize, u8) -> void");
+    struct released r;
+    capffi_buf *b = wrapped8(f, &r);
+    capffi_cb *cb;
+    assert_ok(capffi_cb_new(&cb, f->ctx, &f->tok, "() -> void",
+                            free_payload_buffer, b, 0));
+    capffi_value args[4] = {
+        { .p = cb }, { .buf = b }, { .u64 = 8 }, { .u64 = 0x5a }
+    };
+    assert_ok(capffi_fn_call(fill, args, NULL));
+    assert_int_equal(r.count, 1);
+    for (size_t i = 0; i < sizeof r.seen; i++)
+        assert_int_equal(r.seen[i], 0x5a); /* released after the write */
+    assert_int_equal(cb_status(cb).first, 0);
+
+    /* The same for buffers capffi allocated (valgrind and ASan watch the
+     * write), and for a buffer passed twice. */
+    capffi_buf *own;
+    assert_ok(capffi_buf_new(&own, f->ctx, 4096));
+    capffi_cb *cb2;
+    assert_ok(capffi_cb_new(&cb2, f->ctx, &f->tok, "() -> void",
+                            free_payload_buffer, own, 0));
+    capffi_fn *fill2 = bind(f, "fx_fill_after",
+                            "(function, buffer, usize, u8, buffer) -> void");
+    capffi_value args2[5] = { { .p = cb2 },
+                              { .buf = own },
+                              { .u64 = 4096 },
+                              { .u64 = 1 },
+                              { .buf = own } };
+    assert_ok(capffi_fn_call(fill2, args2, NULL));
+    assert_rc(capffi_buf_data(NULL, NULL, own), CAPFFI_EINVAL);
+
+    /* A call refused at a later argument drops the holds it took. */
+    b = wrapped8(f, &r);
+    args[1].buf = b;
+    args[3].u64 = 300; /* not a u8 */
+    assert_rc(capffi_fn_call(fill, args, NULL), CAPFFI_ERANGE);
+    capffi_value bad[5] = {
+        { .p = cb2 }, { .buf = b }, { .u64 = 8 }, { .u64 = 1 }, { .buf = own }
+    };
+    assert_rc(capffi_fn_call(fill2, bad, NULL), CAPFFI_EINVAL);
+    capffi_buf_free(b);
+    assert_int_equal(r.count, 1);
+}
+
+/* A C function passed as the callback of fx_fill_after from another
+ * thread: it tells the test it is running, then waits to be let go. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_state; /* 0 idle, 1 inside the call, 2 let go */
+
+static void
+gate(void)
+{
+    pthread_mutex_lock(&gate_lock);
+    gate_state = 1;
+    pthread_cond_broadcast(&gate_cond);
+    while (gate_state != 2)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+static void
+gate_wait_for(int want)
+{
+    pthread_mutex_lock(&gate_lock);
+    while (gate_state != want)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+static void
+gate_set(int v)
+{
+    pthread_mutex_lock(&gate_lock);
+    gate_state = v;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+struct foreign_call {
+    capffi_fn *fn;
+    capffi_value args[4];
+    int rc;
+};
+
+static void *
+call_on_thread(void *arg)
+{
+    struct foreign_call *c = arg;
+    c->rc = capffi_fn_call(c->fn, c->args, NULL);
+    return NULL;
+}
+
+/*
+ * H2 on another thread: the owner frees a buffer while a call on another
+ * thread is inside native code with it. The bytes stay until that call
+ * returns; the release then runs on the owner thread, at its next poll.
+ */
+static void
+buf_freed_during_a_foreign_call_waits_for_it(void **state)
+{
+    struct lib_fx *f = *state;
+    struct released r;
+    capffi_buf *b = wrapped8(f, &r);
+    capffi_fn *code;
+    void (*gate_fn)(void) = gate;
+    void *gate_code;
+    memcpy(&gate_code, &gate_fn, sizeof gate_code);
+    assert_ok(
+        capffi_fn_from_ptr(&code, f->ctx, &f->tok, gate_code, "() -> void", 0));
+    struct foreign_call c = {
+        .fn = bind(f, "fx_fill_after", "(function, buffer, usize, u8) -> void"),
+        .args = { { .p = code }, { .buf = b }, { .u64 = 8 }, { .u64 = 7 } },
+        .rc = 1,
+    };
+    gate_set(0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, call_on_thread, &c), 0);
+    gate_wait_for(1);
+    capffi_buf_free(b);
+    assert_int_equal(r.count, 0); /* the call holds it */
+    gate_set(2);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_ok(c.rc);
+    assert_int_equal(r.count, 0); /* not released on the foreign thread */
+    capffi_ctx_poll(f->ctx, 0);
+    assert_int_equal(r.count, 1);
+    for (size_t i = 0; i < sizeof r.seen; i++)
+        assert_int_equal(r.seen[i], 7);
+}
+
 static void
 buf_unpin_refuses_unpinned(void **state)
 {
@@ -819,6 +1002,8 @@ main(void)
         T(buf_new_is_zeroed_and_empty_passes_null),
         T(buf_pinned_memory_outlives_free),
         T(buf_wrapped_release_waits_for_last_pin),
+        T(buf_freed_by_a_handler_waits_for_the_call),
+        T(buf_freed_during_a_foreign_call_waits_for_it),
         T(buf_unpin_refuses_unpinned),
         T(buf_double_free_is_recognised),
         T(buf_quarantine_recycles),
