@@ -164,6 +164,25 @@ label_ok(const char *label)
     return true;
 }
 
+/*
+ * The label of a token attenuated without one of its own: the parent's with
+ * a '+' per attenuation ("mod", "mod+", "mod++"), so an audit event shows
+ * that the holder derives from "mod". Labels are at most CAPFFI_LABEL_MAX
+ * bytes, so once the parent's label is that long the '+' is left off and the
+ * child carries the parent's label unchanged (its depth in capffi_token_info
+ * still tells them apart). Dropping the '+' is the only shortening: the
+ * parent's own bytes are never cut, so the child never looks unrelated.
+ */
+static void
+derived_label(char out[CAPFFI_LABEL_MAX + 1], const char *parent)
+{
+    size_t n = strnlen(parent, CAPFFI_LABEL_MAX);
+    memcpy(out, parent, n);
+    if (n < CAPFFI_LABEL_MAX)
+        out[n++] = '+';
+    out[n] = '\0';
+}
+
 static int
 validate_label(capffi_ctx *ctx, const char *label)
 {
@@ -739,10 +758,8 @@ capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
     memset(&proto, 0, sizeof proto);
     if (narrower->label)
         snprintf(proto.label, sizeof proto.label, "%s", narrower->label);
-    else if (strlen(pt->label) < CAPFFI_LABEL_MAX)
-        snprintf(proto.label, sizeof proto.label, "%s+", pt->label);
     else
-        snprintf(proto.label, sizeof proto.label, "%s", pt->label);
+        derived_label(proto.label, pt->label);
     proto.parent = pt;
     proto.depth = pt->depth + 1;
     proto.rights = narrower->rights ? narrower->rights : pt->rights;
