@@ -19,28 +19,56 @@ struct capffi__rec {
     capffi_event ev;
     char label[CAPFFI_LABEL_MAX + 1];
     char *strings; /* target NUL detail NUL; NULL when out of memory */
+    size_t next;   /* the next slot of its class's list, or of the free list */
 };
+
+#define NONE SIZE_MAX
 
 int
 capffi__audit_init(struct capffi__audit *a)
 {
     memset(a, 0, sizeof *a);
+    a->window_ns = 1000000000;
     return pthread_mutex_init(&a->lock, NULL) ? CAPFFI_ENOMEM : CAPFFI_OK;
 }
 
+/* Empty the recorder: every slot free, nothing dropped. */
 static void
-ring_clear(struct capffi__audit *a)
+ring_reset(struct capffi__audit *a)
 {
-    for (size_t i = 0; i < a->len; i++)
-        capffi__free(a->ring[(a->head + i) % a->cap].strings);
-    a->head = a->len = 0;
+    for (size_t i = 0; i < a->cap; i++) {
+        capffi__free(a->ring[i].strings);
+        memset(&a->ring[i], 0, sizeof a->ring[i]);
+        a->ring[i].next = i + 1 < a->cap ? i + 1 : NONE;
+    }
+    a->free = a->cap ? 0 : NONE;
+    for (int t = 0; t < CAPFFI__TIERS; t++) {
+        a->tier[t].head = a->tier[t].tail = NONE;
+        a->tier[t].len = 0;
+    }
+    a->len = 0;
+    a->order_stale = false;
+    a->dropped = 0;
+    memset(a->dropped_op, 0, sizeof a->dropped_op);
 }
+
+static void deliver(struct capffi__audit *a, capffi_event *ev);
+static void flush_slot(struct capffi__audit *a, struct capffi__coalesce *c);
 
 void
 capffi__audit_fini(struct capffi__audit *a)
 {
-    ring_clear(a);
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < CAPFFI__AUDIT_COALESCE; i++) {
+        struct capffi__coalesce *c = &a->coalesce[i];
+        if (c->pending)
+            flush_slot(a, c);
+        capffi__free(c->strings);
+    }
+    ring_reset(a);
+    pthread_mutex_unlock(&a->lock);
     capffi__free(a->ring);
+    capffi__free(a->order);
     pthread_mutex_destroy(&a->lock);
 }
 
@@ -56,18 +84,74 @@ update_listening(struct capffi__audit *a)
     atomic_store(&a->listening, a->sink != NULL || a->cap != 0);
 }
 
+/*
+ * Which class the recorder keeps an event in (A1). Successes of the
+ * operations a script can repeat in a loop (checks, queries, calls, views,
+ * pointers, invocations, frees) are bulk; every refusal or failure is a
+ * denial; the rest decide what a principal holds (tokens, permissions,
+ * libraries, bindings, callbacks) and are kept longest.
+ */
+static int
+tier_of(const capffi_event *ev)
+{
+    if (ev->status != CAPFFI_OK)
+        return CAPFFI__TIER_DENIAL;
+    switch (ev->op) {
+    case CAPFFI_OP_TOKEN_CHECK:
+    case CAPFFI_OP_PERM_QUERY:
+    case CAPFFI_OP_FN_CALL:
+    case CAPFFI_OP_CB_INVOKE:
+    case CAPFFI_OP_PTR_OF:
+    case CAPFFI_OP_PTR_FROM_ADDR:
+    case CAPFFI_OP_VIEW_NEW:
+    case CAPFFI_OP_VIEW_ACCESS:
+    case CAPFFI_OP_BUF_FREE:
+    case CAPFFI_OP_CTX_POLL:
+        return CAPFFI__TIER_BULK;
+    default:
+        return CAPFFI__TIER_CONTROL;
+    }
+}
+
+static void
+count_drop(struct capffi__audit *a, capffi_op op)
+{
+    a->dropped++;
+    if (op >= 0 && op < CAPFFI_OP__COUNT)
+        a->dropped_op[op]++;
+}
+
+/*
+ * Record ev. A full recorder makes room by dropping the oldest event of the
+ * lowest class that is not above ev's; when every recorded event is of a
+ * higher class, ev itself is dropped. So a flood of successes never evicts
+ * a denial or a control-plane decision, and a flood of denials never
+ * evicts a control-plane decision (A1). Either way the drop is counted by
+ * op. With the lock held.
+ */
 static void
 record(struct capffi__audit *a, const capffi_event *ev)
 {
+    int tier = tier_of(ev);
     size_t slot;
-    if (a->len == a->cap) {
-        slot = a->head;
-        capffi__free(a->ring[slot].strings);
-        a->head = (a->head + 1) % a->cap;
-        a->dropped++;
-    } else {
-        slot = (a->head + a->len) % a->cap;
+    if (a->free != NONE) {
+        slot = a->free;
+        a->free = a->ring[slot].next;
         a->len++;
+    } else {
+        int victim = 0;
+        while (victim <= tier && a->tier[victim].len == 0)
+            victim++;
+        if (victim > tier) {
+            count_drop(a, ev->op);
+            return;
+        }
+        slot = a->tier[victim].head;
+        a->tier[victim].head = a->ring[slot].next;
+        if (--a->tier[victim].len == 0)
+            a->tier[victim].tail = NONE;
+        count_drop(a, a->ring[slot].ev.op);
+        capffi__free(a->ring[slot].strings);
     }
     struct capffi__rec *r = &a->ring[slot];
     size_t nt = strlen(ev->target), nd = strlen(ev->detail);
@@ -83,6 +167,258 @@ record(struct capffi__audit *a, const capffi_event *ev)
     } else {
         r->ev.target = r->ev.detail = "";
     }
+    r->next = NONE;
+    if (a->tier[tier].len++)
+        a->ring[a->tier[tier].tail].next = slot;
+    else
+        a->tier[tier].head = slot;
+    a->tier[tier].tail = slot;
+    a->order_stale = true;
+}
+
+/*
+ * Make a->order list the recorded slots oldest first: a merge of the
+ * classes' lists, each already in seq order. With the lock held.
+ */
+static void
+order_fresh(struct capffi__audit *a)
+{
+    if (!a->order_stale)
+        return;
+    size_t at[CAPFFI__TIERS];
+    for (int t = 0; t < CAPFFI__TIERS; t++)
+        at[t] = a->tier[t].head;
+    for (size_t n = 0; n < a->len; n++) {
+        int best = -1;
+        for (int t = 0; t < CAPFFI__TIERS; t++)
+            if (at[t] != NONE &&
+                (best < 0 || a->ring[at[t]].ev.seq < a->ring[at[best]].ev.seq))
+                best = t;
+        a->order[n] = at[best];
+        at[best] = a->ring[at[best]].next;
+    }
+    a->order_stale = false;
+}
+
+/* ---- escaping (A3) ------------------------------------------------------ */
+
+/*
+ * The code point of the valid UTF-8 sequence at s, its length in *len; 0
+ * in *len when s does not start one.
+ */
+static unsigned
+utf8_decode(const unsigned char *s, size_t *len)
+{
+    size_t n;
+    unsigned min, cp;
+    *len = 0;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2, min = 0x80, cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3, min = 0x800, cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4, min = 0x10000, cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    *len = n;
+    return cp;
+}
+
+/*
+ * Code points a terminal acts on rather than shows: the C1 controls (CSI
+ * is U+009B) and the bidirectional overrides and isolates, which reorder
+ * what a reader sees.
+ */
+static bool
+acts_on_terminal(unsigned cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/*
+ * Escape src into dst (cap bytes, always NUL-terminated when cap > 0):
+ * a backslash becomes "\\", newline, tab and carriage return "\n", "\t"
+ * and "\r", every other byte below 0x20, 0x7f, each byte of a sequence
+ * that is not valid UTF-8 and each byte of a code point that acts on a
+ * terminal "\xHH" (lower-case hex); the rest is copied. Output stops at
+ * the last whole piece that fits. Returns the length of the full escaped
+ * text; *changed tells whether it differs from src.
+ */
+static size_t
+escape(char *dst, size_t cap, const char *src, bool *changed)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0, written = 0;
+    bool room = cap > 0;
+    *changed = false;
+    for (const unsigned char *p = (const unsigned char *)src; *p;) {
+        char piece[16];
+        size_t k = 0, len = 1;
+        unsigned cp = 0;
+        if (*p >= 0x80)
+            cp = utf8_decode(p, &len);
+        if (*p == '\\') {
+            piece[k++] = '\\';
+            piece[k++] = '\\';
+        } else if (*p == '\n' || *p == '\t' || *p == '\r') {
+            piece[k++] = '\\';
+            piece[k++] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+        } else if (*p < 0x20 || *p == 0x7f || len == 0) {
+            len = 1;
+            piece[k++] = '\\';
+            piece[k++] = 'x';
+            piece[k++] = hex[*p >> 4];
+            piece[k++] = hex[*p & 15];
+        } else if (*p >= 0x80 && acts_on_terminal(cp)) {
+            for (size_t i = 0; i < len; i++) {
+                piece[k++] = '\\';
+                piece[k++] = 'x';
+                piece[k++] = hex[p[i] >> 4];
+                piece[k++] = hex[p[i] & 15];
+            }
+        } else {
+            memcpy(piece, p, len);
+            k = len;
+        }
+        if (k != len || memcmp(piece, p, len) != 0)
+            *changed = true;
+        if (room && written + k < cap) {
+            memcpy(dst + written, piece, k);
+            written += k;
+        } else {
+            room = false;
+        }
+        n += k;
+        p += len;
+    }
+    if (cap)
+        dst[written] = '\0';
+    return n;
+}
+
+/*
+ * The escaped target and detail of one event. When neither needs escaping
+ * (the common case) the caller's strings are used as they are; otherwise
+ * they go to the heap, or, out of memory, to small buffers here, cut short.
+ */
+struct texts {
+    const char *target, *detail;
+    char *heap;
+    char small_target[128], small_detail[256];
+};
+
+static void
+texts_make(struct texts *x, const char *target, const char *detail)
+{
+    bool ct, cd;
+    size_t nt = escape(NULL, 0, target, &ct);
+    size_t nd = escape(NULL, 0, detail, &cd);
+    x->target = target;
+    x->detail = detail;
+    x->heap = NULL;
+    if (!ct && !cd)
+        return;
+    x->heap = capffi__malloc(nt + nd + 2);
+    if (x->heap) {
+        escape(x->heap, nt + 1, target, &ct);
+        escape(x->heap + nt + 1, nd + 1, detail, &cd);
+        x->target = x->heap;
+        x->detail = x->heap + nt + 1;
+    } else {
+        escape(x->small_target, sizeof x->small_target, target, &ct);
+        escape(x->small_detail, sizeof x->small_detail, detail, &cd);
+        x->target = x->small_target;
+        x->detail = x->small_detail;
+    }
+}
+
+/* ---- emission ----------------------------------------------------------- */
+
+static int64_t
+realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Number ev, then hand it to the sink and the recorder. With the lock held. */
+static void
+deliver(struct capffi__audit *a, capffi_event *ev)
+{
+    ev->seq = ++a->seq;
+    if (a->sink)
+        a->sink(a->payload, ev);
+    if (a->cap)
+        record(a, ev);
+}
+
+/*
+ * The event for the refusals coalesced in c: its count is the number of
+ * refusals since the object's last event. A new window opens, so the next
+ * event for the object comes a window later at the earliest. With the lock
+ * held.
+ */
+static void
+flush_slot(struct capffi__audit *a, struct capffi__coalesce *c)
+{
+    capffi_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.time_ns = realtime_ns();
+    ev.op = c->op;
+    ev.status = c->status;
+    ev.reason = c->reason;
+    ev.token_id = c->token_id;
+    ev.parent_id = c->parent_id;
+    ev.label = c->label;
+    ev.rights = c->rights;
+    ev.target = c->strings ? c->strings : "";
+    ev.detail = c->strings ? c->strings + strlen(c->strings) + 1 : "";
+    ev.count = c->pending;
+    c->pending = 0;
+    c->start_ns = capffi__now_ns();
+    a->n_pending--;
+    deliver(a, &ev);
+}
+
+/* Deliver the coalesced refusals whose window has ended. Lock held. */
+static void
+flush_expired(struct capffi__audit *a, int64_t now)
+{
+    for (size_t i = 0; i < CAPFFI__AUDIT_COALESCE && a->n_pending; i++) {
+        struct capffi__coalesce *c = &a->coalesce[i];
+        if (c->pending && now - c->start_ns >= a->window_ns)
+            flush_slot(a, c);
+    }
+}
+
+/* Fill the fields every event shares; target and detail already escaped. */
+static void
+event_make(capffi_event *ev, capffi_op op, int status, capffi_reason reason,
+           const struct capffi__who *who, uint32_t rights,
+           const struct texts *x)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->time_ns = realtime_ns();
+    ev->op = op;
+    ev->status = status;
+    ev->reason = reason;
+    ev->token_id = who ? who->token_id : 0;
+    ev->parent_id = who ? who->parent_id : 0;
+    ev->label = who && who->label ? who->label : "";
+    ev->rights = rights;
+    ev->target = x->target;
+    ev->detail = x->detail;
+    ev->count = 1;
 }
 
 void
@@ -97,30 +433,160 @@ capffi__audit_emit(capffi_ctx *ctx, capffi_op op, int status,
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    struct texts x;
+    texts_make(&x, target ? target : "", detail);
     capffi_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    ev.op = op;
-    ev.status = status;
-    ev.reason = reason;
-    ev.token_id = who ? who->token_id : 0;
-    ev.parent_id = who ? who->parent_id : 0;
-    ev.label = who && who->label ? who->label : "";
-    ev.rights = rights;
-    ev.target = target ? target : "";
-    ev.detail = detail;
+    event_make(&ev, op, status, reason, who, rights, &x);
 
     struct capffi__audit *a = &ctx->audit;
     pthread_mutex_lock(&a->lock);
-    ev.seq = ++a->seq;
-    if (a->sink)
-        a->sink(a->payload, &ev);
-    if (a->cap)
-        record(a, &ev);
+    if (a->n_pending)
+        flush_expired(a, capffi__now_ns());
+    deliver(a, &ev);
     pthread_mutex_unlock(&a->lock);
+    capffi__free(x.heap);
+}
+
+/* The slot coalescing object's refusals with this op and status, or NULL. */
+static struct capffi__coalesce *
+slot_find(struct capffi__audit *a, const void *object, capffi_op op, int status)
+{
+    for (size_t i = 0; i < CAPFFI__AUDIT_COALESCE; i++) {
+        struct capffi__coalesce *c = &a->coalesce[i];
+        if (c->object == object && c->op == op && c->status == status)
+            return c;
+    }
+    return NULL;
+}
+
+/*
+ * A slot for a new object: a free one, one whose window ended with nothing
+ * pending, or else the one opened longest ago, whose count is delivered
+ * first so that no refusal goes uncounted. Lock held.
+ */
+static struct capffi__coalesce *
+slot_take(struct capffi__audit *a, int64_t now)
+{
+    struct capffi__coalesce *oldest = &a->coalesce[0];
+    for (size_t i = 0; i < CAPFFI__AUDIT_COALESCE; i++) {
+        struct capffi__coalesce *c = &a->coalesce[i];
+        if (!c->object || (!c->pending && now - c->start_ns >= a->window_ns))
+            return c;
+        if (c->start_ns < oldest->start_ns)
+            oldest = c;
+    }
+    if (oldest->pending)
+        flush_slot(a, oldest);
+    return oldest;
+}
+
+/* Count a refusal of an object whose window is open. Lock held. */
+static bool
+coalesced(struct capffi__audit *a, const void *object, capffi_op op, int status,
+          int64_t now)
+{
+    struct capffi__coalesce *c = slot_find(a, object, op, status);
+    if (!c || now - c->start_ns >= a->window_ns)
+        return false;
+    if (c->pending++ == 0)
+        a->n_pending++;
+    return true;
+}
+
+void
+capffi__audit_refuse(capffi_ctx *ctx, const void *object, capffi_op op,
+                     int status, capffi_reason reason,
+                     const struct capffi__who *who, uint32_t rights,
+                     const char *target, const char *fmt, ...)
+{
+    if (!ctx || !capffi__audit_on(ctx))
+        return;
+    struct capffi__audit *a = &ctx->audit;
+    /* Most refusals of a loop end here: counted, nothing formatted. */
+    pthread_mutex_lock(&a->lock);
+    bool done = coalesced(a, object, op, status, capffi__now_ns());
+    pthread_mutex_unlock(&a->lock);
+    if (done)
+        return;
+
+    char detail[CAPFFI__MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    struct texts x;
+    texts_make(&x, target ? target : "", detail);
+    capffi_event ev;
+    event_make(&ev, op, status, reason, who, rights, &x);
+    size_t nt = strlen(x.target), nd = strlen(x.detail);
+    char *copy = capffi__malloc(nt + nd + 2);
+    if (copy) {
+        memcpy(copy, x.target, nt + 1);
+        memcpy(copy + nt + 1, x.detail, nd + 1);
+    }
+
+    pthread_mutex_lock(&a->lock);
+    int64_t now = capffi__now_ns();
+    /* Another thread may have opened the window meanwhile. */
+    if (coalesced(a, object, op, status, now)) {
+        pthread_mutex_unlock(&a->lock);
+        capffi__free(copy);
+        capffi__free(x.heap);
+        return;
+    }
+    struct capffi__coalesce *c = slot_find(a, object, op, status);
+    if (c) {
+        /* The window ended: this event stands for the refusals counted
+         * in it as well. */
+        ev.count += c->pending;
+        if (c->pending)
+            a->n_pending--;
+        c->pending = 0;
+        c->start_ns = now;
+        capffi__free(copy);
+    }
+    if (a->n_pending)
+        flush_expired(a, now);
+    if (!c) {
+        c = slot_take(a, now);
+        capffi__free(c->strings);
+        c->object = object;
+        c->op = op;
+        c->status = status;
+        c->reason = reason;
+        c->token_id = ev.token_id;
+        c->parent_id = ev.parent_id;
+        c->rights = rights;
+        snprintf(c->label, sizeof c->label, "%s", ev.label);
+        c->strings = copy;
+        c->pending = 0;
+    }
+    c->start_ns = now;
+    deliver(a, &ev);
+    pthread_mutex_unlock(&a->lock);
+    capffi__free(x.heap);
+}
+
+int
+capffi_audit_flush(capffi_ctx *ctx)
+{
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    struct capffi__audit *a = &ctx->audit;
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < CAPFFI__AUDIT_COALESCE && a->n_pending; i++)
+        if (a->coalesce[i].pending)
+            flush_slot(a, &a->coalesce[i]);
+    pthread_mutex_unlock(&a->lock);
+    return CAPFFI_OK;
+}
+
+void
+capffi__audit_set_window(capffi_ctx *ctx, int64_t ns)
+{
+    pthread_mutex_lock(&ctx->audit.lock);
+    ctx->audit.window_ns = ns;
+    pthread_mutex_unlock(&ctx->audit.lock);
 }
 
 int
@@ -147,21 +613,28 @@ capffi_audit_record(capffi_ctx *ctx, size_t capacity)
     if (rc)
         return rc;
     struct capffi__rec *ring = NULL;
+    size_t *order = NULL;
     if (capacity) {
         if (capacity > SIZE_MAX / sizeof *ring)
             return capffi__fail(ctx, CAPFFI_EINVAL, "capacity %zu is too large",
                                 capacity);
         ring = capffi__calloc(capacity, sizeof *ring);
-        if (!ring)
+        order = capffi__calloc(capacity, sizeof *order);
+        if (!ring || !order) {
+            capffi__free(ring);
+            capffi__free(order);
             return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+        }
     }
     struct capffi__audit *a = &ctx->audit;
     pthread_mutex_lock(&a->lock);
-    ring_clear(a);
+    ring_reset(a);
     capffi__free(a->ring);
+    capffi__free(a->order);
     a->ring = ring;
+    a->order = order;
     a->cap = capacity;
-    a->dropped = 0;
+    ring_reset(a);
     update_listening(a);
     pthread_mutex_unlock(&a->lock);
     return CAPFFI_OK;
@@ -183,8 +656,10 @@ capffi_audit_count(const capffi_ctx *ctx, capffi_op op, int status,
     struct capffi__audit *a = audit_of(ctx);
     size_t n = 0;
     pthread_mutex_lock(&a->lock);
-    for (size_t i = 0; i < a->len; i++) {
-        const capffi_event *ev = &a->ring[(a->head + i) % a->cap].ev;
+    for (size_t i = 0; i < a->cap; i++) {
+        const capffi_event *ev = &a->ring[i].ev;
+        if (ev->seq == 0) /* a free slot: events are numbered from 1 */
+            continue;
         if (op != CAPFFI_OP_ANY && ev->op != op)
             continue;
         if (status != CAPFFI_AUDIT_ANY_STATUS && ev->status != status)
@@ -200,11 +675,17 @@ capffi_audit_count(const capffi_ctx *ctx, capffi_op op, int status,
 uint64_t
 capffi_audit_dropped(const capffi_ctx *ctx)
 {
-    if (!ctx)
+    return capffi_audit_dropped_op(ctx, CAPFFI_OP_ANY);
+}
+
+uint64_t
+capffi_audit_dropped_op(const capffi_ctx *ctx, capffi_op op)
+{
+    if (!ctx || op < CAPFFI_OP_ANY || op >= CAPFFI_OP__COUNT)
         return 0;
     struct capffi__audit *a = audit_of(ctx);
     pthread_mutex_lock(&a->lock);
-    uint64_t d = a->dropped;
+    uint64_t d = op == CAPFFI_OP_ANY ? a->dropped : a->dropped_op[op];
     pthread_mutex_unlock(&a->lock);
     return d;
 }
@@ -220,8 +701,10 @@ capffi_audit_get(capffi_event *out, const capffi_ctx *ctx, size_t i)
     struct capffi__audit *a = audit_of(ctx);
     pthread_mutex_lock(&a->lock);
     size_t len = a->len;
-    if (i < len)
-        *out = a->ring[(a->head + i) % a->cap].ev;
+    if (i < len) {
+        order_fresh(a);
+        *out = a->ring[a->order[i]].ev;
+    }
     pthread_mutex_unlock(&a->lock);
     if (i >= len)
         return capffi__fail((capffi_ctx *)ctx, CAPFFI_EBOUNDS,
@@ -260,32 +743,6 @@ putf(struct out *o, const char *fmt, ...)
         put(o, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static size_t
-utf8_len(const unsigned char *s)
-{
-    size_t n;
-    unsigned min;
-    unsigned cp;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2, min = 0x80, cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3, min = 0x800, cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4, min = 0x10000, cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* A JSON string; bytes that are not valid UTF-8 become U+FFFD. */
 static void
 put_str(struct out *o, const char *s)
@@ -306,7 +763,8 @@ put_str(struct out *o, const char *s)
             put(o, (const char *)p, 1);
             p++;
         } else {
-            size_t n = utf8_len(p);
+            size_t n;
+            utf8_decode(p, &n);
             if (n) {
                 put(o, (const char *)p, n);
                 p += n;
@@ -344,10 +802,55 @@ capffi_audit_format_json(char *buf, size_t cap, const capffi_event *ev)
     put_str(&o, ev->target ? ev->target : "");
     putf(&o, ",\"detail\":");
     put_str(&o, ev->detail ? ev->detail : "");
-    put(&o, "}", 1);
+    putf(&o, ",\"count\":%" PRIu64 "}", ev->count);
     if (cap)
         buf[o.len < cap ? o.len : cap - 1] = '\0';
     return o.len;
+}
+
+/* Write one line: the JSON object of ev and a newline. Lock held. */
+static int
+write_event(FILE *f, const capffi_event *ev)
+{
+    char small[1024];
+    size_t n = capffi_audit_format_json(small, sizeof small, ev);
+    char *line = small;
+    if (n >= sizeof small) {
+        line = capffi__malloc(n + 1);
+        if (!line)
+            return CAPFFI_ENOMEM;
+        capffi_audit_format_json(line, n + 1, ev);
+    }
+    int rc = CAPFFI_OK;
+    if (fwrite(line, 1, n, f) != n || fputc('\n', f) == EOF)
+        rc = CAPFFI_EBUSY;
+    if (line != small)
+        capffi__free(line);
+    return rc;
+}
+
+/*
+ * The last line when the recorder dropped events: what it dropped, by op,
+ * so a reader of the file knows the trail above is not the whole story.
+ * Lock held.
+ */
+static int
+write_summary(FILE *f, const struct capffi__audit *a)
+{
+    if (fprintf(f,
+                "{\"summary\":\"dropped\",\"dropped\":%" PRIu64 ",\"by_op\":{",
+                a->dropped) < 0)
+        return CAPFFI_EBUSY;
+    const char *sep = "";
+    for (int op = 0; op < CAPFFI_OP__COUNT; op++) {
+        if (!a->dropped_op[op])
+            continue;
+        if (fprintf(f, "%s\"%s\":%" PRIu64, sep, capffi_op_name((capffi_op)op),
+                    a->dropped_op[op]) < 0)
+            return CAPFFI_EBUSY;
+        sep = ",";
+    }
+    return fputs("}}\n", f) == EOF ? CAPFFI_EBUSY : CAPFFI_OK;
 }
 
 int
@@ -358,25 +861,12 @@ capffi_audit_write_jsonl(const capffi_ctx *ctx, FILE *f)
                             ctx ? "f" : "ctx");
     struct capffi__audit *a = audit_of(ctx);
     int rc = CAPFFI_OK;
-    char small[1024];
     pthread_mutex_lock(&a->lock);
-    for (size_t i = 0; i < a->len && !rc; i++) {
-        const capffi_event *ev = &a->ring[(a->head + i) % a->cap].ev;
-        size_t n = capffi_audit_format_json(small, sizeof small, ev);
-        char *line = small;
-        if (n >= sizeof small) {
-            line = capffi__malloc(n + 1);
-            if (!line) {
-                rc = CAPFFI_ENOMEM;
-                break;
-            }
-            capffi_audit_format_json(line, n + 1, ev);
-        }
-        if (fwrite(line, 1, n, f) != n || fputc('\n', f) == EOF)
-            rc = CAPFFI_EBUSY;
-        if (line != small)
-            capffi__free(line);
-    }
+    order_fresh(a);
+    for (size_t i = 0; i < a->len && !rc; i++)
+        rc = write_event(f, &a->ring[a->order[i]].ev);
+    if (!rc && a->dropped)
+        rc = write_summary(f, a);
     pthread_mutex_unlock(&a->lock);
     if (!rc && fflush(f) != 0)
         rc = CAPFFI_EBUSY;

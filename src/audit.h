@@ -1,5 +1,5 @@
 /*
- * audit.h - the audit trail's state and the emit call every module
+ * audit.h - the audit trail's state and the emit calls every module
  * uses (audit.c).
  */
 #ifndef CAPFFI_SRC_AUDIT_H
@@ -12,18 +12,58 @@
 
 struct capffi__rec; /* a recorded event */
 
+/* The recorder's classes, lowest kept least (audit.c, record). */
+enum { CAPFFI__TIER_BULK, CAPFFI__TIER_DENIAL, CAPFFI__TIER_CONTROL };
+#define CAPFFI__TIERS 3
+
+/* How many objects' refusals can be coalesced at once. */
+#define CAPFFI__AUDIT_COALESCE 32
+
+/*
+ * The refusals of one object with one op and status, coalesced into at most
+ * one event per window (capffi__audit_refuse). The strings are escaped
+ * copies made when the window opened, so a flush never reads the object.
+ */
+struct capffi__coalesce {
+    const void *object; /* NULL: the slot is free */
+    capffi_op op;
+    int status;
+    capffi_reason reason;
+    uint64_t token_id, parent_id;
+    uint32_t rights;
+    char label[CAPFFI_LABEL_MAX + 1];
+    char *strings;    /* target NUL detail NUL; NULL when out of memory */
+    int64_t start_ns; /* monotonic: when the window opened */
+    uint64_t pending; /* refusals since the object's last event */
+};
+
 struct capffi__audit {
     pthread_mutex_t lock; /* serialises emission, the sink and the recorder */
     capffi_audit_fn sink;
     void *payload;
+    /*
+     * The recorder: cap slots, each either free or in one class's list
+     * (oldest first, linked by index). order lists the recorded slots by
+     * seq for the readers; it is rebuilt when a record made it stale.
+     */
     struct capffi__rec *ring;
-    size_t cap, head, len;
+    size_t *order;
+    bool order_stale;
+    size_t cap, len, free;
+    struct {
+        size_t head, tail, len;
+    } tier[CAPFFI__TIERS];
     uint64_t seq;
     uint64_t dropped;
+    uint64_t dropped_op[CAPFFI_OP__COUNT];
+    struct capffi__coalesce coalesce[CAPFFI__AUDIT_COALESCE];
+    size_t n_pending;      /* slots whose pending count is not 0 */
+    int64_t window_ns;     /* the coalescing window: one second */
     atomic_bool listening; /* sink or recorder set: emit has work */
 };
 
 CAPFFI__HIDDEN int capffi__audit_init(struct capffi__audit *a);
+/* Deliver the refusals still coalesced, then free everything. */
 CAPFFI__HIDDEN void capffi__audit_fini(struct capffi__audit *a);
 
 /* Who an event is about. All fields may be zero/NULL. */
@@ -35,8 +75,9 @@ struct capffi__who {
 
 /*
  * Emit one event. Cheap when there is neither sink nor recorder: the
- * detail is formatted only when someone listens. Never fails (a recorder
- * that cannot copy the strings stores them empty). Any thread.
+ * detail is formatted only when someone listens. The target and the
+ * detail are stored escaped (A3; capffi/audit.h says how). Never fails (a
+ * recorder that cannot copy the strings stores them empty). Any thread.
  */
 CAPFFI__HIDDEN void
 capffi__audit_emit(capffi_ctx *ctx, capffi_op op, int status,
@@ -44,7 +85,27 @@ capffi__audit_emit(capffi_ctx *ctx, capffi_op op, int status,
                    uint32_t rights, const char *target, const char *fmt, ...)
     CAPFFI__PRINTF(8, 9);
 
+/*
+ * Emit the refusal of an operation on a bound object (a function called
+ * after its library closed or its token was revoked, a closed callback
+ * invoked by native code), coalesced (A2): the first refusal of `object`
+ * with this op and status is an event at once; the ones that follow within
+ * the window are counted, and the count goes out in one event (its `count`
+ * field) at the object's next refusal after the window, when any event is
+ * emitted after the window, at capffi_audit_flush, or when the context is
+ * freed. So a loop of refusals makes at most one event per object per
+ * second, and none is lost. Cold, any thread; takes the audit lock. object
+ * is only compared, never read.
+ */
+CAPFFI__HIDDEN void capffi__audit_refuse(
+    capffi_ctx *ctx, const void *object, capffi_op op, int status,
+    capffi_reason reason, const struct capffi__who *who, uint32_t rights,
+    const char *target, const char *fmt, ...) CAPFFI__PRINTF(9, 10);
+
 /* True when an event would be delivered somewhere. */
 CAPFFI__HIDDEN bool capffi__audit_on(const capffi_ctx *ctx);
+
+/* Tests: set the coalescing window (nanoseconds, > 0). */
+CAPFFI__HIDDEN void capffi__audit_set_window(capffi_ctx *ctx, int64_t ns);
 
 #endif

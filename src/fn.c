@@ -310,16 +310,30 @@ capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx, const capffi_token *tok,
  * functions, so the common path keeps a small frame and few branches.
  */
 
+/*
+ * A call of a function whose library was closed or whose token was revoked
+ * (C1, T3): refused, and audited (A2) through the coalescing refusal event,
+ * so a loop of such calls costs the trail one event per second. Any
+ * thread. The target is the code's address, as fn.from_ptr names it.
+ */
 static __attribute__((noinline, cold)) int
 dead(const capffi_fn *fn, int state)
 {
     if (!fn)
         return capffi__fail(NULL, CAPFFI_EINVAL, "fn is NULL");
-    return state == CAPFFI__CLOSED
-               ? capffi__fail(fn->ctx, CAPFFI_ECLOSED,
-                              "the function's library is closed")
-               : capffi__fail(fn->ctx, CAPFFI_EREVOKED,
-                              "the function's token was revoked");
+    bool closed = state == CAPFFI__CLOSED;
+    const char *why = closed ? "the function's library is closed"
+                             : "the function's token was revoked";
+    int rc = closed ? CAPFFI_ECLOSED : CAPFFI_EREVOKED;
+    if (capffi__audit_on(fn->ctx)) {
+        char target[32];
+        snprintf(target, sizeof target, "%p", fn->code);
+        capffi__audit_refuse(fn->ctx, fn, CAPFFI_OP_FN_CALL, rc,
+                             closed ? CAPFFI_REASON_CLOSED
+                                    : CAPFFI_REASON_REVOKED,
+                             NULL, 0, target, "call refused: %s", why);
+    }
+    return capffi__fail(fn->ctx, rc, "%s", why);
 }
 
 static __attribute__((noinline, cold)) int

@@ -10,6 +10,31 @@
  *
  * No event ever contains a token tag or the context's secret.
  *
+ * Refusals of bound objects (a function called after its library closed or
+ * its token was revoked, a closed or revoked callback invoked by native
+ * code) are coalesced: the first refusal of an object is an event at once;
+ * the ones that follow within a second are counted, and go out as one
+ * event whose `count` says how many refusals it stands for, at the
+ * object's next refusal after that second, with the first event emitted
+ * after it, at capffi_audit_flush, or when the context is freed. So a loop
+ * of refusals writes at most one event per object per second, and every
+ * refusal is counted.
+ *
+ * Escaping: an event's target and detail may carry caller text (a path, a
+ * symbol, a handler's message). They are stored escaped, so that printing
+ * an event to a terminal or a log cannot inject control sequences: a
+ * backslash becomes `\\`; newline, tab and carriage return `\n`, `\t`,
+ * `\r`; every other byte below 0x20, 0x7f, each byte that is not part of
+ * valid UTF-8, and each byte of a C1 control (U+0080 to U+009F) or of a
+ * bidirectional override or isolate (U+200E, U+200F, U+202A to U+202E,
+ * U+2066 to U+2069) `\xHH` in lower-case hex. Everything else (printable
+ * ASCII and other valid UTF-8) is kept. The sink, capffi_audit_get and
+ * capffi_audit_count's glob all see this escaped text; the JSON output
+ * encodes that same text as a JSON string, so a JSON decoder gives back
+ * exactly what capffi_audit_get returns (`\x1b` in the text is
+ * `"\\x1b"` in the JSON). Labels need no escaping: they are printable
+ * ASCII (capffi_token_new).
+ *
  * Thread safety: owner thread for the sink and the recorder's set-up; the
  * readers (count, get, write) may run on any thread. Events caused on other
  * threads (a revoke, a callback failing closed) are delivered on the thread
@@ -48,7 +73,8 @@ CAPFFI_BEGIN_DECLS
     X(VIEW_ACCESS, "view.access")                                              \
     X(BUF_FREE, "buf.free")                                                    \
     X(CB_CLOSE, "cb.close")                                                    \
-    X(CTX_POLL, "ctx.poll")
+    X(CTX_POLL, "ctx.poll")                                                    \
+    X(TYPE_DEFINE, "type.define")
 
 /** What an event is about. */
 typedef enum capffi_op {
@@ -92,6 +118,7 @@ typedef enum capffi_reason {
 
 /**
  * One audit event. Valid only during the sink call; copy what you keep.
+ * target and detail are escaped (see the top of this file).
  */
 typedef struct capffi_event {
     uint64_t seq;         /**< per-context sequence number, from 1 */
@@ -105,64 +132,143 @@ typedef struct capffi_event {
     uint32_t rights;      /**< rights asked for (or held, for new tokens) */
     const char *target;   /**< path, symbol or object; "" for none */
     const char *detail;   /**< a human sentence; "" for none */
+    uint64_t count;       /**< occurrences this event stands for: 1, or for a
+                               coalesced refusal the refusals of its object since
+                               the object's previous event */
 } capffi_event;
 
 /** The sink signature. */
 typedef void (*capffi_audit_fn)(void *payload, const capffi_event *ev);
 
 /**
- * Send every event to fn. NULL removes the sink.
- * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL); CAPFFI_ETHREAD.
+ * Send every event to fn, as it happens. NULL removes the sink.
+ * @param ctx     the context.
+ * @param fn      the sink, or NULL.
+ * @param payload passed to fn.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL); CAPFFI_ETHREAD (off the
+ *         owner thread).
+ * Ownership: the caller keeps payload alive until the sink is removed or
+ * the context is freed (capffi_ctx_free delivers the refusals still
+ * coalesced to the sink before it returns).
+ * Thread safety: owner thread. fn is called on the thread that caused the
+ * event, never concurrently with itself, and must not call capffi
+ * functions on ctx.
  */
 CAPFFI_API int capffi_audit_set_sink(capffi_ctx *ctx, capffi_audit_fn fn,
                                      void *payload);
 
 /**
- * Keep the last `capacity` events in memory (older ones are dropped and
- * counted in capffi_audit_dropped). A second call empties the recorder and
- * sets the new capacity; capacity 0 stops recording and frees it.
+ * Keep up to `capacity` events in memory. When it is full the recorder
+ * keeps, in this order of preference: control-plane decisions (token.new,
+ * token.attenuate, token.revoke, perm.request, perm.revoke, lib.open,
+ * lib.bind, lib.close, fn.from_ptr, cb.new, cb.close), then every refusal
+ * and failure (any op whose status is not CAPFFI_OK), then the successes
+ * of the operations a loop repeats (token.check, perm.query, fn.call,
+ * cb.invoke, ptr.of, ptr.from_addr, view.new, view.access, buf.free,
+ * ctx.poll). A new event evicts the oldest event of the lowest class that
+ * is not above its own; when every recorded event is of a higher class,
+ * the new event itself is dropped. Each drop is counted by op
+ * (capffi_audit_dropped, capffi_audit_dropped_op). A second call empties
+ * the recorder, zeroes the drop counts and sets the new capacity; capacity
+ * 0 stops recording and frees it.
+ * @param ctx      the context.
+ * @param capacity events kept; 0 to stop.
  * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL, capacity too large);
  *         CAPFFI_ETHREAD; CAPFFI_ENOMEM (the old recorder is kept).
+ * Ownership: the context owns the recorder.
+ * Thread safety: owner thread.
  */
 CAPFFI_API int capffi_audit_record(capffi_ctx *ctx, size_t capacity);
 
 /**
  * Count recorded events.
+ * @param ctx         the context (NULL: 0).
  * @param op          CAPFFI_OP_ANY or one op.
  * @param status      CAPFFI_AUDIT_ANY_STATUS or one status (0 = allowed).
  * @param target_glob NULL for any target, else an fnmatch(3) pattern
- *                    matched against the event's target.
+ *                    matched against the event's (escaped) target.
  * @return the number of matching recorded events (0 without a recorder).
+ *         A coalesced event counts once, whatever its `count`; refusals
+ *         still being coalesced are not recorded yet (capffi_audit_flush).
+ * Thread safety: any thread.
  */
 CAPFFI_API size_t capffi_audit_count(const capffi_ctx *ctx, capffi_op op,
                                      int status, const char *target_glob);
 
-/** Events dropped because the recorder was full. */
+/**
+ * Events the recorder dropped because it was full, of every op.
+ * @param ctx the context (NULL: 0).
+ * @return the total since the recorder was set up; the sum over ops of
+ *         capffi_audit_dropped_op.
+ * Thread safety: any thread.
+ */
 CAPFFI_API uint64_t capffi_audit_dropped(const capffi_ctx *ctx);
 
 /**
- * The recorded event number i, oldest first.
+ * Events of one op the recorder dropped because it was full.
+ * @param ctx the context (NULL: 0).
+ * @param op  one op, or CAPFFI_OP_ANY for the total (as
+ *            capffi_audit_dropped).
+ * @return the number dropped since the recorder was set up; 0 for an op
+ *         out of range.
+ * Thread safety: any thread.
+ */
+CAPFFI_API uint64_t capffi_audit_dropped_op(const capffi_ctx *ctx,
+                                            capffi_op op);
+
+/**
+ * Deliver now the refusals being coalesced (see the top of this file): one
+ * event per object with refusals counted since its last event, to the sink
+ * and the recorder. Hosts call it before reading the trail to have every
+ * refusal in it.
+ * @param ctx the context.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL).
+ * Thread safety: any thread; the sink runs on the calling thread.
+ */
+CAPFFI_API int capffi_audit_flush(capffi_ctx *ctx);
+
+/**
+ * The recorded event number i, oldest first (by seq).
+ * @param out receives the event.
+ * @param ctx the context.
+ * @param i   0 for the oldest recorded event.
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL out or ctx); CAPFFI_EBOUNDS
- *         (i >= number recorded). The strings stay valid until the next
- *         event is recorded or the recorder is reset.
+ *         (i >= number recorded).
+ * Ownership: the strings belong to the recorder and stay valid until the
+ *            next event is recorded or the recorder is reset.
+ * Thread safety: any thread.
  */
 CAPFFI_API int capffi_audit_get(capffi_event *out, const capffi_ctx *ctx,
                                 size_t i);
 
 /**
- * Write the recorded events as JSON Lines: one object per line with the
- * keys seq, time_ns, op, status, reason, token, parent, label, rights,
- * target, detail. Token ids are written as 16 hex digits.
+ * Write the recorded events, oldest first, as JSON Lines: one object per
+ * line with the keys seq, time_ns, op, status, reason, token, parent,
+ * label, rights, target, detail, count. Token ids are written as 16 hex
+ * digits. When the recorder dropped events, one last line says what it
+ * dropped:
+ *   {"summary":"dropped","dropped":N,"by_op":{"view.new":N1,...}}
+ * (by_op lists the ops with drops; it has no seq, which tells it from an
+ * event). Every string is valid UTF-8 JSON with no raw control byte.
+ * @param ctx the context.
+ * @param f   a stream open for writing; flushed, not closed.
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL ctx or f); CAPFFI_EBUSY (a write
  *         error; errno tells which); CAPFFI_ENOMEM.
+ * Thread safety: any thread.
  */
 CAPFFI_API int capffi_audit_write_jsonl(const capffi_ctx *ctx, FILE *f);
 
 /**
  * Format one event as a JSON object (no newline), as
- * capffi_audit_write_jsonl does. Useful in a sink.
+ * capffi_audit_write_jsonl does. Useful in a sink (a sink that writes each
+ * line as it comes keeps a complete trail, whatever the recorder drops).
+ * Bytes that are not valid UTF-8 become U+FFFD; control bytes are escaped.
+ * @param buf receives the text (may be NULL when cap is 0).
+ * @param cap bytes available at buf.
+ * @param ev  the event (NULL: empty output).
  * @return the length of the full text, as snprintf does; the output is
  *         truncated (and NUL-terminated) when it does not fit in cap bytes.
+ * Thread safety: any thread.
  */
 CAPFFI_API size_t capffi_audit_format_json(char *buf, size_t cap,
                                            const capffi_event *ev);
