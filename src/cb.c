@@ -631,7 +631,7 @@ static int
 build(capffi_cb *cb, const char *signature, const capffi_cb_options *o)
 {
     capffi_ctx *ctx = cb->ctx;
-    int rc = capffi__sig_parse(ctx, &cb->sig, signature);
+    int rc = capffi__sig_parse_in(ctx, cb->tok, &cb->sig, signature);
     if (rc)
         return rc;
     const struct capffi__sig *s = &cb->sig;
@@ -644,6 +644,16 @@ build(capffi_cb *cb, const char *signature, const capffi_cb_options *o)
         return capffi__fail(ctx, CAPFFI_ESIG,
                             "libffi cannot prepare signature '%s' (status %d)",
                             signature, (int)st);
+    /* H3: a pointer parameter hands the handler whatever native code
+     * passed, an integer the host chose included. */
+    for (size_t i = 0; i < s->nargs; i++)
+        if (capffi__type_is_pointer(s->args[i]) &&
+            !(cb->tok->rights & CAPFFI_RIGHT_POINTER))
+            return capffi__fail(ctx, CAPFFI_EPERM,
+                                "parameter %zu (%s) would hand the handler "
+                                "a pointer value: the token lacks the "
+                                "pointer right",
+                                i + 1, capffi__type_word(s->args[i], NULL));
     for (size_t i = 0; i < s->nargs; i++)
         cb->arg_op[i] = arg_op(s->args[i]->kind);
     cb->ret_op = ret_op(s->ret->kind);
@@ -755,9 +765,11 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
     }
     struct capffi__who who = capffi__token_who(t);
     capffi__audit_emit(ctx, CAPFFI_OP_CB_NEW, rc,
-                       rc ? CAPFFI_REASON_FAILED : CAPFFI_REASON_NONE, &who,
-                       CAPFFI_RIGHT_CALLBACK, rc ? target : cb->target, "%s",
-                       rc ? capffi_ctx_errmsg(ctx) : signature);
+                       rc == CAPFFI_EPERM ? CAPFFI_REASON_RIGHT
+                       : rc               ? CAPFFI_REASON_FAILED
+                                          : CAPFFI_REASON_NONE,
+                       &who, CAPFFI_RIGHT_CALLBACK, rc ? target : cb->target,
+                       "%s", rc ? capffi_ctx_errmsg(ctx) : signature);
     return rc;
 }
 

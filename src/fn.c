@@ -95,7 +95,8 @@ ret_op(enum capffi__kind k)
 }
 
 int
-capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
+capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
+               const struct capffi__tok *scope, void *code,
                const char *signature, uint32_t flags, const atomic_int *state)
 {
     *out = NULL;
@@ -105,7 +106,7 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx, void *code,
     capffi_fn *fn = capffi__calloc(1, sizeof *fn);
     if (!fn)
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    int rc = capffi__sig_parse(ctx, &fn->sig, signature);
+    int rc = capffi__sig_parse_in(ctx, scope, &fn->sig, signature);
     if (rc) {
         capffi__sig_free(&fn->sig);
         capffi__free(fn);
@@ -284,7 +285,7 @@ capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx, const capffi_token *tok,
                                   : "signature");
     else if (!(rc = capffi__token_use(ctx, tok, CAPFFI_RIGHT_FNPTR, NULL,
                                       CAPFFI_OP_FN_FROM_PTR, target, &t)))
-        rc = capffi__fn_new(&fn, ctx, code, signature, flags, NULL);
+        rc = capffi__fn_new(&fn, ctx, t, code, signature, flags, NULL);
     else
         return rc; /* the denial is audited */
     if (!rc) {

@@ -384,7 +384,8 @@ capffi_lib_bind(capffi_fn **out, capffi_lib *lib, const char *symbol,
     if (rc == CAPFFI_ENOTFOUND && (flags & CAPFFI_FN_OPTIONAL))
         return rc;
     if (!rc)
-        rc = capffi__fn_new(out, ctx, code, signature, flags, &lib->state);
+        rc = capffi__fn_new(out, ctx, lib->tok, code, signature, flags,
+                            &lib->state);
     struct capffi__who who = capffi__token_who(lib->tok);
     capffi__audit_emit(
         ctx, CAPFFI_OP_LIB_BIND, rc,
@@ -412,10 +413,18 @@ capffi_lib_static(capffi_value *out, capffi_lib *lib, const char *symbol,
     struct capffi__arena a = { NULL };
     const struct capffi__type *t;
     void *addr = NULL;
-    int rc = capffi__type_parse(ctx, &a, "type", type, &t);
+    int rc = capffi__type_parse_in(ctx, lib->tok, &a, "type", type, &t);
     if (!rc && (t->kind == CAPFFI__STRUCT || t->kind == CAPFFI__BUFFER))
         rc = capffi__fail(ctx, CAPFFI_ESIG,
                           "type byte 0: a static must have a scalar type");
+    /* H3: what a static holds, the host may have put there through the
+     * library's functions: read as a pointer it would make one. */
+    if (!rc && capffi__type_is_pointer(t) &&
+        !(lib->tok && (lib->tok->rights & CAPFFI_RIGHT_POINTER)))
+        rc = capffi__fail(ctx, CAPFFI_EPERM,
+                          "reading static '%s' as %s makes a pointer value: "
+                          "the library's token lacks the pointer right",
+                          symbol, type);
     if (!rc)
         rc = lib_usable(lib);
     if (!rc)
@@ -468,9 +477,11 @@ capffi_lib_static(capffi_value *out, capffi_lib *lib, const char *symbol,
     capffi__arena_free(&a);
     struct capffi__who who = capffi__token_who(lib->tok);
     capffi__audit_emit(ctx, CAPFFI_OP_LIB_BIND, rc,
-                       rc ? CAPFFI_REASON_FAILED : CAPFFI_REASON_NONE, &who, 0,
-                       symbol ? symbol : "", "static %s: %s", type ? type : "",
-                       rc ? capffi_ctx_errmsg(ctx) : "read");
+                       rc == CAPFFI_EPERM ? CAPFFI_REASON_DENIED
+                       : rc               ? CAPFFI_REASON_FAILED
+                                          : CAPFFI_REASON_NONE,
+                       &who, 0, symbol ? symbol : "", "static %s: %s",
+                       type ? type : "", rc ? capffi_ctx_errmsg(ctx) : "read");
     return rc;
 }
 

@@ -22,6 +22,7 @@
 
 struct parser {
     capffi_ctx *ctx;
+    const struct capffi__tok *scope; /* whose type names are seen (H7) */
     struct capffi__arena *arena;
     const char *what; /* "signature", "layout", "type" */
     const char *s;
@@ -216,6 +217,21 @@ capffi__type_word(const struct capffi__type *t, size_t *size)
     }
 }
 
+bool
+capffi__type_is_pointer(const struct capffi__type *t)
+{
+    switch (t->kind) {
+    case CAPFFI__POINTER:
+    case CAPFFI__BUFFER:
+    case CAPFFI__FUNCTION:
+    case CAPFFI__CSTRING:
+    case CAPFFI__TPTR:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* ---- types ------------------------------------------------------------ */
 
 static int parse_type(struct parser *p, bool in_struct,
@@ -307,7 +323,7 @@ parse_type(struct parser *p, bool in_struct, const struct capffi__type **out)
         if (!len)
             return expected(p, "a struct type name after '*'");
         const struct capffi__type *target =
-            capffi__type_lookup(p->ctx, p->s + start, len);
+            capffi__type_lookup(p->ctx, p->scope, p->s + start, len);
         if (!target)
             return error_at(p, start, "unknown type name '%.*s'", (int)len,
                             p->s + start);
@@ -336,7 +352,7 @@ parse_type(struct parser *p, bool in_struct, const struct capffi__type **out)
         return CAPFFI_OK;
     }
     const struct capffi__type *named =
-        capffi__type_lookup(p->ctx, p->s + start, len);
+        capffi__type_lookup(p->ctx, p->scope, p->s + start, len);
     if (!named)
         return error_at(p, start, "unknown type name '%.*s'", (int)len,
                         p->s + start);
@@ -376,10 +392,19 @@ capffi__type_parse(capffi_ctx *ctx, struct capffi__arena *arena,
                    const char *what, const char *text,
                    const struct capffi__type **out)
 {
+    return capffi__type_parse_in(ctx, NULL, arena, what, text, out);
+}
+
+int
+capffi__type_parse_in(capffi_ctx *ctx, const struct capffi__tok *scope,
+                      struct capffi__arena *arena, const char *what,
+                      const char *text, const struct capffi__type **out)
+{
     struct parser p;
     int rc = start(&p, ctx, arena, what, text);
     if (rc)
         return rc;
+    p.scope = scope;
     skip_ws(&p);
     size_t at = p.pos;
     if ((rc = parse_type(&p, false, out)))
@@ -421,12 +446,20 @@ check_variadic(struct parser *p, size_t at, const struct capffi__type *t)
 int
 capffi__sig_parse(capffi_ctx *ctx, struct capffi__sig *out, const char *text)
 {
+    return capffi__sig_parse_in(ctx, NULL, out, text);
+}
+
+int
+capffi__sig_parse_in(capffi_ctx *ctx, const struct capffi__tok *scope,
+                     struct capffi__sig *out, const char *text)
+{
     struct parser p;
     const struct capffi__type *tmp[CAPFFI_MAX_ARGS];
     memset(out, 0, sizeof *out);
     int rc = start(&p, ctx, &out->arena, "signature", text);
     if (rc)
         return rc;
+    p.scope = scope;
     if (!accept(&p, "("))
         return expected(&p, "'('");
     size_t n = 0;

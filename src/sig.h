@@ -84,11 +84,26 @@ CAPFFI__HIDDEN const char *capffi__type_word(const struct capffi__type *t,
                                              size_t *size);
 
 /*
+ * True for the kinds whose values are addresses (pointer, buffer,
+ * function, cstring, *NAME): H3 needs the pointer right wherever such a
+ * value would be made out of memory or handed to a host by native code.
+ */
+CAPFFI__HIDDEN bool capffi__type_is_pointer(const struct capffi__type *t);
+
+struct capffi__tok;
+
+/*
  * Parse a signature into *out (its own arena). CAPFFI_ESIG with "signature
- * byte N: ..." in the message; CAPFFI_ENOMEM.
+ * byte N: ..." in the message; CAPFFI_ENOMEM. Type names are those of
+ * the context (capffi_type_define); the _in form also sees the names
+ * defined through scope and its ancestors, which win (capffi__type_lookup).
  */
 CAPFFI__HIDDEN int capffi__sig_parse(capffi_ctx *ctx, struct capffi__sig *out,
                                      const char *text);
+CAPFFI__HIDDEN int capffi__sig_parse_in(capffi_ctx *ctx,
+                                        const struct capffi__tok *scope,
+                                        struct capffi__sig *out,
+                                        const char *text);
 CAPFFI__HIDDEN void capffi__sig_free(struct capffi__sig *sig);
 
 /*
@@ -100,6 +115,11 @@ CAPFFI__HIDDEN int capffi__type_parse(capffi_ctx *ctx,
                                       struct capffi__arena *arena,
                                       const char *what, const char *text,
                                       const struct capffi__type **out);
+CAPFFI__HIDDEN int capffi__type_parse_in(capffi_ctx *ctx,
+                                         const struct capffi__tok *scope,
+                                         struct capffi__arena *arena,
+                                         const char *what, const char *text,
+                                         const struct capffi__type **out);
 
 /* Lay out a struct type whose fields are set: fills st, size, align and
  * the field offsets through libffi. CAPFFI_ESIG if libffi refuses. */
@@ -115,9 +135,17 @@ CAPFFI__HIDDEN int capffi__type_field(capffi_ctx *ctx,
                                       const struct capffi__type *t,
                                       const char *path, capffi_field *out);
 
-/* The named type, or NULL. */
+/*
+ * The type named name (len bytes) as seen from scope, or NULL. H7: names
+ * are registered per principal: a token's own (capffi_type_define_tok),
+ * else its nearest ancestor's, else the context's (capffi_type_define,
+ * which only a context that still grants FFI may extend). With a NULL
+ * scope only the context's names are seen. A principal therefore never
+ * sees a name another principal registered beside or below it.
+ */
 CAPFFI__HIDDEN const struct capffi__type *
-capffi__type_lookup(const capffi_ctx *ctx, const char *name, size_t len);
+capffi__type_lookup(const capffi_ctx *ctx, const struct capffi__tok *scope,
+                    const char *name, size_t len);
 
 /* The context's registry of named types (type.c). */
 struct capffi__named;

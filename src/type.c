@@ -10,8 +10,18 @@
 #include "ctx.h"
 #include "token.h"
 
+/*
+ * H7: a name is registered per principal, the key being the defining
+ * token's id (0: the context's own names), so no principal can pre-empt
+ * or change a name that another binds with.
+ */
+struct named_key {
+    uint64_t owner;
+    char name[CAPFFI__NAME_MAX + 1]; /* zero-padded: the key is the bytes */
+};
+
 struct capffi__named {
-    char name[CAPFFI__NAME_MAX + 1];
+    struct named_key key;
     struct capffi__type *type;
     UT_hash_handle hh;
 };
@@ -53,13 +63,29 @@ capffi__type_layout(capffi_ctx *ctx, struct capffi__arena *arena,
     return CAPFFI_OK;
 }
 
-const struct capffi__type *
-capffi__type_lookup(const capffi_ctx *ctx, const char *name, size_t len)
+static struct capffi__named *
+find_named(const capffi_ctx *ctx, uint64_t owner, const char *name, size_t len)
 {
+    struct named_key k;
+    memset(&k, 0, sizeof k);
+    k.owner = owner;
+    memcpy(k.name, name, len);
     struct capffi__named *n;
+    HASH_FIND(hh, ctx->types, &k, sizeof k, n);
+    return n;
+}
+
+const struct capffi__type *
+capffi__type_lookup(const capffi_ctx *ctx, const struct capffi__tok *scope,
+                    const char *name, size_t len)
+{
     if (len > CAPFFI__NAME_MAX)
         return NULL;
-    HASH_FIND(hh, ctx->types, name, len, n);
+    struct capffi__named *n = NULL;
+    for (const struct capffi__tok *t = scope; t && !n; t = t->parent)
+        n = find_named(ctx, t->id, name, len);
+    if (!n)
+        n = find_named(ctx, 0, name, len);
     return n ? n->type : NULL;
 }
 
@@ -93,12 +119,15 @@ valid_name(const char *name)
     return true;
 }
 
-int
-capffi_type_define(capffi_ctx *ctx, const char *name, const char *layout)
+/*
+ * Register name for owner (a token id, 0 for the context), its layout
+ * parsed as seen from scope. The checks of the caller's arguments come
+ * first; the message is set on failure.
+ */
+static int
+define(capffi_ctx *ctx, const struct capffi__tok *scope, uint64_t owner,
+       const char *name, const char *layout)
 {
-    int rc = capffi__ctx_owner_check(ctx, "capffi_type_define");
-    if (rc)
-        return rc;
     if (!name || !layout)
         return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                             name ? "layout" : "name");
@@ -110,15 +139,16 @@ capffi_type_define(capffi_ctx *ctx, const char *name, const char *layout)
     if (capffi__type_keyword(name, len) >= 0)
         return capffi__fail(ctx, CAPFFI_EINVAL, "'%s' is a built-in type name",
                             name);
-    if (capffi__type_lookup(ctx, name, len))
-        return capffi__fail(ctx, CAPFFI_EINVAL, "type '%s' is already defined",
-                            name);
+    if (find_named(ctx, owner, name, len))
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "type '%s' is already defined%s", name,
+                            owner ? " through this token" : "");
 
     /* Parse into a scratch arena so a failure leaves nothing behind, then
      * keep the result in the context's arena by parsing again there. */
     struct capffi__arena scratch = { NULL };
     const struct capffi__type *t;
-    rc = capffi__type_parse(ctx, &scratch, "layout", layout, &t);
+    int rc = capffi__type_parse_in(ctx, scope, &scratch, "layout", layout, &t);
     bool is_struct = rc == 0 && t->kind == CAPFFI__STRUCT &&
                      layout[strspn(layout, " \t\r\n")] == '{';
     capffi__arena_free(&scratch);
@@ -132,21 +162,96 @@ capffi_type_define(capffi_ctx *ctx, const char *name, const char *layout)
     struct capffi__named *n = capffi__calloc(1, sizeof *n);
     if (!n)
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    rc = capffi__type_parse(ctx, &ctx->type_arena, "layout", layout, &t);
+    rc = capffi__type_parse_in(ctx, scope, &ctx->type_arena, "layout", layout,
+                               &t);
     if (rc) {
         capffi__free(n);
         return rc;
     }
     struct capffi__type *named = (struct capffi__type *)t;
-    memcpy(n->name, name, len + 1);
-    named->name = n->name;
+    n->key.owner = owner;
+    memcpy(n->key.name, name, len + 1);
+    named->name = n->key.name;
     n->type = named;
-    HASH_ADD(hh, ctx->types, name[0], len, n);
+    HASH_ADD(hh, ctx->types, key, sizeof n->key, n);
     if (!n->hh.tbl) {
         capffi__free(n);
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     }
     return CAPFFI_OK;
+}
+
+static void
+audit_define(capffi_ctx *ctx, int rc, const struct capffi__tok *t,
+             const char *name, const char *layout)
+{
+    struct capffi__who who = capffi__token_who(t);
+    capffi__audit_emit(ctx, CAPFFI_OP_TYPE_DEFINE, rc,
+                       rc == CAPFFI_EPERM    ? CAPFFI_REASON_DENIED
+                       : rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM
+                       : rc                  ? CAPFFI_REASON_INVALID
+                                             : CAPFFI_REASON_NONE,
+                       &who, 0, name ? name : "", "%s",
+                       rc ? capffi_ctx_errmsg(ctx) : layout);
+}
+
+int
+capffi_type_define(capffi_ctx *ctx, const char *name, const char *layout)
+{
+    int rc = capffi__ctx_owner_check(ctx, "capffi_type_define");
+    if (rc)
+        return rc;
+    /* H7: the context's names are seen by every principal, so only a
+     * context that still grants FFI may add to them: after the host
+     * revokes FFI, a script can no longer pre-empt a name. */
+    if (capffi__perm_rights(&ctx->perm) == 0)
+        rc = capffi__fail(ctx, CAPFFI_EPERM,
+                          "the context grants no FFI (revoked or never "
+                          "granted): define '%s' through a token "
+                          "(capffi_type_define_tok)",
+                          name ? name : "");
+    else
+        rc = define(ctx, NULL, 0, name, layout);
+    audit_define(ctx, rc, NULL, name, layout);
+    return rc;
+}
+
+int
+capffi_type_define_tok(capffi_ctx *ctx, const capffi_token *tok,
+                       const char *name, const char *layout)
+{
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_TYPE_DEFINE,
+                                    "capffi_type_define_tok");
+    struct capffi__tok *t = NULL;
+    int rc = capffi__token_peek(ctx, tok, 0, CAPFFI_OP_TYPE_DEFINE,
+                                name ? name : "", &t);
+    if (rc)
+        return rc; /* the denial is audited */
+    rc = define(ctx, t, t->id, name, layout);
+    audit_define(ctx, rc, t, name, layout);
+    return rc;
+}
+
+static int
+type_size(size_t *size, size_t *align, capffi_ctx *ctx,
+          const struct capffi__tok *scope, const char *type)
+{
+    if (!size || !type)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
+                            size ? "type" : "size");
+    struct capffi__arena a = { NULL };
+    const struct capffi__type *t;
+    int rc = capffi__type_parse_in(ctx, scope, &a, "type", type, &t);
+    if (!rc) {
+        *size = t->size;
+        if (align)
+            *align = t->align;
+    }
+    capffi__arena_free(&a);
+    return rc;
 }
 
 int
@@ -157,21 +262,25 @@ capffi_type_size(size_t *size, size_t *align, capffi_ctx *ctx, const char *type)
     if (align)
         *align = 0;
     int rc = capffi__ctx_owner_check(ctx, "capffi_type_size");
+    return rc ? rc : type_size(size, align, ctx, NULL, type);
+}
+
+int
+capffi_type_size_tok(size_t *size, size_t *align, capffi_ctx *ctx,
+                     const capffi_token *tok, const char *type)
+{
+    if (size)
+        *size = 0;
+    if (align)
+        *align = 0;
+    int rc = capffi__ctx_owner_check(ctx, "capffi_type_size_tok");
     if (rc)
         return rc;
-    if (!size || !type)
-        return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
-                            size ? "type" : "size");
-    struct capffi__arena a = { NULL };
-    const struct capffi__type *t;
-    rc = capffi__type_parse(ctx, &a, "type", type, &t);
-    if (!rc) {
-        *size = t->size;
-        if (align)
-            *align = t->align;
-    }
-    capffi__arena_free(&a);
-    return rc;
+    struct capffi__tok *t = NULL;
+    if ((rc = capffi__token_peek(ctx, tok, 0, CAPFFI_OP_TYPE_DEFINE,
+                                 type ? type : "", &t)))
+        return rc;
+    return type_size(size, align, ctx, t, type);
 }
 
 /* The text a field's type is read back with (capffi_view_get's words). */

@@ -22,6 +22,7 @@ struct capffi_view {
     capffi_ctx *ctx;
     capffi_buf *buf;         /* a view of a buffer: pinned; else NULL */
     struct capffi__tok *tok; /* the token it was made through, or NULL */
+    bool pointers;           /* H3: may read pointers (its token has POINTER) */
     struct capffi__res res;
     struct capffi_view *prev, *next; /* the context's list */
 };
@@ -162,6 +163,7 @@ finish_view(capffi_view *v, struct capffi__tok *t, const char *target,
     int rc = CAPFFI_OK;
     if (t) {
         v->tok = t;
+        v->pointers = (t->rights & CAPFFI_RIGHT_POINTER) != 0;
         rc = capffi__token_attach(ctx, t, &v->res);
     }
     if (rc) {
@@ -277,6 +279,51 @@ capffi_view_of_buf(capffi_view **out, capffi_buf *buf, uint32_t access)
     return finish_view(v, NULL, NULL, NULL, out);
 }
 
+int
+capffi_view_of_buf_tok(capffi_view **out, capffi_ctx *ctx,
+                       const capffi_token *tok, capffi_buf *buf,
+                       uint32_t access)
+{
+    if (out)
+        *out = NULL;
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_VIEW_NEW,
+                                    "capffi_view_of_buf_tok");
+    char target[64];
+    snprintf(target, sizeof target, "buffer %p", (void *)buf);
+    struct capffi__tok *t = NULL;
+    int rc = capffi__token_use(ctx, tok, CAPFFI_RIGHT_POINTER, NULL,
+                               CAPFFI_OP_VIEW_NEW, target, &t);
+    if (rc)
+        return rc;
+    if (!(rc = capffi__buf_usable(buf, "capffi_view_of_buf_tok")) &&
+        buf->ctx != ctx)
+        rc = capffi__fail(ctx, CAPFFI_EINVAL,
+                          "capffi_view_of_buf_tok: the buffer belongs to "
+                          "another context");
+    if (!rc)
+        rc = derive_args(ctx, out, access, "capffi_view_of_buf_tok");
+    capffi_view *v = NULL;
+    if (!rc && !(v = alloc_view(ctx, buf->data, buf->len, access)))
+        rc = CAPFFI_ENOMEM;
+    if (rc) {
+        struct capffi__who who = capffi__token_who(t);
+        capffi__audit_emit(
+            ctx, CAPFFI_OP_VIEW_NEW, rc,
+            rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM : CAPFFI_REASON_INVALID,
+            &who, CAPFFI_RIGHT_POINTER, target, "%s", capffi_ctx_errmsg(ctx));
+        return rc;
+    }
+    v->buf = buf;
+    capffi__buf_hold(buf);
+    rc = finish_view(v, t, target, "buffer, pointers readable", out);
+    if (rc)
+        capffi__buf_unhold(buf);
+    return rc;
+}
+
 void
 capffi_view_free(capffi_view *v)
 {
@@ -390,6 +437,24 @@ bad_type(const capffi_view *v, const char *type)
                         type);
 }
 
+/*
+ * H3: bytes read as a pointer become a pointer value, which any bound
+ * function's pointer parameter and capffi_view_new accept. Memory the
+ * host filled (a buffer, a struct value) would turn any integer into a
+ * pointer, so only a view made through a token with the pointer right
+ * reads them.
+ */
+static __attribute__((noinline, cold)) int
+no_pointers(const capffi_view *v, size_t off, const char *type)
+{
+    return refuse(v, CAPFFI_EPERM, CAPFFI_REASON_RIGHT, off, 8,
+                  "reading a %s makes a pointer value: only a view made "
+                  "through a token with the pointer right may (%s)",
+                  type,
+                  v->tok ? "its token lacks it"
+                         : "this view was made without a token");
+}
+
 int
 capffi_view_get(capffi_value *out, const capffi_view *v, size_t off,
                 const char *type)
@@ -404,6 +469,8 @@ capffi_view_get(capffi_value *out, const capffi_view *v, size_t off,
                    : bad_type(v, type);
     }
     int rc = check(v, CAPFFI_VIEW_READ, off, t->size);
+    if (CAPFFI__UNLIKELY(!rc && t->kind == V_PTR && !v->pointers))
+        rc = no_pointers(v, off, type);
     if (CAPFFI__UNLIKELY(rc)) {
         out->u64 = 0;
         return rc;

@@ -82,6 +82,174 @@ teardown(void **state)
     return 0;
 }
 
+/* A token of f's context with only these rights. */
+static capffi_token
+with_rights(struct fx *f, const char *label, uint32_t rights)
+{
+    capffi_scope sc = { .rights = rights, .label = label };
+    capffi_token t;
+    assert_ok(capffi_token_attenuate(&t, f->ctx, &f->tok, &sc));
+    return t;
+}
+
+static void
+ignore_args(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    (void)payload;
+    (void)args;
+    (void)ret;
+}
+
+/*
+ * H3 (measured): a u64 written into a buffer and read back as a pointer
+ * made a pointer with no token at all. Every path that makes a pointer
+ * value out of memory or out of native code's arguments needs the pointer
+ * right: views, statics, callback parameters.
+ */
+static void
+security_no_pointer_without_the_pointer_right(void **state)
+{
+    struct fx *f = *state;
+    assert_ok(capffi_audit_record(f->ctx, 256));
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, f->ctx, 16));
+    capffi_view *v;
+    assert_ok(capffi_view_of_buf(&v, b, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE));
+    capffi_value x = { .u64 = 0x7fffdeadbeefULL }, out = { .u64 = 1 };
+    assert_ok(capffi_view_set(v, 0, "u64", x));
+    assert_rc(capffi_view_get(&out, v, 0, "pointer"), CAPFFI_EPERM);
+    assert_null(out.p);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "pointer right"));
+    assert_rc(capffi_view_get(&out, v, 0, "function"), CAPFFI_EPERM);
+    assert_ok(capffi_view_get(&out, v, 0, "u64")); /* integers still read */
+    assert_int_equal(out.u64, x.u64);
+    capffi_view *sub;
+    assert_ok(capffi_view_sub(&sub, v, 0, 8, CAPFFI_VIEW_READ));
+    assert_rc(capffi_view_get(&out, sub, 0, "pointer"), CAPFFI_EPERM);
+    capffi_view_free(sub);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_VIEW_ACCESS, CAPFFI_EPERM, NULL),
+        3);
+
+    /* A token with read but not pointer: the same through its views. */
+    capffi_token rd = with_rights(f, "read-only", CAPFFI_RIGHT_READ);
+    void *data;
+    assert_ok(capffi_buf_data(&data, NULL, b));
+    capffi_view *rv;
+    assert_ok(capffi_view_new(&rv, f->ctx, &rd, data, 16, CAPFFI_VIEW_READ));
+    assert_rc(capffi_view_get(&out, rv, 0, "pointer"), CAPFFI_EPERM);
+    capffi_view_free(rv);
+    assert_rc(capffi_view_of_buf_tok(&rv, f->ctx, &rd, b, CAPFFI_VIEW_READ),
+              CAPFFI_EPERM);
+
+    /* With the pointer right the address reads back. */
+    capffi_view *pv;
+    assert_ok(
+        capffi_view_of_buf_tok(&pv, f->ctx, &f->tok, b, CAPFFI_VIEW_READ));
+    assert_ok(capffi_view_get(&out, pv, 0, "pointer"));
+    assert_int_equal((uintptr_t)out.p, (uintptr_t)x.u64);
+    capffi_view_free(pv);
+    capffi_view_free(v);
+    capffi_buf_free(b);
+
+    /* Statics of pointer types: the library's token needs the right. */
+    capffi_token dl = with_rights(f, "dlopen-only", CAPFFI_RIGHT_DLOPEN);
+    capffi_lib *lib;
+    assert_ok(
+        capffi_lib_open(&lib, f->ctx, &dl, env_path("CAPFFI_FIXTURE"), 0));
+    const char *ptr_types[] = { "pointer", "cstring", "function" };
+    for (size_t i = 0; i < 3; i++)
+        assert_rc(capffi_lib_static(&out, lib, "fx_name", ptr_types[i]),
+                  CAPFFI_EPERM);
+    assert_ok(capffi_lib_static(&out, lib, "fx_counter", "i32"));
+    capffi_lib_close(lib);
+    assert_ok(
+        capffi_lib_open(&lib, f->ctx, &f->tok, env_path("CAPFFI_FIXTURE"), 0));
+    assert_ok(capffi_lib_static(&out, lib, "fx_name", "cstring"));
+    assert_string_equal(out.str, "fixture");
+    capffi_lib_close(lib);
+
+    /* Callback parameters that would hand the handler an address. */
+    capffi_token cbt = with_rights(f, "callback-only", CAPFFI_RIGHT_CALLBACK);
+    const char *sigs[] = { "(pointer) -> void", "(i32, cstring) -> void",
+                           "(function) -> void", "(buffer) -> void" };
+    capffi_cb *cb;
+    for (size_t i = 0; i < 4; i++) {
+        assert_rc(
+            capffi_cb_new(&cb, f->ctx, &cbt, sigs[i], ignore_args, NULL, 0),
+            CAPFFI_EPERM);
+        assert_null(cb);
+    }
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_CB_NEW, CAPFFI_EPERM, NULL), 4);
+    assert_ok(capffi_cb_new(&cb, f->ctx, &cbt, "(i32) -> pointer", ignore_args,
+                            NULL, 0));
+    capffi_cb_close(cb);
+    assert_ok(capffi_cb_new(&cb, f->ctx, &f->tok, "(pointer) -> void",
+                            ignore_args, NULL, 0));
+    capffi_cb_close(cb);
+}
+
+/*
+ * H7 (measured): an untrusted plugin defined a context-wide type name
+ * first, and the trusted module's definition then failed, its binds
+ * getting the plugin's layout. Names belong to principals.
+ */
+static void
+security_type_names_belong_to_their_principal(void **state)
+{
+    struct fx *f = *state;
+    assert_ok(capffi_audit_record(f->ctx, 256));
+    capffi_token module, plugin;
+    assert_ok(capffi_token_new(&module, f->ctx, "module", NULL));
+    assert_ok(capffi_token_new(&plugin, f->ctx, "plugin", NULL));
+    /* The host revokes FFI: the context's own names are closed. */
+    capffi_perm_state st;
+    assert_ok(capffi_perm_revoke(&st, f->ctx, NULL));
+    assert_rc(capffi_type_define(f->ctx, "Blob", "{ u64 }"), CAPFFI_EPERM);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_TYPE_DEFINE, CAPFFI_EPERM, "Blob"),
+        1);
+    /* The plugin takes the name first, in its own namespace. */
+    assert_ok(capffi_type_define_tok(f->ctx, &plugin, "Blob", "{ u64 }"));
+    assert_rc(capffi_type_define_tok(f->ctx, &plugin, "Blob", "{ u8 }"),
+              CAPFFI_EINVAL);
+    /* The module's definition still succeeds and keeps its meaning. */
+    assert_ok(capffi_type_define_tok(f->ctx, &module, "Blob",
+                                     "{ a: u64, b: u64, c: u64, d: u64, "
+                                     "e: u64, f: u64, g: u64, h: u64 }"));
+    size_t size;
+    assert_ok(capffi_type_size_tok(&size, NULL, f->ctx, &module, "Blob"));
+    assert_int_equal(size, 64);
+    assert_ok(capffi_type_size_tok(&size, NULL, f->ctx, &plugin, "Blob"));
+    assert_int_equal(size, 8);
+    assert_rc(capffi_type_size(&size, NULL, f->ctx, "Blob"), CAPFFI_ESIG);
+
+    /* Binds and callbacks see their own token's names, and its
+     * ancestors': a child of the module sees the module's Blob. */
+    capffi_lib *lib;
+    assert_ok(
+        capffi_lib_open(&lib, f->ctx, &module, env_path("CAPFFI_FIXTURE"), 0));
+    capffi_fn *fn;
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_nop", "(Blob) -> void", 0));
+    size_t psize;
+    capffi_fn_param_type(fn, 0, &psize);
+    assert_int_equal(psize, 64);
+    capffi_fn_free(fn);
+    capffi_lib_close(lib);
+    capffi_token child;
+    assert_ok(capffi_token_attenuate(&child, f->ctx, &module, NULL));
+    assert_ok(capffi_type_size_tok(&size, NULL, f->ctx, &child, "Blob"));
+    assert_int_equal(size, 64);
+    capffi_cb *cb;
+    assert_ok(capffi_cb_new(&cb, f->ctx, &plugin, "(Blob) -> void", ignore_args,
+                            NULL, 0));
+    assert_int_equal(capffi_cb_arity(cb), 1);
+    capffi_cb_param_type(cb, 0, &psize);
+    assert_int_equal(psize, 8);
+    capffi_cb_close(cb);
+}
+
 /* T1: none of 10^5 forged tokens verifies. */
 static void
 security_forged_tokens_never_verify(void **state)
@@ -352,6 +520,34 @@ call_view_new(capffi_ctx *ctx, const capffi_token *t)
     return rc;
 }
 
+static int
+call_view_of_buf_tok(capffi_ctx *ctx, const capffi_token *t)
+{
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, ctx, 8));
+    capffi_view *v = NULL;
+    int rc = capffi_view_of_buf_tok(&v, ctx, t, b, CAPFFI_VIEW_READ);
+    capffi_view_free(v);
+    capffi_buf_free(b);
+    return rc;
+}
+
+static int
+call_type_define_tok(capffi_ctx *ctx, const capffi_token *t)
+{
+    static unsigned n;
+    char name[32];
+    snprintf(name, sizeof name, "T5_%u", n++);
+    return capffi_type_define_tok(ctx, t, name, "{ i32 }");
+}
+
+static int
+call_type_size_tok(capffi_ctx *ctx, const capffi_token *t)
+{
+    size_t size;
+    return capffi_type_size_tok(&size, NULL, ctx, t, "i32");
+}
+
 static void
 no_op_handler(void *payload, const capffi_value *args, capffi_value *ret)
 {
@@ -385,6 +581,9 @@ security_every_token_taking_function_verifies(void **state)
         { "capffi_ptr_from_addr", call_ptr_from_addr, CAPFFI_EREVOKED },
         { "capffi_view_new", call_view_new, CAPFFI_EREVOKED },
         { "capffi_cb_new", call_cb_new, CAPFFI_EREVOKED },
+        { "capffi_view_of_buf_tok", call_view_of_buf_tok, CAPFFI_EREVOKED },
+        { "capffi_type_define_tok", call_type_define_tok, CAPFFI_EREVOKED },
+        { "capffi_type_size_tok", call_type_size_tok, CAPFFI_EREVOKED },
     };
     capffi_token revoked;
     assert_ok(capffi_token_attenuate(&revoked, f->ctx, &f->tok, NULL));
@@ -592,6 +791,8 @@ main(void)
     randombytes_set_implementation(&replay_rng);
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(security_no_pointer_without_the_pointer_right),
+        T(security_type_names_belong_to_their_principal),
         T(security_forged_tokens_never_verify),
         T(security_token_is_bound_to_its_context),
         T(security_same_id_in_two_contexts),

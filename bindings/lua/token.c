@@ -259,16 +259,39 @@ token_pointer_from(lua_State *L)
 }
 
 /*
+ * tok:view(buf [, access]): a view of a buffer's bytes that may read
+ * pointers out of them (CAPFFI_RIGHT_POINTER; "rw" by default), as for
+ * an out-parameter a native function filled with an address.
+ */
+static int
+token_view_buffer(lua_State *L, struct capffi_lua__token *t,
+                  struct capffi_lua__buffer *b)
+{
+    capffi_ctx *ctx = capffi_lua__ctx(L, t->st);
+    uint32_t access = capffi_lua__access(
+        L, 3, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE, "view: access");
+    struct capffi_lua__view *v = capffi_lua__view_push(L, t->st);
+    v->access = access;
+    int rc = capffi_view_of_buf_tok(&v->view, ctx, &t->tok, b->buf, access);
+    if (rc)
+        return capffi_lua__fail(L, t->st, rc, "view");
+    return 1;
+}
+
+/*
  * tok:view(pointer, len [, access]): a view of len bytes of native memory
  * (access "r" by default; "w" and "rw" need the write right). len
  * "unbounded" reaches the end of the address space and needs the read
- * and pointer rights.
+ * and pointer rights. With a buffer instead of a pointer: token_view_buffer.
  */
 static int
 token_view(lua_State *L)
 {
     struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
     capffi_ctx *ctx = capffi_lua__ctx(L, t->st);
+    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, 2, true);
+    if (b)
+        return token_view_buffer(L, t, b);
     if (!lua_islightuserdata(L, 2) && !lua_isnil(L, 2))
         return capffi_lua__error(L, CAPFFI_ETYPE,
                                  "view: expected a pointer, got %s",
@@ -303,6 +326,40 @@ token_view(lua_State *L)
     if (rc)
         return capffi_lua__fail(L, t->st, rc, "view");
     return 1;
+}
+
+/*
+ * tok:type(name, layout): a struct type that only what is made through
+ * this token (and its descendants) sees, where it hides a capffi.type of
+ * the same name (capffi_type_define_tok).
+ */
+static int
+token_type(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_ctx *ctx = capffi_lua__ctx(L, t->st);
+    const char *name = capffi_lua__check_string(L, 2, "type: name");
+    const char *layout = capffi_lua__check_string(L, 3, "type: layout");
+    int rc = capffi_type_define_tok(ctx, &t->tok, name, layout);
+    if (rc)
+        return capffi_lua__fail(L, t->st, rc, "type");
+    return 0;
+}
+
+/* tok:sizeof(type): size and alignment with the names the token sees. */
+static int
+token_sizeof(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_ctx *ctx = capffi_lua__ctx(L, t->st);
+    const char *type = capffi_lua__check_string(L, 2, "sizeof");
+    size_t size, align;
+    int rc = capffi_type_size_tok(&size, &align, ctx, &t->tok, type);
+    if (rc)
+        return capffi_lua__fail(L, t->st, rc, "sizeof");
+    lua_pushinteger(L, (lua_Integer)size);
+    lua_pushinteger(L, (lua_Integer)align);
+    return 2;
 }
 
 /* tok:callback(signature, fn [, options]) (CAPFFI_RIGHT_CALLBACK) */
@@ -363,6 +420,8 @@ capffi_lua__token_init(lua_State *L)
         { "pointer_from", token_pointer_from },
         { "view", token_view },
         { "callback", token_callback },
+        { "type", token_type },
+        { "sizeof", token_sizeof },
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {

@@ -53,7 +53,9 @@ end
 -- need no token). Returns the buffer and a function that reads the value.
 local function out_param(type, initial)
   local buf = capffi.buffer(8)
-  local view = buf:view()
+  -- Reading an address back out of memory makes a pointer: only a view
+  -- made through a token with the pointer right may.
+  local view = type == "pointer" and token:view(buf) or buf:view()
   if initial then view:set(type, 0, initial) end
   return buf, function() return view:get(type, 0) end
 end

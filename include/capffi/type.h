@@ -1,6 +1,15 @@
 /*
  * capffi/type.h - named struct types for signatures.
  *
+ * Names belong to principals (THREATS.md H7). The context's own names
+ * (capffi_type_define) are seen by everyone, so only a context that still
+ * grants FFI may add to them: once the host revokes FFI, no script can
+ * pre-empt a name. A name defined through a token
+ * (capffi_type_define_tok) is seen only by what is made through that
+ * token and its descendants (libraries it opened, callbacks, function
+ * pointers, capffi_type_size_tok), and there it wins over the context's
+ * name: another principal can neither take nor change it.
+ *
  * Thread safety: owner thread.
  */
 #ifndef CAPFFI_TYPE_H
@@ -24,12 +33,35 @@ CAPFFI_BEGIN_DECLS
  *               contain itself). Not `void` or `buffer`; a `cstring`
  *               field is a `const char *`.
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL argument, bad or taken name);
- *         CAPFFI_ESIG (malformed layout; the message names the byte);
- *         CAPFFI_ETHREAD; CAPFFI_ENOMEM.
+ *         CAPFFI_EPERM (the context grants no FFI: it was revoked, or
+ *         never granted); CAPFFI_ESIG (malformed layout; the message
+ *         names the byte); CAPFFI_ETHREAD; CAPFFI_ENOMEM. Audited
+ *         (CAPFFI_OP_TYPE_DEFINE).
  * Ownership: the type lives until the context is freed.
  */
 CAPFFI_API int capffi_type_define(capffi_ctx *ctx, const char *name,
                                   const char *layout);
+
+/**
+ * Define a struct type for one principal: seen by signatures and types
+ * parsed for what is made through tok or its descendants, where it hides
+ * a context name of the same spelling. Any live token may define; no
+ * use is counted. The layout may name the token's (and its ancestors')
+ * types and the context's.
+ *
+ *     capffi_type_define_tok(ctx, &tok, "Blob", "{ n: u64, data: pointer }");
+ *
+ * @param tok    the principal's token.
+ * @param name   as for capffi_type_define; not already defined through
+ *               this same token.
+ * @param layout as for capffi_type_define.
+ * @return CAPFFI_OK; CAPFFI_EINVAL; CAPFFI_ETOKEN; CAPFFI_EREVOKED;
+ *         CAPFFI_ESIG; CAPFFI_ETHREAD; CAPFFI_ENOMEM. Audited
+ *         (CAPFFI_OP_TYPE_DEFINE).
+ * Ownership: the type lives until the context is freed.
+ */
+CAPFFI_API int capffi_type_define_tok(capffi_ctx *ctx, const capffi_token *tok,
+                                      const char *name, const char *layout);
 
 /**
  * The size and alignment of a named type, or of any type expression
@@ -41,6 +73,15 @@ CAPFFI_API int capffi_type_define(capffi_ctx *ctx, const char *name,
  */
 CAPFFI_API int capffi_type_size(size_t *size, size_t *align, capffi_ctx *ctx,
                                 const char *type);
+
+/**
+ * capffi_type_size with the names seen by tok: its own, its ancestors',
+ * then the context's. No use of the token is counted.
+ * @return as capffi_type_size, plus CAPFFI_ETOKEN and CAPFFI_EREVOKED.
+ */
+CAPFFI_API int capffi_type_size_tok(size_t *size, size_t *align,
+                                    capffi_ctx *ctx, const capffi_token *tok,
+                                    const char *type);
 
 /** Where a field lies in a struct (capffi_type_field,
  *  capffi_fn_result_field). */

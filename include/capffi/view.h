@@ -77,6 +77,35 @@ CAPFFI_API int capffi_view_of_buf(capffi_view **out, capffi_buf *buf,
                                   uint32_t access);
 
 /**
+ * A view of a buffer's bytes that may also read pointers out of them.
+ * Reading an address out of memory the host filled would turn any
+ * integer into a pointer value (THREATS.md
+ * H3), so capffi_view_get refuses type "pointer" and "function" with
+ * CAPFFI_EPERM on views made without a token holding
+ * CAPFFI_RIGHT_POINTER, such as capffi_view_of_buf's. This one is made
+ * through such a token (one use of it), otherwise it is
+ * capffi_view_of_buf: it pins the buffer, and its accesses report
+ * CAPFFI_EBUSY while the buffer is lent. Revoking the token revokes the
+ * view.
+ * @param out    receives the view; NULL on failure.
+ * @param ctx    the buffer's context.
+ * @param tok    a token with CAPFFI_RIGHT_POINTER.
+ * @param buf    a live buffer of ctx.
+ * @param access CAPFFI_VIEW_READ and/or CAPFFI_VIEW_WRITE.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (NULL ctx or out, freed buffer, a
+ *         buffer of another context, bad access bits); CAPFFI_ETOKEN;
+ *         CAPFFI_EREVOKED; CAPFFI_EPERM (no pointer right); CAPFFI_EBUSY
+ *         (lent); CAPFFI_ETHREAD; CAPFFI_ENOMEM. Audited
+ *         (CAPFFI_OP_VIEW_NEW).
+ * Ownership: the caller owns *out (capffi_view_free); freeing the context
+ *            frees it.
+ * Thread safety: owner thread.
+ */
+CAPFFI_API int capffi_view_of_buf_tok(capffi_view **out, capffi_ctx *ctx,
+                                      const capffi_token *tok, capffi_buf *buf,
+                                      uint32_t access);
+
+/**
  * A view of part of another: [off, off + len) of v, with access a subset
  * of v's. It can only shrink, never grow or gain access, and lives and
  * dies with the same token (or buffer) as v, independently of v itself.
@@ -96,7 +125,11 @@ CAPFFI_API int capffi_view_sub(capffi_view **out, const capffi_view *v,
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL argument, freed view);
  *         CAPFFI_ETYPE (not a scalar type: read strings with
  *         capffi_view_cstr, structs with sub-views); CAPFFI_EPERM (not
- *         readable); CAPFFI_EBOUNDS; CAPFFI_EREVOKED; CAPFFI_EBUSY.
+ *         readable, or type pointer or function on a view whose token
+ *         lacks CAPFFI_RIGHT_POINTER or that has none: such a read would
+ *         make a pointer of any integer the host wrote, THREATS.md H3);
+ *         CAPFFI_EBOUNDS; CAPFFI_EREVOKED; CAPFFI_EBUSY. Refusals are
+ *         audited (CAPFFI_OP_VIEW_ACCESS).
  */
 CAPFFI_API int capffi_view_get(capffi_value *out, const capffi_view *v,
                                size_t off, const char *type);

@@ -68,7 +68,7 @@ t.test("sqlite3_exec_with_a_lua_row_callback", function()
   })
   local out = capffi.buffer(8)
   t.eq(sq.sqlite3_open(":memory:", out), 0, "open")
-  local db = out:view("r"):get("pointer")
+  local db = tok:view(out, "r"):get("pointer")
   -- char **values and char **names: arrays of C strings sqlite owns
   local function strings(p, n)
     local list, arr = {}, tok:view(p, n * 8, "r")
