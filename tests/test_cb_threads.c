@@ -166,14 +166,128 @@ twice_sum(int64_t n)
     return n * (n - 1);
 }
 
+/*
+ * A thread of the test's own that calls an "(i32) -> i32" callback's code
+ * once each time the owner asks (code(0), code(1), ...). Unlike the
+ * fixture's threads, it is started and joined without a native call, so
+ * the owner can keep the host for itself from the moment it asks until the
+ * invocation has run: where each invocation runs is then decided by the
+ * test, not by the scheduler.
+ */
+struct driver {
+    pthread_t th;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unop_fn code;
+    int asked, made; /* invocations asked for; returned */
+    int64_t sum;     /* of their results */
+    bool quit;
+};
+
+static void *
+driver_body(void *arg)
+{
+    struct driver *d = arg;
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        while (!d->quit && d->made == d->asked)
+            pthread_cond_wait(&d->cond, &d->lock);
+        if (d->made == d->asked)
+            break;
+        int32_t i = d->made;
+        pthread_mutex_unlock(&d->lock);
+        int32_t r = d->code(i);
+        pthread_mutex_lock(&d->lock);
+        d->sum += r;
+        d->made++;
+        pthread_cond_broadcast(&d->cond);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+static void
+driver_start(struct driver *d, const capffi_cb *cb)
+{
+    memset(d, 0, sizeof *d);
+    d->code = cb_unop(cb);
+    assert_int_equal(pthread_mutex_init(&d->lock, NULL), 0);
+    assert_int_equal(pthread_cond_init(&d->cond, NULL), 0);
+    assert_int_equal(pthread_create(&d->th, NULL, driver_body, d), 0);
+}
+
+/* Ask for one more invocation; it starts at once, on the driver. */
+static void
+driver_ask(struct driver *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->asked++;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Whether every invocation asked for has returned. */
+static bool
+driver_idle(struct driver *d)
+{
+    pthread_mutex_lock(&d->lock);
+    bool idle = d->made == d->asked;
+    pthread_mutex_unlock(&d->lock);
+    return idle;
+}
+
+/* Wait until every invocation asked for has returned. */
+static void
+driver_wait(struct driver *d)
+{
+    pthread_mutex_lock(&d->lock);
+    while (d->made != d->asked)
+        pthread_cond_wait(&d->cond, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Stop and join the driver; the sum of its results. */
+static int64_t
+driver_stop(struct driver *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->quit = true;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    assert_int_equal(pthread_join(d->th, NULL), 0);
+    pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->lock);
+    return d->sum;
+}
+
+/* Empty the loop's descriptor (and queue) so that it turns readable again
+ * only for an invocation queued from now on. */
+static void
+loop_quiet(struct fx *f, struct seen *s)
+{
+    int calls = atomic_load(&s->calls);
+    int rc = capffi_ctx_poll(f->l.ctx, 0);
+    assert_true(rc == CAPFFI_OK || rc == CAPFFI_ETIMEDOUT);
+    assert_int_equal(atomic_load(&s->calls), calls); /* nothing was queued */
+}
+
+/* Wait, in host code (no native call), until an invocation is queued. */
+static void
+wait_queued(struct fx *f)
+{
+    struct pollfd p = { .fd = capffi_ctx_fd(f->l.ctx), .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 60000), 1);
+}
+
 /* ---- queued to the owner ------------------------------------------------ */
 
 /* A fixture thread calls a thread-safe callback 10^4 times while the owner
- * polls. With lending, the owner's own native calls (fx_thread_done) lend
- * the host, so some invocations may run on the thread instead. */
+ * polls: each invocation waits for a poll, so every one runs on the owner
+ * and the thread cannot finish before the first poll. */
 static void
-foreign_calls_while_owner_polls(struct fx *f, bool lend)
+cbt_foreign_thread_calls_while_owner_polls(void **state)
 {
+    struct fx *f = *state;
     struct seen s;
     seen_init(&s, f);
     capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
@@ -188,8 +302,7 @@ foreign_calls_while_owner_polls(struct fx *f, bool lend)
     }
     assert_true(join(f, t) == twice_sum(10000));
     assert_int_equal(atomic_load(&s.calls), 10000);
-    if (!lend)
-        assert_int_equal(atomic_load(&s.on_owner), 10000);
+    assert_int_equal(atomic_load(&s.on_owner), 10000);
     assert_int_equal(atomic_load(&s.overlap), 0);
     assert_true(polls > 0);
     assert_int_equal(cb_status(cb).failures, 0);
@@ -198,16 +311,46 @@ foreign_calls_while_owner_polls(struct fx *f, bool lend)
     assert_int_equal(capffi_ctx_keepalive(f->l.ctx), 0);
 }
 
-static void
-cbt_foreign_thread_calls_while_owner_polls(void **state)
-{
-    foreign_calls_while_owner_polls(*state, false);
-}
-
+/*
+ * Lending changes where an invocation runs, not whether it runs: one made
+ * while the owner runs host code waits for the owner's poll and runs on
+ * the owner thread; one made while the owner is inside a native call runs
+ * on the calling thread. Each round puts the owner in one state and then
+ * the other for the whole of an invocation, so the thread every call runs
+ * on is known, and none is lost or run twice.
+ */
 static void
 cbt_lending_owner_that_polls_gets_every_call(void **state)
 {
-    foreign_calls_while_owner_polls(*state, true);
+    struct fx *f = *state;
+    struct seen s;
+    seen_init(&s, f);
+    capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
+    struct driver d;
+    driver_start(&d, cb);
+    enum { ROUNDS = 50, LENT_PER_ROUND = 3 };
+    for (int round = 0; round < ROUNDS; round++) {
+        /* Host code: queued until the poll, which runs it here. */
+        loop_quiet(f, &s);
+        int calls = atomic_load(&s.calls);
+        driver_ask(&d);
+        wait_queued(f);
+        assert_int_equal(atomic_load(&s.calls), calls);
+        assert_ok(capffi_ctx_poll(f->l.ctx, 0));
+        assert_int_equal(atomic_load(&s.calls), calls + 1);
+        assert_int_equal(atomic_load(&s.on_owner), round + 1);
+        driver_wait(&d);
+        /* Inside a native call that lasts until the fixture's thread is
+         * done: every invocation runs lent, on that thread. */
+        assert_true(call_blocking(f, cb, LENT_PER_ROUND) ==
+                    twice_sum(LENT_PER_ROUND));
+        assert_int_equal(atomic_load(&s.calls), calls + 1 + LENT_PER_ROUND);
+        assert_int_equal(atomic_load(&s.on_owner), round + 1);
+    }
+    assert_true(driver_stop(&d) == twice_sum(ROUNDS));
+    assert_int_equal(atomic_load(&s.calls), ROUNDS * (1 + LENT_PER_ROUND));
+    assert_int_equal(atomic_load(&s.overlap), 0);
+    assert_int_equal(cb_status(cb).failures, 0);
 }
 
 /* The descriptor turns readable when an invocation is queued, and a poll
@@ -384,8 +527,10 @@ cbt_lent_handlers_never_overlap(void **state)
 }
 
 /* While the owner runs host code between native calls, a thread's
- * invocations wait; they run only inside the owner's native calls (lent)
- * or its polls, never while it runs host code. */
+ * invocation waits, however long the host code lasts; it runs only once
+ * the owner lends the host (a native call) or polls. Each round makes an
+ * invocation wait through a stretch of host code for certain, then lets it
+ * run, lent or polled, as the scheduler has it. */
 static void
 cbt_lent_handlers_never_run_with_the_owner(void **state)
 {
@@ -393,26 +538,32 @@ cbt_lent_handlers_never_run_with_the_owner(void **state)
     struct seen s;
     seen_init(&s, f);
     capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
-    void *t = start(f, cb, 3000);
-    int rounds = 0;
-    for (;;) {
+    struct driver d;
+    driver_start(&d, cb);
+    enum { ROUNDS = 200 };
+    for (int round = 0; round < ROUNDS; round++) {
+        loop_quiet(f, &s);
         atomic_store(&s.owner_busy, 1);
-        /* Host code: a handler running now would be a violation. */
+        driver_ask(&d);
+        wait_queued(f);
+        /* Host code with an invocation waiting: it must not run now. */
         for (volatile int spin = 0; spin < 2000; spin++)
             ;
         if (atomic_load(&s.inside) != 0)
             atomic_fetch_add(&s.clash, 1);
+        assert_int_equal(atomic_load(&s.calls), round);
         atomic_store(&s.owner_busy, 0);
         assert_ok(capffi_fn_call(f->nop, NULL, NULL)); /* lends */
-        if (++rounds % 8 == 0)
-            capffi_ctx_poll(f->l.ctx, 0);
-        if (done(f, t))
-            break;
+        while (!driver_idle(&d)) {
+            int rc = capffi_ctx_poll(f->l.ctx, 10);
+            assert_true(rc == CAPFFI_OK || rc == CAPFFI_ETIMEDOUT);
+        }
+        assert_int_equal(atomic_load(&s.calls), round + 1);
     }
-    assert_true(join(f, t) == twice_sum(3000));
-    assert_int_equal(atomic_load(&s.calls), 3000);
+    assert_true(driver_stop(&d) == twice_sum(ROUNDS));
     assert_int_equal(atomic_load(&s.clash), 0);
     assert_int_equal(atomic_load(&s.overlap), 0);
+    assert_int_equal(cb_status(cb).failures, 0);
 }
 
 /* ---- revocation and close racing invocations ---------------------------- */
