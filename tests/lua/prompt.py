@@ -4,8 +4,12 @@
 usage: prompt.py RUNNER FIXTURE
 
 Runs the runner on a pseudo-terminal and answers its question, then
-without a terminal at all. Prints TAP.
+without a terminal at all. Prints TAP. Where no pseudo-terminal can be
+opened (a container without /dev/pts, or CAPFFI_TEST_NO_PTY set, which
+only this test reads, to try that path), it prints "1..0 # SKIP" with the
+reason, which meson counts as skipped.
 """
+import errno
 import os
 import pty
 import subprocess
@@ -23,6 +27,25 @@ print("request", p.request(what))
 print("after", p.query(what))
 print("dlopen", (pcall(capffi.dlopen, os.getenv("CAPFFI_FIXTURE"), {})))
 """
+
+
+def no_pty_reason():
+    """Why no pseudo-terminal can be opened here; None when one can."""
+    try:
+        if os.environ.get("CAPFFI_TEST_NO_PTY"):
+            raise OSError(errno.ENODEV, "CAPFFI_TEST_NO_PTY is set")
+        master, slave = os.openpty()
+    except OSError as e:
+        return f"no pseudo-terminal can be opened: {e}"
+    os.close(master)
+    os.close(slave)
+    return None
+
+
+reason = no_pty_reason()
+if reason:
+    print(f"1..0 # SKIP {reason}")
+    sys.exit(0)
 
 count = 0
 failed = 0
@@ -107,6 +130,16 @@ try:
     r = lines(p.stdout)
     check("without_prompt_denied", p.returncode == 0 and
           r.get("before") == "denied" and r.get("request") == "denied",
+          p.stdout + p.stderr)
+
+    # Where no pseudo-terminal opens, the whole test is skipped, with the
+    # reason, and nothing is run.
+    p = subprocess.run([sys.executable, __file__, RUNNER, FIXTURE],
+                       env=dict(os.environ, CAPFFI_TEST_NO_PTY="1"),
+                       capture_output=True, text=True, timeout=60)
+    check("skips_with_its_reason_without_a_pty", p.returncode == 0 and
+          p.stdout == "1..0 # SKIP no pseudo-terminal can be opened: "
+          "[Errno 19] CAPFFI_TEST_NO_PTY is set\n" and not p.stderr,
           p.stdout + p.stderr)
 finally:
     os.unlink(script)
