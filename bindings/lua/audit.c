@@ -1,9 +1,13 @@
 /*
  * audit.c - capffi.audit: the context's recorded audit trail.
  *
- * The module records the last CAPFFI_LUA_AUDIT_CAPACITY events of its
- * context. Scripts count them (as tests do in C), list them, or take them
- * as JSON Lines; the runner writes the same lines with --audit.
+ * The module records up to CAPFFI_LUA_AUDIT_CAPACITY events of its context,
+ * keeping control-plane decisions and denials over bulk successes when
+ * full (capffi_audit_record). Scripts count them (as tests do in C), list
+ * them, or take them as JSON Lines; the runner streams every event to its
+ * --audit file as it happens. The readers first deliver the refusals still
+ * being coalesced (capffi_audit_flush), so what a script reads counts every
+ * refusal so far.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,17 +15,19 @@
 
 #include "capffi_lua.h"
 
-/* An op by name ("lib.open"); nil for any. */
+/* An op by name ("lib.open"); nil for any. fn names the caller. */
 static capffi_op
-check_op(lua_State *L, int idx)
+check_op(lua_State *L, int idx, const char *fn)
 {
     if (lua_isnoneornil(L, idx))
         return CAPFFI_OP_ANY;
-    const char *name = capffi_lua__check_string(L, idx, "audit.count: op");
+    lua_pushfstring(L, "%s: op", fn);
+    const char *name = capffi_lua__check_string(L, idx, lua_tostring(L, -1));
+    lua_pop(L, 1);
     for (int op = 0; op < CAPFFI_OP__COUNT; op++)
         if (strcmp(capffi_op_name((capffi_op)op), name) == 0)
             return (capffi_op)op;
-    capffi_lua__error(L, CAPFFI_EINVAL, "audit.count: unknown op '%s'", name);
+    capffi_lua__error(L, CAPFFI_EINVAL, "%s: unknown op '%s'", fn, name);
     return CAPFFI_OP_ANY;
 }
 
@@ -57,9 +63,10 @@ audit_count(lua_State *L)
 {
     struct capffi_lua__state *st = capffi_lua__upstate(L);
     capffi_ctx *ctx = capffi_lua__ctx(L, st);
-    capffi_op op = check_op(L, 1);
+    capffi_op op = check_op(L, 1, "audit.count");
     int status = check_status(L, 2);
     const char *glob = capffi_lua__opt_string(L, 3, "audit.count: target");
+    capffi_audit_flush(ctx);
     lua_pushinteger(L, (lua_Integer)capffi_audit_count(ctx, op, status, glob));
     return 1;
 }
@@ -70,10 +77,11 @@ audit_events(lua_State *L)
 {
     struct capffi_lua__state *st = capffi_lua__upstate(L);
     capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    capffi_audit_flush(ctx);
     lua_newtable(L);
     capffi_event ev;
     for (size_t i = 0; capffi_audit_get(&ev, ctx, i) == CAPFFI_OK; i++) {
-        lua_createtable(L, 0, 11);
+        lua_createtable(L, 0, 12);
         lua_pushinteger(L, (lua_Integer)ev.seq);
         lua_setfield(L, -2, "seq");
         lua_pushinteger(L, ev.time_ns);
@@ -100,6 +108,8 @@ audit_events(lua_State *L)
         lua_setfield(L, -2, "target");
         lua_pushstring(L, ev.detail);
         lua_setfield(L, -2, "detail");
+        lua_pushinteger(L, (lua_Integer)ev.count);
+        lua_setfield(L, -2, "count");
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
@@ -111,6 +121,7 @@ audit_jsonl(lua_State *L)
 {
     struct capffi_lua__state *st = capffi_lua__upstate(L);
     capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    capffi_audit_flush(ctx);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -129,14 +140,31 @@ audit_jsonl(lua_State *L)
     return 1;
 }
 
-/* capffi.audit.dropped(): events the recorder had to drop. */
+/*
+ * capffi.audit.dropped([op]): how many events the recorder had to drop.
+ * With an op name, that op's count. Without, the total and a table of the
+ * counts by op name (only ops with drops).
+ */
 static int
 audit_dropped(lua_State *L)
 {
     struct capffi_lua__state *st = capffi_lua__upstate(L);
     capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    if (!lua_isnoneornil(L, 1)) {
+        capffi_op op = check_op(L, 1, "audit.dropped");
+        lua_pushinteger(L, (lua_Integer)capffi_audit_dropped_op(ctx, op));
+        return 1;
+    }
     lua_pushinteger(L, (lua_Integer)capffi_audit_dropped(ctx));
-    return 1;
+    lua_newtable(L);
+    for (int op = 0; op < CAPFFI_OP__COUNT; op++) {
+        uint64_t n = capffi_audit_dropped_op(ctx, (capffi_op)op);
+        if (!n)
+            continue;
+        lua_pushinteger(L, (lua_Integer)n);
+        lua_setfield(L, -2, capffi_op_name((capffi_op)op));
+    }
+    return 2;
 }
 
 void

@@ -14,10 +14,12 @@
  *     other functions' upvalues and locals, where modules keep tokens.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lualib.h>
 
@@ -38,8 +40,8 @@ static const char usage[] =
     "  --deny-ffi=PATH[,PATH]   deny these; deny wins over every allow\n"
     "  --prompt                 ask on the terminal when the script calls\n"
     "                           capffi.permissions.request\n"
-    "  --audit=FILE             write the audit trail to FILE as JSON Lines\n"
-    "                           when the script ends\n"
+    "  --audit=FILE             write every audit event to FILE as JSON Lines\n"
+    "                           as it happens\n"
     "  --help                   show this text\n"
     "  --version                show the versions\n"
     "  --                       end of options\n"
@@ -57,7 +59,17 @@ struct config {
     size_t n_allow, n_deny;
 };
 
-static bool audit_written;
+/*
+ * The --audit file. Every event is written to it the moment it happens, one
+ * JSON line per write(2), so the file holds every event up to the instant
+ * the process ends, however it ends, whatever the recorder in memory drops
+ * (A1).
+ */
+static struct {
+    int fd;        /* -1: no file */
+    uint64_t lost; /* events that could not be written */
+    int err;       /* errno of the first failed write */
+} audit_out = { -1, 0, 0 };
 
 /* ---- options ----------------------------------------------------------- */
 
@@ -181,47 +193,91 @@ prompt_tty(void *payload, const char *path)
 
 /* ---- the audit file ---------------------------------------------------- */
 
-static int
-write_audit(lua_State *L, const char *file)
+/* Write all n bytes of line, or count the event as lost. */
+static void
+audit_put(const char *line, size_t n)
 {
-    if (!file || audit_written)
+    while (n) {
+        ssize_t w = write(audit_out.fd, line, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (!audit_out.lost++)
+                audit_out.err = w < 0 ? errno : EIO;
+            return;
+        }
+        line += w;
+        n -= (size_t)w;
+    }
+}
+
+/*
+ * The context's audit sink: one event as one JSON line. It runs under the
+ * context's audit lock on the thread that caused the event, so lines never
+ * interleave, and calls nothing of capffi but the formatter.
+ */
+static void
+audit_stream(void *payload, const capffi_event *ev)
+{
+    (void)payload;
+    char small[1024];
+    size_t n = capffi_audit_format_json(small, sizeof small - 1, ev);
+    char *line = small;
+    if (n >= sizeof small - 1) {
+        line = malloc(n + 2);
+        if (!line) {
+            if (!audit_out.lost++)
+                audit_out.err = ENOMEM;
+            return;
+        }
+        capffi_audit_format_json(line, n + 1, ev);
+    }
+    line[n] = '\n';
+    audit_put(line, n + 1);
+    if (line != small)
+        free(line);
+}
+
+/* Open the --audit file before anything can happen; -1 with a message. */
+static int
+open_audit(const char *file)
+{
+    if (!file)
         return 0;
-    audit_written = true;
-    capffi_ctx *ctx = capffi_lua_ctx(L);
-    if (!ctx)
-        return 0;
-    FILE *f = fopen(file, "we");
-    if (!f) {
+    audit_out.fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (audit_out.fd < 0) {
         fprintf(stderr, "%s: --audit: cannot open '%s': %s\n", progname, file,
                 strerror(errno));
         return -1;
     }
-    int rc = capffi_audit_write_jsonl(ctx, f);
-    if (fclose(f) != 0 && !rc)
-        rc = CAPFFI_EBUSY;
-    if (rc) {
-        fprintf(stderr, "%s: --audit: cannot write '%s': %s\n", progname, file,
-                capffi_ctx_errmsg(ctx));
-        return -1;
-    }
-    uint64_t dropped = capffi_audit_dropped(ctx);
-    if (dropped)
-        fprintf(stderr,
-                "%s: --audit: the first %llu events were dropped (the "
-                "recorder keeps %d)\n",
-                progname, (unsigned long long)dropped,
-                CAPFFI_LUA_AUDIT_CAPACITY);
     return 0;
 }
 
-/* os.exit, which writes the audit file and closes the state first, so
- * every library is closed and the trail is complete. */
+/*
+ * Report what could not be written to the --audit file; -1 when something
+ * was lost. The events themselves are already there.
+ */
+static int
+write_audit(const char *file)
+{
+    if (audit_out.fd < 0 || !audit_out.lost)
+        return 0;
+    fprintf(stderr,
+            "%s: --audit: %llu events could not be written to '%s': %s\n",
+            progname, (unsigned long long)audit_out.lost, file,
+            strerror(audit_out.err));
+    audit_out.lost = 0;
+    return -1;
+}
+
+/* os.exit, which closes the state first, so every library is closed and
+ * the audit file has the closing events too. */
 static lua_CFunction original_exit;
 
 static int
 checked_exit(lua_State *L)
 {
-    write_audit(L, lua_tostring(L, lua_upvalueindex(1)));
+    write_audit(lua_tostring(L, lua_upvalueindex(1)));
     lua_settop(L, 1);
     lua_pushboolean(L, 1);
     return original_exit(L);
@@ -341,6 +397,10 @@ run_protected(lua_State *L)
         opts.prompt = prompt_tty;
     capffi_lua_setup(L, &opts);
     lua_pop(L, 1);
+    if (audit_out.fd >= 0 &&
+        capffi_audit_set_sink(capffi_lua_ctx(L), audit_stream, NULL))
+        return luaL_error(L, "--audit: %s",
+                          capffi_ctx_errmsg(capffi_lua_ctx(L)));
 
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loadlib");
@@ -400,6 +460,10 @@ main(int argc, char **argv)
         free_config(&c);
         return 2;
     }
+    if (open_audit(c.audit)) {
+        free_config(&c);
+        return 1;
+    }
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "%s: cannot create a Lua state\n", progname);
@@ -416,8 +480,13 @@ main(int argc, char **argv)
             msg = lua_tostring(L, -1);
         fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object)");
     }
-    int audit_rc = write_audit(L, c.audit);
     lua_close(L);
+    int audit_rc = write_audit(c.audit);
+    if (audit_out.fd >= 0 && close(audit_out.fd) != 0 && !audit_rc) {
+        fprintf(stderr, "%s: --audit: cannot write '%s': %s\n", progname,
+                c.audit, strerror(errno));
+        audit_rc = -1;
+    }
     free_config(&c);
     return status != LUA_OK || audit_rc ? 1 : 0;
 }
