@@ -533,3 +533,40 @@ capffi_lib_resolve(char *out, size_t cap, capffi_ctx *ctx, const char *name)
     memcpy(out, name, n + 1);
     return CAPFFI_OK;
 }
+
+/*
+ * The address of a symbol of the library, for a host that calls it by its
+ * own means (the Lua runner hands package.loadlib's function to Lua this
+ * way, so that what loads is the file checked: H4). The symbol must live
+ * in the library itself (L1), as for capffi_lib_bind without
+ * CAPFFI_FN_DEPS; a closed or revoked library gives no address.
+ */
+int
+capffi_lib_symbol(void **out, capffi_lib *lib, const char *symbol)
+{
+    if (out)
+        *out = NULL;
+    if (!lib)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "lib is NULL");
+    capffi_ctx *ctx = lib->ctx;
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, CAPFFI_OP_LIB_BIND,
+                                    "capffi_lib_symbol");
+    void *addr = NULL;
+    int rc;
+    if (!out || !symbol)
+        rc = capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
+                          !out ? "out" : "symbol");
+    else if (!(rc = lib_usable(lib)))
+        rc = find_symbol(lib, symbol, false, &addr);
+    if (!rc)
+        *out = addr;
+    struct capffi__who who = capffi__token_who(lib->tok);
+    capffi__audit_emit(
+        ctx, CAPFFI_OP_LIB_BIND, rc,
+        rc ? (rc == CAPFFI_EPERM ? CAPFFI_REASON_DENIED : CAPFFI_REASON_FAILED)
+           : CAPFFI_REASON_NONE,
+        &who, 0, symbol ? symbol : "", "address: %s",
+        rc ? capffi_ctx_errmsg(ctx) : lib->canon);
+    return rc;
+}

@@ -6,8 +6,12 @@
  * native code or other code's values around capffi (docs/lua.md,
  * "The runner"):
  *   - package.loadlib and the C module searcher load a native file only
- *     when the context's FFI permission covers it, and the all-in-one
- *     searcher is gone;
+ *     through capffi_lib_open, with a token minted from the permission
+ *     for that one load, so the file checked is the file loaded (H4); the
+ *     all-in-one searcher is gone;
+ *   - every standard function that opens a file by name refuses the
+ *     memory of processes and of the machine, judged on the opened
+ *     descriptor (H5), and process creation needs --allow-run (H6);
  *   - `load`, `loadfile`, `dofile`, `require` and the script itself accept
  *     text chunks only: a crafted binary chunk can corrupt memory;
  *   - the `debug` library is reduced to debug.traceback: the rest reads
@@ -19,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <lualib.h>
@@ -38,6 +45,8 @@ static const char usage[] =
     "                           (a bare soname such as libz.so.1 is looked\n"
     "                           up as the dynamic loader would)\n"
     "  --deny-ffi=PATH[,PATH]   deny these; deny wins over every allow\n"
+    "  --allow-run              allow the script to start processes\n"
+    "                           (os.execute, io.popen); off by default\n"
     "  --prompt                 ask on the terminal when the script calls\n"
     "                           capffi.permissions.request\n"
     "  --audit=FILE             write every audit event to FILE as JSON Lines\n"
@@ -53,6 +62,7 @@ static const char *progname = "capffi-lua";
 
 struct config {
     bool allow_all;
+    bool allow_run;
     bool prompt;
     const char *audit;
     char **allow, **deny;
@@ -144,6 +154,8 @@ parse_args(int argc, char **argv, struct config *c)
         } else if (strncmp(a, "--deny-ffi=", 11) == 0) {
             if (add_paths(&c->deny, &c->n_deny, a + 11, "--deny-ffi"))
                 return -1;
+        } else if (strcmp(a, "--allow-run") == 0) {
+            c->allow_run = true;
         } else if (strcmp(a, "--prompt") == 0) {
             c->prompt = true;
         } else if (strncmp(a, "--audit=", 8) == 0 && a[8]) {
@@ -285,15 +297,34 @@ checked_exit(lua_State *L)
 
 /* ---- native code only through the permission ----------------------------- */
 
-static lua_CFunction original_loadlib;
-
-/* package.loadlib(path, funcname), once the permission covers path. */
+/*
+ * package.loadlib(path, funcname) through capffi_lib_open (H4): a token
+ * minted from the permission in force for this one load, and the file
+ * opened once, checked by its identity and loaded through its descriptor,
+ * so a symlink flipped after the check cannot change what loads. Lua
+ * keeps the C functions it gets, so the library is never closed: it stays
+ * loaded until the context is freed with the Lua state. funcname "*"
+ * loads the library global (RTLD_GLOBAL, as Lua does), which needs the
+ * dlopen_global right. Failures are Lua's: nil, a message and "open" or
+ * "init".
+ */
 static int
 checked_loadlib(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    luaL_checkstring(L, 2);
+    const char *sym = luaL_checkstring(L, 2);
     capffi_ctx *ctx = capffi_lua_ctx(L);
+    bool global = strcmp(sym, "*") == 0;
+    capffi_scope scope;
+    memset(&scope, 0, sizeof scope);
+    scope.rights = CAPFFI_RIGHT_DLOPEN;
+    if (global)
+        scope.rights |= CAPFFI_RIGHT_DLOPEN_GLOBAL;
+    scope.max_uses = 1;
+    capffi_token tok;
+    capffi_lib *lib = NULL;
+    /* The permission is asked for the name first, for a quick and plain
+     * answer; what may load is then decided on the file itself. */
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     if (!ctx || capffi_perm_query(&st, ctx, path) != CAPFFI_OK ||
         st != CAPFFI_PERM_GRANTED) {
@@ -305,13 +336,496 @@ checked_loadlib(lua_State *L)
         lua_pushliteral(L, "open");
         return 3;
     }
-    lua_settop(L, 2);
-    return original_loadlib(L);
+    int rc = capffi_token_new(&tok, ctx, "package.loadlib", &scope);
+    if (!rc)
+        rc = capffi_lib_open(&lib, ctx, &tok, path,
+                             global ? CAPFFI_LIB_GLOBAL : 0);
+    if (rc) {
+        luaL_pushfail(L);
+        if (rc == CAPFFI_EPERM)
+            lua_pushfstring(L,
+                            "native code from '%s' needs FFI permission for "
+                            "it (%s): %s",
+                            path,
+                            global ? "capffi-lua --allow-ffi: \"*\" makes its "
+                                     "symbols global, which needs the "
+                                     "dlopen_global right"
+                                   : "capffi-lua --allow-ffi=PATH",
+                            capffi_ctx_errmsg(ctx));
+        else
+            lua_pushfstring(L, "%s: %s", capffi_err_name(rc),
+                            ctx ? capffi_ctx_errmsg(ctx) : "capffi is closed");
+        lua_pushliteral(L, "open");
+        return 3;
+    }
+    if (global) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    void *addr = NULL;
+    if ((rc = capffi_lib_symbol(&addr, lib, sym))) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", capffi_err_name(rc),
+                        capffi_ctx_errmsg(ctx));
+        lua_pushliteral(L, "init");
+        return 3;
+    }
+    /* POSIX makes a symbol's address convertible to a function pointer. */
+    _Static_assert(sizeof(lua_CFunction) == sizeof addr,
+                   "function and object pointers differ in size");
+    lua_CFunction f;
+    memcpy(&f, &addr, sizeof f);
+    lua_pushcfunction(L, f);
+    return 1;
+}
+
+/* ---- files: never the memory of a process or of the machine ------------- */
+
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
+
+/* Refusals carry this errno, as the kernel's own refusals do. */
+#define REFUSED_ERRNO EACCES
+
+/* /dev/mem, /dev/kmem, /dev/port: the mem driver's minors 1, 2 and 4. */
+static bool
+machine_memory(dev_t rdev)
+{
+    return major(rdev) == 1 &&
+           (minor(rdev) == 1 || minor(rdev) == 2 || minor(rdev) == 4);
 }
 
 /*
- * Installed with (checked loadlib, original load, original loadfile) as
- * arguments: text-only loading and the checked C searcher.
+ * Is the file (dev, ino) mapped into this process? Every file behind
+ * /proc/self/map_files is, and writing one changes what the process runs
+ * or reads. Unreadable maps: assumed mapped (fail closed).
+ */
+static bool
+mapped_here(dev_t dev, ino_t ino)
+{
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps)
+        return true;
+    char line[PATH_MAX + 128];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, maps)) {
+        unsigned maj, min;
+        unsigned long long inode;
+        if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &inode) == 3)
+            found =
+                inode != 0 && (ino_t)inode == ino && makedev(maj, min) == dev;
+        /* A line longer than the buffer: skip the rest of it. */
+        while (!strchr(line, '\n') && fgets(line, sizeof line, maps))
+            ;
+    }
+    fclose(maps);
+    return found;
+}
+
+/*
+ * H5: may the script have the open file fd? Judged on the descriptor, so
+ * whatever name or link led to it, and whatever was swapped before the
+ * open, is what is judged. Refused, with the reason in why:
+ *   - the memory file of a process or thread (/proc/PID/mem,
+ *     /proc/PID/task/TID/mem, by the kernel's name for the open file) and
+ *     /proc/kcore;
+ *   - the machine's memory and ports (/dev/mem, /dev/kmem, /dev/port, by
+ *     device number);
+ *   - a regular file with no name left (a memory file descriptor, shared
+ *     anonymous memory, a deleted file): what /proc/PID/map_files and
+ *     /proc/PID/fd reach beyond the file system;
+ *   - a file mapped into this process (what /proc/self/map_files reaches:
+ *     the program, its libraries).
+ * A descriptor that cannot be examined is refused.
+ */
+static bool
+refused_file(int fd, char *why, size_t cap)
+{
+    struct stat st;
+    struct statfs fs;
+    if (fstat(fd, &st) != 0 || fstatfs(fd, &fs) != 0) {
+        snprintf(why, cap, "refused: the open file cannot be examined (%s)",
+                 strerror(errno));
+        return true;
+    }
+    if (S_ISCHR(st.st_mode) && machine_memory(st.st_rdev)) {
+        snprintf(why, cap,
+                 "refused: it is the machine's memory or ports (device "
+                 "%u:%u); capffi-lua never opens it",
+                 major(st.st_rdev), minor(st.st_rdev));
+        return true;
+    }
+    if (fs.f_type == PROC_SUPER_MAGIC) {
+        char link[64], name[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, name, sizeof name - 1);
+        if (n <= 0) {
+            snprintf(why, cap,
+                     "refused: a /proc file whose name cannot be read back");
+            return true;
+        }
+        name[n] = '\0';
+        const char *base = strrchr(name, '/');
+        base = base ? base + 1 : name;
+        if (strcmp(base, "mem") == 0 || strcmp(base, "kcore") == 0) {
+            snprintf(why, cap,
+                     "refused: it is the memory of a process or of the "
+                     "kernel (%s); capffi-lua never opens it",
+                     name);
+            return true;
+        }
+        return false;
+    }
+    if (S_ISREG(st.st_mode) && st.st_nlink == 0) {
+        snprintf(why, cap,
+                 "refused: a file with no name left (process memory or a "
+                 "deleted file); capffi-lua never opens it");
+        return true;
+    }
+    if (S_ISREG(st.st_mode) && mapped_here(st.st_dev, st.st_ino)) {
+        snprintf(why, cap,
+                 "refused: the file is mapped into this process's memory "
+                 "(its program or a library); capffi-lua never opens it");
+        return true;
+    }
+    return false;
+}
+
+/* open(2) flags for a valid io.open mode, as fopen makes them, but
+ * without O_TRUNC: truncating waits for the check. */
+static int
+mode_flags(const char *mode, bool *trunc)
+{
+    bool plus = mode[1] == '+';
+    *trunc = mode[0] == 'w';
+    switch (mode[0]) {
+    case 'r':
+        return plus ? O_RDWR : O_RDONLY;
+    case 'w':
+        return (plus ? O_RDWR : O_WRONLY) | O_CREAT;
+    default: /* 'a' */
+        return (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND;
+    }
+}
+
+/* io.open's mode syntax: [rwa]%+?b* */
+static bool
+valid_mode(const char *mode)
+{
+    if (!*mode || !strchr("rwa", *mode++))
+        return false;
+    if (*mode == '+')
+        mode++;
+    return strspn(mode, "b") == strlen(mode);
+}
+
+/*
+ * Open name as fopen(name, mode) would, then judge the descriptor
+ * (refused_file) before anything is read, written or truncated. On
+ * failure returns NULL with the reason in why and an errno in *err.
+ */
+static FILE *
+open_checked(const char *name, const char *mode, char *why, size_t cap,
+             int *err)
+{
+    bool trunc;
+    struct stat st;
+    /* The machine's memory is not even opened when its name says what it
+     * is (opening a device runs its driver); the check on the descriptor
+     * below is the one a swap cannot pass. */
+    if (stat(name, &st) == 0 && S_ISCHR(st.st_mode) &&
+        machine_memory(st.st_rdev)) {
+        *err = REFUSED_ERRNO;
+        snprintf(why, cap,
+                 "refused: it is the machine's memory or ports (device "
+                 "%u:%u); capffi-lua never opens it",
+                 major(st.st_rdev), minor(st.st_rdev));
+        return NULL;
+    }
+    int fd = open(name, mode_flags(mode, &trunc) | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        *err = errno;
+        snprintf(why, cap, "%s", strerror(*err));
+        return NULL;
+    }
+    if (refused_file(fd, why, cap)) {
+        close(fd);
+        *err = REFUSED_ERRNO;
+        return NULL;
+    }
+    /* O_TRUNC truncates regular files only; so does this. */
+    if (trunc && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        ftruncate(fd, 0) != 0) {
+        *err = errno;
+        snprintf(why, cap, "%s", strerror(*err));
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, mode);
+    if (!f) {
+        *err = errno;
+        snprintf(why, cap, "%s", strerror(*err));
+        close(fd);
+    }
+    return f;
+}
+
+/* The close function of the file handles made here (the io library's own
+ * is not public). */
+static int
+stream_close(lua_State *L)
+{
+    luaL_Stream *p = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    return luaL_fileresult(L, fclose(p->f) == 0, NULL);
+}
+
+/* A closed file handle, made before the file is opened so that a memory
+ * error cannot leak an open file. */
+static luaL_Stream *
+new_stream(lua_State *L)
+{
+    luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
+    p->f = NULL;
+    p->closef = NULL;
+    luaL_setmetatable(L, LUA_FILEHANDLE);
+    return p;
+}
+
+/* Close the file handle at idx, as file:close() would, without looking at
+ * its metatable (which the script can change). */
+static void
+close_stream(lua_State *L, int idx)
+{
+    luaL_Stream *p = luaL_checkudata(L, idx, LUA_FILEHANDLE);
+    lua_CFunction cf = p->closef;
+    if (!cf)
+        return;
+    p->closef = NULL;
+    lua_pushcfunction(L, cf);
+    lua_pushvalue(L, idx);
+    lua_call(L, 1, 0);
+}
+
+/* io.open(name [, mode]): nil, "name: reason", errno on failure. */
+static int
+checked_io_open(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *mode = luaL_optstring(L, 2, "r");
+    luaL_argcheck(L, valid_mode(mode), 2, "invalid mode");
+    luaL_Stream *p = new_stream(L);
+    char why[PATH_MAX + 160];
+    int err = 0;
+    if (!(p->f = open_checked(name, mode, why, sizeof why, &err))) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", name, why);
+        lua_pushinteger(L, err);
+        return 3;
+    }
+    p->closef = stream_close;
+    return 1;
+}
+
+/*
+ * io.input(name) and io.output(name): the file is opened here, checked,
+ * and handed to the original function (upvalue 1) as a file handle; the
+ * mode is upvalue 2. Other arguments go to the original unchanged.
+ */
+static int
+checked_io_default(lua_State *L)
+{
+    int t = lua_type(L, 1);
+    if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+        const char *name = lua_tostring(L, 1);
+        const char *mode = lua_tostring(L, lua_upvalueindex(2));
+        luaL_Stream *p = new_stream(L);
+        char why[PATH_MAX + 160];
+        int err;
+        if (!(p->f = open_checked(name, mode, why, sizeof why, &err)))
+            return luaL_error(L, "cannot open file '%s' (%s)", name, why);
+        p->closef = stream_close;
+        lua_replace(L, 1);
+    }
+    lua_settop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+/*
+ * io.lines(name, ...): the original (upvalue 1) opens the file for
+ * reading, reads nothing and returns it fourth (to be closed); it is
+ * judged then, and closed with an error if refused.
+ */
+static int
+checked_io_lines(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    for (int i = 1; i <= n; i++)
+        lua_pushvalue(L, i);
+    lua_call(L, n, LUA_MULTRET);
+    int got = lua_gettop(L) - n;
+    if (got >= 4 && luaL_testudata(L, n + 4, LUA_FILEHANDLE)) {
+        luaL_Stream *p = lua_touserdata(L, n + 4);
+        char why[PATH_MAX + 160];
+        if (p->closef && p->f && refused_file(fileno(p->f), why, sizeof why)) {
+            close_stream(L, n + 4);
+            return luaL_error(L, "cannot open file '%s' (%s)",
+                              lua_tostring(L, 1), why);
+        }
+    }
+    return got;
+}
+
+/* ---- chunks: text only, from checked files ------------------------------ */
+
+struct reader {
+    FILE *f;
+    size_t n; /* bytes waiting in buf before the rest of the file */
+    char buf[BUFSIZ];
+};
+
+static const char *
+read_chunk(lua_State *L, void *ud, size_t *size)
+{
+    struct reader *r = ud;
+    (void)L;
+    if (r->n > 0) {
+        *size = r->n;
+        r->n = 0;
+        return r->buf;
+    }
+    if (feof(r->f) || ferror(r->f))
+        return NULL;
+    *size = fread(r->buf, 1, sizeof r->buf, r->f);
+    return r->buf;
+}
+
+/*
+ * luaL_loadfilex(L, name, "t"), with the file opened by open_checked
+ * (H5): a UTF-8 byte-order mark and a first line starting with '#' are
+ * skipped, as lua does. name NULL reads standard input. Pushes the chunk
+ * or the message; returns the status.
+ */
+static int
+load_checked(lua_State *L, const char *name)
+{
+    if (!name)
+        return luaL_loadfilex(L, NULL, "t");
+    char why[PATH_MAX + 160];
+    int err;
+    struct reader *r = lua_newuserdatauv(L, sizeof *r, 0);
+    int holder = lua_gettop(L);
+    lua_pushfstring(L, "@%s", name);
+    if (!(r->f = open_checked(name, "r", why, sizeof why, &err))) {
+        lua_pushfstring(L, "cannot open %s: %s", name, why);
+        lua_replace(L, holder);
+        lua_settop(L, holder);
+        return LUA_ERRFILE;
+    }
+    r->n = 0;
+    static const unsigned char bom[] = { 0xEF, 0xBB, 0xBF };
+    int c;
+    while ((c = getc(r->f)) != EOF && r->n < 3 && c == bom[r->n])
+        r->buf[r->n++] = (char)c;
+    if (r->n == 3) {
+        r->n = 0; /* the mark: dropped */
+    }
+    if (r->n == 0 && c == '#') {
+        while ((c = getc(r->f)) != EOF && c != '\n')
+            ;
+        r->buf[r->n++] = '\n'; /* keeps the line numbers */
+    } else if (c != EOF) {
+        r->buf[r->n++] = (char)c;
+    }
+    int status = lua_load(L, read_chunk, r, lua_tostring(L, -1), "t");
+    bool failed = ferror(r->f) != 0;
+    fclose(r->f);
+    if (failed) {
+        lua_pushfstring(L, "cannot read %s", name);
+        status = LUA_ERRFILE;
+    }
+    lua_replace(L, holder);
+    lua_settop(L, holder);
+    return status;
+}
+
+/* loadfile([name [, mode [, env]]]): text only, whatever mode says. */
+static int
+checked_loadfile(lua_State *L)
+{
+    const char *name = luaL_optstring(L, 1, NULL);
+    bool env = !lua_isnone(L, 3);
+    if (load_checked(L, name) != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (env) {
+        lua_pushvalue(L, 3);
+        if (!lua_setupvalue(L, -2, 1))
+            lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* ---- processes: only with --allow-run ------------------------------------ */
+
+/* os.execute and io.popen without --allow-run (H6). os.execute() with no
+ * command answers that no shell is available. */
+static int
+no_run(lua_State *L)
+{
+    const char *what = lua_tostring(L, lua_upvalueindex(2));
+    if (strcmp(what, "os.execute") == 0 && lua_isnoneornil(L, 1)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    return luaL_error(L,
+                      "%s: starting a process needs the run permission "
+                      "(capffi-lua --allow-run)",
+                      what);
+}
+
+/* Replace t[name] (t at the top) with f, given the original and extra as
+ * upvalues. */
+static void
+wrap_field(lua_State *L, const char *name, lua_CFunction f, const char *extra)
+{
+    lua_getfield(L, -1, name);
+    if (extra)
+        lua_pushstring(L, extra);
+    lua_pushcclosure(L, f, extra ? 2 : 1);
+    lua_setfield(L, -2, name);
+}
+
+/*
+ * The io and os functions that open files or start processes, replaced
+ * by the checked ones above (H5, H6).
+ */
+static void
+install_gates(lua_State *L, bool allow_run)
+{
+    lua_getglobal(L, "io");
+    lua_pushcfunction(L, checked_io_open);
+    lua_setfield(L, -2, "open");
+    wrap_field(L, "lines", checked_io_lines, NULL);
+    wrap_field(L, "input", checked_io_default, "r");
+    wrap_field(L, "output", checked_io_default, "w");
+    if (!allow_run)
+        wrap_field(L, "popen", no_run, "io.popen");
+    lua_getglobal(L, "os");
+    if (!allow_run)
+        wrap_field(L, "execute", no_run, "os.execute");
+    lua_pop(L, 2);
+}
+
+/*
+ * Installed with (checked loadlib, original load, checked loadfile) as
+ * arguments: text-only loading and the checked searchers.
  */
 static const char prelude[] =
     "local loadlib, load0, loadfile0 = ...\n"
@@ -402,10 +916,6 @@ run_protected(lua_State *L)
         return luaL_error(L, "--audit: %s",
                           capffi_ctx_errmsg(capffi_lua_ctx(L)));
 
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loadlib");
-    original_loadlib = lua_tocfunction(L, -1);
-    lua_pop(L, 2);
     lua_getglobal(L, "os");
     lua_getfield(L, -1, "exit");
     original_exit = lua_tocfunction(L, -1);
@@ -414,13 +924,14 @@ run_protected(lua_State *L)
     lua_pushcclosure(L, checked_exit, 1);
     lua_setfield(L, -2, "exit");
     lua_pop(L, 1);
-    if (!original_loadlib || !original_exit)
+    if (!original_exit)
         return luaL_error(L, "the standard library is not the expected one");
+    install_gates(L, c->allow_run);
     if (luaL_loadbuffer(L, prelude, sizeof prelude - 1, "=capffi-lua"))
         return lua_error(L);
     lua_pushcfunction(L, checked_loadlib);
     lua_getglobal(L, "load");
-    lua_getglobal(L, "loadfile");
+    lua_pushcfunction(L, checked_loadfile);
     lua_call(L, 3, 0);
 
     /* arg: the script at 0, its arguments after, the runner before. */
@@ -436,7 +947,7 @@ run_protected(lua_State *L)
     int handler = lua_gettop(L);
     const char *file =
         strcmp(r->argv[script], "-") == 0 ? NULL : r->argv[script];
-    if (luaL_loadfilex(L, file, "t") != LUA_OK)
+    if (load_checked(L, file) != LUA_OK)
         return lua_error(L);
     for (int i = script + 1; i < r->argc; i++)
         lua_pushstring(L, r->argv[i]);

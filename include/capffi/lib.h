@@ -112,6 +112,34 @@ CAPFFI_API int capffi_lib_static(capffi_value *out, capffi_lib *lib,
                                  const char *symbol, const char *type);
 
 /**
+ * The address of a function or variable of the library, for a host that
+ * calls or reads it by its own means (the Lua runner's package.loadlib
+ * turns a `luaopen_*` function of a library opened through a token into a
+ * Lua C function). capffi makes no call interface and no capffi value of
+ * it: what the host does with the address is the host's affair.
+ *
+ * The symbol must live in the library itself, not in one of its
+ * dependencies (as capffi_lib_bind without CAPFFI_FN_DEPS).
+ *
+ * @param out    receives the address; NULL on failure.
+ * @param lib    a library from capffi_lib_open.
+ * @param symbol the symbol's name.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (NULL lib, out or symbol);
+ *         CAPFFI_ENOTFOUND (no such symbol); CAPFFI_EPERM (the symbol
+ *         lives in a dependency, or in no loaded object); CAPFFI_ECLOSED
+ *         (library closed); CAPFFI_EREVOKED (its token was revoked);
+ *         CAPFFI_ETHREAD. Audited (CAPFFI_OP_LIB_BIND, detail
+ *         "address: ...").
+ * Ownership: the address belongs to the library: it stays valid while the
+ *         library is loaded, which capffi_lib_close does not end (the code
+ *         stays mapped until the context is freed); after
+ *         capffi_ctx_free it must not be used.
+ * Thread safety: owner thread.
+ */
+CAPFFI_API int capffi_lib_symbol(void **out, capffi_lib *lib,
+                                 const char *symbol);
+
+/**
  * Close a library. Its functions then fail with CAPFFI_ECLOSED instead of
  * calling freed code. A call already running on another thread finishes
  * normally: the code, a descriptor and a small record stay until the
