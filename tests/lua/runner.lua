@@ -28,7 +28,8 @@ end
 
 -- Run capffi-lua with flags on a script holding code (or, when code is
 -- nil, with args alone); returns the exit status, stdout and stderr.
-local function run(flags, code, args, stdin)
+-- redir: more shell redirections for the runner.
+local function run(flags, code, args, stdin, redir)
   local cmd = { q(RUNNER) }
   for _, f in ipairs(flags) do cmd[#cmd + 1] = q(f) end
   local script
@@ -40,7 +41,8 @@ local function run(flags, code, args, stdin)
   for _, a in ipairs(args or {}) do cmd[#cmd + 1] = q(a) end
   local out, err = os.tmpname(), os.tmpname()
   local ok, how, status = os.execute(table.concat(cmd, " ") .. " <"
-    .. q(stdin or "/dev/null") .. " >" .. q(out) .. " 2>" .. q(err))
+    .. q(stdin or "/dev/null") .. " >" .. q(out) .. " 2>" .. q(err)
+    .. (redir or ""))
   local o, e = slurp(out), slurp(err)
   os.remove(out)
   os.remove(err)
@@ -155,7 +157,8 @@ t.test("help_and_version", function()
   local status, out = run({ "--help" }, nil)
   t.eq(status, 0, "help")
   t.ok(out:find("usage: capffi-lua", 1, true), "usage")
-  for _, flag in ipairs{ "--allow-ffi", "--deny-ffi", "--prompt", "--audit" } do
+  for _, flag in ipairs{ "--allow-ffi", "--deny-ffi", "--allow-run", "--prompt",
+                         "--audit" } do
     t.ok(out:find(flag, 1, true), flag)
   end
   status, out = run({ "--version" }, nil)
@@ -297,6 +300,77 @@ t.test("closing_the_state_frees_everything", function()
     t.ok(not err:find("Sanitizer", 1, true), err)
     if ending == "" then t.eq(err, "", "nothing on stderr") end
   end
+end)
+
+t.test("processes_need_allow_run", function()
+  -- H6: without --allow-run, os.execute and io.popen raise, naming the
+  -- flag; os.execute() says no shell is available.
+  local probe = [[
+    print(os.execute())
+    local ok, e = pcall(os.execute, "echo ran >&2")
+    print(ok, e)
+    ok, e = pcall(io.popen, "echo ran >&2")
+    print(ok, e)
+  ]]
+  local status, out, err = run({ "--allow-ffi" }, probe)
+  t.eq(status, 0, "status")
+  t.eq(err, "", "no process ran")
+  local want = "false\n"
+    .. "false\tos.execute: starting a process needs the run permission "
+    .. "(capffi-lua --allow-run)\n"
+    .. "false\tio.popen: starting a process needs the run permission "
+    .. "(capffi-lua --allow-run)\n"
+  t.ok(out:gsub("\t[^\t\n]-:%d+: ", "\t") == want, out)
+  status, out = run({ "--allow-run" }, [[
+    print(os.execute())
+    print(os.execute("exit 3"))
+    local p = io.popen("echo ran")
+    print(p:read("l"), p:close())
+  ]])
+  t.eq(status, 0, "status with --allow-run")
+  t.eq(out, "true\nnil\texit\t3\nran\ttrue\texit\t0\n", "processes ran")
+end)
+
+t.test("memory_files_by_links_devices_and_descriptors", function()
+  -- H5, the spellings a script cannot make itself: a symlink to
+  -- /proc/self/mem, a link to /proc, a device node of /dev/mem made
+  -- elsewhere, an inherited descriptor reopened through /proc/self/fd.
+  local dir = os.tmpname()
+  os.remove(dir)
+  t.eq(os.execute("mkdir " .. q(dir)), true, "mkdir")
+  t.eq(os.execute("ln -s /proc/self/mem " .. q(dir .. "/link")
+    .. " && ln -s /proc " .. q(dir .. "/p")), true, "links")
+  local nodes = os.execute("(mknod " .. q(dir .. "/mem") .. " c 1 1 && mknod "
+    .. q(dir .. "/port") .. " c 1 4 && mknod " .. q(dir .. "/kmem")
+    .. " c 1 2 && mknod " .. q(dir .. "/zero") .. " c 1 5) 2>/dev/null")
+  local status, out, err = run({}, [[
+    local dir, nodes = ...
+    local function try(path, mode)
+      local f, msg, code = io.open(path, mode or "r+b")
+      if f then f:close() return "opened" end
+      return (msg:match("refused: it is the ([%w ']-) %(") or msg) .. " " .. code
+    end
+    print(try(dir .. "/link"))
+    print(try(dir .. "/p/self/mem"))
+    print(try(dir .. "/p/thread-self/../../mem", "rb"))
+    print(try("/proc/self/fd/3"))
+    print(select(2, loadfile(dir .. "/link")):match("refused") ~= nil)
+    if nodes == "true" then
+      print(try(dir .. "/mem", "rb"), try(dir .. "/kmem"), try(dir .. "/port"))
+      print(try(dir .. "/zero", "rb"))
+    end
+  ]], { dir, tostring(nodes) }, nil, " 3</proc/self/mem")
+  os.execute("rm -rf " .. q(dir))
+  t.eq(status, 0, "status (" .. err .. ")")
+  local proc = "memory of a process or of the kernel 13\n"
+  local want = proc .. proc .. proc .. proc .. "true\n"
+  if nodes then
+    local dev = "machine's memory or ports 13"
+    want = want .. dev .. "\t" .. dev .. "\t" .. dev .. "\nopened\n"
+  else
+    print("# mknod is not permitted here: device nodes not tried")
+  end
+  t.eq(out, want, "refused")
 end)
 
 t.done()
