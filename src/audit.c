@@ -582,6 +582,24 @@ capffi_audit_flush(capffi_ctx *ctx)
 }
 
 void
+capffi__audit_forget(capffi_ctx *ctx, const void *object)
+{
+    if (!capffi__audit_on(ctx))
+        return;
+    struct capffi__audit *a = &ctx->audit;
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < CAPFFI__AUDIT_COALESCE; i++) {
+        struct capffi__coalesce *c = &a->coalesce[i];
+        if (c->object != object)
+            continue;
+        if (c->pending)
+            flush_slot(a, c);
+        c->object = NULL;
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+void
 capffi__audit_set_window(capffi_ctx *ctx, int64_t ns)
 {
     pthread_mutex_lock(&ctx->audit.lock);

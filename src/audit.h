@@ -102,6 +102,12 @@ CAPFFI__HIDDEN void capffi__audit_refuse(
     capffi_reason reason, const struct capffi__who *who, uint32_t rights,
     const char *target, const char *fmt, ...) CAPFFI__PRINTF(9, 10);
 
+/*
+ * An object is being freed: deliver the refusals counted for it and free
+ * its slots, so that a new object at the same address starts afresh.
+ */
+CAPFFI__HIDDEN void capffi__audit_forget(capffi_ctx *ctx, const void *object);
+
 /* True when an event would be delivered somewhere. */
 CAPFFI__HIDDEN bool capffi__audit_on(const capffi_ctx *ctx);
 

@@ -233,9 +233,12 @@ refuse(capffi_cb *cb, void *ret, int code, capffi_reason reason,
 {
     write_default(cb, ret);
     record(cb, code, detail);
+    /* A2: native code may call a closed callback in a loop (qsort's
+     * comparator): coalesced per callback, so the trail keeps one event a
+     * second with the count. */
     struct capffi__who who = capffi__token_who(cb->tok);
-    capffi__audit_emit(cb->ctx, CAPFFI_OP_CB_INVOKE, code, reason, &who,
-                       CAPFFI_RIGHT_CALLBACK, cb->target, "%s", detail);
+    capffi__audit_refuse(cb->ctx, cb, CAPFFI_OP_CB_INVOKE, code, reason, &who,
+                         CAPFFI_RIGHT_CALLBACK, cb->target, "%s", detail);
 }
 
 static __attribute__((noinline, cold)) void

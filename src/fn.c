@@ -205,6 +205,7 @@ capffi_fn_free(capffi_fn *fn)
     if (fn->next)
         fn->next->prev = fn->prev;
     capffi__token_detach(ctx, &fn->res);
+    capffi__audit_forget(ctx, fn);
     fn_release(fn);
 }
 

@@ -347,6 +347,7 @@ capffi_view_free(capffi_view *v)
         capffi__token_detach(ctx, &v->res);
     if (v->buf)
         capffi__buf_unhold(v->buf);
+    capffi__audit_forget(ctx, v);
     v->magic = 0;
     capffi__free(v);
 }
@@ -391,10 +392,12 @@ refuse(const capffi_view *v, int code, capffi_reason why, size_t off, size_t n,
     char target[64];
     snprintf(target, sizeof target, "%p+%zu [%zu, +%zu)", (void *)v->base,
              v->len, off, n);
+    /* A2: coalesced per view, so a loop of refused accesses leaves one
+     * event a second with the count (the first refusal's target). */
     struct capffi__who who = capffi__token_who(v->tok);
-    capffi__audit_emit(v->ctx, CAPFFI_OP_VIEW_ACCESS, code, why, &who,
-                       rights_for(v->access), target, "%s",
-                       capffi_ctx_errmsg(v->ctx));
+    capffi__audit_refuse(v->ctx, v, CAPFFI_OP_VIEW_ACCESS, code, why, &who,
+                         rights_for(v->access), target, "%s",
+                         capffi_ctx_errmsg(v->ctx));
     return code;
 }
 

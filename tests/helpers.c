@@ -169,6 +169,19 @@ value_same(char kind, const capffi_value *a, const capffi_value *b)
     }
 }
 
+size_t
+audited(capffi_ctx *ctx, capffi_op op, int status)
+{
+    assert_ok(capffi_audit_flush(ctx));
+    size_t n = 0;
+    capffi_event ev;
+    for (size_t i = 0; capffi_audit_get(&ev, ctx, i) == CAPFFI_OK; i++)
+        if ((op == CAPFFI_OP_ANY || ev.op == op) &&
+            (status == CAPFFI_AUDIT_ANY_STATUS || ev.status == status))
+            n += ev.count;
+    return n;
+}
+
 capffi_cb_status
 cb_status(capffi_cb *cb)
 {

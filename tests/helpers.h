@@ -56,6 +56,12 @@ capffi_fn *bind_sym(capffi_lib *lib, const char *sym, const char *sig);
  * i (i64), u (u64), f (f32), d (f64), s (str), anything else p.
  */
 bool value_same(char kind, const capffi_value *a, const capffi_value *b);
+/*
+ * How many operations the recorder saw refused or done with op and status:
+ * coalesced refusals delivered first (capffi_audit_flush), then each
+ * event counted as the refusals it stands for (its count).
+ */
+size_t audited(capffi_ctx *ctx, capffi_op op, int status);
 /* A callback's status, read and reset (capffi_cb_take_status must work). */
 capffi_cb_status cb_status(capffi_cb *cb);
 /* The code of an "(i32) -> i32" callback, as native code calls it. */

@@ -63,6 +63,17 @@ function M.says(e, text)
   end
 end
 
+-- How many operations the audit trail records with op and status (a code
+-- name): each event counts as the refusals it stands for (its count), so
+-- coalesced refusals are counted exactly.
+function M.audited(op, status)
+  local n = 0
+  for _, ev in ipairs(require("capffi").audit.events()) do
+    if ev.op == op and ev.status == status then n = n + ev.count end
+  end
+  return n
+end
+
 function M.done()
   print("1.." .. count)
   os.exit(failed == 0 and 0 or 1)

@@ -104,7 +104,7 @@ t.test("bounds_around_the_end", function()
   for _, ty in ipairs(TYPES) do
     local name, size = ty[1], ty[2]
     local x = ty[4][1]
-    local before = capffi.audit.count("view.access", "CAPFFI_EBOUNDS")
+    local before = t.audited("view.access", "CAPFFI_EBOUNDS")
     v:set(name, 16 - size, x)
     t.eq(v:get(name, 16 - size), x, name .. " at the last offset")
     for off = 16 - size + 1, 18 do
@@ -116,7 +116,7 @@ t.test("bounds_around_the_end", function()
     t.raises("CAPFFI_EBOUNDS", v.get, v, name, -1)
     t.raises("CAPFFI_EBOUNDS", v.set, v, name, -size, x)
     -- each refusal capffi made is in the audit trail
-    t.eq(capffi.audit.count("view.access", "CAPFFI_EBOUNDS") - before,
+    t.eq(t.audited("view.access", "CAPFFI_EBOUNDS") - before,
          2 * (18 - (16 - size)) + 1, name .. ": audited refusals")
   end
   t.eq(v:copy(16, 0), "", "an empty copy at the end")
@@ -159,7 +159,7 @@ end)
 t.test("access_modes", function()
   local b = capffi.buffer(8)
   local r = b:view("r")
-  local before = capffi.audit.count("view.access", "CAPFFI_EPERM")
+  local before = t.audited("view.access", "CAPFFI_EPERM")
   local e = t.raises("CAPFFI_EPERM", r.set, r, "u8", 0, 1)
   t.says(e, "not writable")
   t.raises("CAPFFI_EPERM", r.write, r, 0, "x")
@@ -167,7 +167,7 @@ t.test("access_modes", function()
   t.raises("CAPFFI_EPERM", w.get, w, "u8", 0)
   t.raises("CAPFFI_EPERM", w.copy, w, 0, 1)
   t.raises("CAPFFI_EPERM", w.cstring, w, 0)
-  t.eq(capffi.audit.count("view.access", "CAPFFI_EPERM") - before, 5,
+  t.eq(t.audited("view.access", "CAPFFI_EPERM") - before, 5,
        "audited")
   t.eq(tostring(r), "capffi.view(8 bytes, r)", "tostring")
   t.eq(tostring(b:view()), "capffi.view(8 bytes, rw)", "rw by default")
@@ -321,7 +321,7 @@ t.test("revoked_tokens_kill_their_views", function()
   local s = v:sub(0, 6)
   t.eq(v:cstring(0), "revoke me", "readable")
   child:revoke()
-  local before = capffi.audit.count("view.access", "CAPFFI_EREVOKED")
+  local before = t.audited("view.access", "CAPFFI_EREVOKED")
   local e = t.raises("CAPFFI_EREVOKED", v.cstring, v, 0)
   t.says(e, "revoked")
   t.raises("CAPFFI_EREVOKED", v.get, v, "u8", 0)
@@ -329,7 +329,7 @@ t.test("revoked_tokens_kill_their_views", function()
   t.raises("CAPFFI_EREVOKED", v.copy, v, 0, 100)
   t.raises("CAPFFI_EREVOKED", s.get, s, "u8", 0)
   t.raises("CAPFFI_EREVOKED", v.sub, v, 0, 1)
-  t.eq(capffi.audit.count("view.access", "CAPFFI_EREVOKED") - before, 6,
+  t.eq(t.audited("view.access", "CAPFFI_EREVOKED") - before, 6,
        "audited")
   t.raises("CAPFFI_EREVOKED", child.view, child, p, 10)
   t.raises("CAPFFI_EREVOKED", child.pointer_of, child, b)
