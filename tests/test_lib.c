@@ -7,6 +7,8 @@
  */
 #include "helpers.h"
 
+#include <dlfcn.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -372,6 +374,36 @@ lib_static_reads_variables(void **state)
 
 /* ---- closing ------------------------------------------------------------ */
 
+/* capffi_lib_symbol: the address dlsym gives, under the rules of binding
+ * (the library's own symbols, audited as lib.bind, refused once closed). */
+static void
+lib_symbol_gives_the_address_under_the_binding_rules(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    void *addr = (void *)&addr;
+    assert_ok(capffi_lib_symbol(&addr, lib, "fx_add_i32"));
+    void *h = dlopen(f->fixture, RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(h);
+    assert_ptr_equal(addr, dlsym(h, "fx_add_i32"));
+    dlclose(h);
+    assert_int_equal(
+        capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND, 0, "fx_add_i32"), 1);
+
+    addr = (void *)&addr;
+    assert_rc(capffi_lib_symbol(&addr, lib, "fixdep_secret"), CAPFFI_EPERM);
+    assert_null(addr);
+    assert_rc(capffi_lib_symbol(&addr, lib, "no_such_symbol"),
+              CAPFFI_ENOTFOUND);
+    assert_rc(capffi_lib_symbol(NULL, lib, "fx_add_i32"), CAPFFI_EINVAL);
+    assert_rc(capffi_lib_symbol(&addr, lib, NULL), CAPFFI_EINVAL);
+    assert_rc(capffi_lib_symbol(&addr, NULL, "fx_add_i32"), CAPFFI_EINVAL);
+    capffi_lib_close(lib);
+    assert_rc(capffi_lib_symbol(&addr, lib, "fx_add_i32"), CAPFFI_ECLOSED);
+    assert_null(addr);
+}
+
 static void
 lib_close_then_use_is_closed(void **state)
 {
@@ -699,6 +731,7 @@ main(void)
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(lib_open_with_path_grant),
+        T(lib_symbol_gives_the_address_under_the_binding_rules),
         T(lib_open_rejects_bad_input),
         T(lib_soname_resolves_to_a_real_file),
         T(lib_unknown_soname_is_not_found),
