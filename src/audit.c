@@ -421,6 +421,21 @@ event_make(capffi_event *ev, capffi_op op, int status, capffi_reason reason,
     ev->count = 1;
 }
 
+/*
+ * Format the detail into the caller's buffer, escape the texts into x (the
+ * caller frees x->heap) and fill ev: the event both emitters build.
+ */
+static void
+event_build(capffi_event *ev, struct texts *x, char detail[CAPFFI__MSG_MAX],
+            capffi_op op, int status, capffi_reason reason,
+            const struct capffi__who *who, uint32_t rights, const char *target,
+            const char *fmt, va_list ap)
+{
+    vsnprintf(detail, CAPFFI__MSG_MAX, fmt, ap);
+    texts_make(x, target ? target : "", detail);
+    event_make(ev, op, status, reason, who, rights, x);
+}
+
 void
 capffi__audit_emit(capffi_ctx *ctx, capffi_op op, int status,
                    capffi_reason reason, const struct capffi__who *who,
@@ -429,14 +444,13 @@ capffi__audit_emit(capffi_ctx *ctx, capffi_op op, int status,
     if (!ctx || !capffi__audit_on(ctx))
         return;
     char detail[CAPFFI__MSG_MAX];
+    struct texts x;
+    capffi_event ev;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    event_build(&ev, &x, detail, op, status, reason, who, rights, target, fmt,
+                ap);
     va_end(ap);
-    struct texts x;
-    texts_make(&x, target ? target : "", detail);
-    capffi_event ev;
-    event_make(&ev, op, status, reason, who, rights, &x);
 
     struct capffi__audit *a = &ctx->audit;
     pthread_mutex_lock(&a->lock);
@@ -510,14 +524,13 @@ capffi__audit_refuse(capffi_ctx *ctx, const void *object, capffi_op op,
         return;
 
     char detail[CAPFFI__MSG_MAX];
+    struct texts x;
+    capffi_event ev;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    event_build(&ev, &x, detail, op, status, reason, who, rights, target, fmt,
+                ap);
     va_end(ap);
-    struct texts x;
-    texts_make(&x, target ? target : "", detail);
-    capffi_event ev;
-    event_make(&ev, op, status, reason, who, rights, &x);
     size_t nt = strlen(x.target), nd = strlen(x.detail);
     char *copy = capffi__malloc(nt + nd + 2);
     if (copy) {

@@ -361,6 +361,24 @@ find_symbol(struct capffi_lib *lib, const char *symbol, bool deps, void **out)
     return CAPFFI_OK;
 }
 
+/*
+ * The event of an operation on one symbol of lib (lib.bind): denied when
+ * rc is CAPFFI_EPERM, failed for another error. The detail is prefix and
+ * then, on success, done, else the context's message.
+ */
+static void
+audit_symbol(struct capffi_lib *lib, int rc, const char *symbol,
+             const char *prefix, const char *done)
+{
+    struct capffi__who who = capffi__token_who(lib->tok);
+    capffi__audit_emit(lib->ctx, CAPFFI_OP_LIB_BIND, rc,
+                       rc == CAPFFI_EPERM ? CAPFFI_REASON_DENIED
+                       : rc               ? CAPFFI_REASON_FAILED
+                                          : CAPFFI_REASON_NONE,
+                       &who, 0, symbol ? symbol : "", "%s%s", prefix,
+                       rc ? capffi_ctx_errmsg(lib->ctx) : done);
+}
+
 int
 capffi_lib_bind(capffi_fn **out, capffi_lib *lib, const char *symbol,
                 const char *signature, uint32_t flags)
@@ -386,13 +404,7 @@ capffi_lib_bind(capffi_fn **out, capffi_lib *lib, const char *symbol,
     if (!rc)
         rc = capffi__fn_new(out, ctx, lib->tok, code, signature, flags,
                             &lib->state);
-    struct capffi__who who = capffi__token_who(lib->tok);
-    capffi__audit_emit(
-        ctx, CAPFFI_OP_LIB_BIND, rc,
-        rc ? (rc == CAPFFI_EPERM ? CAPFFI_REASON_DENIED : CAPFFI_REASON_FAILED)
-           : CAPFFI_REASON_NONE,
-        &who, 0, symbol ? symbol : "", "%s",
-        rc ? capffi_ctx_errmsg(ctx) : lib->canon);
+    audit_symbol(lib, rc, symbol, "", lib->canon);
     return rc;
 }
 
@@ -475,13 +487,9 @@ capffi_lib_static(capffi_value *out, capffi_lib *lib, const char *symbol,
         }
     }
     capffi__arena_free(&a);
-    struct capffi__who who = capffi__token_who(lib->tok);
-    capffi__audit_emit(ctx, CAPFFI_OP_LIB_BIND, rc,
-                       rc == CAPFFI_EPERM ? CAPFFI_REASON_DENIED
-                       : rc               ? CAPFFI_REASON_FAILED
-                                          : CAPFFI_REASON_NONE,
-                       &who, 0, symbol ? symbol : "", "static %s: %s",
-                       type ? type : "", rc ? capffi_ctx_errmsg(ctx) : "read");
+    char prefix[128]; /* a longer type text is cut in the event only */
+    snprintf(prefix, sizeof prefix, "static %.100s: ", type ? type : "");
+    audit_symbol(lib, rc, symbol, prefix, "read");
     return rc;
 }
 
@@ -561,12 +569,6 @@ capffi_lib_symbol(void **out, capffi_lib *lib, const char *symbol)
         rc = find_symbol(lib, symbol, false, &addr);
     if (!rc)
         *out = addr;
-    struct capffi__who who = capffi__token_who(lib->tok);
-    capffi__audit_emit(
-        ctx, CAPFFI_OP_LIB_BIND, rc,
-        rc ? (rc == CAPFFI_EPERM ? CAPFFI_REASON_DENIED : CAPFFI_REASON_FAILED)
-           : CAPFFI_REASON_NONE,
-        &who, 0, symbol ? symbol : "", "address: %s",
-        rc ? capffi_ctx_errmsg(ctx) : lib->canon);
+    audit_symbol(lib, rc, symbol, "address: ", lib->canon);
     return rc;
 }
