@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "fixture.h"
 
@@ -172,7 +173,8 @@ twice_sum(int64_t n)
  * fixture's threads, it is started and joined without a native call, so
  * the owner can keep the host for itself from the moment it asks until the
  * invocation has run: where each invocation runs is then decided by the
- * test, not by the scheduler.
+ * test, not by the scheduler. It lives on the heap: when an assertion
+ * fails with an invocation still waiting, the thread outlives the test.
  */
 struct driver {
     pthread_t th;
@@ -206,14 +208,16 @@ driver_body(void *arg)
     return NULL;
 }
 
-static void
-driver_start(struct driver *d, const capffi_cb *cb)
+static struct driver *
+driver_start(const capffi_cb *cb)
 {
-    memset(d, 0, sizeof *d);
+    struct driver *d = calloc(1, sizeof *d);
+    assert_non_null(d);
     d->code = cb_unop(cb);
     assert_int_equal(pthread_mutex_init(&d->lock, NULL), 0);
     assert_int_equal(pthread_cond_init(&d->cond, NULL), 0);
     assert_int_equal(pthread_create(&d->th, NULL, driver_body, d), 0);
+    return d;
 }
 
 /* Ask for one more invocation; it starts at once, on the driver. */
@@ -246,7 +250,7 @@ driver_wait(struct driver *d)
     pthread_mutex_unlock(&d->lock);
 }
 
-/* Stop and join the driver; the sum of its results. */
+/* Stop, join and free the driver; the sum of its results. */
 static int64_t
 driver_stop(struct driver *d)
 {
@@ -257,7 +261,25 @@ driver_stop(struct driver *d)
     assert_int_equal(pthread_join(d->th, NULL), 0);
     pthread_cond_destroy(&d->cond);
     pthread_mutex_destroy(&d->lock);
-    return d->sum;
+    int64_t sum = d->sum;
+    free(d);
+    return sum;
+}
+
+/* Poll until every invocation asked for has returned (some may run lent
+ * meanwhile instead); at most 60 s, so that an invocation the loop never
+ * runs fails the test rather than hanging it. */
+static void
+driver_settle(struct fx *f, struct driver *d)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!driver_idle(d)) {
+        int rc = capffi_ctx_poll(f->l.ctx, 10);
+        assert_true(rc == CAPFFI_OK || rc == CAPFFI_ETIMEDOUT);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        assert_true(t.tv_sec - t0.tv_sec < 60);
+    }
 }
 
 /* Empty the loop's descriptor (and queue) so that it turns readable again
@@ -326,20 +348,19 @@ cbt_lending_owner_that_polls_gets_every_call(void **state)
     struct seen s;
     seen_init(&s, f);
     capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
-    struct driver d;
-    driver_start(&d, cb);
+    struct driver *d = driver_start(cb);
     enum { ROUNDS = 50, LENT_PER_ROUND = 3 };
     for (int round = 0; round < ROUNDS; round++) {
         /* Host code: queued until the poll, which runs it here. */
         loop_quiet(f, &s);
         int calls = atomic_load(&s.calls);
-        driver_ask(&d);
+        driver_ask(d);
         wait_queued(f);
         assert_int_equal(atomic_load(&s.calls), calls);
         assert_ok(capffi_ctx_poll(f->l.ctx, 0));
         assert_int_equal(atomic_load(&s.calls), calls + 1);
         assert_int_equal(atomic_load(&s.on_owner), round + 1);
-        driver_wait(&d);
+        driver_wait(d);
         /* Inside a native call that lasts until the fixture's thread is
          * done: every invocation runs lent, on that thread. */
         assert_true(call_blocking(f, cb, LENT_PER_ROUND) ==
@@ -347,7 +368,7 @@ cbt_lending_owner_that_polls_gets_every_call(void **state)
         assert_int_equal(atomic_load(&s.calls), calls + 1 + LENT_PER_ROUND);
         assert_int_equal(atomic_load(&s.on_owner), round + 1);
     }
-    assert_true(driver_stop(&d) == twice_sum(ROUNDS));
+    assert_true(driver_stop(d) == twice_sum(ROUNDS));
     assert_int_equal(atomic_load(&s.calls), ROUNDS * (1 + LENT_PER_ROUND));
     assert_int_equal(atomic_load(&s.overlap), 0);
     assert_int_equal(cb_status(cb).failures, 0);
@@ -535,13 +556,12 @@ cbt_lent_handlers_never_run_with_the_owner(void **state)
     struct seen s;
     seen_init(&s, f);
     capffi_cb *cb = cb_make(f, twice, &s, CAPFFI_CB_THREADSAFE, 0, -1);
-    struct driver d;
-    driver_start(&d, cb);
+    struct driver *d = driver_start(cb);
     enum { ROUNDS = 200 };
     for (int round = 0; round < ROUNDS; round++) {
         loop_quiet(f, &s);
         atomic_store(&s.owner_busy, 1);
-        driver_ask(&d);
+        driver_ask(d);
         wait_queued(f);
         /* Host code with an invocation waiting: it must not run now. */
         for (volatile int spin = 0; spin < 2000; spin++)
@@ -551,13 +571,10 @@ cbt_lent_handlers_never_run_with_the_owner(void **state)
         assert_int_equal(atomic_load(&s.calls), round);
         atomic_store(&s.owner_busy, 0);
         assert_ok(capffi_fn_call(f->nop, NULL, NULL)); /* lends */
-        while (!driver_idle(&d)) {
-            int rc = capffi_ctx_poll(f->l.ctx, 10);
-            assert_true(rc == CAPFFI_OK || rc == CAPFFI_ETIMEDOUT);
-        }
+        driver_settle(f, d);
         assert_int_equal(atomic_load(&s.calls), round + 1);
     }
-    assert_true(driver_stop(&d) == twice_sum(ROUNDS));
+    assert_true(driver_stop(d) == twice_sum(ROUNDS));
     assert_int_equal(atomic_load(&s.clash), 0);
     assert_int_equal(atomic_load(&s.overlap), 0);
     assert_int_equal(cb_status(cb).failures, 0);
