@@ -76,6 +76,27 @@ token_new_rejects_bad_labels(void **state)
         4);
 }
 
+/* An attenuated token's default label is its parent's and "+"; a parent
+ * whose label is as long as a label may be passes it on unchanged. */
+static void
+token_default_label_of_a_child(void **state)
+{
+    struct fx *f = *state;
+    capffi_token p, c;
+    capffi_token_desc d;
+    assert_ok(capffi_token_new(&p, f->ctx, "mod", NULL));
+    assert_ok(capffi_token_attenuate(&c, f->ctx, &p, NULL));
+    assert_ok(capffi_token_info(&d, f->ctx, &c));
+    assert_string_equal(d.label, "mod+");
+    char longl[CAPFFI_LABEL_MAX + 1];
+    memset(longl, 'y', CAPFFI_LABEL_MAX);
+    longl[CAPFFI_LABEL_MAX] = '\0';
+    assert_ok(capffi_token_new(&p, f->ctx, longl, NULL));
+    assert_ok(capffi_token_attenuate(&c, f->ctx, &p, NULL));
+    assert_ok(capffi_token_info(&d, f->ctx, &c));
+    assert_string_equal(d.label, longl);
+}
+
 static void
 token_new_rejects_bad_arguments(void **state)
 {
@@ -442,6 +463,7 @@ main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_all, teardown)
         T(token_new_requires_a_grant),
         T(token_new_rejects_bad_labels),
+        T(token_default_label_of_a_child),
         T(token_new_rejects_bad_arguments),
         T(token_snapshot_survives_perm_revoke),
         T(token_snapshot_keeps_path_scope),

@@ -65,7 +65,8 @@ typedef struct capffi_scope {
     size_t n_paths;           /**< entries in paths */
     uint64_t max_uses;        /**< successful checks allowed; 0: no limit */
     uint64_t ttl_ms;          /**< lifetime from now; 0: no limit */
-    const char *label;        /**< attenuate only; NULL: parent's label + "+" */
+    const char *label; /**< attenuate only; NULL: parent's label + "+" (the
+                            parent's alone when it is CAPFFI_LABEL_MAX long) */
 } capffi_scope;
 
 /** Facts about a token, for diagnostics (capffi_token_info). */
