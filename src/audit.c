@@ -425,6 +425,12 @@ event_make(capffi_event *ev, capffi_op op, int status, capffi_reason reason,
  * Format the detail into the caller's buffer, escape the texts into x (the
  * caller frees x->heap) and fill ev: the event both emitters build.
  */
+static void event_build(capffi_event *ev, struct texts *x,
+                        char detail[CAPFFI__MSG_MAX], capffi_op op, int status,
+                        capffi_reason reason, const struct capffi__who *who,
+                        uint32_t rights, const char *target, const char *fmt,
+                        va_list ap) CAPFFI__PRINTF(10, 0);
+
 static void
 event_build(capffi_event *ev, struct texts *x, char detail[CAPFFI__MSG_MAX],
             capffi_op op, int status, capffi_reason reason,

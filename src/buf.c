@@ -321,7 +321,7 @@ capffi_buf_free(capffi_buf *buf)
 {
     if (!buf)
         return;
-    switch (buf->magic) {
+    switch (atomic_load(&buf->magic)) {
     case CAPFFI__BUF_LIVE:
         break;
     case CAPFFI__BUF_FREEING:
