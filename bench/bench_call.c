@@ -23,7 +23,7 @@
  *      ffi_call, as on platforms without capffi's direct call and for
  *      signatures it does not plan (variadic ones, large stack areas).
  *
- * On x86-64 the default rows use the direct call (src/abi.c), which does
+ * On x86-64 the default rows use the direct call (src/call/abi.c), which does
  * not go through ffi_call at all and so beats it; the libffi rows show
  * what capffi adds around ffi_call itself.
  *

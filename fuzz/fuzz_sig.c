@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "sig.h"
+#include "base/internal.h"
+#include "types/sig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

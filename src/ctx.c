@@ -7,11 +7,11 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "buf.h"
-#include "cb.h"
-#include "fn.h"
-#include "sig.h"
-#include "token.h"
+#include "memory/buf.h"
+#include "callback/cb.h"
+#include "call/fn.h"
+#include "types/sig.h"
+#include "perm/token.h"
 
 /* Context serials are never reused, so a token's MAC binds it to one
  * context even if two contexts drew the same random bytes. */

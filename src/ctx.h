@@ -6,11 +6,11 @@
 
 #include <pthread.h>
 
-#include "audit.h"
-#include "buf.h"
-#include "internal.h"
-#include "loop.h"
-#include "perm.h"
+#include "perm/audit.h"
+#include "memory/buf.h"
+#include "base/internal.h"
+#include "callback/loop.h"
+#include "perm/perm.h"
 
 struct capffi__tok;
 struct capffi__named;

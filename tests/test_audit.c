@@ -9,7 +9,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "audit.h"
+#include "perm/audit.h"
 
 static int
 setup(void **state)

@@ -9,7 +9,7 @@
 #include <math.h>
 #include <pthread.h>
 
-#include "abi.h"
+#include "call/abi.h"
 #include "fixture.h"
 
 static int

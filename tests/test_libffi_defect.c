@@ -12,7 +12,7 @@
  * mark can go.
  *
  * capffi itself never makes this call wrongly: on x86-64 its direct call
- * (src/abi.c) passes the shape right, and a signature that would go
+ * (src/call/abi.c) passes the shape right, and a signature that would go
  * through an affected libffi is refused at bind time. test_call.c checks
  * both; every other struct shape is tested there and in tests/abi.
  */

@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "memory/buf.h"
 #include "fixture.h"
 
 static int

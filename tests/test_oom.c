@@ -10,7 +10,7 @@
  */
 #include "helpers.h"
 
-#include "internal.h"
+#include "base/internal.h"
 
 struct fx {
     struct scratch s;

@@ -14,8 +14,8 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
-#include "internal.h"
-#include "sig.h"
+#include "base/internal.h"
+#include "types/sig.h"
 
 struct fx {
     capffi_ctx *ctx;

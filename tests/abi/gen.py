@@ -46,7 +46,7 @@ MAX_LEAVES = 512  # ABI_MAX_LEAVES in abi_table.h
 ARG_BYTES = 64  # ABI_ARG_BYTES in abi_table.h
 GP_REGS = 6
 SSE_REGS = 8
-DIRECT_STACK_WORDS = 16  # CAPFFI__ABI_STACK in src/abi.h
+DIRECT_STACK_WORDS = 16  # CAPFFI__ABI_STACK in src/call/abi.h
 
 
 class Scalar:
@@ -83,7 +83,7 @@ SCALARS = {
 }
 INT_NAMES = [n for n, s in SCALARS.items() if s.cls == 'INT']
 FLOAT_NAMES = ['f32', 'f64']
-# What a variadic argument may be (src/sig.c): the types C's default
+# What a variadic argument may be (src/types/sig.c): the types C's default
 # argument promotions leave alone, structs excepted.
 VARIADIC_INT_NAMES = ['i32', 'u32', 'i64', 'u64', 'isize', 'usize', 'pointer']
 # The types those promotions change: refused in a variadic tail, and not

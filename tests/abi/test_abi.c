@@ -5,7 +5,7 @@
  * (libcapffi_abicases.so) and, for each, a function that draws arguments
  * and calls it directly, as the C compiler passes them. Every case is bound
  * through capffi twice, with the default flags (the direct call of
- * src/abi.c wherever it applies) and with CAPFFI_FN_LIBFFI, and called
+ * src/call/abi.c wherever it applies) and with CAPFFI_FN_LIBFFI, and called
  * through capffi_fn_call and capffi_fn_call_raw with several argument sets;
  * each of the four must receive every argument and return the result
  * exactly as the direct C call did. The callee records each scalar it
@@ -25,7 +25,7 @@
 
 #include "abi_cases.h"
 #include "abi_table.h"
-#include "fn.h"
+#include "call/fn.h"
 
 #ifndef ABI_LIBFFI_DEFECT
 #define ABI_LIBFFI_DEFECT 0

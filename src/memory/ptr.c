@@ -4,9 +4,9 @@
  */
 #include <inttypes.h>
 
-#include "buf.h"
+#include "memory/buf.h"
 #include "ctx.h"
-#include "token.h"
+#include "perm/token.h"
 
 int
 capffi_ptr_of(void **out, capffi_ctx *ctx, const capffi_token *tok,

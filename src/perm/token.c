@@ -9,7 +9,7 @@
  * parent, which cascades revocation), T6 (tags never reach a message or an
  * event), T7 (check, attach and revoke serialise on the token lock).
  */
-#include "token.h"
+#include "perm/token.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "ctx.h"
-#include "perm.h"
+#include "perm/perm.h"
 
 /* ---- process-wide registry: tells "foreign" from "forged" ------------- */
 

@@ -4,7 +4,7 @@
 #ifndef CAPFFI_SRC_SONAME_H
 #define CAPFFI_SRC_SONAME_H
 
-#include "internal.h"
+#include "base/internal.h"
 
 /*
  * Find the file the dynamic loader would load for `name` (no '/'), into

@@ -18,13 +18,13 @@
  * stack, the handler, the result stored. Everything else (refusals,
  * failures, other threads) is out of line.
  */
-#include "cb.h"
+#include "callback/cb.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "ctx.h"
-#include "fn.h"
+#include "call/fn.h"
 
 #define CB_OP_FLAGS (CAPFFI_CB_THREADSAFE | CAPFFI_CB_WRAP)
 _Static_assert(CB_OP_FLAGS == CAPFFI_CB__ALL, "every flag is handled");

@@ -2,12 +2,12 @@
  * perm.c - grants, and the context's FFI permission: grants from the
  * options, and Deno-style query, request and revoke.
  */
-#include "perm.h"
+#include "perm/perm.h"
 
 #include <string.h>
 
 #include "ctx.h"
-#include "token.h"
+#include "perm/token.h"
 
 enum capffi__verdict
 capffi__grants_judge(const struct capffi__grants *g,

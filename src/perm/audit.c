@@ -4,7 +4,7 @@
  * Threat answered here: T6 (events carry token ids and labels, never tags
  * or the secret; nothing here can reach either).
  */
-#include "audit.h"
+#include "perm/audit.h"
 
 #include <errno.h>
 #include <fnmatch.h>

@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #include "ctx.h"
-#include "fn.h"
-#include "soname.h"
+#include "call/fn.h"
+#include "call/soname.h"
 
 struct capffi_lib {
     capffi_ctx *ctx;

@@ -7,9 +7,9 @@
 
 #include <stdatomic.h>
 
-#include "abi.h"
-#include "sig.h"
-#include "token.h"
+#include "call/abi.h"
+#include "types/sig.h"
+#include "perm/token.h"
 
 /* Values of the state word every call loads. */
 enum { CAPFFI__LIVE = 0, CAPFFI__CLOSED = 1, CAPFFI__REVOKED = 2 };

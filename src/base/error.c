@@ -1,7 +1,7 @@
 /*
  * error.c - the error table, failure messages, and small shared helpers.
  */
-#include "internal.h"
+#include "base/internal.h"
 
 #include <stdio.h>
 #include <time.h>

@@ -7,10 +7,10 @@
 
 #include <stdatomic.h>
 
-#include "audit.h"
-#include "internal.h"
-#include "path.h"
-#include "perm.h"
+#include "perm/audit.h"
+#include "base/internal.h"
+#include "perm/path.h"
+#include "perm/perm.h"
 
 /*
  * A resource made through a token (a library, a callback, a view). It is

@@ -5,8 +5,8 @@
 #ifndef CAPFFI_SRC_PERM_H
 #define CAPFFI_SRC_PERM_H
 
-#include "internal.h"
-#include "path.h"
+#include "base/internal.h"
+#include "perm/path.h"
 
 /*
  * A set of grants: the context holds one (mutable), every token holds an

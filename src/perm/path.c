@@ -6,7 +6,7 @@
  * symlink, or a later chdir), L4 (/proc, /dev and /sys need a grant that
  * names them), L8 (deny entries match by identity too).
  */
-#include "path.h"
+#include "perm/path.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
  * found; whatever an attacker puts first in LD_LIBRARY_PATH is what gets
  * checked, and refused unless granted).
  */
-#include "soname.h"
+#include "call/soname.h"
 
 #include <fcntl.h>
 #include <limits.h>

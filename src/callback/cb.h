@@ -7,8 +7,8 @@
 
 #include <stdatomic.h>
 
-#include "sig.h"
-#include "token.h"
+#include "types/sig.h"
+#include "perm/token.h"
 
 /*
  * The first word of a capffi_cb and of a capffi_fn: a `function` value is

@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "sig.h"
+#include "types/sig.h"
 
 #if defined(__x86_64__) && !defined(_WIN32) && !defined(__ILP32__)
 #define CAPFFI__ABI_SYSV64 1

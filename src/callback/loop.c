@@ -11,7 +11,7 @@
  * and returning the baton are ordered by the loop lock, so whatever one
  * holder wrote, the next one sees.
  */
-#include "loop.h"
+#include "callback/loop.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -20,10 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "cb.h"
+#include "memory/buf.h"
+#include "callback/cb.h"
 #include "ctx.h"
-#include "token.h"
+#include "perm/token.h"
 
 _Thread_local char capffi__thread_anchor CAPFFI__TLS_FAST;
 

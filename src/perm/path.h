@@ -11,7 +11,7 @@
 
 #include <sys/types.h>
 
-#include "internal.h"
+#include "base/internal.h"
 
 /* Deepest path (in components) that can be checked against grants. */
 #define CAPFFI__PATH_DEPTH 128

@@ -16,7 +16,7 @@
 
 #include <pthread.h>
 
-#include "internal.h"
+#include "base/internal.h"
 
 /* A piece of work for the owner thread, on the submitting thread's stack. */
 struct capffi__req {

@@ -5,10 +5,10 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "buf.h"
+#include "memory/buf.h"
 #include "ctx.h"
-#include "fn.h"
-#include "token.h"
+#include "call/fn.h"
+#include "perm/token.h"
 
 #define VIEW_MAGIC 0x63617076u /* "capv" */
 #define VIEW_ACCESS (CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE)

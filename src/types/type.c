@@ -1,14 +1,14 @@
 /*
  * type.c - struct layout through libffi, and the context's named types.
  */
-#include "sig.h"
+#include "types/sig.h"
 
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctx.h"
-#include "token.h"
+#include "perm/token.h"
 
 /*
  * H7: a name is registered per principal, the key being the defining

@@ -2,11 +2,11 @@
  * buf.c - host buffers handed to native code: pins, lending, deferred
  * free and the quarantine that recognises a second free (C5).
  */
-#include "buf.h"
+#include "memory/buf.h"
 
 #include <string.h>
 
-#include "audit.h"
+#include "perm/audit.h"
 #include "ctx.h"
 
 static const char *

@@ -7,7 +7,7 @@
 
 #include <ffi.h>
 
-#include "internal.h"
+#include "base/internal.h"
 
 /* Limits that keep hostile text from exhausting memory or the stack. */
 #define CAPFFI__SIG_MAX_LEN 4096 /* bytes of signature or layout text */

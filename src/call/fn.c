@@ -8,14 +8,14 @@
  * converted into a stack array with small integers range-checked (C7) and
  * struct sizes checked; the direct call (abi.c) or libffi makes the call.
  */
-#include "fn.h"
+#include "call/fn.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
-#include "buf.h"
-#include "cb.h"
+#include "memory/buf.h"
+#include "callback/cb.h"
 #include "ctx.h"
 
 #define FN_FLAGS                                                               \

@@ -7,7 +7,7 @@
 
 #include <stdatomic.h>
 
-#include "internal.h"
+#include "base/internal.h"
 
 /*
  * A buffer's life:

@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "internal.h"
+#include "base/internal.h"
 
 struct capffi__rec; /* a recorded event */
 

@@ -1,7 +1,7 @@
 /*
  * alloc.c - the one allocator, with a fail-the-Nth-allocation test hook.
  */
-#include "internal.h"
+#include "base/internal.h"
 
 #include <ffi.h>
 #include <sodium.h>

@@ -12,7 +12,7 @@
  * never a crash; length, depth, field and node limits bound the memory and
  * stack a hostile text can use).
  */
-#include "sig.h"
+#include "types/sig.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -28,7 +28,7 @@
  * variadic signatures take the direct call too, and a variadic function
  * bound with a fixed signature works as it does with libffi.
  */
-#include "abi.h"
+#include "call/abi.h"
 
 #include <string.h>
 
