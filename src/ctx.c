@@ -13,6 +13,9 @@
 #include "types/sig.h"
 #include "perm/token.h"
 
+_Static_assert(offsetof(struct capffi_ctx, base) == 0,
+               "the base layer reads a context as its first member");
+
 /* Context serials are never reused, so a token's MAC binds it to one
  * context even if two contexts drew the same random bytes. */
 static atomic_uint_fast64_t next_serial = 1;
@@ -31,7 +34,12 @@ capffi_ctx_new(capffi_ctx **out, const capffi_options *opts)
     capffi_ctx *ctx = capffi__calloc(1, sizeof *ctx);
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_ENOMEM, "out of memory");
-    ctx->owner = pthread_self();
+    /* The owner first: failure messages are written for it. */
+    if (capffi__owner_init(&ctx->base.owner,
+                           opts && (opts->flags & CAPFFI_OPT_LEND_OWNER))) {
+        capffi__free(ctx);
+        return capffi__fail(NULL, CAPFFI_ENOMEM, "out of memory");
+    }
     ctx->serial = atomic_fetch_add(&next_serial, 1);
     randombytes_buf(ctx->instance, sizeof ctx->instance);
 
@@ -52,25 +60,25 @@ capffi_ctx_new(capffi_ctx **out, const capffi_options *opts)
     rc = capffi__perm_init(ctx, &ctx->perm, opts);
     if (rc)
         goto fail;
-    rc = capffi__loop_init(ctx,
-                           opts && (opts->flags & CAPFFI_OPT_LEND_OWNER) != 0);
+    rc = capffi__loop_init(ctx);
     if (rc)
         goto fail;
     *out = ctx;
     return CAPFFI_OK;
 
 fail:;
-    /* The message was written to ctx->errmsg (this is the owner thread);
+    /* The message was written to the context (this is the owner thread);
      * move it where capffi_ctx_errmsg(NULL) finds it. */
     char msg[CAPFFI__MSG_MAX];
     snprintf(msg, sizeof msg, "%s",
-             ctx->errmsg[0] ? ctx->errmsg : "out of memory");
+             ctx->base.errmsg[0] ? ctx->base.errmsg : "out of memory");
     capffi__perm_fini(&ctx->perm);
     capffi__secure_free(ctx->secret);
     if (audit)
         capffi__audit_fini(&ctx->audit);
     if (tok_lock)
         pthread_mutex_destroy(&ctx->tok_lock);
+    capffi__owner_fini(&ctx->base.owner);
     capffi__free(ctx);
     return capffi__fail(NULL, rc, "%s", msg);
 }
@@ -95,17 +103,15 @@ capffi_ctx_free(capffi_ctx *ctx)
     capffi__secure_free(ctx->secret);
     capffi__audit_fini(&ctx->audit);
     capffi__loop_fini(ctx);
+    capffi__owner_fini(&ctx->base.owner);
     pthread_mutex_destroy(&ctx->tok_lock);
     capffi__free(ctx);
 }
 
-int
-capffi__ctx_owner_check(capffi_ctx *ctx, const char *fn)
+size_t
+capffi_ctx_keepalive(const capffi_ctx *ctx)
 {
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__fail(ctx, CAPFFI_ETHREAD,
-                            "%s called off the owner thread", fn);
-    return CAPFFI_OK;
+    if (!ctx || !capffi__ctx_on_owner(ctx))
+        return 0;
+    return capffi__cb_keepalive(ctx);
 }

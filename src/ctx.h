@@ -8,7 +8,7 @@
 
 #include "perm/audit.h"
 #include "memory/buf.h"
-#include "base/internal.h"
+#include "base/owner.h"
 #include "callback/loop.h"
 #include "perm/perm.h"
 
@@ -16,9 +16,9 @@ struct capffi__tok;
 struct capffi__named;
 
 struct capffi_ctx {
-    pthread_t owner;
-    uint64_t serial;       /* process-unique, never reused */
-    uint8_t instance[16];  /* random per context */
+    struct capffi__ctx_base base; /* first: base/owner.h */
+    uint64_t serial;              /* process-unique, never reused */
+    uint8_t instance[16];         /* random per context */
     unsigned char *secret; /* token MAC key: guarded, no-access at rest */
 
     struct capffi__perm perm;
@@ -48,29 +48,11 @@ struct capffi_ctx {
     /* Named struct types (type.c), owner thread only. */
     struct capffi__named *types;
     struct capffi__arena type_arena;
-
-    char errmsg[CAPFFI__MSG_MAX];
 };
 
 /* Free every library of the context (lib.c). */
 CAPFFI__HIDDEN void capffi__lib_free_all(capffi_ctx *ctx);
 /* Free every view of the context (view.c). */
 CAPFFI__HIDDEN void capffi__view_free_all(capffi_ctx *ctx);
-
-/* True on the context's owner thread, or on a thread that acts for it
- * while the owner lends the host (CAPFFI_OPT_LEND_OWNER, loop.c). */
-static inline bool
-capffi__ctx_on_owner(const capffi_ctx *ctx)
-{
-    return pthread_equal(ctx->owner, pthread_self()) != 0 ||
-           (ctx->loop.lend && capffi__loop_acting(ctx));
-}
-
-/*
- * The entry check of an owner-thread function that is not audited: ctx
- * is given (CAPFFI_EINVAL) and this thread may act for it (CAPFFI_ETHREAD,
- * the message naming fn). Audited operations use capffi__wrong_thread.
- */
-CAPFFI__HIDDEN int capffi__ctx_owner_check(capffi_ctx *ctx, const char *fn);
 
 #endif

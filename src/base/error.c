@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "ctx.h"
+#include "base/owner.h"
 
 const char *
 capffi_version(void)
@@ -50,7 +50,7 @@ capffi__vfail(capffi_ctx *ctx, int code, const char *fmt, va_list ap)
 {
     char *buf = thread_msg;
     if (ctx && capffi__ctx_on_owner(ctx))
-        buf = ctx->errmsg;
+        buf = capffi__base(ctx)->errmsg;
     vsnprintf(buf, CAPFFI__MSG_MAX, fmt, ap);
     return code;
 }
@@ -69,8 +69,19 @@ const char *
 capffi_ctx_errmsg(const capffi_ctx *ctx)
 {
     if (ctx && capffi__ctx_on_owner(ctx))
-        return ctx->errmsg;
+        return capffi__base(ctx)->errmsg;
     return thread_msg;
+}
+
+int
+capffi__ctx_owner_check(capffi_ctx *ctx, const char *fn)
+{
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__fail(ctx, CAPFFI_ETHREAD,
+                            "%s called off the owner thread", fn);
+    return CAPFFI_OK;
 }
 
 int64_t

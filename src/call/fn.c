@@ -163,7 +163,7 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
                                      : "");
     }
 #endif
-    if (ctx->loop.lend)
+    if (capffi__base(ctx)->owner.lend)
         flags |= CAPFFI__FN_LEND;
     fn->careful = fn->ret_struct || fn->buffer_args ||
                   (flags & (CAPFFI_FN_ERRNO | CAPFFI__FN_LEND));
@@ -476,7 +476,8 @@ static inline __attribute__((always_inline)) void
 native_call(capffi_fn *fn, void *ret, void **av)
 {
     struct capffi__hold h;
-    bool lent = (fn->flags & CAPFFI__FN_LEND) && capffi__loop_lend(fn->ctx, &h);
+    bool lent =
+        (fn->flags & CAPFFI__FN_LEND) && capffi__owner_lend(fn->ctx, &h);
     if (fn->flags & CAPFFI_FN_ERRNO) {
         errno = 0;
         invoke(fn, ret, av);
@@ -485,7 +486,7 @@ native_call(capffi_fn *fn, void *ret, void **av)
         invoke(fn, ret, av);
     }
     if (lent)
-        capffi__loop_reclaim(fn->ctx, &h);
+        capffi__owner_reclaim(fn->ctx, &h);
 }
 
 /* The rest of a call that returns a struct, captures errno, lends the

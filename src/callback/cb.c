@@ -214,7 +214,7 @@ write_default(const capffi_cb *cb, void *ret)
 static void
 record(capffi_cb *cb, int code, const char *detail)
 {
-    pthread_mutex_t *lock = &cb->ctx->loop.lock;
+    pthread_mutex_t *lock = &capffi__base(cb->ctx)->owner.lock;
     pthread_mutex_lock(lock);
     if (cb->st_failures++ == 0) {
         cb->st_first = code;
@@ -481,13 +481,13 @@ elsewhere(capffi_cb *cb, void *ret, void **args)
         int state = atomic_load_explicit(&cb->state, memory_order_acquire);
         if (state != CAPFFI__LIVE) {
             refuse_state(cb, ret, state);
-        } else if (capffi__loop_released(ctx)) {
+        } else if (capffi__owner_released(ctx)) {
             /* Called back from inside a native call that lent the host:
              * take it back (waiting for a lent handler to finish). */
             struct capffi__hold h;
-            capffi__loop_enter(ctx, &h);
+            capffi__owner_enter(ctx, &h);
             run_checked(cb, ret, args);
-            capffi__loop_exit(ctx, &h);
+            capffi__owner_exit(ctx, &h);
         } else {
             run(cb, ret, args);
         }
@@ -750,7 +750,8 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
         cb->payload = payload;
         cb->timeout_ms = o.timeout_ms;
         /* With lending, even the owner thread takes the careful path. */
-        cb->owner_key = ctx->loop.lend ? NULL : ctx->loop.owner_key;
+        cb->owner_key =
+            capffi__base(ctx)->owner.lend ? NULL : capffi__base(ctx)->owner.key;
         cb->tok = t;
         atomic_init(&cb->state, CAPFFI__LIVE);
         rc = build(cb, signature, &o);
@@ -886,7 +887,7 @@ capffi_cb_take_status(capffi_cb_status *out, capffi_cb *cb)
         return rc;
     if (!out)
         return capffi__fail(cb->ctx, CAPFFI_EINVAL, "out is NULL");
-    pthread_mutex_t *lock = &cb->ctx->loop.lock;
+    pthread_mutex_t *lock = &capffi__base(cb->ctx)->owner.lock;
     pthread_mutex_lock(lock);
     out->first = cb->st_first;
     out->failures = cb->st_failures;

@@ -1,15 +1,14 @@
 /*
  * loop.c - the owner thread's loop: a queue of work submitted by other
- * threads, an eventfd that is readable while it is not empty, and the
- * baton that lets an owner blocked in a native call lend the host.
+ * threads, and an eventfd that is readable while it is not empty.
  *
  * Threat answered here: C3 (a callback invoked on a foreign thread never
  * runs concurrently with the owner thread's use of the host). Work runs
- * only on the thread that holds the baton: the owner thread (in
- * capffi_ctx_poll, or directly), or, with CAPFFI_OPT_LEND_OWNER, a thread
- * that took the baton while the owner was inside a native call. Taking
- * and returning the baton are ordered by the loop lock, so whatever one
- * holder wrote, the next one sees.
+ * only on the thread that holds the baton (base/owner.c): the owner thread
+ * (in capffi_ctx_poll, or directly), or, with CAPFFI_OPT_LEND_OWNER, a
+ * thread that took the baton while the owner was inside a native call.
+ * The queue is guarded by the baton's lock, so a request and the baton
+ * change hands in one critical section.
  */
 #include "callback/loop.h"
 
@@ -25,43 +24,16 @@
 #include "ctx.h"
 #include "perm/token.h"
 
-_Thread_local char capffi__thread_anchor CAPFFI__TLS_FAST;
-
-/* This thread's frames of baton use, innermost first. */
-static _Thread_local struct capffi__hold *holds;
-
 int
-capffi__loop_init(capffi_ctx *ctx, bool lend)
+capffi__loop_init(capffi_ctx *ctx)
 {
     struct capffi__loop *l = &ctx->loop;
     memset(l, 0, sizeof *l);
-    l->fd = -1;
-    if (pthread_mutex_init(&l->lock, NULL))
-        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
-    if (!rc) {
-        rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        if (!rc)
-            rc = pthread_cond_init(&l->cond, &ca);
-        pthread_condattr_destroy(&ca);
-    }
-    if (rc) {
-        pthread_mutex_destroy(&l->lock);
-        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    }
     l->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (l->fd < 0) {
-        int e = errno;
-        pthread_cond_destroy(&l->cond);
-        pthread_mutex_destroy(&l->lock);
+    if (l->fd < 0)
         return capffi__fail(ctx, CAPFFI_ENOMEM,
                             "cannot make the loop's descriptor: %s",
-                            strerror(e));
-    }
-    l->lend = lend;
-    l->owner_key = capffi__thread_key();
-    l->held = true;
+                            strerror(errno));
     return CAPFFI_OK;
 }
 
@@ -69,7 +41,8 @@ void
 capffi__loop_shutdown(capffi_ctx *ctx)
 {
     struct capffi__loop *l = &ctx->loop;
-    pthread_mutex_lock(&l->lock);
+    struct capffi__owner *o = &capffi__base(ctx)->owner;
+    pthread_mutex_lock(&o->lock);
     l->dying = true;
     for (struct capffi__req *r = l->head; r; r = r->next) {
         r->state = CAPFFI__REQ_DONE;
@@ -77,19 +50,16 @@ capffi__loop_shutdown(capffi_ctx *ctx)
     }
     l->head = l->tail = NULL;
     l->queued = 0;
-    pthread_cond_broadcast(&l->cond);
+    pthread_cond_broadcast(&o->cond);
     while (l->inside)
-        pthread_cond_wait(&l->cond, &l->lock);
-    pthread_mutex_unlock(&l->lock);
+        pthread_cond_wait(&o->cond, &o->lock);
+    pthread_mutex_unlock(&o->lock);
 }
 
 void
 capffi__loop_fini(capffi_ctx *ctx)
 {
-    struct capffi__loop *l = &ctx->loop;
-    close(l->fd);
-    pthread_cond_destroy(&l->cond);
-    pthread_mutex_destroy(&l->lock);
+    close(ctx->loop.fd);
 }
 
 void
@@ -105,10 +75,11 @@ bool
 capffi__loop_join(capffi_ctx *ctx)
 {
     struct capffi__loop *l = &ctx->loop;
-    pthread_mutex_lock(&l->lock);
+    struct capffi__owner *o = &capffi__base(ctx)->owner;
+    pthread_mutex_lock(&o->lock);
     l->inside++;
     bool dying = l->dying;
-    pthread_mutex_unlock(&l->lock);
+    pthread_mutex_unlock(&o->lock);
     return dying;
 }
 
@@ -116,94 +87,11 @@ void
 capffi__loop_leave(capffi_ctx *ctx)
 {
     struct capffi__loop *l = &ctx->loop;
-    pthread_mutex_lock(&l->lock);
+    struct capffi__owner *o = &capffi__base(ctx)->owner;
+    pthread_mutex_lock(&o->lock);
     if (--l->inside == 0 && l->dying)
-        pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->lock);
-}
-
-/* ---- the baton ---------------------------------------------------------- */
-
-static struct capffi__hold *
-find_hold(const capffi_ctx *ctx)
-{
-    for (struct capffi__hold *h = holds; h; h = h->up)
-        if (h->ctx == ctx)
-            return h;
-    return NULL;
-}
-
-bool
-capffi__loop_acting(const capffi_ctx *ctx)
-{
-    return find_hold(ctx) != NULL;
-}
-
-bool
-capffi__loop_released(const capffi_ctx *ctx)
-{
-    const struct capffi__hold *h = find_hold(ctx);
-    return h && !h->held;
-}
-
-static void
-push(capffi_ctx *ctx, struct capffi__hold *h, bool held)
-{
-    h->ctx = ctx;
-    h->held = held;
-    h->up = holds;
-    holds = h;
-}
-
-/* Wait for the baton and take it. */
-static void
-take(struct capffi__loop *l)
-{
-    pthread_mutex_lock(&l->lock);
-    while (l->held)
-        pthread_cond_wait(&l->cond, &l->lock);
-    l->held = true;
-    pthread_mutex_unlock(&l->lock);
-}
-
-static void
-give(struct capffi__loop *l)
-{
-    pthread_mutex_lock(&l->lock);
-    l->held = false;
-    pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->lock);
-}
-
-bool
-capffi__loop_lend(capffi_ctx *ctx, struct capffi__hold *h)
-{
-    if (!capffi__ctx_on_owner(ctx) || capffi__loop_released(ctx))
-        return false;
-    push(ctx, h, false);
-    give(&ctx->loop);
-    return true;
-}
-
-void
-capffi__loop_reclaim(capffi_ctx *ctx, struct capffi__hold *h)
-{
-    take(&ctx->loop);
-    holds = h->up;
-}
-
-void
-capffi__loop_enter(capffi_ctx *ctx, struct capffi__hold *h)
-{
-    take(&ctx->loop);
-    push(ctx, h, true);
-}
-
-void
-capffi__loop_exit(capffi_ctx *ctx, struct capffi__hold *h)
-{
-    holds = h->up;
-    give(&ctx->loop);
+        pthread_cond_broadcast(&o->cond);
+    pthread_mutex_unlock(&o->lock);
 }
 
 /* Run r here with the lent baton. Called and returns with the lock held;
@@ -211,18 +99,18 @@ capffi__loop_exit(capffi_ctx *ctx, struct capffi__hold *h)
 static void
 run_lent(capffi_ctx *ctx, struct capffi__req *r)
 {
-    struct capffi__loop *l = &ctx->loop;
+    struct capffi__owner *o = &capffi__base(ctx)->owner;
     struct capffi__hold h;
-    l->held = true;
+    o->held = true;
     r->state = CAPFFI__REQ_RUNNING;
-    pthread_mutex_unlock(&l->lock);
-    push(ctx, &h, true);
+    pthread_mutex_unlock(&o->lock);
+    capffi__owner_push(ctx, &h, true);
     r->run(r);
-    holds = h.up;
-    pthread_mutex_lock(&l->lock);
+    capffi__owner_pop(&h);
+    pthread_mutex_lock(&o->lock);
     r->state = CAPFFI__REQ_DONE;
-    l->held = false;
-    pthread_cond_broadcast(&l->cond);
+    o->held = false;
+    pthread_cond_broadcast(&o->cond);
 }
 
 static void
@@ -257,20 +145,21 @@ int
 capffi__loop_submit(capffi_ctx *ctx, struct capffi__req *r, int timeout_ms)
 {
     struct capffi__loop *l = &ctx->loop;
+    struct capffi__owner *o = &capffi__base(ctx)->owner;
     bool timed = timeout_ms > 0;
     struct timespec deadline = { 0, 0 };
     if (timed)
         deadline = deadline_after(timeout_ms);
     int rc = CAPFFI_OK;
 
-    pthread_mutex_lock(&l->lock);
+    pthread_mutex_lock(&o->lock);
     if (l->dying) {
-        pthread_mutex_unlock(&l->lock);
+        pthread_mutex_unlock(&o->lock);
         return CAPFFI_ECANCELED;
     }
-    if (l->lend && !l->held) {
+    if (o->lend && !o->held) {
         run_lent(ctx, r);
-        pthread_mutex_unlock(&l->lock);
+        pthread_mutex_unlock(&o->lock);
         return CAPFFI_OK;
     }
     r->state = CAPFFI__REQ_QUEUED;
@@ -284,8 +173,8 @@ capffi__loop_submit(capffi_ctx *ctx, struct capffi__req *r, int timeout_ms)
     l->queued++;
     capffi__loop_wake(ctx);
     for (;;) {
-        int w = timed ? pthread_cond_timedwait(&l->cond, &l->lock, &deadline)
-                      : pthread_cond_wait(&l->cond, &l->lock);
+        int w = timed ? pthread_cond_timedwait(&o->cond, &o->lock, &deadline)
+                      : pthread_cond_wait(&o->cond, &o->lock);
         if (r->state == CAPFFI__REQ_DONE) {
             rc = r->canceled ? CAPFFI_ECANCELED : CAPFFI_OK;
             break;
@@ -295,7 +184,7 @@ capffi__loop_submit(capffi_ctx *ctx, struct capffi__req *r, int timeout_ms)
             timed = false;
             continue;
         }
-        if (l->lend && !l->held) {
+        if (o->lend && !o->held) {
             unlink_req(l, r);
             run_lent(ctx, r);
             break;
@@ -306,7 +195,7 @@ capffi__loop_submit(capffi_ctx *ctx, struct capffi__req *r, int timeout_ms)
             break;
         }
     }
-    pthread_mutex_unlock(&l->lock);
+    pthread_mutex_unlock(&o->lock);
     return rc;
 }
 
@@ -317,8 +206,9 @@ static size_t
 run_queued(capffi_ctx *ctx)
 {
     struct capffi__loop *l = &ctx->loop;
+    struct capffi__owner *o = &capffi__base(ctx)->owner;
     size_t ran = 0;
-    pthread_mutex_lock(&l->lock);
+    pthread_mutex_lock(&o->lock);
     for (size_t budget = l->queued; budget && l->head; budget--) {
         struct capffi__req *r = l->head;
         l->head = r->next;
@@ -326,15 +216,15 @@ run_queued(capffi_ctx *ctx)
             l->tail = NULL;
         l->queued--;
         r->state = CAPFFI__REQ_RUNNING;
-        pthread_mutex_unlock(&l->lock);
+        pthread_mutex_unlock(&o->lock);
         r->run(r);
-        pthread_mutex_lock(&l->lock);
+        pthread_mutex_lock(&o->lock);
         /* The submitter may return as soon as it sees this: r is gone. */
         r->state = CAPFFI__REQ_DONE;
-        pthread_cond_broadcast(&l->cond);
+        pthread_cond_broadcast(&o->cond);
         ran++;
     }
-    pthread_mutex_unlock(&l->lock);
+    pthread_mutex_unlock(&o->lock);
     return ran;
 }
 
@@ -384,12 +274,4 @@ capffi_ctx_fd(const capffi_ctx *ctx)
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
     return ctx->loop.fd;
-}
-
-size_t
-capffi_ctx_keepalive(const capffi_ctx *ctx)
-{
-    if (!ctx || !capffi__ctx_on_owner(ctx))
-        return 0;
-    return capffi__cb_keepalive(ctx);
 }
