@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "memory/buf.h"
-#include "callback/cb.h"
 #include "ctx.h"
 
 #define FN_FLAGS                                                               \
@@ -170,12 +169,12 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     /* A direct call never writes the argument array; libffi may. */
     fn->raw_slow = (fn->big_struct_args && !fn->abi.shape) ||
                    (flags & CAPFFI_FN_ERRNO) || (flags & CAPFFI__FN_LEND);
-    fn->magic = CAPFFI__FN_MAGIC;
-    fn->code = code;
+    fn->call.magic = CAPFFI__FN_MAGIC;
+    fn->call.code = code;
     fn->flags = flags;
-    fn->ctx = ctx;
+    fn->call.ctx = ctx;
     atomic_init(&fn->own_state, CAPFFI__LIVE);
-    fn->state = state ? state : &fn->own_state;
+    fn->call.state = state ? state : &fn->own_state;
     fn->next = ctx->fns;
     if (ctx->fns)
         ctx->fns->prev = fn;
@@ -187,7 +186,7 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
 static void
 fn_release(capffi_fn *fn)
 {
-    fn->magic = 0;
+    fn->call.magic = 0;
     capffi__sig_free(&fn->sig);
     capffi__free(fn);
 }
@@ -197,7 +196,7 @@ capffi_fn_free(capffi_fn *fn)
 {
     if (!fn)
         return;
-    capffi_ctx *ctx = fn->ctx;
+    capffi_ctx *ctx = fn->call.ctx;
     if (fn->prev)
         fn->prev->next = fn->next;
     else
@@ -246,12 +245,12 @@ capffi_fn_result_field(capffi_field *out, const capffi_fn *fn, const char *path)
     if (out)
         memset(out, 0, sizeof *out);
     if (!out || !fn || !path)
-        return capffi__fail(fn ? fn->ctx : NULL, CAPFFI_EINVAL,
+        return capffi__fail(fn ? fn->call.ctx : NULL, CAPFFI_EINVAL,
                             "an argument is NULL");
     if (!fn->ret_struct)
-        return capffi__fail(fn->ctx, CAPFFI_ETYPE,
+        return capffi__fail(fn->call.ctx, CAPFFI_ETYPE,
                             "the function's result is not a struct");
-    return capffi__type_field(fn->ctx, fn->sig.ret, path, out);
+    return capffi__type_field(fn->call.ctx, fn->sig.ret, path, out);
 }
 
 size_t
@@ -327,15 +326,15 @@ dead(const capffi_fn *fn, int state)
     const char *why = closed ? "the function's library is closed"
                              : "the function's token was revoked";
     int rc = closed ? CAPFFI_ECLOSED : CAPFFI_EREVOKED;
-    if (capffi__audit_on(fn->ctx)) {
+    if (capffi__audit_on(fn->call.ctx)) {
         char target[32];
-        snprintf(target, sizeof target, "%p", fn->code);
-        capffi__audit_refuse(fn->ctx, fn, CAPFFI_OP_FN_CALL, rc,
+        snprintf(target, sizeof target, "%p", fn->call.code);
+        capffi__audit_refuse(fn->call.ctx, fn, CAPFFI_OP_FN_CALL, rc,
                              closed ? CAPFFI_REASON_CLOSED
                                     : CAPFFI_REASON_REVOKED,
                              NULL, 0, target, "call refused: %s", why);
     }
-    return capffi__fail(fn->ctx, rc, "%s", why);
+    return capffi__fail(fn->call.ctx, rc, "%s", why);
 }
 
 static __attribute__((noinline, cold)) int
@@ -346,12 +345,12 @@ out_of_range(const capffi_fn *fn, size_t i, const capffi_value *v)
                      t->kind == CAPFFI__I32;
     int bits = (int)t->size * 8;
     if (is_signed)
-        return capffi__fail(fn->ctx, CAPFFI_ERANGE,
+        return capffi__fail(fn->call.ctx, CAPFFI_ERANGE,
                             "argument %zu (%s): %" PRId64
                             " is outside [%" PRId64 ", %" PRId64 "]",
                             i + 1, t->name, v->i64, -(INT64_C(1) << (bits - 1)),
                             (INT64_C(1) << (bits - 1)) - 1);
-    return capffi__fail(fn->ctx, CAPFFI_ERANGE,
+    return capffi__fail(fn->call.ctx, CAPFFI_ERANGE,
                         "argument %zu (%s): %" PRIu64 " is outside [0, %" PRIu64
                         "]",
                         i + 1, t->name, v->u64, (UINT64_C(1) << bits) - 1);
@@ -368,20 +367,20 @@ convert_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
 {
     if (fn->arg_op[i] == ARG_BUFFER) {
         *av = slot;
-        return capffi__buf_call_begin(fn->ctx, v->buf, slot);
+        return capffi__buf_call_begin(fn->call.ctx, v->buf, slot);
     }
     if (fn->arg_op[i] == ARG_FUNCTION) {
         *av = slot;
-        return capffi__handle_code(fn->ctx, v->p, i + 1, slot);
+        return capffi__callable_code(fn->call.ctx, v->p, i + 1, slot);
     }
     if (fn->arg_op[i] != ARG_STRUCT)
         return CAPFFI_OK;
     size_t size = fn->sig.args[i]->size;
     if (!v->agg.ptr)
-        return capffi__fail(fn->ctx, CAPFFI_EINVAL,
+        return capffi__fail(fn->call.ctx, CAPFFI_EINVAL,
                             "argument %zu: struct pointer is NULL", i + 1);
     if (v->agg.len != size)
-        return capffi__fail(fn->ctx, CAPFFI_ETYPE,
+        return capffi__fail(fn->call.ctx, CAPFFI_ETYPE,
                             "argument %zu: struct of %zu bytes given, "
                             "%zu declared",
                             i + 1, v->agg.len, size);
@@ -460,11 +459,11 @@ invoke(const capffi_fn *fn, void *ret, void **av)
 {
 #if CAPFFI__ABI_SYSV64
     if (fn->abi.shape) {
-        capffi__abi_call(&fn->abi, fn->code, ret, av);
+        capffi__abi_call(&fn->abi, fn->call.code, ret, av);
         return;
     }
 #endif
-    ffi_call((ffi_cif *)&fn->cif, FFI_FN(fn->code), ret, av);
+    ffi_call((ffi_cif *)&fn->cif, FFI_FN(fn->call.code), ret, av);
 }
 
 /*
@@ -477,7 +476,7 @@ native_call(capffi_fn *fn, void *ret, void **av)
 {
     struct capffi__hold h;
     bool lent =
-        (fn->flags & CAPFFI__FN_LEND) && capffi__owner_lend(fn->ctx, &h);
+        (fn->flags & CAPFFI__FN_LEND) && capffi__owner_lend(fn->call.ctx, &h);
     if (fn->flags & CAPFFI_FN_ERRNO) {
         errno = 0;
         invoke(fn, ret, av);
@@ -486,7 +485,7 @@ native_call(capffi_fn *fn, void *ret, void **av)
         invoke(fn, ret, av);
     }
     if (lent)
-        capffi__owner_reclaim(fn->ctx, &h);
+        capffi__owner_reclaim(fn->call.ctx, &h);
 }
 
 /* The rest of a call that returns a struct, captures errno, lends the
@@ -502,7 +501,7 @@ call_careful(capffi_fn *fn, const capffi_value *args, void **av,
         if (!ret || !ret->agg.ptr || ret->agg.len < size) {
             if (fn->buffer_args)
                 release_buffers(fn, args, fn->sig.nargs);
-            return capffi__fail(fn->ctx, CAPFFI_EINVAL,
+            return capffi__fail(fn->call.ctx, CAPFFI_EINVAL,
                                 "a struct result needs ret->agg with at "
                                 "least %zu bytes",
                                 size);
@@ -525,7 +524,7 @@ call_careful(capffi_fn *fn, const capffi_value *args, void **av,
 int
 capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
 {
-    int state = fn ? atomic_load_explicit(fn->state, memory_order_acquire)
+    int state = fn ? atomic_load_explicit(fn->call.state, memory_order_acquire)
                    : CAPFFI__REVOKED;
     if (CAPFFI__UNLIKELY(!fn || state != CAPFFI__LIVE))
         return dead(fn, state);
@@ -534,7 +533,7 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
     void *slots[CAPFFI_MAX_ARGS];
     if (n) {
         if (CAPFFI__UNLIKELY(!args))
-            return capffi__fail(fn->ctx, CAPFFI_EINVAL, "args is NULL");
+            return capffi__fail(fn->call.ctx, CAPFFI_EINVAL, "args is NULL");
         /* libffi reads arguments, never writes them. Small integers are
          * passed from the value's low bytes once their range is checked. */
         for (size_t i = 0; i < n; i++)
@@ -569,9 +568,9 @@ call_raw_careful(capffi_fn *fn, void **args, void *ret)
     union rbuf scratch;
     void *av[CAPFFI_MAX_ARGS];
     if (!args && fn->sig.nargs)
-        return capffi__fail(fn->ctx, CAPFFI_EINVAL, "args is NULL");
+        return capffi__fail(fn->call.ctx, CAPFFI_EINVAL, "args is NULL");
     if (!ret && fn->ret_struct)
-        return capffi__fail(fn->ctx, CAPFFI_EINVAL,
+        return capffi__fail(fn->call.ctx, CAPFFI_EINVAL,
                             "a struct result needs memory for %zu bytes",
                             fn->sig.ret->size);
     if (!ret)
@@ -590,7 +589,7 @@ call_raw_careful(capffi_fn *fn, void **args, void *ret)
 int
 capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
 {
-    int state = fn ? atomic_load_explicit(fn->state, memory_order_acquire)
+    int state = fn ? atomic_load_explicit(fn->call.state, memory_order_acquire)
                    : CAPFFI__REVOKED;
     if (CAPFFI__UNLIKELY(!fn || state != CAPFFI__LIVE))
         return dead(fn, state);
@@ -598,8 +597,8 @@ capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
         return call_raw_careful(fn, args, ret);
 #if CAPFFI__ABI_SYSV64
     if (fn->abi.shape)
-        return capffi__abi_call(&fn->abi, fn->code, ret, args);
+        return capffi__abi_call(&fn->abi, fn->call.code, ret, args);
 #endif
-    ffi_call(&fn->cif, FFI_FN(fn->code), ret, args);
+    ffi_call(&fn->cif, FFI_FN(fn->call.code), ret, args);
     return CAPFFI_OK;
 }

@@ -7,12 +7,10 @@
 
 #include <stdatomic.h>
 
+#include "base/handle.h"
 #include "call/abi.h"
-#include "types/sig.h"
 #include "perm/token.h"
-
-/* Values of the state word every call loads. */
-enum { CAPFFI__LIVE = 0, CAPFFI__CLOSED = 1, CAPFFI__REVOKED = 2 };
+#include "types/sig.h"
 
 /*
  * How the call path treats one argument, chosen once at bind time. On a
@@ -53,10 +51,9 @@ enum capffi__ret_op {
 };
 
 struct capffi_fn {
-    uint32_t magic; /* CAPFFI__FN_MAGIC (cb.h): `function` values tell */
+    /* magic CAPFFI__FN_MAGIC; state: the library's, or own_state */
+    struct capffi__callable call;
     ffi_cif cif;
-    void *code;
-    const atomic_int *state; /* the library's, or own_state */
     uint32_t flags;
     bool big_struct_args; /* libffi rewrites avalue for these */
     bool ret_struct;
@@ -78,8 +75,7 @@ struct capffi_fn {
         uint64_t off, span;
     } ranged[CAPFFI_MAX_ARGS];
     struct capffi__sig sig;
-    struct capffi__abi abi; /* abi.c: the direct call, when shape != 0 */
-    capffi_ctx *ctx;
+    struct capffi__abi abi;        /* abi.c: the direct call, when shape != 0 */
     atomic_int own_state;          /* capffi_fn_from_ptr */
     struct capffi__res res;        /* capffi_fn_from_ptr: linked to its token */
     struct capffi_fn *prev, *next; /* the context's list */

@@ -130,65 +130,6 @@ ret_op(enum capffi__kind k)
     }
 }
 
-/* ---- handles ------------------------------------------------------------ */
-
-/* Why a `function` value was refused (the uncommon path). */
-static __attribute__((noinline, cold)) int
-bad_handle(capffi_ctx *ctx, size_t arg, uint32_t magic, bool foreign, int state)
-{
-    char what[32];
-    if (arg)
-        snprintf(what, sizeof what, "argument %zu", arg);
-    else
-        snprintf(what, sizeof what, "result");
-    const char *noun = magic == CAPFFI__CB_MAGIC ? "callback" : "function";
-    if (magic != CAPFFI__CB_MAGIC && magic != CAPFFI__FN_MAGIC)
-        return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "%s: a function value must be a capffi_cb, a "
-                            "capffi_fn or NULL (make a raw address callable "
-                            "with capffi_fn_from_ptr)",
-                            what);
-    if (foreign)
-        return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "%s: the %s belongs to another context", what,
-                            noun);
-    if (state == CAPFFI__CLOSED)
-        return capffi__fail(ctx, CAPFFI_ECLOSED, "%s: the %s is closed", what,
-                            magic == CAPFFI__CB_MAGIC ? "callback"
-                                                      : "function's library");
-    return capffi__fail(ctx, CAPFFI_EREVOKED, "%s: the %s's token was revoked",
-                        what, noun);
-}
-
-int
-capffi__handle_code(capffi_ctx *ctx, const void *handle, size_t arg,
-                    void **code)
-{
-    *code = NULL;
-    if (!handle)
-        return CAPFFI_OK;
-    uint32_t magic;
-    memcpy(&magic, handle, sizeof magic);
-    const capffi_ctx *owner = NULL;
-    int state = CAPFFI__REVOKED;
-    void *addr = NULL;
-    if (magic == CAPFFI__CB_MAGIC) {
-        const capffi_cb *cb = handle;
-        owner = cb->ctx;
-        state = atomic_load_explicit(&cb->state, memory_order_acquire);
-        addr = cb->code;
-    } else if (magic == CAPFFI__FN_MAGIC) {
-        const capffi_fn *fn = handle;
-        owner = fn->ctx;
-        state = atomic_load_explicit(fn->state, memory_order_acquire);
-        addr = fn->code;
-    }
-    if (CAPFFI__UNLIKELY(owner != ctx || state != CAPFFI__LIVE))
-        return bad_handle(ctx, arg, magic, owner && owner != ctx, state);
-    *code = addr;
-    return CAPFFI_OK;
-}
-
 /* ---- failing closed ----------------------------------------------------- */
 
 /* The default result, where native code reads the result. */
@@ -214,7 +155,7 @@ write_default(const capffi_cb *cb, void *ret)
 static void
 record(capffi_cb *cb, int code, const char *detail)
 {
-    pthread_mutex_t *lock = &capffi__base(cb->ctx)->owner.lock;
+    pthread_mutex_t *lock = &capffi__base(cb->call.ctx)->owner.lock;
     pthread_mutex_lock(lock);
     if (cb->st_failures++ == 0) {
         cb->st_first = code;
@@ -237,8 +178,8 @@ refuse(capffi_cb *cb, void *ret, int code, capffi_reason reason,
      * comparator): coalesced per callback, so the trail keeps one event a
      * second with the count. */
     struct capffi__who who = capffi__token_who(cb->tok);
-    capffi__audit_refuse(cb->ctx, cb, CAPFFI_OP_CB_INVOKE, code, reason, &who,
-                         CAPFFI_RIGHT_CALLBACK, cb->target, "%s", detail);
+    capffi__audit_refuse(cb->call.ctx, cb, CAPFFI_OP_CB_INVOKE, code, reason,
+                         &who, CAPFFI_RIGHT_CALLBACK, cb->target, "%s", detail);
 }
 
 static __attribute__((noinline, cold)) void
@@ -370,9 +311,9 @@ store(const capffi_cb *cb, const capffi_value *v, void *ret, char *why,
     }
     if (op == R_FUNCTION) {
         void *code;
-        int rc = capffi__handle_code(cb->ctx, v->p, 0, &code);
+        int rc = capffi__callable_code(cb->call.ctx, v->p, 0, &code);
         if (rc) {
-            snprintf(why, cap, "%s", capffi_ctx_errmsg(cb->ctx));
+            snprintf(why, cap, "%s", capffi_ctx_errmsg(cb->call.ctx));
             return rc;
         }
         memcpy(ret, &code, sizeof code);
@@ -476,7 +417,7 @@ run_call(struct capffi__req *r)
 static __attribute__((noinline)) void
 elsewhere(capffi_cb *cb, void *ret, void **args)
 {
-    capffi_ctx *ctx = cb->ctx;
+    capffi_ctx *ctx = cb->call.ctx;
     if (capffi__ctx_on_owner(ctx)) {
         int state = atomic_load_explicit(&cb->state, memory_order_acquire);
         if (state != CAPFFI__LIVE) {
@@ -567,7 +508,7 @@ cb_on_revoke(struct capffi__res *r)
     int live = CAPFFI__LIVE;
     atomic_compare_exchange_strong(&cb->state, &live, CAPFFI__REVOKED);
     /* A host waiting in capffi_ctx_poll re-checks capffi_ctx_keepalive. */
-    capffi__loop_wake(cb->ctx);
+    capffi__loop_wake(cb->call.ctx);
 }
 
 static void
@@ -588,7 +529,7 @@ cb_release(capffi_cb *cb)
 static int
 set_default(capffi_cb *cb, const capffi_value *v)
 {
-    capffi_ctx *ctx = cb->ctx;
+    capffi_ctx *ctx = cb->call.ctx;
     size_t size = cb->sig.ret->size;
     capffi_value zero;
     memset(&zero, 0, sizeof zero);
@@ -633,7 +574,7 @@ set_default(capffi_cb *cb, const capffi_value *v)
 static int
 build(capffi_cb *cb, const char *signature, const capffi_cb_options *o)
 {
-    capffi_ctx *ctx = cb->ctx;
+    capffi_ctx *ctx = cb->call.ctx;
     int rc = capffi__sig_parse_in(ctx, cb->tok, &cb->sig, signature);
     if (rc)
         return rc;
@@ -675,18 +616,19 @@ build(capffi_cb *cb, const char *signature, const capffi_cb_options *o)
     rc = set_default(cb, o->result);
     if (rc)
         return rc;
-    cb->closure = capffi__closure_alloc(&cb->code);
+    cb->closure = capffi__closure_alloc(&cb->call.code);
     if (!cb->closure)
         return capffi__fail(ctx, CAPFFI_ENOMEM,
                             "cannot allocate a closure (out of memory, or "
                             "executable memory is refused)");
-    st = ffi_prep_closure_loc(cb->closure, &cb->cif, trampoline, cb, cb->code);
+    st = ffi_prep_closure_loc(cb->closure, &cb->cif, trampoline, cb,
+                              cb->call.code);
     if (st != FFI_OK)
         return capffi__fail(ctx, CAPFFI_ESIG,
                             "libffi cannot prepare a closure for '%s' "
                             "(status %d)",
                             signature, (int)st);
-    snprintf(cb->target, sizeof cb->target, "%p", cb->code);
+    snprintf(cb->target, sizeof cb->target, "%p", cb->call.code);
     return CAPFFI_OK;
 }
 
@@ -743,9 +685,9 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
             rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     }
     if (cb) {
-        cb->magic = CAPFFI__CB_MAGIC;
+        cb->call.magic = CAPFFI__CB_MAGIC;
         cb->flags = o.flags;
-        cb->ctx = ctx;
+        cb->call.ctx = ctx;
         cb->fn = fn;
         cb->payload = payload;
         cb->timeout_ms = o.timeout_ms;
@@ -754,6 +696,7 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
             capffi__base(ctx)->owner.lend ? NULL : capffi__base(ctx)->owner.key;
         cb->tok = t;
         atomic_init(&cb->state, CAPFFI__LIVE);
+        cb->call.state = &cb->state;
         rc = build(cb, signature, &o);
         if (!rc) {
             cb->res.on_revoke = cb_on_revoke;
@@ -780,7 +723,7 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
 void *
 capffi_cb_code(const capffi_cb *cb)
 {
-    return cb ? cb->code : NULL;
+    return cb ? cb->call.code : NULL;
 }
 
 size_t
@@ -807,7 +750,7 @@ capffi_cb_close(capffi_cb *cb)
 {
     if (!cb)
         return;
-    capffi_ctx *ctx = cb->ctx;
+    capffi_ctx *ctx = cb->call.ctx;
     if (!capffi__ctx_on_owner(ctx)) {
         capffi__wrong_thread(ctx, CAPFFI_OP_CB_CLOSE, "capffi_cb_close");
         return;
@@ -831,7 +774,7 @@ owner_check(const capffi_cb *cb, const char *fn)
 {
     if (!cb)
         return capffi__fail(NULL, CAPFFI_EINVAL, "cb is NULL");
-    return capffi__ctx_owner_check(cb->ctx, fn);
+    return capffi__ctx_owner_check(cb->call.ctx, fn);
     return CAPFFI_OK;
 }
 
@@ -845,16 +788,17 @@ capffi_cb_ref(uint32_t *count, capffi_cb *cb)
         return rc;
     int state = atomic_load(&cb->state);
     if (!(cb->flags & CAPFFI_CB_THREADSAFE))
-        return capffi__fail(cb->ctx, CAPFFI_EINVAL,
+        return capffi__fail(cb->call.ctx, CAPFFI_EINVAL,
                             "only a CAPFFI_CB_THREADSAFE callback can hold "
                             "references");
     if (state == CAPFFI__CLOSED)
-        return capffi__fail(cb->ctx, CAPFFI_ECLOSED, "the callback is closed");
+        return capffi__fail(cb->call.ctx, CAPFFI_ECLOSED,
+                            "the callback is closed");
     if (state != CAPFFI__LIVE)
-        return capffi__fail(cb->ctx, CAPFFI_EREVOKED,
+        return capffi__fail(cb->call.ctx, CAPFFI_EREVOKED,
                             "the callback's token was revoked");
     if (cb->refs == UINT32_MAX)
-        return capffi__fail(cb->ctx, CAPFFI_EINVAL,
+        return capffi__fail(cb->call.ctx, CAPFFI_EINVAL,
                             "the reference count would overflow");
     cb->refs++;
     if (count)
@@ -886,8 +830,8 @@ capffi_cb_take_status(capffi_cb_status *out, capffi_cb *cb)
     if (rc)
         return rc;
     if (!out)
-        return capffi__fail(cb->ctx, CAPFFI_EINVAL, "out is NULL");
-    pthread_mutex_t *lock = &capffi__base(cb->ctx)->owner.lock;
+        return capffi__fail(cb->call.ctx, CAPFFI_EINVAL, "out is NULL");
+    pthread_mutex_t *lock = &capffi__base(cb->call.ctx)->owner.lock;
     pthread_mutex_lock(lock);
     out->first = cb->st_first;
     out->failures = cb->st_failures;
@@ -922,7 +866,7 @@ capffi__cb_free_all(capffi_ctx *ctx)
     capffi_cb *cb = ctx->cbs;
     while (cb) {
         capffi_cb *next = cb->next;
-        cb->magic = 0;
+        cb->call.magic = 0;
         cb_release(cb);
         cb = next;
     }

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "memory/buf.h"
-#include "callback/cb.h"
 #include "ctx.h"
 #include "perm/token.h"
 

@@ -5,9 +5,9 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "memory/buf.h"
+#include "base/handle.h"
 #include "ctx.h"
-#include "call/fn.h"
+#include "memory/buf.h"
 #include "perm/token.h"
 
 #define VIEW_MAGIC 0x63617076u /* "capv" */

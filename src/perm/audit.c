@@ -943,3 +943,13 @@ capffi_reason_name(capffi_reason reason)
         return "?";
     }
 }
+
+int
+capffi__wrong_thread(capffi_ctx *ctx, capffi_op op, const char *fn)
+{
+    int rc = capffi__fail(ctx, CAPFFI_ETHREAD,
+                          "%s called off the context's owner thread", fn);
+    capffi__audit_emit(ctx, op, rc, CAPFFI_REASON_THREAD, NULL, 0, fn, "%s",
+                       capffi_ctx_errmsg(ctx));
+    return rc;
+}

@@ -108,6 +108,11 @@ CAPFFI__HIDDEN void capffi__audit_refuse(
  */
 CAPFFI__HIDDEN void capffi__audit_forget(capffi_ctx *ctx, const void *object);
 
+/* Refuse an owner-thread-only call made on another thread: message, audit
+ * event (reason THREAD) and CAPFFI_ETHREAD. fn names the function. */
+CAPFFI__HIDDEN int capffi__wrong_thread(capffi_ctx *ctx, capffi_op op,
+                                        const char *fn);
+
 /* True when an event would be delivered somewhere. */
 CAPFFI__HIDDEN bool capffi__audit_on(const capffi_ctx *ctx);
 

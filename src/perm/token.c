@@ -492,16 +492,6 @@ capffi__token_covers(capffi_ctx *ctx, const struct capffi__tok *t,
 }
 
 int
-capffi__wrong_thread(capffi_ctx *ctx, capffi_op op, const char *fn)
-{
-    int rc = capffi__fail(ctx, CAPFFI_ETHREAD,
-                          "%s called off the context's owner thread", fn);
-    capffi__audit_emit(ctx, op, rc, CAPFFI_REASON_THREAD, NULL, 0, fn, "%s",
-                       capffi_ctx_errmsg(ctx));
-    return rc;
-}
-
-int
 capffi__token_attach(capffi_ctx *ctx, struct capffi__tok *t,
                      struct capffi__res *r)
 {

@@ -7,22 +7,10 @@
 
 #include <stdatomic.h>
 
+#include "base/handle.h"
 #include "perm/audit.h"
-#include "base/internal.h"
 #include "perm/path.h"
 #include "perm/perm.h"
-
-/*
- * A resource made through a token (a library, a callback, a view). It is
- * embedded in the resource's own struct and linked into its token's list,
- * so revoking the token can reach it. on_revoke runs with the context's
- * token lock held, on whatever thread revokes: it must only flip state
- * (an atomic store), never call back into capffi.
- */
-struct capffi__res {
-    struct capffi__res *prev, *next;
-    void (*on_revoke)(struct capffi__res *r);
-};
 
 struct capffi__tok {
     uint64_t id;
@@ -72,11 +60,6 @@ CAPFFI__HIDDEN int capffi__token_peek(capffi_ctx *ctx, const capffi_token *tok,
 CAPFFI__HIDDEN int capffi__token_covers(capffi_ctx *ctx,
                                         const struct capffi__tok *t,
                                         const struct capffi__file *file);
-
-/* Refuse an owner-thread-only call made on another thread: message, audit
- * event (reason THREAD) and CAPFFI_ETHREAD. fn names the function. */
-CAPFFI__HIDDEN int capffi__wrong_thread(capffi_ctx *ctx, capffi_op op,
-                                        const char *fn);
 
 /*
  * Link r into t's resource list, unless t has been revoked meanwhile

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ctx.h"
+#include "types/names.h"
 
 struct parser {
     capffi_ctx *ctx;
@@ -234,6 +235,45 @@ capffi__type_is_pointer(const struct capffi__type *t)
 
 /* ---- types ------------------------------------------------------------ */
 
+/* Lay out a struct type whose fields are set: fills st, size, align and
+ * the field offsets through libffi. CAPFFI_ESIG if libffi refuses. */
+static int
+type_layout(capffi_ctx *ctx, struct capffi__arena *arena,
+            struct capffi__type *t)
+{
+    /* Bound the size before libffi adds it up, so nested types cannot
+     * wrap size_t (each field is already bounded, so the sum cannot). */
+    size_t total = 0;
+    for (size_t i = 0; i < t->nfields; i++)
+        total += t->fields[i].type->size + t->fields[i].type->align;
+    if (total > CAPFFI__STRUCT_MAX_SIZE)
+        return capffi__fail(ctx, CAPFFI_ESIG, "struct larger than %zu bytes",
+                            CAPFFI__STRUCT_MAX_SIZE);
+    ffi_type **elems =
+        capffi__arena_alloc(arena, (t->nfields + 1) * sizeof *elems);
+    size_t *offsets = capffi__arena_alloc(arena, t->nfields * sizeof *offsets);
+    if (!elems || !offsets)
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    for (size_t i = 0; i < t->nfields; i++)
+        elems[i] = t->fields[i].type->ffi;
+    elems[t->nfields] = NULL;
+    t->st.size = 0;
+    t->st.alignment = 0;
+    t->st.type = FFI_TYPE_STRUCT;
+    t->st.elements = elems;
+    ffi_status st = ffi_get_struct_offsets(FFI_DEFAULT_ABI, &t->st, offsets);
+    if (st != FFI_OK)
+        return capffi__fail(ctx, CAPFFI_ESIG,
+                            "libffi cannot lay out this struct (status %d)",
+                            (int)st);
+    for (size_t i = 0; i < t->nfields; i++)
+        t->fields[i].offset = offsets[i];
+    t->ffi = &t->st;
+    t->size = t->st.size;
+    t->align = t->st.alignment;
+    return CAPFFI_OK;
+}
+
 static int parse_type(struct parser *p, bool in_struct,
                       const struct capffi__type **out);
 
@@ -304,7 +344,7 @@ parse_struct(struct parser *p, const struct capffi__type **out)
     if (!t->fields)
         return capffi__fail(p->ctx, CAPFFI_ENOMEM, "out of memory");
     memcpy(t->fields, tmp, n * sizeof *t->fields);
-    if ((rc = capffi__type_layout(p->ctx, p->arena, t)))
+    if ((rc = type_layout(p->ctx, p->arena, t)))
         return rc;
     *out = t;
     return CAPFFI_OK;

@@ -8,13 +8,13 @@
 #include <ffi.h>
 
 #include "base/internal.h"
+#include "types/names.h"
 
 /* Limits that keep hostile text from exhausting memory or the stack. */
 #define CAPFFI__SIG_MAX_LEN 4096 /* bytes of signature or layout text */
 #define CAPFFI__SIG_MAX_DEPTH 16 /* struct nesting */
 #define CAPFFI__SIG_MAX_FIELDS 256
 #define CAPFFI__SIG_MAX_NODES 1024 /* types made while parsing one text */
-#define CAPFFI__NAME_MAX 63
 #define CAPFFI__STRUCT_MAX_SIZE ((size_t)1 << 24) /* 16 MiB by value */
 
 enum capffi__kind {
@@ -121,12 +121,6 @@ CAPFFI__HIDDEN int capffi__type_parse_in(capffi_ctx *ctx,
                                          const char *what, const char *text,
                                          const struct capffi__type **out);
 
-/* Lay out a struct type whose fields are set: fills st, size, align and
- * the field offsets through libffi. CAPFFI_ESIG if libffi refuses. */
-CAPFFI__HIDDEN int capffi__type_layout(capffi_ctx *ctx,
-                                       struct capffi__arena *arena,
-                                       struct capffi__type *t);
-
 /*
  * Find a field by path: names or decimal indices joined by dots ("pos.x",
  * "1.0"); "" is the whole type. CAPFFI_ENOTFOUND with a message.
@@ -134,21 +128,5 @@ CAPFFI__HIDDEN int capffi__type_layout(capffi_ctx *ctx,
 CAPFFI__HIDDEN int capffi__type_field(capffi_ctx *ctx,
                                       const struct capffi__type *t,
                                       const char *path, capffi_field *out);
-
-/*
- * The type named name (len bytes) as seen from scope, or NULL. H7: names
- * are registered per principal: a token's own (capffi_type_define_tok),
- * else its nearest ancestor's, else the context's (capffi_type_define,
- * which only a context that still grants FFI may extend). With a NULL
- * scope only the context's names are seen. A principal therefore never
- * sees a name another principal registered beside or below it.
- */
-CAPFFI__HIDDEN const struct capffi__type *
-capffi__type_lookup(const capffi_ctx *ctx, const struct capffi__tok *scope,
-                    const char *name, size_t len);
-
-/* The context's registry of named types (type.c). */
-struct capffi__named;
-CAPFFI__HIDDEN void capffi__type_free_all(capffi_ctx *ctx);
 
 #endif

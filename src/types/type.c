@@ -1,5 +1,6 @@
 /*
- * type.c - struct layout through libffi, and the context's named types.
+ * type.c - the public interface of types: defining named struct types,
+ * their sizes and field offsets.
  */
 #include "types/sig.h"
 
@@ -9,97 +10,7 @@
 
 #include "ctx.h"
 #include "perm/token.h"
-
-/*
- * H7: a name is registered per principal, the key being the defining
- * token's id (0: the context's own names), so no principal can pre-empt
- * or change a name that another binds with.
- */
-struct named_key {
-    uint64_t owner;
-    char name[CAPFFI__NAME_MAX + 1]; /* zero-padded: the key is the bytes */
-};
-
-struct capffi__named {
-    struct named_key key;
-    struct capffi__type *type;
-    UT_hash_handle hh;
-};
-
-int
-capffi__type_layout(capffi_ctx *ctx, struct capffi__arena *arena,
-                    struct capffi__type *t)
-{
-    /* Bound the size before libffi adds it up, so nested types cannot
-     * wrap size_t (each field is already bounded, so the sum cannot). */
-    size_t total = 0;
-    for (size_t i = 0; i < t->nfields; i++)
-        total += t->fields[i].type->size + t->fields[i].type->align;
-    if (total > CAPFFI__STRUCT_MAX_SIZE)
-        return capffi__fail(ctx, CAPFFI_ESIG, "struct larger than %zu bytes",
-                            CAPFFI__STRUCT_MAX_SIZE);
-    ffi_type **elems =
-        capffi__arena_alloc(arena, (t->nfields + 1) * sizeof *elems);
-    size_t *offsets = capffi__arena_alloc(arena, t->nfields * sizeof *offsets);
-    if (!elems || !offsets)
-        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    for (size_t i = 0; i < t->nfields; i++)
-        elems[i] = t->fields[i].type->ffi;
-    elems[t->nfields] = NULL;
-    t->st.size = 0;
-    t->st.alignment = 0;
-    t->st.type = FFI_TYPE_STRUCT;
-    t->st.elements = elems;
-    ffi_status st = ffi_get_struct_offsets(FFI_DEFAULT_ABI, &t->st, offsets);
-    if (st != FFI_OK)
-        return capffi__fail(ctx, CAPFFI_ESIG,
-                            "libffi cannot lay out this struct (status %d)",
-                            (int)st);
-    for (size_t i = 0; i < t->nfields; i++)
-        t->fields[i].offset = offsets[i];
-    t->ffi = &t->st;
-    t->size = t->st.size;
-    t->align = t->st.alignment;
-    return CAPFFI_OK;
-}
-
-static struct capffi__named *
-find_named(const capffi_ctx *ctx, uint64_t owner, const char *name, size_t len)
-{
-    struct named_key k;
-    memset(&k, 0, sizeof k);
-    k.owner = owner;
-    memcpy(k.name, name, len);
-    struct capffi__named *n;
-    HASH_FIND(hh, ctx->types, &k, sizeof k, n);
-    return n;
-}
-
-const struct capffi__type *
-capffi__type_lookup(const capffi_ctx *ctx, const struct capffi__tok *scope,
-                    const char *name, size_t len)
-{
-    if (len > CAPFFI__NAME_MAX)
-        return NULL;
-    struct capffi__named *n = NULL;
-    for (const struct capffi__tok *t = scope; t && !n; t = t->parent)
-        n = find_named(ctx, t->id, name, len);
-    if (!n)
-        n = find_named(ctx, 0, name, len);
-    return n ? n->type : NULL;
-}
-
-void
-capffi__type_free_all(capffi_ctx *ctx)
-{
-    struct capffi__named *n, *tmp;
-    HASH_ITER(hh, ctx->types, n, tmp)
-    {
-        HASH_DEL(ctx->types, n);
-        capffi__free(n);
-    }
-    capffi__arena_free(&ctx->type_arena);
-}
+#include "types/names.h"
 
 static bool
 valid_name(const char *name)
@@ -139,7 +50,7 @@ define(capffi_ctx *ctx, const struct capffi__tok *scope, uint64_t owner,
     if (capffi__type_keyword(name, len) >= 0)
         return capffi__fail(ctx, CAPFFI_EINVAL, "'%s' is a built-in type name",
                             name);
-    if (find_named(ctx, owner, name, len))
+    if (capffi__type_named(ctx, owner, name, len))
         return capffi__fail(ctx, CAPFFI_EINVAL,
                             "type '%s' is already defined%s", name,
                             owner ? " through this token" : "");
@@ -159,26 +70,14 @@ define(capffi_ctx *ctx, const struct capffi__tok *scope, uint64_t owner,
                             "layout byte %zu: expected '{' (a struct layout)",
                             strspn(layout, " \t\r\n"));
 
-    struct capffi__named *n = capffi__calloc(1, sizeof *n);
-    if (!n)
-        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     rc = capffi__type_parse_in(ctx, scope, &ctx->type_arena, "layout", layout,
                                &t);
-    if (rc) {
-        capffi__free(n);
+    if (rc)
         return rc;
-    }
+    /* A failure leaves the parse in the arena, unnamed, until the context
+     * is freed: bounded by the text's limits. */
     struct capffi__type *named = (struct capffi__type *)t;
-    n->key.owner = owner;
-    memcpy(n->key.name, name, len + 1);
-    named->name = n->key.name;
-    n->type = named;
-    HASH_ADD(hh, ctx->types, key, sizeof n->key, n);
-    if (!n->hh.tbl) {
-        capffi__free(n);
-        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    }
-    return CAPFFI_OK;
+    return capffi__type_name_add(ctx, owner, name, len, named, &named->name);
 }
 
 static void

@@ -1,0 +1,63 @@
+/*
+ * handle.h - what every handle capffi gives out shares: the state word
+ * its uses load, the magic numbers that tell handles apart, the link that
+ * lets revoking a token reach what was made through it, and the head of
+ * the handles native code may be passed as a `function` value.
+ */
+#ifndef CAPFFI_SRC_BASE_HANDLE_H
+#define CAPFFI_SRC_BASE_HANDLE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "base/internal.h"
+
+/* Values of the state word every use of a handle loads (acquire). */
+enum { CAPFFI__LIVE = 0, CAPFFI__CLOSED = 1, CAPFFI__REVOKED = 2 };
+
+/* The struct that holds member m at p. */
+#define capffi__container_of(p, type, m)                                       \
+    ((type *)(void *)((char *)(p)-offsetof(type, m)))
+
+/*
+ * A resource made through a token (a library, a function from a pointer,
+ * a callback, a view). It is embedded in the resource's own struct and
+ * linked into its token's list (perm/token.c), so revoking the token can
+ * reach it. on_revoke runs with the context's token lock held, on
+ * whatever thread revokes: it must only flip state (an atomic store),
+ * never call back into capffi.
+ */
+struct capffi__res {
+    struct capffi__res *prev, *next;
+    void (*on_revoke)(struct capffi__res *r);
+};
+
+/*
+ * Magic numbers of the callable handles. A `function` value is a
+ * capffi_fn or a capffi_cb; the call path tells them apart by this.
+ */
+#define CAPFFI__CB_MAGIC 0x63616263u /* "cbac" */
+#define CAPFFI__FN_MAGIC 0x63616e66u /* "fnac" */
+
+/*
+ * The first member of capffi_fn and capffi_cb: all a `function` argument
+ * or result needs of either, so the call core passes callbacks without
+ * knowing the callback module.
+ */
+struct capffi__callable {
+    uint32_t magic;          /* CAPFFI__FN_MAGIC or CAPFFI__CB_MAGIC */
+    const atomic_int *state; /* LIVE, CLOSED or REVOKED */
+    void *code;              /* the address native code calls */
+    capffi_ctx *ctx;
+};
+
+/*
+ * The code a `function` value passes: a callback's or a function's, or
+ * NULL for NULL. CAPFFI_EINVAL (not a handle, or another context's),
+ * CAPFFI_ECLOSED, CAPFFI_EREVOKED, with a message naming argument `arg`
+ * (counted from 1; 0 names the result). Any thread. In error.c.
+ */
+CAPFFI__HIDDEN int capffi__callable_code(capffi_ctx *ctx, const void *handle,
+                                         size_t arg, void **code);
+
+#endif
