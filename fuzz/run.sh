@@ -32,7 +32,9 @@ UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 export UBSAN_OPTIONS
 
 status=0
+# -error_exitcode: libFuzzer's default, 77, is what meson reads as a skip.
 "$fuzzer" -runs=200000 -max_len=512 -timeout=25 -print_final_stats=1 \
+    -error_exitcode=1 \
     -artifact_prefix="$artifacts/" "$@" "$work/corpus" || status=$?
 if [ "$status" -ne 0 ]; then
     echo "fuzz_sig failed (exit $status); the input is in $artifacts/" >&2
