@@ -139,6 +139,32 @@ security_no_pointer_without_the_pointer_right(void **state)
     capffi_view_free(rv);
     assert_rc(capffi_view_of_buf_tok(&rv, f->ctx, &rd, b, CAPFFI_VIEW_READ),
               CAPFFI_EPERM);
+    /* Nor may its bounded views reach beyond the memory mapped at the
+     * pointer: a length to the end of the address space would be an
+     * unbounded view, and offsets would reach any address. */
+    assert_rc(
+        capffi_view_new(&rv, f->ctx, &rd, data, SIZE_MAX / 2, CAPFFI_VIEW_READ),
+        CAPFFI_EPERM);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "beyond its mapping"));
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char *two = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(two != MAP_FAILED);
+    assert_ok(capffi_view_new(&rv, f->ctx, &rd, two, (size_t)page * 2,
+                              CAPFFI_VIEW_READ));
+    capffi_view_free(rv);
+    assert_int_equal(munmap(two + page, (size_t)page), 0);
+    assert_rc(capffi_view_new(&rv, f->ctx, &rd, two, (size_t)page + 1,
+                              CAPFFI_VIEW_READ),
+              CAPFFI_EPERM);
+    assert_ok(
+        capffi_view_new(&rv, f->ctx, &rd, two, (size_t)page, CAPFFI_VIEW_READ));
+    capffi_view_free(rv);
+    assert_int_equal(munmap(two, (size_t)page), 0);
+    /* With the pointer right the length is the host's word. */
+    assert_ok(capffi_view_new(&rv, f->ctx, &f->tok, data, SIZE_MAX / 2,
+                              CAPFFI_VIEW_READ));
+    capffi_view_free(rv);
 
     /* With the pointer right the address reads back. */
     capffi_view *pv;

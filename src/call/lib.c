@@ -25,6 +25,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "base/maps.h"
 #include "ctx.h"
 #include "call/fn.h"
 #include "call/soname.h"
@@ -52,35 +53,19 @@ lib_on_revoke(struct capffi__res *r)
 }
 
 /*
- * The identity of the file the object `lm` is mapped from, read from
- * /proc/self/maps: the mapping that holds the object's dynamic section.
- * That is what the loader really mapped, whatever its name says now.
+ * The identity of the file the object `lm` is mapped from: the mapping
+ * that holds its dynamic section. That is what the loader really mapped,
+ * whatever its name says now.
  */
 static bool
 mapping_id(const struct link_map *lm, struct capffi__fid *id)
 {
-    FILE *maps = fopen("/proc/self/maps", "re");
-    if (!maps)
+    struct capffi__mapping m;
+    if (!capffi__maps_find((uintptr_t)lm->l_ld, &m) || m.ino == 0)
         return false;
-    uintptr_t where = (uintptr_t)lm->l_ld;
-    char line[PATH_MAX + 128];
-    bool found = false;
-    while (fgets(line, sizeof line, maps)) {
-        uintptr_t lo, hi;
-        unsigned maj, min;
-        unsigned long long inode;
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %*s %*s %x:%x %llu", &lo,
-                   &hi, &maj, &min, &inode) != 5)
-            continue;
-        if (where >= lo && where < hi) {
-            id->dev = makedev(maj, min);
-            id->ino = (ino_t)inode;
-            found = inode != 0;
-            break;
-        }
-    }
-    fclose(maps);
-    return found;
+    id->dev = m.dev;
+    id->ino = m.ino;
+    return true;
 }
 
 /* Is the object `lm` mapped from the file (dev, ino)? */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/handle.h"
+#include "base/maps.h"
 #include "ctx.h"
 #include "memory/buf.h"
 #include "perm/token.h"
@@ -218,9 +219,21 @@ capffi_view_new(capffi_view **out, capffi_ctx *ctx, const capffi_token *tok,
                           "%zu bytes at %p run past the end of the address "
                           "space",
                           len, ptr);
+    /* H3: a bounded view as long as the address space is an unbounded
+     * one: offsets from any pointer would reach any address. Without the
+     * pointer right, a view stays within the memory mapped at ptr. */
+    else if (!unbounded && !(t->rights & CAPFFI_RIGHT_POINTER) &&
+             !capffi__maps_cover((uintptr_t)ptr, len))
+        rc = capffi__fail(ctx, CAPFFI_EPERM,
+                          "%zu bytes at %p reach past the memory mapped "
+                          "there: a view beyond its mapping needs the "
+                          "pointer right",
+                          len, ptr);
     if (rc) {
         struct capffi__who who = capffi__token_who(t);
-        capffi__audit_emit(ctx, CAPFFI_OP_VIEW_NEW, rc, CAPFFI_REASON_INVALID,
+        capffi__audit_emit(ctx, CAPFFI_OP_VIEW_NEW, rc,
+                           rc == CAPFFI_EPERM ? CAPFFI_REASON_RIGHT
+                                              : CAPFFI_REASON_INVALID,
                            &who, rights, target, "%s", capffi_ctx_errmsg(ctx));
         return rc;
     }
