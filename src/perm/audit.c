@@ -87,9 +87,10 @@ update_listening(struct capffi__audit *a)
 /*
  * Which class the recorder keeps an event in (A1). Successes of the
  * operations a script can repeat in a loop (checks, queries, calls, views,
- * pointers, invocations, frees) are bulk; every refusal or failure is a
- * denial; the rest decide what a principal holds (tokens, permissions,
- * libraries, bindings, callbacks) and are kept longest.
+ * pointers, invocations, frees, and attenuations, which need no permission
+ * and only narrow) are bulk; every refusal or failure is a denial; the
+ * rest decide what a principal holds (tokens, permissions, libraries,
+ * bindings, callbacks, type names) and are kept longest.
  */
 static int
 tier_of(const capffi_event *ev)
@@ -98,6 +99,7 @@ tier_of(const capffi_event *ev)
         return CAPFFI__TIER_DENIAL;
     switch (ev->op) {
     case CAPFFI_OP_TOKEN_CHECK:
+    case CAPFFI_OP_TOKEN_ATTENUATE:
     case CAPFFI_OP_PERM_QUERY:
     case CAPFFI_OP_FN_CALL:
     case CAPFFI_OP_CB_INVOKE:
@@ -122,12 +124,26 @@ count_drop(struct capffi__audit *a, capffi_op op)
 }
 
 /*
- * Record ev. A full recorder makes room by dropping the oldest event of the
- * lowest class that is not above ev's; when every recorded event is of a
- * higher class, ev itself is dropped. So a flood of successes never evicts
- * a denial or a control-plane decision, and a flood of denials never
- * evicts a control-plane decision (A1). Either way the drop is counted by
- * op. With the lock held.
+ * How many events of a class a higher class may not evict: denials keep a
+ * quarter of the recorder against a flood of control-plane decisions (a
+ * principal that can repeat one, binding or defining type names, must not
+ * wash the refusals out); successes keep nothing.
+ */
+static size_t
+reserve(const struct capffi__audit *a, int tier)
+{
+    return tier == CAPFFI__TIER_DENIAL ? a->cap / 4 : 0;
+}
+
+/*
+ * Record ev. A full recorder makes room by dropping the oldest event of
+ * the lowest class below ev's that holds more than its reserve, else the
+ * oldest of ev's own class; when that class is empty (every recorded
+ * event is of a higher class, or reserved), ev itself is dropped. So a
+ * flood of successes never evicts a denial or a control-plane decision, a
+ * flood of denials never evicts a control-plane decision, and a flood of
+ * control-plane decisions leaves the denials their reserve (A1). Either
+ * way the drop is counted by op. With the lock held.
  */
 static void
 record(struct capffi__audit *a, const capffi_event *ev)
@@ -140,9 +156,9 @@ record(struct capffi__audit *a, const capffi_event *ev)
         a->len++;
     } else {
         int victim = 0;
-        while (victim <= tier && a->tier[victim].len == 0)
+        while (victim < tier && a->tier[victim].len <= reserve(a, victim))
             victim++;
-        if (victim > tier) {
+        if (a->tier[victim].len == 0) {
             count_drop(a, ev->op);
             return;
         }
