@@ -248,6 +248,15 @@ security_type_names_belong_to_their_principal(void **state)
     assert_ok(capffi_type_size_tok(&size, NULL, f->ctx, &plugin, "Blob"));
     assert_int_equal(size, 8);
     assert_rc(capffi_type_size(&size, NULL, f->ctx, "Blob"), CAPFFI_ESIG);
+    size_t off;
+    assert_ok(capffi_type_offset_tok(&off, f->ctx, &module, "Blob", "h"));
+    assert_int_equal(off, 56);
+    assert_rc(capffi_type_offset_tok(&off, f->ctx, &plugin, "Blob", "h"),
+              CAPFFI_ENOTFOUND);
+    capffi_field fld;
+    assert_ok(capffi_type_field_tok(&fld, f->ctx, &module, "Blob", "b"));
+    assert_int_equal(fld.offset, 8);
+    assert_string_equal(fld.type, "u64");
 
     /* Binds and callbacks see their own token's names, and its
      * ancestors': a child of the module sees the module's Blob. */
@@ -572,6 +581,13 @@ call_type_size_tok(capffi_ctx *ctx, const capffi_token *t)
     return capffi_type_size_tok(&size, NULL, ctx, t, "i32");
 }
 
+static int
+call_type_offset_tok(capffi_ctx *ctx, const capffi_token *t)
+{
+    size_t off;
+    return capffi_type_offset_tok(&off, ctx, t, "{ a: u8, b: u32 }", "b");
+}
+
 static void
 no_op_handler(void *payload, const capffi_value *args, capffi_value *ret)
 {
@@ -608,6 +624,7 @@ security_every_token_taking_function_verifies(void **state)
         { "capffi_view_of_buf_tok", call_view_of_buf_tok, CAPFFI_EREVOKED },
         { "capffi_type_define_tok", call_type_define_tok, CAPFFI_EREVOKED },
         { "capffi_type_size_tok", call_type_size_tok, CAPFFI_EREVOKED },
+        { "capffi_type_offset_tok", call_type_offset_tok, CAPFFI_EREVOKED },
     };
     capffi_token revoked;
     assert_ok(capffi_token_attenuate(&revoked, f->ctx, &f->tok, NULL));

@@ -118,6 +118,21 @@ CAPFFI_API int capffi_type_field(capffi_field *out, capffi_ctx *ctx,
 CAPFFI_API int capffi_type_offset(size_t *offset, capffi_ctx *ctx,
                                   const char *type, const char *field);
 
+/**
+ * capffi_type_field and capffi_type_offset with the names tok sees: its
+ * own, its ancestors', then the context's (capffi_type_define_tok). No
+ * use of the token is counted.
+ * @return as capffi_type_field and capffi_type_offset, plus CAPFFI_ETOKEN
+ *         and CAPFFI_EREVOKED.
+ * Thread safety: owner thread.
+ */
+CAPFFI_API int capffi_type_field_tok(capffi_field *out, capffi_ctx *ctx,
+                                     const capffi_token *tok, const char *type,
+                                     const char *path);
+CAPFFI_API int capffi_type_offset_tok(size_t *offset, capffi_ctx *ctx,
+                                      const capffi_token *tok, const char *type,
+                                      const char *field);
+
 CAPFFI_END_DECLS
 
 #endif

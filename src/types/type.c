@@ -241,20 +241,16 @@ capffi__type_field(capffi_ctx *ctx, const struct capffi__type *t,
     return CAPFFI_OK;
 }
 
-int
-capffi_type_field(capffi_field *out, capffi_ctx *ctx, const char *type,
-                  const char *path)
+/* A field of a struct type expression, with the names scope sees. */
+static int
+type_field(capffi_field *out, capffi_ctx *ctx, const struct capffi__tok *scope,
+           const char *type, const char *path)
 {
-    if (out)
-        memset(out, 0, sizeof *out);
-    int rc = capffi__ctx_owner_check(ctx, "capffi_type_field");
-    if (rc)
-        return rc;
     if (!out || !type || !path)
         return capffi__fail(ctx, CAPFFI_EINVAL, "an argument is NULL");
     struct capffi__arena a = { NULL };
     const struct capffi__type *t;
-    rc = capffi__type_parse(ctx, &a, "type", type, &t);
+    int rc = capffi__type_parse_in(ctx, scope, &a, "type", type, &t);
     if (!rc && t->kind != CAPFFI__STRUCT)
         rc = capffi__fail(ctx, CAPFFI_EINVAL, "'%s' is not a struct", type);
     if (!rc)
@@ -265,8 +261,34 @@ capffi_type_field(capffi_field *out, capffi_ctx *ctx, const char *type,
 }
 
 int
-capffi_type_offset(size_t *offset, capffi_ctx *ctx, const char *type,
-                   const char *field)
+capffi_type_field(capffi_field *out, capffi_ctx *ctx, const char *type,
+                  const char *path)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    int rc = capffi__ctx_owner_check(ctx, "capffi_type_field");
+    return rc ? rc : type_field(out, ctx, NULL, type, path);
+}
+
+int
+capffi_type_field_tok(capffi_field *out, capffi_ctx *ctx,
+                      const capffi_token *tok, const char *type,
+                      const char *path)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    int rc = capffi__ctx_owner_check(ctx, "capffi_type_field_tok");
+    struct capffi__tok *t = NULL;
+    if (!rc)
+        rc = capffi__token_peek(ctx, tok, 0, CAPFFI_OP_TYPE_DEFINE,
+                                type ? type : "", &t);
+    return rc ? rc : type_field(out, ctx, t, type, path);
+}
+
+/* The offset of a field, once the field name is known not to be empty. */
+static int
+offset_of(size_t *offset, capffi_ctx *ctx, const capffi_token *tok,
+          const char *type, const char *field)
 {
     if (!offset)
         return capffi__fail(ctx, CAPFFI_EINVAL, "offset is NULL");
@@ -274,8 +296,28 @@ capffi_type_offset(size_t *offset, capffi_ctx *ctx, const char *type,
     if (field && !*field)
         return capffi__fail(ctx, CAPFFI_ENOTFOUND, "the field name is empty");
     capffi_field f;
-    int rc = capffi_type_field(&f, ctx, type, field);
+    int rc = tok ? capffi_type_field_tok(&f, ctx, tok, type, field)
+                 : capffi_type_field(&f, ctx, type, field);
     if (!rc)
         *offset = f.offset;
     return rc;
+}
+
+int
+capffi_type_offset(size_t *offset, capffi_ctx *ctx, const char *type,
+                   const char *field)
+{
+    return offset_of(offset, ctx, NULL, type, field);
+}
+
+int
+capffi_type_offset_tok(size_t *offset, capffi_ctx *ctx, const capffi_token *tok,
+                       const char *type, const char *field)
+{
+    if (!tok) {
+        if (offset)
+            *offset = 0;
+        return capffi__fail(ctx, CAPFFI_EINVAL, "token is NULL");
+    }
+    return offset_of(offset, ctx, tok, type, field);
 }
