@@ -28,6 +28,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <lauxlib.h>
 #include <lualib.h>
 
 #include "capffi_lua.h"

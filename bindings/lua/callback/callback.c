@@ -1,5 +1,5 @@
 /*
- * callback.c - callbacks: Lua functions that native code calls.
+ * callback/callback.c - callbacks: Lua functions that native code calls.
  *
  * tok:callback(signature, fn [, options]) makes a capffi callback whose
  * handler (handler() below) runs the Lua function fn. The userdata is the
@@ -14,9 +14,10 @@
  * the Lua function, and everything that may raise (pushing arguments,
  * converting the result), inside lua_pcall. A failure is reported to
  * capffi with capffi_cb_fail (the native caller receives the callback's
- * default result) and remembered in the state: the bound function call
- * or capffi.poll() during which it happened raises CAPFFI_ECALLBACK once
- * native code has returned, with the handler's error as `cause`.
+ * default result) and kept for the bound function call or capffi.poll()
+ * during which it happened, which raises CAPFFI_ECALLBACK once native
+ * code has returned, with the handler's error as `cause`
+ * (call/native.c).
  *
  * The handler runs on the Lua thread that is inside the native call (or
  * inside capffi.poll), which the state records for the duration of each
@@ -27,15 +28,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "capffi_lua.h"
-
-/* Registry key: a table of the handler errors not yet raised, indexed by
- * their failure number (capffi_lua__state.cb_failures). */
-#define FAILURES "capffi.cbfailures"
+#include "callback/callback.h"
 
 struct lcb {
-    capffi_cb *cb;
-    struct capffi_lua__state *st;
+    struct capffi_lua__cbhead h; /* the capffi callback and the state */
     int self; /* registry reference anchoring the userdata; LUA_NOREF once
                  closed */
     bool closed;
@@ -57,29 +53,6 @@ struct invocation {
 };
 
 /* ---- values ------------------------------------------------------------- */
-
-bool
-capffi_lua__handle_in(lua_State *L, int idx, capffi_value *v)
-{
-    if (lua_isnil(L, idx)) {
-        v->cb = NULL;
-        return true;
-    }
-    struct lcb *c = luaL_testudata(L, idx, CAPFFI_LUA_CALLBACK);
-    if (c) {
-        /* A closed callback is capffi's to refuse (CAPFFI_ECLOSED), as a
-         * revoked one is; only its memory must still exist. */
-        capffi_lua__ctx(L, c->st);
-        v->cb = c->cb;
-        return c->cb != NULL;
-    }
-    const capffi_fn *fn = capffi_lua__fn_handle(L, idx);
-    if (fn) {
-        v->fn = fn;
-        return true;
-    }
-    return false;
-}
 
 /*
  * The result a handler returned (at idx), into *ret as the declared type
@@ -125,19 +98,12 @@ result_in(lua_State *L, struct lcb *c, int self, int idx, capffi_value *ret)
     case CAPFFI_LUA__STRUCT: {
         void *p = NULL;
         size_t len = 0;
-        if (lua_type(L, idx) == LUA_TSTRING) {
-            p = (void *)(uintptr_t)lua_tolstring(L, idx, &len);
-        } else if (!capffi_lua__struct_bytes(L, idx, &p, &len)) {
-            struct capffi_lua__buffer *b =
-                capffi_lua__buffer_test(L, idx, true);
-            if (!b)
-                capffi_lua__error(L, CAPFFI_ETYPE,
-                                  "callback result (struct): expected a "
-                                  "string, buffer or struct value, got %s",
-                                  capffi_lua__typename(L, idx));
-            if ((rc = capffi_buf_data(&p, &len, b->buf)))
-                capffi_lua__fail(L, c->st, rc, "callback result");
-        }
+        if (!capffi_lua__struct_in(L, c->h.st, idx, &p, &len,
+                                   "callback result"))
+            capffi_lua__error(L, CAPFFI_ETYPE,
+                              "callback result (struct): expected a "
+                              "string, buffer or struct value, got %s",
+                              capffi_lua__typename(L, idx));
         if (len != ret->agg.len)
             capffi_lua__error(L, CAPFFI_ETYPE,
                               "callback result (struct): %zu bytes given, "
@@ -167,7 +133,7 @@ result_in(lua_State *L, struct lcb *c, int self, int idx, capffi_value *ret)
     }
     if (rc)
         capffi_lua__error(L, rc, "callback result (%s): %s",
-                          capffi_cb_result_type(c->cb, NULL), why);
+                          capffi_cb_result_type(c->h.cb, NULL), why);
 }
 
 /* ---- invocation ------------------------------------------------------- */
@@ -211,30 +177,13 @@ invoke(lua_State *L)
     return 0;
 }
 
-/*
- * Remember the error value given for the call or poll that is running
- * (failures[n], n counting the failures not yet raised) and its text for
- * capffi_cb_fail. Protected: both may need memory.
- */
-static int
-remember(lua_State *L)
-{
-    struct invocation *inv = lua_touserdata(L, 2);
-    struct capffi_lua__state *st = inv->c->st;
-    snprintf(inv->msg, sizeof inv->msg, "%s", luaL_tolstring(L, 1, NULL));
-    lua_getfield(L, LUA_REGISTRYINDEX, FAILURES);
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, (lua_Integer)st->cb_failures + 1);
-    return 0;
-}
-
 /* The capffi handler of every Lua callback. It returns normally whatever
  * the Lua side does. */
 static void
 handler(void *payload, const capffi_value *args, capffi_value *ret)
 {
     struct lcb *c = payload;
-    struct capffi_lua__state *st = c->st;
+    struct capffi_lua__state *st = c->h.st;
     lua_State *L = st->L;
     if (!L) {
         capffi_cb_fail("no Lua code is running to take the call");
@@ -252,46 +201,9 @@ handler(void *payload, const capffi_value *args, capffi_value *ret)
         lua_settop(L, top);
         return;
     }
-    snprintf(inv.msg, sizeof inv.msg, "the handler failed");
-    lua_pushcfunction(L, remember);
-    lua_insert(L, -2);
-    lua_pushlightuserdata(L, &inv);
-    lua_pcall(L, 2, 0, 0); /* on failure: counted, without its value */
-    st->cb_failures++;
+    capffi_lua__native_failed(L, st, inv.msg, sizeof inv.msg);
     lua_settop(L, top);
     capffi_cb_fail(inv.msg);
-}
-
-/*
- * After a native call or a poll: raise the first handler failure that
- * happened since `before` (the failure count when it started), as
- * CAPFFI_ECALLBACK with the handler's error as `cause`. The failures it
- * covers count as raised.
- */
-void
-capffi_lua__callback_check(lua_State *L, struct capffi_lua__state *st,
-                           size_t before, const char *what)
-{
-    if (st->cb_failures == before)
-        return;
-    size_t n = st->cb_failures - before;
-    lua_getfield(L, LUA_REGISTRYINDEX, FAILURES);
-    int t = lua_gettop(L);
-    lua_rawgeti(L, t, (lua_Integer)before + 1);
-    for (size_t i = before + 1; i <= st->cb_failures; i++) {
-        lua_pushnil(L);
-        lua_rawseti(L, t, (lua_Integer)i);
-    }
-    st->cb_failures = before;
-    const char *m = lua_isnil(L, t + 1) ? "the handler failed"
-                                        : luaL_tolstring(L, t + 1, NULL);
-    capffi_lua__error_push(L, CAPFFI_ECALLBACK,
-                           "%s: a callback's handler failed: %s", what, m);
-    lua_pushvalue(L, t + 1);
-    lua_setfield(L, -2, "cause");
-    lua_pushinteger(L, (lua_Integer)n);
-    lua_setfield(L, -2, "failures");
-    lua_error(L);
 }
 
 /* ---- making one --------------------------------------------------------- */
@@ -350,20 +262,12 @@ default_in(lua_State *L, struct capffi_lua__state *st, const char *sig, int idx,
                      ? NULL
                      : capffi_lua__check_string(L, idx, "callback: 'result'");
     } else if (k == CAPFFI_LUA__STRUCT) {
-        if (lua_type(L, idx) == LUA_TSTRING) {
-            v->agg.ptr = (void *)(uintptr_t)lua_tolstring(L, idx, &v->agg.len);
-        } else if (!capffi_lua__struct_bytes(L, idx, &v->agg.ptr,
-                                             &v->agg.len)) {
-            struct capffi_lua__buffer *b =
-                capffi_lua__buffer_test(L, idx, true);
-            if (!b)
-                capffi_lua__error(L, CAPFFI_ETYPE,
-                                  "callback: 'result' (struct): expected a "
-                                  "string, buffer or struct value, got %s",
-                                  capffi_lua__typename(L, idx));
-            if ((rc = capffi_buf_data(&v->agg.ptr, &v->agg.len, b->buf)))
-                capffi_lua__fail(L, st, rc, "callback: 'result'");
-        }
+        if (!capffi_lua__struct_in(L, st, idx, &v->agg.ptr, &v->agg.len,
+                                   "callback: 'result'"))
+            capffi_lua__error(L, CAPFFI_ETYPE,
+                              "callback: 'result' (struct): expected a "
+                              "string, buffer or struct value, got %s",
+                              capffi_lua__typename(L, idx));
     } else if ((rc = capffi_lua__scalar_in(L, idx, k, wrap, v, why,
                                            sizeof why))) {
         capffi_lua__error(L, rc, "callback: 'result': %s", why);
@@ -387,10 +291,11 @@ opt_bool(lua_State *L, int idx, const char *key)
     return on;
 }
 
-int
-capffi_lua__callback_new(lua_State *L, struct capffi_lua__state *st,
-                         const capffi_token *tok, int sig_idx, int fn_idx,
-                         int opts_idx)
+/* tok:callback(signature, fn [, options]) through tok, with the arguments
+ * at those indices; pushes the callback. */
+static int
+callback_new(lua_State *L, struct capffi_lua__state *st,
+             const capffi_token *tok, int sig_idx, int fn_idx, int opts_idx)
 {
     capffi_ctx *ctx = capffi_lua__ctx(L, st);
     const char *sig = capffi_lua__check_string(L, sig_idx,
@@ -429,7 +334,7 @@ capffi_lua__callback_new(lua_State *L, struct capffi_lua__state *st,
     }
     struct lcb *c = lua_newuserdatauv(L, sizeof *c + CAPFFI_MAX_ARGS, 2);
     memset(c, 0, sizeof *c);
-    c->st = st;
+    c->h.st = st;
     c->self = LUA_NOREF;
     c->closed = true; /* until it exists */
     c->wrap = (o.flags & CAPFFI_CB_WRAP) != 0;
@@ -441,23 +346,32 @@ capffi_lua__callback_new(lua_State *L, struct capffi_lua__state *st,
      * handler finds the userdata by. */
     lua_pushvalue(L, ud);
     c->self = luaL_ref(L, LUA_REGISTRYINDEX);
-    int rc = capffi_cb_new_opts(&c->cb, ctx, tok, sig, handler, c, &o);
+    int rc = capffi_cb_new_opts(&c->h.cb, ctx, tok, sig, handler, c, &o);
     if (rc) {
         luaL_unref(L, LUA_REGISTRYINDEX, c->self);
         c->self = LUA_NOREF;
         return capffi_lua__fail(L, st, rc, "callback");
     }
     c->closed = false;
-    size_t n = capffi_cb_arity(c->cb);
+    size_t n = capffi_cb_arity(c->h.cb);
     c->nparams = (uint8_t)n;
     for (size_t i = 0; i < n; i++)
-        c->kind[i] =
-            (uint8_t)capffi_lua__kind_of(capffi_cb_param_type(c->cb, i, NULL));
-    const char *rt = capffi_cb_result_type(c->cb, &c->ret_size);
+        c->kind[i] = (uint8_t)capffi_lua__kind_of(
+            capffi_cb_param_type(c->h.cb, i, NULL));
+    const char *rt = capffi_cb_result_type(c->h.cb, &c->ret_size);
     c->ret = (uint8_t)capffi_lua__kind_of(rt);
     c->ret_function = strcmp(rt, "function") == 0;
     lua_settop(L, ud);
     return 1;
+}
+
+/* tok:callback(signature, fn [, options]) (CAPFFI_RIGHT_CALLBACK) */
+static int
+token_callback(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_token tok = t->tok;
+    return callback_new(L, t->st, &tok, 2, 3, 4);
 }
 
 /* ---- the callback object ------------------------------------------------ */
@@ -465,11 +379,9 @@ capffi_lua__callback_new(lua_State *L, struct capffi_lua__state *st,
 static struct lcb *
 check_cb(lua_State *L, int idx)
 {
-    struct lcb *c = luaL_testudata(L, idx, CAPFFI_LUA_CALLBACK);
-    if (!c)
-        capffi_lua__error(L, CAPFFI_ETYPE, "expected a capffi callback, got %s",
-                          capffi_lua__typename(L, idx));
-    capffi_lua__ctx(L, c->st);
+    struct lcb *c =
+        capffi_lua__check_object(L, idx, CAPFFI_LUA_CALLBACK, "callback");
+    capffi_lua__ctx(L, c->h.st);
     return c;
 }
 
@@ -478,8 +390,8 @@ check_cb(lua_State *L, int idx)
 static void
 close_cb(lua_State *L, struct lcb *c)
 {
-    if (!c->closed && c->st->ctx)
-        capffi_cb_close(c->cb);
+    if (!c->closed && c->h.st->ctx)
+        capffi_cb_close(c->h.cb);
     c->closed = true;
     if (c->self != LUA_NOREF) {
         luaL_unref(L, LUA_REGISTRYINDEX, c->self);
@@ -510,7 +422,7 @@ static int
 cb_pointer(lua_State *L)
 {
     struct lcb *c = check_cb(L, 1);
-    lua_pushlightuserdata(L, capffi_cb_code(c->cb));
+    lua_pushlightuserdata(L, capffi_cb_code(c->h.cb));
     return 1;
 }
 
@@ -520,9 +432,9 @@ cb_ref(lua_State *L)
 {
     struct lcb *c = check_cb(L, 1);
     uint32_t n;
-    int rc = capffi_cb_ref(&n, c->cb);
+    int rc = capffi_cb_ref(&n, c->h.cb);
     if (rc)
-        return capffi_lua__fail(L, c->st, rc, "ref");
+        return capffi_lua__fail(L, c->h.st, rc, "ref");
     lua_pushinteger(L, n);
     return 1;
 }
@@ -532,9 +444,9 @@ cb_unref(lua_State *L)
 {
     struct lcb *c = check_cb(L, 1);
     uint32_t n;
-    int rc = capffi_cb_unref(&n, c->cb);
+    int rc = capffi_cb_unref(&n, c->h.cb);
     if (rc)
-        return capffi_lua__fail(L, c->st, rc, "unref");
+        return capffi_lua__fail(L, c->h.st, rc, "unref");
     lua_pushinteger(L, n);
     return 1;
 }
@@ -545,9 +457,9 @@ cb_status(lua_State *L)
 {
     struct lcb *c = check_cb(L, 1);
     capffi_cb_status s;
-    int rc = capffi_cb_take_status(&s, c->cb);
+    int rc = capffi_cb_take_status(&s, c->h.cb);
     if (rc)
-        return capffi_lua__fail(L, c->st, rc, "status");
+        return capffi_lua__fail(L, c->h.st, rc, "status");
     lua_createtable(L, 0, 3);
     lua_pushstring(L, capffi_err_name(s.first));
     lua_setfield(L, -2, "code");
@@ -562,10 +474,10 @@ static int
 cb_tostring(lua_State *L)
 {
     struct lcb *c = luaL_checkudata(L, 1, CAPFFI_LUA_CALLBACK);
-    if (c->closed || !c->st->ctx)
+    if (c->closed || !c->h.st->ctx)
         lua_pushliteral(L, "capffi.callback(closed)");
     else
-        lua_pushfstring(L, "capffi.callback(%p)", capffi_cb_code(c->cb));
+        lua_pushfstring(L, "capffi.callback(%p)", capffi_cb_code(c->h.cb));
     return 1;
 }
 
@@ -587,12 +499,10 @@ capffi_lua__poll(lua_State *L)
         return capffi_lua__error(L, CAPFFI_ERANGE,
                                  "poll: timeout_ms %lld is out of range",
                                  (long long)ms);
-    size_t before = st->cb_failures;
-    lua_State *prev = st->L;
-    st->L = L;
+    struct capffi_lua__native poll;
+    capffi_lua__native_enter(L, st, &poll);
     int rc = capffi_ctx_poll(ctx, (int)ms);
-    st->L = prev;
-    capffi_lua__callback_check(L, st, before, "poll");
+    capffi_lua__native_leave(L, st, &poll, "poll");
     if (rc && rc != CAPFFI_ETIMEDOUT)
         return capffi_lua__fail(L, st, rc, "poll");
     lua_pushboolean(L, rc == CAPFFI_OK);
@@ -622,8 +532,11 @@ capffi_lua__callback_init(lua_State *L)
         { "__tostring", cb_tostring },
         { NULL, NULL },
     };
+    static const luaL_Reg token_methods[] = {
+        { "callback", token_callback },
+        { NULL, NULL },
+    };
     capffi_lua__new_class(L, CAPFFI_LUA_CALLBACK, methods, meta);
     lua_pop(L, 1);
-    lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, FAILURES);
+    capffi_lua__add_methods(L, CAPFFI_LUA_TOKEN, token_methods);
 }

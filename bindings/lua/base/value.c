@@ -1,5 +1,5 @@
 /*
- * value.c - Lua values to and from C scalars.
+ * base/value.c - Lua values to and from C scalars.
  *
  * Bound functions (arguments, results, statics), views (v:get, v:set) and
  * struct values (their fields) convert the same way, so a number that one
@@ -9,11 +9,12 @@
  * travel as the negative integer with the same 64 bits.
  */
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "capffi_lua.h"
+#include "base/base.h"
 
 static const struct {
     const char *word;
@@ -168,4 +169,55 @@ capffi_lua__scalar_push(lua_State *L, int kind, const capffi_value *v)
             lua_pushnil(L);
         break;
     }
+}
+
+/* capffi.address(p): the address of a pointer as an integer (0 for nil).
+ * Turning an integer back into a pointer needs a token
+ * (tok:pointer_from); reading an address does not. */
+int
+capffi_lua__address(lua_State *L)
+{
+    if (!lua_islightuserdata(L, 1) && !lua_isnil(L, 1))
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "address: expected a pointer or nil, got %s",
+                                 capffi_lua__typename(L, 1));
+    lua_pushinteger(L, (lua_Integer)(uintptr_t)lua_touserdata(L, 1));
+    return 1;
+}
+
+/* capffi.u64tostring(n): the unsigned decimal text of a 64-bit integer. */
+int
+capffi_lua__u64tostring(lua_State *L)
+{
+    lua_Integer v = capffi_lua__check_integer(L, 1, "u64tostring");
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, (uint64_t)v);
+    lua_pushstring(L, text);
+    return 1;
+}
+
+/* capffi.u64fromstring(s): decimal text to the integer with those 64
+ * bits (values from 2^63 come out negative). */
+int
+capffi_lua__u64fromstring(lua_State *L)
+{
+    const char *s = capffi_lua__check_string(L, 1, "u64fromstring");
+    uint64_t v = 0;
+    const char *p = s;
+    if (!*p)
+        return capffi_lua__error(L, CAPFFI_EINVAL, "u64fromstring: empty text");
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return capffi_lua__error(L, CAPFFI_EINVAL,
+                                     "u64fromstring: '%s' is not a decimal "
+                                     "number",
+                                     s);
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return capffi_lua__error(L, CAPFFI_ERANGE,
+                                     "u64fromstring: %s is above 2^64 - 1", s);
+        v = v * 10 + d;
+    }
+    lua_pushinteger(L, (lua_Integer)v);
+    return 1;
 }

@@ -1,15 +1,15 @@
 /*
- * buffer.c - capffi.buffer: host memory native calls may read and write.
+ * memory/buffer.c - capffi.buffer: host memory native calls may read and write.
  *
  * A buffer userdata owns a capffi_buf. Every access asks capffi for the
  * bytes again (capffi_buf_data) rather than keeping a pointer, so the
  * library's rules for a buffer (freed, and later lent or pinned) apply to
  * Lua code as they do to C. Positions are 1-based and follow string.sub
- * and string.byte; views of a buffer (buf:view) take 0-based byte offsets,
- * as C does.
+ * and string.byte; views of a buffer (buf:view, added by view.c) take
+ * 0-based byte offsets, as C does.
  *
- * Pins: tok:pointer_of(buf) pins the buffer, buf:unpin() drops one pin.
- * Freeing a pinned buffer (buf:free(), the collector) is deferred by
+ * Pins: tok:pointer_of(buf) (pointer.c) pins the buffer, buf:unpin() drops one
+ * pin. Freeing a pinned buffer (buf:free(), the collector) is deferred by
  * capffi until the last pin is dropped, so an address native code keeps
  * never dangles while the script still holds a pin. The userdata keeps
  * the handle for buf:unpin() until then, and counts the pins it took so
@@ -18,7 +18,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "capffi_lua.h"
+#include "memory/memory.h"
 
 struct capffi_lua__buffer *
 capffi_lua__buffer_test(lua_State *L, int idx, bool live)
@@ -37,11 +37,8 @@ capffi_lua__buffer_test(lua_State *L, int idx, bool live)
 static struct capffi_lua__buffer *
 want_buffer(lua_State *L, int idx, bool live)
 {
-    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, idx, live);
-    if (!b)
-        capffi_lua__error(L, CAPFFI_ETYPE, "expected a capffi buffer, got %s",
-                          capffi_lua__typename(L, idx));
-    return b;
+    capffi_lua__check_object(L, idx, CAPFFI_LUA_BUFFER, "buffer");
+    return capffi_lua__buffer_test(L, idx, live);
 }
 
 /* The live buffer at idx and its bytes. */
@@ -224,22 +221,6 @@ buffer_pins(lua_State *L)
     return 1;
 }
 
-/* buf:view([access]): a view of the bytes, no token needed; "rw" by
- * default. */
-static int
-buffer_view(lua_State *L)
-{
-    struct capffi_lua__buffer *b = want_buffer(L, 1, true);
-    uint32_t access = capffi_lua__access(
-        L, 2, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE, "view: access");
-    struct capffi_lua__view *v = capffi_lua__view_push(L, b->st);
-    v->access = access;
-    int rc = capffi_view_of_buf(&v->view, b->buf, access);
-    if (rc)
-        return capffi_lua__fail(L, b->st, rc, "view");
-    return 1;
-}
-
 static int
 buffer_len(lua_State *L)
 {
@@ -267,10 +248,13 @@ void
 capffi_lua__buffer_init(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "tostring", buffer_tostring }, { "bytes", buffer_bytes },
-        { "write", buffer_write },       { "free", buffer_free },
-        { "unpin", buffer_unpin },       { "pins", buffer_pins },
-        { "view", buffer_view },         { NULL, NULL },
+        { "tostring", buffer_tostring },
+        { "bytes", buffer_bytes },
+        { "write", buffer_write },
+        { "free", buffer_free },
+        { "unpin", buffer_unpin },
+        { "pins", buffer_pins },
+        { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
         { "__len", buffer_len },

@@ -1,5 +1,5 @@
 /*
- * audit.c - capffi.audit: the context's recorded audit trail.
+ * perm/audit.c - capffi.audit: the context's recorded audit trail.
  *
  * The module records up to CAPFFI_LUA_AUDIT_CAPACITY events of its context,
  * keeping control-plane decisions and denials over bulk successes when
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "capffi_lua.h"
+#include "perm/perm.h"
 
 /* An op by name ("lib.open"); nil for any. fn names the caller. */
 static capffi_op

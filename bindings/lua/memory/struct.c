@@ -1,5 +1,5 @@
 /*
- * struct.c - struct values: struct results whose fields are read and
+ * memory/struct.c - struct values: struct results whose fields are read and
  * written by name.
  *
  * A function bound with `struct = "value"` returns one of these instead
@@ -13,11 +13,13 @@
  *
  * A struct value has no methods, so that no field name is shadowed: its
  * bytes come out through capffi.bytes(s), and it may be passed wherever a
- * struct of its size is expected.
+ * struct of its size is expected, as a string or a buffer may
+ * (capffi_lua__struct_in).
  */
+#include <stdint.h>
 #include <string.h>
 
-#include "capffi_lua.h"
+#include "memory/memory.h"
 
 struct sval {
     capffi_buf *buf;     /* root: the memory; NULL once freed */
@@ -72,16 +74,14 @@ test_sval(lua_State *L, int idx)
 static struct sval *
 check_sval(lua_State *L, int idx)
 {
-    struct sval *s = test_sval(L, idx);
-    if (!s)
-        capffi_lua__error(L, CAPFFI_ETYPE,
-                          "expected a capffi struct value, got %s",
-                          capffi_lua__typename(L, idx));
-    return s;
+    capffi_lua__check_object(L, idx, CAPFFI_LUA_STRUCT, "struct value");
+    return test_sval(L, idx);
 }
 
-bool
-capffi_lua__struct_bytes(lua_State *L, int idx, void **mem, size_t *len)
+/* If the value at idx is a struct value, its bytes (*mem, *len) and
+ * true; raises CAPFFI_ECLOSED when its memory is gone. false otherwise. */
+static bool
+struct_bytes(lua_State *L, int idx, void **mem, size_t *len)
 {
     struct sval *s = test_sval(L, idx);
     if (!s)
@@ -92,6 +92,25 @@ capffi_lua__struct_bytes(lua_State *L, int idx, void **mem, size_t *len)
         capffi_lua__fail(L, s->st, rc, "struct");
     *mem = (unsigned char *)p + s->off;
     *len = s->size;
+    return true;
+}
+
+bool
+capffi_lua__struct_in(lua_State *L, struct capffi_lua__state *st, int idx,
+                      void **mem, size_t *len, const char *what)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        *mem = (void *)(uintptr_t)lua_tolstring(L, idx, len);
+        return true;
+    }
+    if (struct_bytes(L, idx, mem, len))
+        return true;
+    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, idx, true);
+    if (!b)
+        return false;
+    int rc = capffi_buf_data(mem, len, b->buf);
+    if (rc)
+        capffi_lua__fail(L, st, rc, what);
     return true;
 }
 

@@ -1,12 +1,13 @@
 /*
- * view.c - views: bounded, typed reads and writes of memory.
+ * memory/view.c - views: bounded, typed reads and writes of memory.
  *
  * A view userdata owns a capffi_view, made by tok:view (native memory,
  * through a token's read/write rights) or buf:view (a buffer's bytes, no
- * token). Every access goes through capffi's view functions, so the
- * bounds, the access mode and the token are checked by capffi, and the
- * refusals are audited there, before a byte moves. Offsets are 0-based
- * byte offsets, as in C: a view of n bytes holds offsets 0 to n - 1.
+ * token); this file adds both methods to their classes. Every access goes
+ * through capffi's view functions, so the bounds, the access mode and the token
+ * are checked by capffi, and the refusals are audited there, before a byte
+ * moves. Offsets are 0-based byte offsets, as in C: a view of n bytes holds
+ * offsets 0 to n - 1.
  *
  * Values convert as call arguments and results do (value.c). Strings and
  * byte ranges come out as Lua strings (copies), so nothing a script holds
@@ -15,10 +16,20 @@
 #include <math.h>
 #include <string.h>
 
-#include "capffi_lua.h"
+#include "memory/memory.h"
 
-uint32_t
-capffi_lua__access(lua_State *L, int idx, uint32_t def, const char *what)
+/* A view userdata; view is NULL once freed. */
+struct view {
+    capffi_view *view;
+    struct capffi_lua__state *st;
+    uint32_t access; /* CAPFFI_VIEW_READ and/or CAPFFI_VIEW_WRITE */
+    bool unbounded;
+};
+
+/* An access string ("r", "w", "rw") at idx as CAPFFI_VIEW_* bits; def
+ * when the argument is absent or nil. */
+static uint32_t
+access_in(lua_State *L, int idx, uint32_t def, const char *what)
 {
     if (lua_isnoneornil(L, idx))
         return def;
@@ -40,11 +51,13 @@ access_name(uint32_t access)
     return names[access & (CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE)];
 }
 
-struct capffi_lua__view *
-capffi_lua__view_push(lua_State *L, struct capffi_lua__state *st)
+/* Push an empty view userdata (view NULL) for the caller to fill, so
+ * that no capffi view exists before the userdata that frees it. */
+static struct view *
+view_push(lua_State *L, struct capffi_lua__state *st)
 {
     capffi_lua__ctx(L, st);
-    struct capffi_lua__view *v = lua_newuserdatauv(L, sizeof *v, 0);
+    struct view *v = lua_newuserdatauv(L, sizeof *v, 0);
     v->view = NULL;
     v->st = st;
     v->access = 0;
@@ -54,13 +67,10 @@ capffi_lua__view_push(lua_State *L, struct capffi_lua__state *st)
 }
 
 /* The live view at idx, or an error (CAPFFI_ETYPE, CAPFFI_ECLOSED). */
-static struct capffi_lua__view *
+static struct view *
 check_view(lua_State *L, int idx)
 {
-    struct capffi_lua__view *v = luaL_testudata(L, idx, CAPFFI_LUA_VIEW);
-    if (!v)
-        capffi_lua__error(L, CAPFFI_ETYPE, "expected a capffi view, got %s",
-                          capffi_lua__typename(L, idx));
+    struct view *v = capffi_lua__check_object(L, idx, CAPFFI_LUA_VIEW, "view");
     capffi_lua__ctx(L, v->st);
     if (!v->view)
         capffi_lua__error(L, CAPFFI_ECLOSED, "the view was freed");
@@ -100,7 +110,7 @@ check_type(lua_State *L, int idx, const char *what)
 static int
 view_get(lua_State *L)
 {
-    struct capffi_lua__view *v = check_view(L, 1);
+    struct view *v = check_view(L, 1);
     int k = check_type(L, 2, "get");
     size_t off = check_size(L, 3, 0, "get: offset");
     capffi_value x;
@@ -116,7 +126,7 @@ view_get(lua_State *L)
 static int
 view_set(lua_State *L)
 {
-    struct capffi_lua__view *v = check_view(L, 1);
+    struct view *v = check_view(L, 1);
     int k = check_type(L, 2, "set");
     const char *type = lua_tostring(L, 2);
     size_t off = check_size(L, 3, -1, "set: offset");
@@ -137,7 +147,7 @@ view_set(lua_State *L)
 static int
 view_cstring(lua_State *L)
 {
-    struct capffi_lua__view *v = check_view(L, 1);
+    struct view *v = check_view(L, 1);
     size_t off = check_size(L, 2, 0, "cstring: offset");
     const char *s;
     size_t len;
@@ -152,7 +162,7 @@ view_cstring(lua_State *L)
 static int
 view_copy(lua_State *L)
 {
-    struct capffi_lua__view *v = check_view(L, 1);
+    struct view *v = check_view(L, 1);
     size_t off = check_size(L, 2, -1, "copy: offset");
     size_t n = check_size(L, 3, -1, "copy: count");
     size_t len = capffi_view_len(v->view);
@@ -175,7 +185,7 @@ view_copy(lua_State *L)
 static int
 view_write(lua_State *L)
 {
-    struct capffi_lua__view *v = check_view(L, 1);
+    struct view *v = check_view(L, 1);
     size_t off = check_size(L, 2, -1, "write: offset");
     size_t n;
     capffi_lua__check_string(L, 3, "write: s");
@@ -192,11 +202,11 @@ view_write(lua_State *L)
 static int
 view_sub(lua_State *L)
 {
-    struct capffi_lua__view *v = check_view(L, 1);
+    struct view *v = check_view(L, 1);
     size_t off = check_size(L, 2, -1, "sub: offset");
     size_t len = check_size(L, 3, -1, "sub: length");
-    uint32_t access = capffi_lua__access(L, 4, v->access, "sub: access");
-    struct capffi_lua__view *s = capffi_lua__view_push(L, v->st);
+    uint32_t access = access_in(L, 4, v->access, "sub: access");
+    struct view *s = view_push(L, v->st);
     s->access = access;
     int rc = capffi_view_sub(&s->view, v->view, off, len, access);
     if (rc)
@@ -209,11 +219,7 @@ view_sub(lua_State *L)
 static int
 view_free(lua_State *L)
 {
-    struct capffi_lua__view *v = luaL_testudata(L, 1, CAPFFI_LUA_VIEW);
-    if (!v)
-        return capffi_lua__error(L, CAPFFI_ETYPE,
-                                 "expected a capffi view, got %s",
-                                 capffi_lua__typename(L, 1));
+    struct view *v = capffi_lua__check_object(L, 1, CAPFFI_LUA_VIEW, "view");
     if (v->view && v->st->ctx)
         capffi_view_free(v->view);
     v->view = NULL;
@@ -224,7 +230,7 @@ view_free(lua_State *L)
 static int
 view_len(lua_State *L)
 {
-    struct capffi_lua__view *v = check_view(L, 1);
+    struct view *v = check_view(L, 1);
     if (v->unbounded)
         lua_pushnumber(L, HUGE_VAL);
     else
@@ -235,7 +241,7 @@ view_len(lua_State *L)
 static int
 view_tostring(lua_State *L)
 {
-    struct capffi_lua__view *v = luaL_checkudata(L, 1, CAPFFI_LUA_VIEW);
+    struct view *v = luaL_checkudata(L, 1, CAPFFI_LUA_VIEW);
     if (!v->view || !v->st->ctx)
         lua_pushliteral(L, "capffi.view(freed)");
     else if (v->unbounded)
@@ -245,6 +251,92 @@ view_tostring(lua_State *L)
         lua_pushfstring(L, "capffi.view(%I bytes, %s)",
                         (lua_Integer)capffi_view_len(v->view),
                         access_name(v->access));
+    return 1;
+}
+
+/* buf:view([access]): a view of the bytes, no token needed; "rw" by
+ * default. */
+static int
+buffer_view(lua_State *L)
+{
+    capffi_lua__check_object(L, 1, CAPFFI_LUA_BUFFER, "buffer");
+    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, 1, true);
+    uint32_t access =
+        access_in(L, 2, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE, "view: access");
+    struct view *v = view_push(L, b->st);
+    v->access = access;
+    int rc = capffi_view_of_buf(&v->view, b->buf, access);
+    if (rc)
+        return capffi_lua__fail(L, b->st, rc, "view");
+    return 1;
+}
+
+/*
+ * tok:view(buf [, access]): a view of a buffer's bytes that may read
+ * pointers out of them (CAPFFI_RIGHT_POINTER; "rw" by default), as for
+ * an out-parameter a native function filled with an address.
+ */
+static int
+token_view_buffer(lua_State *L, struct capffi_lua__token *t,
+                  struct capffi_lua__buffer *b)
+{
+    capffi_ctx *ctx = capffi_lua__ctx(L, t->st);
+    uint32_t access =
+        access_in(L, 3, CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE, "view: access");
+    struct view *v = view_push(L, t->st);
+    v->access = access;
+    int rc = capffi_view_of_buf_tok(&v->view, ctx, &t->tok, b->buf, access);
+    if (rc)
+        return capffi_lua__fail(L, t->st, rc, "view");
+    return 1;
+}
+
+/*
+ * tok:view(pointer, len [, access]): a view of len bytes of native memory
+ * (access "r" by default; "w" and "rw" need the write right). len
+ * "unbounded" reaches the end of the address space and needs the read
+ * and pointer rights. With a buffer instead of a pointer: token_view_buffer.
+ */
+static int
+token_view(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_ctx *ctx = capffi_lua__ctx(L, t->st);
+    struct capffi_lua__buffer *b = capffi_lua__buffer_test(L, 2, true);
+    if (b)
+        return token_view_buffer(L, t, b);
+    if (!lua_islightuserdata(L, 2) && !lua_isnil(L, 2))
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "view: expected a pointer, got %s",
+                                 capffi_lua__typename(L, 2));
+    const void *p = lua_touserdata(L, 2);
+    size_t len = 0;
+    bool unbounded = false;
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        if (strcmp(lua_tostring(L, 3), "unbounded") != 0)
+            return capffi_lua__error(L, CAPFFI_EINVAL,
+                                     "view: the length is an integer or "
+                                     "\"unbounded\", not \"%s\"",
+                                     lua_tostring(L, 3));
+        unbounded = true;
+    } else {
+        lua_Integer n = capffi_lua__check_integer(L, 3, "view: length");
+        if (n < 0)
+            return capffi_lua__error(L, CAPFFI_ERANGE,
+                                     "view: length %lld is negative",
+                                     (long long)n);
+        len = (size_t)n;
+    }
+    uint32_t access = access_in(L, 4, CAPFFI_VIEW_READ, "view: access");
+    struct view *v = view_push(L, t->st);
+    v->access = access;
+    v->unbounded = unbounded;
+    /* A NULL pointer goes to capffi too: the token is verified (and the
+     * attempt audited) before the arguments are. */
+    int rc = capffi_view_new(&v->view, ctx, &t->tok, p, len,
+                             access | (unbounded ? CAPFFI_VIEW_UNBOUNDED : 0));
+    if (rc)
+        return capffi_lua__fail(L, t->st, rc, "view");
     return 1;
 }
 
@@ -262,6 +354,16 @@ capffi_lua__view_init(lua_State *L)
         { "__close", view_free }, { "__tostring", view_tostring },
         { NULL, NULL },
     };
+    static const luaL_Reg buffer_methods[] = {
+        { "view", buffer_view },
+        { NULL, NULL },
+    };
+    static const luaL_Reg token_methods[] = {
+        { "view", token_view },
+        { NULL, NULL },
+    };
     capffi_lua__new_class(L, CAPFFI_LUA_VIEW, methods, meta);
     lua_pop(L, 1);
+    capffi_lua__add_methods(L, CAPFFI_LUA_BUFFER, buffer_methods);
+    capffi_lua__add_methods(L, CAPFFI_LUA_TOKEN, token_methods);
 }

@@ -1,0 +1,352 @@
+/*
+ * call/fn.c - bound functions: Lua functions that call native ones.
+ *
+ * Each bound function (made by tok:dlopen, capffi.dlopen or tok:fnptr) is
+ * a Lua C closure over a function userdata that holds the capffi_fn, the
+ * Lua-side conversion of each parameter (chosen once, at bind time, from
+ * the declared types) and a reference to its library, so a library is not
+ * collected while one of its functions can still be called.
+ *
+ * Conversions (docs/lua.md, "Values"): integers are exact; a float is
+ * accepted for an integer parameter only when it holds an integral value
+ * in range; u64 and usize values at or above 2^63 travel as the negative
+ * integer with the same 64 bits. Every refusal is a Lua error with a
+ * capffi code; nothing reaches native code unconverted. A `function`
+ * parameter takes a callback, a bound function or nil
+ * (capffi_lua__handle_in), which callbacks use for their results too.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "call/call.h"
+
+/* Short names for the conversion kinds (base/base.h). */
+enum {
+    K_VOID = CAPFFI_LUA__VOID,
+    K_BOOL = CAPFFI_LUA__BOOL,
+    K_POINTER = CAPFFI_LUA__POINTER,
+    K_CSTRING = CAPFFI_LUA__CSTRING,
+    K_BUFFER = CAPFFI_LUA__BUFFER,
+    K_STRUCT = CAPFFI_LUA__STRUCT,
+    K_FUNCTION = CAPFFI_LUA__FUNCTION
+};
+
+struct fn {
+    capffi_fn *fn;
+    struct capffi_lua__state *st;
+    const char *name; /* the Lua-side name, stored after kind[] */
+    size_t ret_size;
+    uint8_t nparams;
+    uint8_t ret;
+    uint8_t smode; /* enum capffi_lua__smode */
+    bool wrap;
+    uint8_t kind[]; /* enum kind, per parameter */
+};
+
+/* ---- calling ----------------------------------------------------------- */
+
+static int
+arg_error(lua_State *L, const struct fn *f, int i, int code, const char *what)
+{
+    const char *type = capffi_fn_param_type(f->fn, (size_t)i, NULL);
+    return capffi_lua__error(L, code, "%s: argument %d (%s): %s, got %s",
+                             f->name, i + 1, type ? type : "?", what,
+                             capffi_lua__typename(L, i + 1));
+}
+
+static void
+arg_value(lua_State *L, const struct fn *f, int i, capffi_value *v)
+{
+    int idx = i + 1;
+    switch (f->kind[i]) {
+    case K_CSTRING:
+        if (lua_type(L, idx) == LUA_TSTRING) {
+            size_t len;
+            v->str = lua_tolstring(L, idx, &len);
+            if (strlen(v->str) != len)
+                capffi_lua__error(L, CAPFFI_EINVAL,
+                                  "%s: argument %d (cstring): the string has "
+                                  "a NUL byte at %zu",
+                                  f->name, idx, strlen(v->str) + 1);
+        } else if (lua_isnil(L, idx)) {
+            v->str = NULL;
+        } else {
+            arg_error(L, f, i, CAPFFI_ETYPE, "expected a string or nil");
+        }
+        break;
+    case K_BUFFER:
+        if (lua_isnil(L, idx)) {
+            v->buf = NULL;
+        } else {
+            struct capffi_lua__buffer *b =
+                capffi_lua__buffer_test(L, idx, true);
+            if (!b)
+                arg_error(L, f, i, CAPFFI_ETYPE, "expected a buffer or nil");
+            v->buf = b->buf;
+        }
+        break;
+    case K_FUNCTION:
+        if (!capffi_lua__handle_in(L, idx, v))
+            arg_error(L, f, i, CAPFFI_ETYPE,
+                      "expected a callback, a bound function or nil");
+        break;
+    case K_STRUCT:
+        if (!capffi_lua__struct_in(L, f->st, idx, &v->agg.ptr, &v->agg.len,
+                                   f->name))
+            arg_error(L, f, i, CAPFFI_ETYPE,
+                      "expected a string, buffer or struct value holding "
+                      "the struct");
+        break;
+    default: {
+        char why[128];
+        int rc = capffi_lua__scalar_in(L, idx, f->kind[i], f->wrap, v, why,
+                                       sizeof why);
+        if (rc)
+            capffi_lua__error(L, rc, "%s: argument %d (%s): %s", f->name, idx,
+                              capffi_fn_param_type(f->fn, (size_t)i, NULL),
+                              why);
+    }
+    }
+}
+
+/* The closure every bound function is: upvalue 1 is its fn userdata. */
+static int
+fn_call(lua_State *L)
+{
+    const struct fn *f = lua_touserdata(L, lua_upvalueindex(1));
+    int n = lua_gettop(L);
+    if (n != f->nparams)
+        return capffi_lua__error(L, CAPFFI_EINVAL,
+                                 "%s: expected %d argument%s, got %d", f->name,
+                                 f->nparams, f->nparams == 1 ? "" : "s", n);
+    if (!f->st->ctx)
+        return capffi_lua__error(L, CAPFFI_ECLOSED,
+                                 "%s: the capffi context is closed", f->name);
+    capffi_value args[CAPFFI_MAX_ARGS];
+    for (int i = 0; i < n; i++)
+        arg_value(L, f, i, &args[i]);
+    capffi_value r;
+    luaL_Buffer b;
+    if (f->ret == K_STRUCT) {
+        if (f->smode == CAPFFI_LUA__SMODE_VALUE) {
+            capffi_lua__struct_push(L, f->st, f->fn, lua_upvalueindex(1),
+                                    &r.agg.ptr, &r.agg.len);
+        } else if (f->smode == CAPFFI_LUA__SMODE_BUFFER) {
+            struct capffi_lua__buffer *rb =
+                capffi_lua__buffer_push(L, f->st, f->ret_size);
+            int rc = capffi_buf_data(&r.agg.ptr, &r.agg.len, rb->buf);
+            if (rc)
+                return capffi_lua__fail(L, f->st, rc, f->name);
+        } else {
+            r.agg.ptr = luaL_buffinitsize(L, &b, f->ret_size);
+            r.agg.len = f->ret_size;
+        }
+    }
+    /* Callback handlers run on this Lua thread while native code runs;
+     * their failures are raised once it has returned. */
+    struct capffi_lua__native call;
+    capffi_lua__native_enter(L, f->st, &call);
+    int rc = capffi_fn_call(f->fn, args, &r);
+    capffi_lua__native_leave(L, f->st, &call, f->name);
+    if (rc)
+        return capffi_lua__fail(L, f->st, rc, f->name);
+    switch (f->ret) {
+    case K_VOID:
+        return 0;
+    case K_CSTRING:
+        if (r.str)
+            lua_pushstring(L, r.str);
+        else
+            lua_pushnil(L);
+        break;
+    case K_STRUCT:
+        /* a struct value or buffer is on the top already */
+        if (f->smode == CAPFFI_LUA__SMODE_STRING)
+            luaL_pushresultsize(&b, f->ret_size);
+        break;
+    default:
+        capffi_lua__scalar_push(L, f->ret, &r);
+        break;
+    }
+    return 1;
+}
+
+/* The capffi_fn of a bound function (a Lua function made by dlopen or
+ * tok:fnptr) at idx, or NULL for any other value. */
+static const capffi_fn *
+fn_handle(lua_State *L, int idx)
+{
+    if (lua_tocfunction(L, idx) != fn_call)
+        return NULL;
+    lua_getupvalue(L, idx, 1);
+    const struct fn *f = luaL_testudata(L, -1, CAPFFI_LUA_FN);
+    lua_pop(L, 1);
+    return f ? f->fn : NULL;
+}
+
+bool
+capffi_lua__handle_in(lua_State *L, int idx, capffi_value *v)
+{
+    if (lua_isnil(L, idx)) {
+        v->cb = NULL;
+        return true;
+    }
+    const struct capffi_lua__cbhead *c =
+        luaL_testudata(L, idx, CAPFFI_LUA_CALLBACK);
+    if (c) {
+        /* A closed callback is capffi's to refuse (CAPFFI_ECLOSED), as a
+         * revoked one is; only its memory must still exist. */
+        capffi_lua__ctx(L, c->st);
+        v->cb = c->cb;
+        return c->cb != NULL;
+    }
+    const capffi_fn *fn = fn_handle(L, idx);
+    if (fn) {
+        v->fn = fn;
+        return true;
+    }
+    return false;
+}
+
+static int
+fn_gc(lua_State *L)
+{
+    struct fn *f = lua_touserdata(L, 1);
+    if (f->fn && f->st->ctx)
+        capffi_fn_free(f->fn);
+    f->fn = NULL;
+    return 0;
+}
+
+void
+capffi_lua__fn_push(lua_State *L, struct capffi_lua__state *st, int keep_idx,
+                    capffi_fn *cfn, const char *name, uint32_t flags,
+                    enum capffi_lua__smode smode)
+{
+    size_t n = capffi_fn_arity(cfn), nlen = strlen(name);
+    struct fn *f = lua_newuserdatauv(L, sizeof *f + n + nlen + 1, 1);
+    memset(f, 0, sizeof *f);
+    f->fn = cfn;
+    f->st = st;
+    luaL_setmetatable(L, CAPFFI_LUA_FN);
+    if (keep_idx) {
+        lua_pushvalue(L, keep_idx);
+        lua_setiuservalue(L, -2, 1);
+    }
+    f->nparams = (uint8_t)n;
+    f->wrap = (flags & CAPFFI_FN_WRAP) != 0;
+    f->name = (const char *)f->kind + n;
+    memcpy(f->kind + n, name, nlen + 1);
+    for (size_t i = 0; i < n; i++) {
+        const char *word = capffi_fn_param_type(cfn, i, NULL);
+        int k = strcmp(word, "function") == 0 ? K_FUNCTION
+                                              : capffi_lua__kind_of(word);
+        if (k < 0)
+            capffi_lua__error(L, CAPFFI_ETYPE,
+                              "%s: parameter %zu has an unknown type", name,
+                              i + 1);
+        f->kind[i] = (uint8_t)k;
+    }
+    int k = capffi_lua__kind_of(capffi_fn_result_type(cfn, &f->ret_size));
+    if (k < 0)
+        capffi_lua__error(L, CAPFFI_ETYPE, "%s: the result has an unknown type",
+                          name);
+    f->ret = (uint8_t)k;
+    if (smode != CAPFFI_LUA__SMODE_STRING && k != K_STRUCT)
+        capffi_lua__error(L, CAPFFI_EINVAL,
+                          "%s: the 'struct' option applies to a struct result, "
+                          "and the result is %s",
+                          name, capffi_fn_result_type(cfn, NULL));
+    f->smode = (uint8_t)smode;
+    lua_pushcclosure(L, fn_call, 1);
+}
+
+enum capffi_lua__smode
+capffi_lua__opt_smode(lua_State *L, int idx, const char *what)
+{
+    static const char *const names[] = { "string", "value", "buffer" };
+    enum capffi_lua__smode m = CAPFFI_LUA__SMODE_STRING;
+    if (lua_getfield(L, idx, "struct") != LUA_TNIL) {
+        const char *s = capffi_lua__check_string(L, -1, what);
+        size_t i = 0;
+        while (i < 3 && strcmp(s, names[i]) != 0)
+            i++;
+        if (i == 3)
+            capffi_lua__error(L, CAPFFI_EINVAL,
+                              "%s: 'struct' is \"string\", \"value\" or "
+                              "\"buffer\", not \"%s\"",
+                              what, s);
+        m = (enum capffi_lua__smode)i;
+    }
+    lua_pop(L, 1);
+    return m;
+}
+
+/* Build "(p1, p2) -> r" from a Deno-style description at idx; pushes it. */
+
+/*
+ * tok:fnptr(pointer, signature [, options]): a function pointer made
+ * callable (CAPFFI_RIGHT_FNPTR); revoked with the token. The arguments
+ * are at ptr_idx, sig_idx and opts_idx.
+ */
+static int
+fn_from_ptr(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
+            int ptr_idx, int sig_idx, int opts_idx)
+{
+    static const char *const keys[] = { "errno", "wrap", "struct", NULL };
+    capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    if (!lua_islightuserdata(L, ptr_idx))
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "fnptr: expected a pointer, got %s",
+                                 capffi_lua__typename(L, ptr_idx));
+    void *code = lua_touserdata(L, ptr_idx);
+    const char *sig = capffi_lua__check_string(L, sig_idx, "fnptr: signature");
+    uint32_t flags = 0;
+    enum capffi_lua__smode smode = CAPFFI_LUA__SMODE_STRING;
+    if (capffi_lua__opt_table(L, opts_idx, "fnptr: options")) {
+        capffi_lua__check_keys(L, opts_idx, "fnptr: options", keys);
+        smode = capffi_lua__opt_smode(L, opts_idx, "fnptr: options");
+        if (capffi_lua__opt_flag(L, opts_idx, "errno", "fnptr: options"))
+            flags |= CAPFFI_FN_ERRNO;
+        if (capffi_lua__opt_flag(L, opts_idx, "wrap", "fnptr: options"))
+            flags |= CAPFFI_FN_WRAP;
+    }
+    capffi_fn *cfn;
+    int rc = capffi_fn_from_ptr(&cfn, ctx, tok, code, sig, flags);
+    if (rc)
+        return capffi_lua__fail(L, st, rc, "fnptr");
+    capffi_lua__fn_push(L, st, 0, cfn, "fnptr", flags, smode);
+    return 1;
+}
+
+/* tok:fnptr(pointer, signature [, options]) */
+static int
+token_fnptr(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_token tok = t->tok;
+    return fn_from_ptr(L, t->st, &tok, 2, 3, 4);
+}
+
+int
+capffi_lua__errno(lua_State *L)
+{
+    lua_pushinteger(L, capffi_last_errno());
+    return 1;
+}
+
+void
+capffi_lua__fn_init(lua_State *L)
+{
+    static const luaL_Reg token_methods[] = {
+        { "fnptr", token_fnptr },
+        { NULL, NULL },
+    };
+    capffi_lua__new_class(L, CAPFFI_LUA_FN, NULL,
+                          (const luaL_Reg[]){
+                              { "__gc", fn_gc },
+                              { NULL, NULL },
+                          });
+    lua_pop(L, 1);
+    capffi_lua__add_methods(L, CAPFFI_LUA_TOKEN, token_methods);
+}

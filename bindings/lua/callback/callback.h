@@ -1,0 +1,20 @@
+/*
+ * callback/callback.h - the callback layer of the Lua binding: callbacks,
+ * Lua functions that native code calls, and the owner loop that runs the
+ * ones called from other threads (callback.c). Above call/.
+ */
+#ifndef CAPFFI_LUA_CALLBACK_H
+#define CAPFFI_LUA_CALLBACK_H
+
+#include "call/call.h"
+
+/* ---- callback.c: callbacks and capffi.poll ------------------------------ */
+
+/* Register the callback class; add tok:callback. */
+void capffi_lua__callback_init(lua_State *L);
+
+/* Module functions (upvalue 1: the state userdata). */
+int capffi_lua__poll(lua_State *L);      /* capffi.poll */
+int capffi_lua__keepalive(lua_State *L); /* capffi.keepalive */
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * memory/memory.h - the memory layer of the Lua binding: buffers
+ * (buffer.c), pointers to them and from addresses (pointer.c), views
+ * (view.c) and struct values (struct.c). Above types/; buffers are its
+ * lowest file, which the others use.
+ */
+#ifndef CAPFFI_LUA_MEMORY_H
+#define CAPFFI_LUA_MEMORY_H
+
+#include "types/types.h"
+
+/* ---- buffer.c: capffi.buffer ------------------------------------------- */
+
+#define CAPFFI_LUA_BUFFER "capffi.buffer" /* metatable of buffers */
+
+/*
+ * A buffer userdata. freed: buf:free() or the collector ran; the bytes may
+ * still be held by pins. pins: the pins taken through tok:pointer_of and
+ * not yet dropped by buf:unpin(); while there are any, buf stays the
+ * handle capffi_buf_unpin needs, even after the free. buf is NULL once
+ * the handle is gone (freed with no pin left).
+ */
+struct capffi_lua__buffer {
+    capffi_buf *buf;
+    struct capffi_lua__state *st;
+    size_t pins;
+    bool freed;
+};
+
+/* Register the buffer class. */
+void capffi_lua__buffer_init(lua_State *L);
+
+/* capffi.buffer(n) or capffi.buffer(s) (upvalue 1: the state userdata) */
+int capffi_lua__buffer_new(lua_State *L);
+
+/* The buffer userdata at idx or NULL; raises CAPFFI_ECLOSED for a freed
+ * one when live is true. */
+struct capffi_lua__buffer *capffi_lua__buffer_test(lua_State *L, int idx,
+                                                   bool live);
+
+/* Push a new buffer userdata of len zero bytes; raises on failure. */
+struct capffi_lua__buffer *
+capffi_lua__buffer_push(lua_State *L, struct capffi_lua__state *st, size_t len);
+
+/* ---- pointer.c: tok:pointer_of, tok:pointer_from ----------------------- */
+
+/* Add tok:pointer_of and tok:pointer_from to the token class. */
+void capffi_lua__pointer_init(lua_State *L);
+
+/* ---- view.c: views ------------------------------------------------------ */
+
+#define CAPFFI_LUA_VIEW "capffi.view" /* metatable of views */
+
+/* Register the view class; add buf:view and tok:view. */
+void capffi_lua__view_init(lua_State *L);
+
+/* ---- struct.c: struct values -------------------------------------------- */
+
+#define CAPFFI_LUA_STRUCT "capffi.struct" /* metatable of struct values */
+
+/* Register the struct value class. */
+void capffi_lua__struct_init(lua_State *L);
+
+/* capffi.bytes(s): a copy of a struct value's bytes, as a string. */
+int capffi_lua__struct_tobytes(lua_State *L);
+
+/*
+ * Push a struct value for the struct result of fn (whose function
+ * userdata is at fn_idx, kept alive by it): zeroed memory of the result's
+ * size, which the caller passes as ret->agg (*mem, *len) and the call
+ * fills. Raises on failure.
+ */
+void capffi_lua__struct_push(lua_State *L, struct capffi_lua__state *st,
+                             const capffi_fn *fn, int fn_idx, void **mem,
+                             size_t *len);
+
+/*
+ * A struct given at idx, as a string, a buffer or a struct value: its
+ * bytes in *mem and *len (whether that is the size wanted is the caller's
+ * to check), and true. false, changing nothing, for any other value.
+ * Raises CAPFFI_ECLOSED for a freed buffer or struct value, and capffi's
+ * error ("what: ...") when a buffer's bytes cannot be had.
+ */
+bool capffi_lua__struct_in(lua_State *L, struct capffi_lua__state *st, int idx,
+                           void **mem, size_t *len, const char *what);
+
+#endif
