@@ -172,6 +172,10 @@ int capffi_lua__scalar_in(lua_State *L, int idx, int kind, bool wrap,
  * (u64 as its 64 bits), floats as floats, NULL pointers as nil. */
 void capffi_lua__scalar_push(lua_State *L, int kind, const capffi_value *v);
 
+/* Push a value of the given kind read from *v: a cstring as a string (a
+ * copy; NULL as nil), any other kind as capffi_lua__scalar_push does. */
+void capffi_lua__value_push(lua_State *L, int kind, const capffi_value *v);
+
 /* Module functions (no upvalue needed). */
 int capffi_lua__address(lua_State *L);       /* capffi.address */
 int capffi_lua__u64tostring(lua_State *L);   /* capffi.u64tostring */

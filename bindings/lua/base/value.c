@@ -171,6 +171,17 @@ capffi_lua__scalar_push(lua_State *L, int kind, const capffi_value *v)
     }
 }
 
+void
+capffi_lua__value_push(lua_State *L, int kind, const capffi_value *v)
+{
+    if (kind != CAPFFI_LUA__CSTRING)
+        capffi_lua__scalar_push(L, kind, v);
+    else if (v->str)
+        lua_pushstring(L, v->str);
+    else
+        lua_pushnil(L);
+}
+
 /* capffi.address(p): the address of a pointer as an integer (0 for nil).
  * Turning an integer back into a pointer needs a token
  * (tok:pointer_from); reading an address does not. */

@@ -153,19 +153,13 @@ fn_call(lua_State *L)
     switch (f->ret) {
     case K_VOID:
         return 0;
-    case K_CSTRING:
-        if (r.str)
-            lua_pushstring(L, r.str);
-        else
-            lua_pushnil(L);
-        break;
     case K_STRUCT:
         /* a struct value or buffer is on the top already */
         if (f->smode == CAPFFI_LUA__SMODE_STRING)
             luaL_pushresultsize(&b, f->ret_size);
         break;
     default:
-        capffi_lua__scalar_push(L, f->ret, &r);
+        capffi_lua__value_push(L, f->ret, &r);
         break;
     }
     return 1;

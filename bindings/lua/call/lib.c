@@ -19,21 +19,6 @@ struct lib {
 
 /* ---- binding ----------------------------------------------------------- */
 
-/* Push a static's value, read as `type`. */
-static void
-push_static(lua_State *L, const capffi_value *v, const char *type)
-{
-    int k = capffi_lua__kind_of(type);
-    if (k == CAPFFI_LUA__CSTRING) {
-        if (v->str)
-            lua_pushstring(L, v->str);
-        else
-            lua_pushnil(L);
-    } else {
-        capffi_lua__scalar_push(L, k, v);
-    }
-}
-
 static const char *const sym_keys[] = {
     "sig",  "parameters", "result", "name", "optional", "errno",
     "wrap", "deps",       "static", "type", "struct",   NULL,
@@ -115,7 +100,7 @@ bind_one(lua_State *L, struct lib *l, int lib_idx, int tab_idx, const char *key,
             }
             if (rc)
                 capffi_lua__fail(L, l->st, rc, key);
-            push_static(L, &v, type);
+            capffi_lua__value_push(L, capffi_lua__kind_of(type), &v);
             lua_setfield(L, tab_idx, key);
             lua_settop(L, top);
             return;

@@ -159,17 +159,12 @@ invoke(lua_State *L)
     for (int i = 0; i < c->nparams; i++) {
         const capffi_value *a = &inv->args[i];
         switch (c->kind[i]) {
-        case CAPFFI_LUA__CSTRING:
-            if (a->str)
-                lua_pushstring(L, a->str);
-            else
-                lua_pushnil(L);
-            break;
         case CAPFFI_LUA__STRUCT:
             lua_pushlstring(L, a->agg.ptr, a->agg.len);
             break;
-        default: /* scalars; function and buffer arrive as addresses */
-            capffi_lua__scalar_push(L, c->kind[i], a);
+        default: /* cstring, scalars; function and buffer arrive as
+                    addresses */
+            capffi_lua__value_push(L, c->kind[i], a);
         }
     }
     lua_call(L, c->nparams, 1);

@@ -27,10 +27,7 @@ token_pointer_of(lua_State *L)
     if (rc)
         return capffi_lua__fail(L, t->st, rc, "pointer_of");
     b->pins++;
-    if (p)
-        lua_pushlightuserdata(L, p);
-    else
-        lua_pushnil(L);
+    capffi_lua__scalar_push(L, CAPFFI_LUA__POINTER, &(capffi_value){ .p = p });
     return 1;
 }
 
@@ -50,10 +47,7 @@ token_pointer_from(lua_State *L)
     void *p;
     if ((rc = capffi_ptr_from_addr(&p, ctx, &t->tok, (uintptr_t)a.u64)))
         return capffi_lua__fail(L, t->st, rc, "pointer_from");
-    if (p)
-        lua_pushlightuserdata(L, p);
-    else
-        lua_pushnil(L);
+    capffi_lua__scalar_push(L, CAPFFI_LUA__POINTER, &(capffi_value){ .p = p });
     return 1;
 }
 
