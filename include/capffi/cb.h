@@ -16,7 +16,7 @@
  * Threads (docs/callbacks.md): an invocation on the owner thread runs the
  * handler directly, re-entrantly. An invocation on another thread of a
  * callback made with CAPFFI_CB_THREADSAFE is queued to the owner thread,
- * which runs it in capffi_ctx_poll (capffi/loop.h) while the calling thread
+ * which runs it in capffi_ctx_poll (capffi/ctx.h) while the calling thread
  * waits; with CAPFFI_OPT_LEND_OWNER it may instead run on the calling
  * thread while the owner is inside a native call. Without the flag, an
  * invocation on another thread fails closed with CAPFFI_ETHREAD. The

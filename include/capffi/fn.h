@@ -22,6 +22,21 @@
 
 CAPFFI_BEGIN_DECLS
 
+/* Flags of capffi_lib_bind and capffi_fn_from_ptr (CAPFFI_FN_*). */
+
+/** Allow a symbol that lives in one of the library's dependencies. */
+#define CAPFFI_FN_DEPS 0x1u
+/** Small integers wrap like C casts instead of failing with ERANGE. */
+#define CAPFFI_FN_WRAP 0x2u
+/** Capture errno right after each call (see capffi_last_errno). */
+#define CAPFFI_FN_ERRNO 0x4u
+/** A missing symbol is expected: CAPFFI_ENOTFOUND, no audit event. */
+#define CAPFFI_FN_OPTIONAL 0x8u
+/** Make every call through libffi's ffi_call, even where capffi's direct
+ *  call applies (docs/API.md, "How a call is made"): for comparing the
+ *  two, or to rule the direct call out when a call misbehaves. */
+#define CAPFFI_FN_LIBFFI 0x10u
+
 /** Most parameters a signature may have (fixed and variadic together). */
 #define CAPFFI_MAX_ARGS 64
 
