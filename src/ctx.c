@@ -13,9 +13,6 @@
 #include "types/sig.h"
 #include "perm/token.h"
 
-_Static_assert(offsetof(struct capffi_ctx, base) == 0,
-               "the base layer reads a context as its first member");
-
 /* Context serials are never reused, so a token's MAC binds it to one
  * context even if two contexts drew the same random bytes. */
 static atomic_uint_fast64_t next_serial = 1;
@@ -35,29 +32,31 @@ capffi_ctx_new(capffi_ctx **out, const capffi_options *opts)
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_ENOMEM, "out of memory");
     /* The owner first: failure messages are written for it. */
-    if (capffi__owner_init(&ctx->base.owner,
+    if (capffi__owner_init(&capffi__base(ctx)->owner,
                            opts && (opts->flags & CAPFFI_OPT_LEND_OWNER))) {
         capffi__free(ctx);
         return capffi__fail(NULL, CAPFFI_ENOMEM, "out of memory");
     }
-    ctx->serial = atomic_fetch_add(&next_serial, 1);
-    randombytes_buf(ctx->instance, sizeof ctx->instance);
+    capffi__tok_of(ctx)->serial = atomic_fetch_add(&next_serial, 1);
+    randombytes_buf(capffi__tok_of(ctx)->instance,
+                    sizeof capffi__tok_of(ctx)->instance);
 
     bool tok_lock = false, audit = false;
     int rc = CAPFFI_ENOMEM;
-    if (pthread_mutex_init(&ctx->tok_lock, NULL))
+    if (pthread_mutex_init(&capffi__tok_of(ctx)->tok_lock, NULL))
         goto fail;
     tok_lock = true;
-    if (capffi__audit_init(&ctx->audit))
+    if (capffi__audit_init(&capffi__audit_of(ctx)->audit))
         goto fail;
     audit = true;
-    ctx->secret = capffi__secure_alloc(crypto_generichash_KEYBYTES);
-    if (!ctx->secret)
+    capffi__tok_of(ctx)->secret =
+        capffi__secure_alloc(crypto_generichash_KEYBYTES);
+    if (!capffi__tok_of(ctx)->secret)
         goto fail;
-    crypto_generichash_keygen(ctx->secret);
-    sodium_mprotect_noaccess(ctx->secret);
+    crypto_generichash_keygen(capffi__tok_of(ctx)->secret);
+    sodium_mprotect_noaccess(capffi__tok_of(ctx)->secret);
 
-    rc = capffi__perm_init(ctx, &ctx->perm, opts);
+    rc = capffi__perm_init(ctx, &capffi__perm_of(ctx)->perm, opts);
     if (rc)
         goto fail;
     rc = capffi__loop_init(ctx);
@@ -71,14 +70,15 @@ fail:;
      * move it where capffi_ctx_errmsg(NULL) finds it. */
     char msg[CAPFFI__MSG_MAX];
     snprintf(msg, sizeof msg, "%s",
-             ctx->base.errmsg[0] ? ctx->base.errmsg : "out of memory");
-    capffi__perm_fini(&ctx->perm);
-    capffi__secure_free(ctx->secret);
+             capffi__base(ctx)->errmsg[0] ? capffi__base(ctx)->errmsg
+                                          : "out of memory");
+    capffi__perm_fini(&capffi__perm_of(ctx)->perm);
+    capffi__secure_free(capffi__tok_of(ctx)->secret);
     if (audit)
-        capffi__audit_fini(&ctx->audit);
+        capffi__audit_fini(&capffi__audit_of(ctx)->audit);
     if (tok_lock)
-        pthread_mutex_destroy(&ctx->tok_lock);
-    capffi__owner_fini(&ctx->base.owner);
+        pthread_mutex_destroy(&capffi__tok_of(ctx)->tok_lock);
+    capffi__owner_fini(&capffi__base(ctx)->owner);
     capffi__free(ctx);
     return capffi__fail(NULL, rc, "%s", msg);
 }
@@ -99,12 +99,12 @@ capffi_ctx_free(capffi_ctx *ctx)
     capffi__cb_free_all(ctx);
     capffi__token_free_all(ctx);
     capffi__type_free_all(ctx);
-    capffi__perm_fini(&ctx->perm);
-    capffi__secure_free(ctx->secret);
-    capffi__audit_fini(&ctx->audit);
+    capffi__perm_fini(&capffi__perm_of(ctx)->perm);
+    capffi__secure_free(capffi__tok_of(ctx)->secret);
+    capffi__audit_fini(&capffi__audit_of(ctx)->audit);
     capffi__loop_fini(ctx);
-    capffi__owner_fini(&ctx->base.owner);
-    pthread_mutex_destroy(&ctx->tok_lock);
+    capffi__owner_fini(&capffi__base(ctx)->owner);
+    pthread_mutex_destroy(&capffi__tok_of(ctx)->tok_lock);
     capffi__free(ctx);
 }
 

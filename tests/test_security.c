@@ -733,9 +733,9 @@ security_tags_and_secret_never_leak(void **state)
     assert_false(contains_bytes(&cap, child.tag, 16));
     assert_false(contains_bytes(&cap, bad.tag, 16));
     uint8_t secret[crypto_generichash_KEYBYTES];
-    sodium_mprotect_readonly(f->ctx->secret);
-    memcpy(secret, f->ctx->secret, sizeof secret);
-    sodium_mprotect_noaccess(f->ctx->secret);
+    sodium_mprotect_readonly(capffi__tok_of(f->ctx)->secret);
+    memcpy(secret, capffi__tok_of(f->ctx)->secret, sizeof secret);
+    sodium_mprotect_noaccess(capffi__tok_of(f->ctx)->secret);
     assert_false(contains_bytes(&cap, secret, sizeof secret));
     sodium_memzero(secret, sizeof secret);
 }
@@ -751,7 +751,7 @@ security_secret_is_no_access_at_rest(void **state)
         /* cmocka traps SIGSEGV; the child wants the default: to die. */
         signal(SIGSEGV, SIG_DFL);
         signal(SIGBUS, SIG_DFL);
-        volatile unsigned char c = f->ctx->secret[0];
+        volatile unsigned char c = capffi__tok_of(f->ctx)->secret[0];
         (void)c;
         _exit(0);
     }

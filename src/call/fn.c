@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "memory/buf.h"
-#include "ctx.h"
 
 #define FN_FLAGS                                                               \
     (CAPFFI_FN_DEPS | CAPFFI_FN_WRAP | CAPFFI_FN_ERRNO | CAPFFI_FN_OPTIONAL |  \
@@ -175,10 +174,10 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     fn->call.ctx = ctx;
     atomic_init(&fn->own_state, CAPFFI__LIVE);
     fn->call.state = state ? state : &fn->own_state;
-    fn->next = ctx->fns;
-    if (ctx->fns)
-        ctx->fns->prev = fn;
-    ctx->fns = fn;
+    fn->next = capffi__fns_of(ctx)->fns;
+    if (capffi__fns_of(ctx)->fns)
+        capffi__fns_of(ctx)->fns->prev = fn;
+    capffi__fns_of(ctx)->fns = fn;
     *out = fn;
     return CAPFFI_OK;
 }
@@ -200,7 +199,7 @@ capffi_fn_free(capffi_fn *fn)
     if (fn->prev)
         fn->prev->next = fn->next;
     else
-        ctx->fns = fn->next;
+        capffi__fns_of(ctx)->fns = fn->next;
     if (fn->next)
         fn->next->prev = fn->prev;
     capffi__token_detach(ctx, &fn->res);
@@ -211,13 +210,13 @@ capffi_fn_free(capffi_fn *fn)
 void
 capffi__fn_free_all(capffi_ctx *ctx)
 {
-    capffi_fn *fn = ctx->fns;
+    capffi_fn *fn = capffi__fns_of(ctx)->fns;
     while (fn) {
         capffi_fn *next = fn->next;
         fn_release(fn);
         fn = next;
     }
-    ctx->fns = NULL;
+    capffi__fns_of(ctx)->fns = NULL;
 }
 
 size_t

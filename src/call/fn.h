@@ -11,6 +11,7 @@
 #include "call/abi.h"
 #include "perm/token.h"
 #include "types/sig.h"
+#include "memory/view.h"
 
 /*
  * How the call path treats one argument, chosen once at bind time. On a
@@ -94,5 +95,17 @@ CAPFFI__HIDDEN int capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
 
 /* Free every function of the context (capffi_ctx_free). */
 CAPFFI__HIDDEN void capffi__fn_free_all(capffi_ctx *ctx);
+
+/* The context as far as bound functions (perm/audit.h). */
+struct capffi__ctx_fn {
+    struct capffi__ctx_view up;
+    struct capffi_fn *fns;
+};
+
+static inline struct capffi__ctx_fn *
+capffi__fns_of(const capffi_ctx *ctx)
+{
+    return (struct capffi__ctx_fn *)(uintptr_t)ctx;
+}
 
 #endif

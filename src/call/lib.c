@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "base/maps.h"
-#include "ctx.h"
+#include "call/lib.h"
 #include "call/fn.h"
 #include "call/soname.h"
 
@@ -101,13 +101,13 @@ lib_free(struct capffi_lib *lib)
 void
 capffi__lib_free_all(capffi_ctx *ctx)
 {
-    struct capffi_lib *lib = ctx->libs;
+    struct capffi_lib *lib = capffi__libs_of(ctx)->libs;
     while (lib) {
         struct capffi_lib *next = lib->next;
         lib_free(lib);
         lib = next;
     }
-    ctx->libs = NULL;
+    capffi__libs_of(ctx)->libs = NULL;
 }
 
 /* Resolve path (a bare soname through soname.c) and open the file. */
@@ -217,8 +217,8 @@ capffi_lib_open(capffi_lib **out, capffi_ctx *ctx, const capffi_token *tok,
     }
     if ((rc = capffi__token_attach(ctx, t, &lib->res)))
         goto audit;
-    lib->next = ctx->libs;
-    ctx->libs = lib;
+    lib->next = capffi__libs_of(ctx)->libs;
+    capffi__libs_of(ctx)->libs = lib;
     *out = lib;
 
 audit:;

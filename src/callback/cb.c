@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ctx.h"
 #include "call/fn.h"
 
 #define CB_OP_FLAGS (CAPFFI_CB_THREADSAFE | CAPFFI_CB_WRAP)
@@ -705,8 +704,8 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
         if (rc) {
             cb_release(cb);
         } else {
-            cb->next = ctx->cbs;
-            ctx->cbs = cb;
+            cb->next = capffi__cbs_of(ctx)->cbs;
+            capffi__cbs_of(ctx)->cbs = cb;
             *out = cb;
         }
     }
@@ -847,7 +846,7 @@ size_t
 capffi__cb_keepalive(const capffi_ctx *ctx)
 {
     size_t n = 0;
-    for (const capffi_cb *cb = ctx->cbs; cb; cb = cb->next)
+    for (const capffi_cb *cb = capffi__cbs_of(ctx)->cbs; cb; cb = cb->next)
         n += (cb->flags & CAPFFI_CB_THREADSAFE) && cb->refs &&
              atomic_load(&cb->state) == CAPFFI__LIVE;
     return n;
@@ -856,19 +855,19 @@ capffi__cb_keepalive(const capffi_ctx *ctx)
 void
 capffi__cb_close_all(capffi_ctx *ctx)
 {
-    for (capffi_cb *cb = ctx->cbs; cb; cb = cb->next)
+    for (capffi_cb *cb = capffi__cbs_of(ctx)->cbs; cb; cb = cb->next)
         atomic_store(&cb->state, CAPFFI__CLOSED);
 }
 
 void
 capffi__cb_free_all(capffi_ctx *ctx)
 {
-    capffi_cb *cb = ctx->cbs;
+    capffi_cb *cb = capffi__cbs_of(ctx)->cbs;
     while (cb) {
         capffi_cb *next = cb->next;
         cb->call.magic = 0;
         cb_release(cb);
         cb = next;
     }
-    ctx->cbs = NULL;
+    capffi__cbs_of(ctx)->cbs = NULL;
 }

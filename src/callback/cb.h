@@ -9,6 +9,7 @@
 #include "base/handle.h"
 #include "perm/token.h"
 #include "types/sig.h"
+#include "callback/loop.h"
 
 struct capffi_cb {
     /* magic CAPFFI__CB_MAGIC; state points to the state below */
@@ -51,5 +52,18 @@ CAPFFI__HIDDEN size_t capffi__cb_keepalive(const capffi_ctx *ctx);
  * libraries are unloaded); then free them all with their closures. */
 CAPFFI__HIDDEN void capffi__cb_close_all(capffi_ctx *ctx);
 CAPFFI__HIDDEN void capffi__cb_free_all(capffi_ctx *ctx);
+
+/* The context as far as callbacks (perm/audit.h): never freed before
+ * the context. */
+struct capffi__ctx_cb {
+    struct capffi__ctx_loop up;
+    struct capffi_cb *cbs;
+};
+
+static inline struct capffi__ctx_cb *
+capffi__cbs_of(const capffi_ctx *ctx)
+{
+    return (struct capffi__ctx_cb *)(uintptr_t)ctx;
+}
 
 #endif

@@ -20,13 +20,12 @@
 #include <unistd.h>
 
 #include "memory/buf.h"
-#include "ctx.h"
 #include "perm/token.h"
 
 int
 capffi__loop_init(capffi_ctx *ctx)
 {
-    struct capffi__loop *l = &ctx->loop;
+    struct capffi__loop *l = &capffi__loop_of(ctx)->loop;
     memset(l, 0, sizeof *l);
     l->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->fd < 0)
@@ -39,7 +38,7 @@ capffi__loop_init(capffi_ctx *ctx)
 void
 capffi__loop_shutdown(capffi_ctx *ctx)
 {
-    struct capffi__loop *l = &ctx->loop;
+    struct capffi__loop *l = &capffi__loop_of(ctx)->loop;
     struct capffi__owner *o = &capffi__base(ctx)->owner;
     pthread_mutex_lock(&o->lock);
     l->dying = true;
@@ -58,14 +57,14 @@ capffi__loop_shutdown(capffi_ctx *ctx)
 void
 capffi__loop_fini(capffi_ctx *ctx)
 {
-    close(ctx->loop.fd);
+    close(capffi__loop_of(ctx)->loop.fd);
 }
 
 void
 capffi__loop_wake(capffi_ctx *ctx)
 {
     uint64_t one = 1;
-    if (write(ctx->loop.fd, &one, sizeof one) < 0) {
+    if (write(capffi__loop_of(ctx)->loop.fd, &one, sizeof one) < 0) {
         /* EAGAIN: the counter is full, so the descriptor is readable. */
     }
 }
@@ -73,7 +72,7 @@ capffi__loop_wake(capffi_ctx *ctx)
 bool
 capffi__loop_join(capffi_ctx *ctx)
 {
-    struct capffi__loop *l = &ctx->loop;
+    struct capffi__loop *l = &capffi__loop_of(ctx)->loop;
     struct capffi__owner *o = &capffi__base(ctx)->owner;
     pthread_mutex_lock(&o->lock);
     l->inside++;
@@ -85,7 +84,7 @@ capffi__loop_join(capffi_ctx *ctx)
 void
 capffi__loop_leave(capffi_ctx *ctx)
 {
-    struct capffi__loop *l = &ctx->loop;
+    struct capffi__loop *l = &capffi__loop_of(ctx)->loop;
     struct capffi__owner *o = &capffi__base(ctx)->owner;
     pthread_mutex_lock(&o->lock);
     if (--l->inside == 0 && l->dying)
@@ -143,7 +142,7 @@ deadline_after(int ms)
 int
 capffi__loop_submit(capffi_ctx *ctx, struct capffi__req *r, int timeout_ms)
 {
-    struct capffi__loop *l = &ctx->loop;
+    struct capffi__loop *l = &capffi__loop_of(ctx)->loop;
     struct capffi__owner *o = &capffi__base(ctx)->owner;
     bool timed = timeout_ms > 0;
     struct timespec deadline = { 0, 0 };
@@ -204,7 +203,7 @@ capffi__loop_submit(capffi_ctx *ctx, struct capffi__req *r, int timeout_ms)
 static size_t
 run_queued(capffi_ctx *ctx)
 {
-    struct capffi__loop *l = &ctx->loop;
+    struct capffi__loop *l = &capffi__loop_of(ctx)->loop;
     struct capffi__owner *o = &capffi__base(ctx)->owner;
     size_t ran = 0;
     pthread_mutex_lock(&o->lock);
@@ -232,7 +231,9 @@ static bool
 drain(capffi_ctx *ctx)
 {
     uint64_t n = 0;
-    return read(ctx->loop.fd, &n, sizeof n) == (ssize_t)sizeof n && n > 0;
+    return read(capffi__loop_of(ctx)->loop.fd, &n, sizeof n) ==
+               (ssize_t)sizeof n &&
+           n > 0;
 }
 
 int
@@ -260,7 +261,8 @@ capffi_ctx_poll(capffi_ctx *ctx, int timeout_ms)
                 return CAPFFI_ETIMEDOUT;
             wait = (int)((left + 999999) / 1000000);
         }
-        struct pollfd p = { .fd = ctx->loop.fd, .events = POLLIN };
+        struct pollfd p = { .fd = capffi__loop_of(ctx)->loop.fd,
+                            .events = POLLIN };
         if (poll(&p, 1, wait) < 0 && errno != EINTR)
             return capffi__fail(ctx, CAPFFI_ENOMEM, "poll failed: %s",
                                 strerror(errno));
@@ -272,5 +274,5 @@ capffi_ctx_fd(const capffi_ctx *ctx)
 {
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    return ctx->loop.fd;
+    return capffi__loop_of(ctx)->loop.fd;
 }

@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "base/owner.h"
+#include "call/lib.h"
 
 /* A piece of work for the owner thread, on the submitting thread's stack. */
 struct capffi__req {
@@ -55,5 +56,17 @@ CAPFFI__HIDDEN void capffi__loop_leave(capffi_ctx *ctx);
  */
 CAPFFI__HIDDEN int capffi__loop_submit(capffi_ctx *ctx, struct capffi__req *r,
                                        int timeout_ms);
+
+/* The context as far as the owner loop (perm/audit.h). */
+struct capffi__ctx_loop {
+    struct capffi__ctx_lib up;
+    struct capffi__loop loop;
+};
+
+static inline struct capffi__ctx_loop *
+capffi__loop_of(const capffi_ctx *ctx)
+{
+    return (struct capffi__ctx_loop *)(uintptr_t)ctx;
+}
 
 #endif

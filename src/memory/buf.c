@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "perm/audit.h"
-#include "ctx.h"
 
 static const char *
 state_text(uint32_t magic)
@@ -86,10 +85,10 @@ make(capffi_buf **out, capffi_ctx *ctx, void *mem, size_t len, bool owned,
     atomic_init(&b->pins, 0);
     atomic_init(&b->views, 0);
     atomic_init(&b->calls, 0);
-    b->next = ctx->bufs;
-    if (ctx->bufs)
-        ctx->bufs->prev = b;
-    ctx->bufs = b;
+    b->next = capffi__bufs_of(ctx)->bufs;
+    if (capffi__bufs_of(ctx)->bufs)
+        capffi__bufs_of(ctx)->bufs->prev = b;
+    capffi__bufs_of(ctx)->bufs = b;
     *out = b;
     return CAPFFI_OK;
 }
@@ -170,7 +169,7 @@ bury(capffi_buf *b)
     if (b->prev)
         b->prev->next = b->next;
     else
-        ctx->bufs = b->next;
+        capffi__bufs_of(ctx)->bufs = b->next;
     if (b->next)
         b->next->prev = b->prev;
     if (b->owned)
@@ -180,7 +179,7 @@ bury(capffi_buf *b)
     b->magic = CAPFFI__BUF_DEAD;
     b->data = NULL;
     b->prev = b->next = NULL;
-    struct capffi__bufq *q = &ctx->bufq;
+    struct capffi__bufq *q = &capffi__bufs_of(ctx)->bufq;
     capffi__free(q->slot[q->next]);
     q->slot[q->next] = b;
     q->next = (q->next + 1) % CAPFFI__BUF_QUARANTINE;
@@ -224,18 +223,21 @@ capffi__buf_call_end(capffi_buf *buf)
     }
     /* Its list, the quarantine and the release function belong to the
      * owner thread: leave the burial to it. */
-    struct capffi_buf *top = atomic_load(&ctx->bufq.to_bury);
+    struct capffi_buf *top = atomic_load(&capffi__bufs_of(ctx)->bufq.to_bury);
     do
         buf->settle_next = top;
-    while (!atomic_compare_exchange_weak(&ctx->bufq.to_bury, &top, buf));
+    while (!atomic_compare_exchange_weak(&capffi__bufs_of(ctx)->bufq.to_bury,
+                                         &top, buf));
 }
 
 void
 capffi__buf_reap(capffi_ctx *ctx)
 {
-    if (!atomic_load_explicit(&ctx->bufq.to_bury, memory_order_relaxed))
+    if (!atomic_load_explicit(&capffi__bufs_of(ctx)->bufq.to_bury,
+                              memory_order_relaxed))
         return;
-    struct capffi_buf *b = atomic_exchange(&ctx->bufq.to_bury, NULL);
+    struct capffi_buf *b =
+        atomic_exchange(&capffi__bufs_of(ctx)->bufq.to_bury, NULL);
     while (b) {
         struct capffi_buf *next = b->settle_next;
         bury(b);
@@ -347,11 +349,11 @@ capffi__buf_free_all(capffi_ctx *ctx)
 {
     /* Pins, lends and calls cannot outlive the context: release
      * everything. Buffers waiting in to_bury are still in the list. */
-    atomic_store(&ctx->bufq.to_bury, NULL);
-    while (ctx->bufs)
-        bury(ctx->bufs);
+    atomic_store(&capffi__bufs_of(ctx)->bufq.to_bury, NULL);
+    while (capffi__bufs_of(ctx)->bufs)
+        bury(capffi__bufs_of(ctx)->bufs);
     for (size_t i = 0; i < CAPFFI__BUF_QUARANTINE; i++) {
-        capffi__free(ctx->bufq.slot[i]);
-        ctx->bufq.slot[i] = NULL;
+        capffi__free(capffi__bufs_of(ctx)->bufq.slot[i]);
+        capffi__bufs_of(ctx)->bufq.slot[i] = NULL;
     }
 }

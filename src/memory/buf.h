@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "base/internal.h"
+#include "types/names.h"
 
 /*
  * A buffer's life:
@@ -103,5 +104,18 @@ CAPFFI__HIDDEN int capffi__buf_lend(capffi_buf *buf);
 CAPFFI__HIDDEN void capffi__buf_unlend(capffi_buf *buf);
 
 CAPFFI__HIDDEN void capffi__buf_free_all(capffi_ctx *ctx);
+
+/* The context as far as buffers (perm/audit.h). */
+struct capffi__ctx_buf {
+    struct capffi__ctx_names up;
+    struct capffi_buf *bufs;
+    struct capffi__bufq bufq; /* dead buffers, to recognise a second free */
+};
+
+static inline struct capffi__ctx_buf *
+capffi__bufs_of(const capffi_ctx *ctx)
+{
+    return (struct capffi__ctx_buf *)(uintptr_t)ctx;
+}
 
 #endif

@@ -5,7 +5,6 @@
 #include <inttypes.h>
 
 #include "memory/buf.h"
-#include "ctx.h"
 #include "perm/token.h"
 
 int

@@ -7,7 +7,7 @@
 
 #include "base/handle.h"
 #include "base/maps.h"
-#include "ctx.h"
+#include "memory/view.h"
 #include "memory/buf.h"
 #include "perm/token.h"
 
@@ -128,10 +128,10 @@ static void
 link_view(capffi_view *v)
 {
     capffi_ctx *ctx = v->ctx;
-    v->next = ctx->views;
-    if (ctx->views)
-        ctx->views->prev = v;
-    ctx->views = v;
+    v->next = capffi__views_of(ctx)->views;
+    if (capffi__views_of(ctx)->views)
+        capffi__views_of(ctx)->views->prev = v;
+    capffi__views_of(ctx)->views = v;
 }
 
 /* The rights a view with this access needs from its token. */
@@ -353,7 +353,7 @@ capffi_view_free(capffi_view *v)
     if (v->prev)
         v->prev->next = v->next;
     else
-        ctx->views = v->next;
+        capffi__views_of(ctx)->views = v->next;
     if (v->next)
         v->next->prev = v->prev;
     if (v->tok)
@@ -368,14 +368,14 @@ capffi_view_free(capffi_view *v)
 void
 capffi__view_free_all(capffi_ctx *ctx)
 {
-    capffi_view *v = ctx->views;
+    capffi_view *v = capffi__views_of(ctx)->views;
     while (v) {
         capffi_view *next = v->next;
         v->magic = 0;
         capffi__free(v);
         v = next;
     }
-    ctx->views = NULL;
+    capffi__views_of(ctx)->views = NULL;
 }
 
 size_t

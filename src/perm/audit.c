@@ -13,8 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "ctx.h"
-
 struct capffi__rec {
     capffi_event ev;
     char label[CAPFFI_LABEL_MAX + 1];
@@ -75,7 +73,8 @@ capffi__audit_fini(struct capffi__audit *a)
 bool
 capffi__audit_on(const capffi_ctx *ctx)
 {
-    return atomic_load_explicit(&ctx->audit.listening, memory_order_relaxed);
+    return atomic_load_explicit(&capffi__audit_of(ctx)->audit.listening,
+                                memory_order_relaxed);
 }
 
 static void
@@ -474,7 +473,7 @@ capffi__audit_emit(capffi_ctx *ctx, capffi_op op, int status,
                 ap);
     va_end(ap);
 
-    struct capffi__audit *a = &ctx->audit;
+    struct capffi__audit *a = &capffi__audit_of(ctx)->audit;
     pthread_mutex_lock(&a->lock);
     if (a->n_pending)
         flush_expired(a, capffi__now_ns());
@@ -537,7 +536,7 @@ capffi__audit_refuse(capffi_ctx *ctx, const void *object, capffi_op op,
 {
     if (!ctx || !capffi__audit_on(ctx))
         return;
-    struct capffi__audit *a = &ctx->audit;
+    struct capffi__audit *a = &capffi__audit_of(ctx)->audit;
     /* Most refusals of a loop end here: counted, nothing formatted. */
     pthread_mutex_lock(&a->lock);
     bool done = coalesced(a, object, op, status, capffi__now_ns());
@@ -607,7 +606,7 @@ capffi_audit_flush(capffi_ctx *ctx)
 {
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    struct capffi__audit *a = &ctx->audit;
+    struct capffi__audit *a = &capffi__audit_of(ctx)->audit;
     pthread_mutex_lock(&a->lock);
     for (size_t i = 0; i < CAPFFI__AUDIT_COALESCE && a->n_pending; i++)
         if (a->coalesce[i].pending)
@@ -621,7 +620,7 @@ capffi__audit_forget(capffi_ctx *ctx, const void *object)
 {
     if (!capffi__audit_on(ctx))
         return;
-    struct capffi__audit *a = &ctx->audit;
+    struct capffi__audit *a = &capffi__audit_of(ctx)->audit;
     pthread_mutex_lock(&a->lock);
     for (size_t i = 0; i < CAPFFI__AUDIT_COALESCE; i++) {
         struct capffi__coalesce *c = &a->coalesce[i];
@@ -637,9 +636,9 @@ capffi__audit_forget(capffi_ctx *ctx, const void *object)
 void
 capffi__audit_set_window(capffi_ctx *ctx, int64_t ns)
 {
-    pthread_mutex_lock(&ctx->audit.lock);
-    ctx->audit.window_ns = ns;
-    pthread_mutex_unlock(&ctx->audit.lock);
+    pthread_mutex_lock(&capffi__audit_of(ctx)->audit.lock);
+    capffi__audit_of(ctx)->audit.window_ns = ns;
+    pthread_mutex_unlock(&capffi__audit_of(ctx)->audit.lock);
 }
 
 int
@@ -651,11 +650,11 @@ capffi_audit_set_sink(capffi_ctx *ctx, capffi_audit_fn fn, void *payload)
         return capffi__fail(ctx, CAPFFI_ETHREAD,
                             "capffi_audit_set_sink called off the owner "
                             "thread");
-    pthread_mutex_lock(&ctx->audit.lock);
-    ctx->audit.sink = fn;
-    ctx->audit.payload = fn ? payload : NULL;
-    update_listening(&ctx->audit);
-    pthread_mutex_unlock(&ctx->audit.lock);
+    pthread_mutex_lock(&capffi__audit_of(ctx)->audit.lock);
+    capffi__audit_of(ctx)->audit.sink = fn;
+    capffi__audit_of(ctx)->audit.payload = fn ? payload : NULL;
+    update_listening(&capffi__audit_of(ctx)->audit);
+    pthread_mutex_unlock(&capffi__audit_of(ctx)->audit.lock);
     return CAPFFI_OK;
 }
 
@@ -679,7 +678,7 @@ capffi_audit_record(capffi_ctx *ctx, size_t capacity)
             return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
         }
     }
-    struct capffi__audit *a = &ctx->audit;
+    struct capffi__audit *a = &capffi__audit_of(ctx)->audit;
     pthread_mutex_lock(&a->lock);
     ring_reset(a);
     capffi__free(a->ring);
@@ -697,7 +696,7 @@ capffi_audit_record(capffi_ctx *ctx, size_t capacity)
 static struct capffi__audit *
 audit_of(const capffi_ctx *ctx)
 {
-    return (struct capffi__audit *)&ctx->audit;
+    return (struct capffi__audit *)&capffi__audit_of(ctx)->audit;
 }
 
 size_t

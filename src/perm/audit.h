@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "base/internal.h"
+#include "base/owner.h"
 
 struct capffi__rec; /* a recorded event */
 
@@ -118,5 +119,21 @@ CAPFFI__HIDDEN bool capffi__audit_on(const capffi_ctx *ctx);
 
 /* Tests: set the coalescing window (nanoseconds, > 0). */
 CAPFFI__HIDDEN void capffi__audit_set_window(capffi_ctx *ctx, int64_t ns);
+
+/*
+ * The context as far as the audit trail: each module's header extends the
+ * one below with its own part, and struct capffi_ctx (ctx.h) is the last,
+ * so a module reaches its part without the whole context.
+ */
+struct capffi__ctx_audit {
+    struct capffi__ctx_base base;
+    struct capffi__audit audit;
+};
+
+static inline struct capffi__ctx_audit *
+capffi__audit_of(const capffi_ctx *ctx)
+{
+    return (struct capffi__ctx_audit *)(uintptr_t)ctx;
+}
 
 #endif

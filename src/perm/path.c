@@ -19,8 +19,6 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "ctx.h"
-
 int
 capffi__path_validate(capffi_ctx *ctx, const char *path, const char *what)
 {

@@ -6,9 +6,6 @@
 
 #include <string.h>
 
-#include "ctx.h"
-#include "perm/token.h"
-
 enum capffi__verdict
 capffi__grants_judge(const struct capffi__grants *g,
                      const struct capffi__file *f,
@@ -224,7 +221,8 @@ capffi_perm_query(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
     rc = begin(out, ctx, path, &f, &have);
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     if (!rc)
-        *out = st = capffi__perm_state_of(&ctx->perm, have ? &f : NULL);
+        *out = st = capffi__perm_state_of(&capffi__perm_of(ctx)->perm,
+                                          have ? &f : NULL);
     finish(ctx, CAPFFI_OP_PERM_QUERY, rc, st, have ? &f : NULL, "");
     if (have)
         capffi__file_release(&f);
@@ -258,12 +256,14 @@ capffi_perm_request(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
     rc = begin(out, ctx, path, &f, &have);
     capffi_perm_state st = CAPFFI_PERM_DENIED;
     if (!rc) {
-        st = capffi__perm_state_of(&ctx->perm, have ? &f : NULL);
+        st = capffi__perm_state_of(&capffi__perm_of(ctx)->perm,
+                                   have ? &f : NULL);
         if (st == CAPFFI_PERM_PROMPT) {
-            capffi_perm_state answer = ctx->perm.prompt(
-                ctx->perm.prompt_payload, have ? f.canon : NULL);
+            capffi_perm_state answer = capffi__perm_of(ctx)->perm.prompt(
+                capffi__perm_of(ctx)->perm.prompt_payload,
+                have ? f.canon : NULL);
             if (answer == CAPFFI_PERM_GRANTED) {
-                rc = grant(ctx, &ctx->perm, have ? &f : NULL);
+                rc = grant(ctx, &capffi__perm_of(ctx)->perm, have ? &f : NULL);
                 st = rc ? CAPFFI_PERM_PROMPT : CAPFFI_PERM_GRANTED;
                 how = " (prompt answered granted)";
             } else {
@@ -291,7 +291,7 @@ capffi_perm_revoke(capffi_perm_state *out, capffi_ctx *ctx, const char *path)
         return rc;
     rc = begin(out, ctx, path, &f, &have);
     capffi_perm_state st = CAPFFI_PERM_DENIED;
-    struct capffi__perm *p = &ctx->perm;
+    struct capffi__perm *p = &capffi__perm_of(ctx)->perm;
     if (!rc && !have) {
         p->g.all = false;
         capffi__pathset_remove_under(p->g.allow, NULL);

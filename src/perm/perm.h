@@ -7,6 +7,7 @@
 
 #include "base/internal.h"
 #include "perm/path.h"
+#include "perm/audit.h"
 
 /*
  * A set of grants: the context holds one (mutable), every token holds an
@@ -63,5 +64,17 @@ CAPFFI__HIDDEN uint32_t capffi__perm_rights(const struct capffi__perm *p);
 /* The state of a resolved file (NULL: unscoped) right now. */
 CAPFFI__HIDDEN capffi_perm_state capffi__perm_state_of(
     const struct capffi__perm *p, const struct capffi__file *f);
+
+/* The context as far as the permission (audit.h). */
+struct capffi__ctx_perm {
+    struct capffi__ctx_audit up;
+    struct capffi__perm perm;
+};
+
+static inline struct capffi__ctx_perm *
+capffi__perm_of(const capffi_ctx *ctx)
+{
+    return (struct capffi__ctx_perm *)(uintptr_t)ctx;
+}
 
 #endif

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ctx.h"
 #include "perm/perm.h"
 
 /* ---- process-wide registry: tells "foreign" from "forged" ------------- */
@@ -219,8 +218,8 @@ compute_tag(capffi_ctx *ctx, struct capffi__tok *t)
     } in;
     memset(&in, 0, sizeof in);
     memcpy(in.domain, "capffi.token.v1", 15);
-    in.serial = ctx->serial;
-    memcpy(in.instance, ctx->instance, 16);
+    in.serial = capffi__tok_of(ctx)->serial;
+    memcpy(in.instance, capffi__tok_of(ctx)->instance, 16);
     in.id = t->id;
     in.parent_id = t->parent ? t->parent->id : 0;
     in.uses = t->uses_left;
@@ -234,10 +233,11 @@ compute_tag(capffi_ctx *ctx, struct capffi__tok *t)
     memcpy(in.label, t->label, sizeof in.label);
 
     /* The secret is readable only for the length of this computation. */
-    sodium_mprotect_readonly(ctx->secret);
+    sodium_mprotect_readonly(capffi__tok_of(ctx)->secret);
     crypto_generichash(t->tag, sizeof t->tag, (const unsigned char *)&in,
-                       sizeof in, ctx->secret, crypto_generichash_KEYBYTES);
-    sodium_mprotect_noaccess(ctx->secret);
+                       sizeof in, capffi__tok_of(ctx)->secret,
+                       crypto_generichash_KEYBYTES);
+    sodium_mprotect_noaccess(capffi__tok_of(ctx)->secret);
     sodium_memzero(&in, sizeof in);
 }
 
@@ -268,9 +268,9 @@ mint(capffi_ctx *ctx, struct capffi__tok *proto, capffi_token *out,
     t->res.prev = t->res.next = &t->res;
     t->res.on_revoke = NULL;
 
-    pthread_mutex_lock(&ctx->tok_lock);
+    pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
     if (t->parent && atomic_load(&t->parent->revoked)) {
-        pthread_mutex_unlock(&ctx->tok_lock);
+        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
         entry_free(t);
         return capffi__fail(ctx, CAPFFI_EREVOKED,
                             "parent token was revoked during attenuation");
@@ -278,18 +278,18 @@ mint(capffi_ctx *ctx, struct capffi__tok *proto, capffi_token *out,
     struct capffi__tok *clash;
     do {
         randombytes_buf(&t->id, sizeof t->id);
-        HASH_FIND(hh, ctx->tokens, &t->id, sizeof t->id, clash);
+        HASH_FIND(hh, capffi__tok_of(ctx)->tokens, &t->id, sizeof t->id, clash);
     } while (t->id == 0 || clash);
     compute_tag(ctx, t);
-    HASH_ADD(hh, ctx->tokens, id, sizeof t->id, t);
+    HASH_ADD(hh, capffi__tok_of(ctx)->tokens, id, sizeof t->id, t);
     if (!t->hh.tbl) {
-        pthread_mutex_unlock(&ctx->tok_lock);
+        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
         entry_free(t);
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     }
-    if (reg_add(t->id, ctx->serial, t->tag)) {
-        HASH_DEL(ctx->tokens, t);
-        pthread_mutex_unlock(&ctx->tok_lock);
+    if (reg_add(t->id, capffi__tok_of(ctx)->serial, t->tag)) {
+        HASH_DEL(capffi__tok_of(ctx)->tokens, t);
+        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
         entry_free(t);
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     }
@@ -297,8 +297,8 @@ mint(capffi_ctx *ctx, struct capffi__tok *proto, capffi_token *out,
         t->next_sibling = t->parent->first_child;
         t->parent->first_child = t;
     }
-    ctx->n_tokens++;
-    pthread_mutex_unlock(&ctx->tok_lock);
+    capffi__tok_of(ctx)->n_tokens++;
+    pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
 
     out->id = t->id;
     memcpy(out->tag, t->tag, sizeof out->tag);
@@ -316,7 +316,7 @@ find(capffi_ctx *ctx, const capffi_token *tok)
 {
     static const uint8_t dummy[16];
     struct capffi__tok *t;
-    HASH_FIND(hh, ctx->tokens, &tok->id, sizeof tok->id, t);
+    HASH_FIND(hh, capffi__tok_of(ctx)->tokens, &tok->id, sizeof tok->id, t);
     /* Compare against a dummy when the id is unknown, so the time taken
      * does not depend on how many tag bytes match either way. */
     int same = crypto_verify_16(t ? t->tag : dummy, tok->tag);
@@ -327,7 +327,7 @@ find(capffi_ctx *ctx, const capffi_token *tok)
 static int
 unknown_token(capffi_ctx *ctx, const capffi_token *tok, capffi_reason *why)
 {
-    if (reg_is_foreign(tok, ctx->serial)) {
+    if (reg_is_foreign(tok, capffi__tok_of(ctx)->serial)) {
         *why = CAPFFI_REASON_FOREIGN;
         return capffi__fail(ctx, CAPFFI_ETOKEN,
                             "token %016" PRIx64 " belongs to another context",
@@ -433,10 +433,10 @@ verify(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
                           rights & ~CAPFFI_RIGHTS_ALL);
         goto done;
     }
-    pthread_mutex_lock(&ctx->tok_lock);
+    pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
     t = find(ctx, tok);
     if (!t) {
-        pthread_mutex_unlock(&ctx->tok_lock);
+        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
         rc = unknown_token(ctx, tok, &why);
         goto done;
     }
@@ -449,7 +449,7 @@ verify(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
         for (struct capffi__tok *a = t; a; a = a->parent)
             if (a->uses_left != UINT64_MAX)
                 a->uses_left--;
-    pthread_mutex_unlock(&ctx->tok_lock);
+    pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
 
 done:
     if (rc || (consume && op == CAPFFI_OP_TOKEN_CHECK)) {
@@ -485,9 +485,9 @@ capffi__token_covers(capffi_ctx *ctx, const struct capffi__tok *t,
                      const struct capffi__file *file)
 {
     capffi_reason why;
-    pthread_mutex_lock(&ctx->tok_lock);
+    pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
     int rc = path_in_scope(ctx, t, file, &why);
-    pthread_mutex_unlock(&ctx->tok_lock);
+    pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
     return rc;
 }
 
@@ -495,9 +495,9 @@ int
 capffi__token_attach(capffi_ctx *ctx, struct capffi__tok *t,
                      struct capffi__res *r)
 {
-    pthread_mutex_lock(&ctx->tok_lock);
+    pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
     if (atomic_load(&t->revoked)) {
-        pthread_mutex_unlock(&ctx->tok_lock);
+        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
         return capffi__fail(ctx, CAPFFI_EREVOKED, "token '%s' was revoked",
                             t->label);
     }
@@ -505,7 +505,7 @@ capffi__token_attach(capffi_ctx *ctx, struct capffi__tok *t,
     r->prev = &t->res;
     t->res.next->prev = r;
     t->res.next = r;
-    pthread_mutex_unlock(&ctx->tok_lock);
+    pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
     return CAPFFI_OK;
 }
 
@@ -514,24 +514,24 @@ capffi__token_detach(capffi_ctx *ctx, struct capffi__res *r)
 {
     if (!r->next)
         return;
-    pthread_mutex_lock(&ctx->tok_lock);
+    pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
     r->prev->next = r->next;
     r->next->prev = r->prev;
     r->next = r->prev = NULL;
-    pthread_mutex_unlock(&ctx->tok_lock);
+    pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
 }
 
 void
 capffi__token_free_all(capffi_ctx *ctx)
 {
     struct capffi__tok *t, *tmp;
-    HASH_ITER(hh, ctx->tokens, t, tmp)
+    HASH_ITER(hh, capffi__tok_of(ctx)->tokens, t, tmp)
     {
-        HASH_DEL(ctx->tokens, t);
-        reg_remove(t->id, ctx->serial);
+        HASH_DEL(capffi__tok_of(ctx)->tokens, t);
+        reg_remove(t->id, capffi__tok_of(ctx)->serial);
         entry_free(t);
     }
-    ctx->n_tokens = 0;
+    capffi__tok_of(ctx)->n_tokens = 0;
 }
 
 /* ---- the public interface --------------------------------------------- */
@@ -636,7 +636,7 @@ capffi_token_new(capffi_token *out, capffi_ctx *ctx, const char *label,
         goto done;
     }
 
-    const struct capffi__perm *p = &ctx->perm;
+    const struct capffi__perm *p = &capffi__perm_of(ctx)->perm;
     uint32_t granted = capffi__perm_rights(p);
     if (!granted) {
         why = CAPFFI_REASON_NO_GRANT;
@@ -719,10 +719,10 @@ capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
     if (narrower->label && (rc = validate_label(ctx, narrower->label)))
         goto done;
 
-    pthread_mutex_lock(&ctx->tok_lock);
+    pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
     pt = find(ctx, parent);
     rc = pt ? stale(ctx, pt, &why) : CAPFFI_OK;
-    pthread_mutex_unlock(&ctx->tok_lock);
+    pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
     if (!pt) {
         rc = unknown_token(ctx, parent, &why);
         goto done;
@@ -816,11 +816,11 @@ capffi_token_revoke(capffi_ctx *ctx, const capffi_token *tok)
         why = CAPFFI_REASON_INVALID;
         rc = capffi__fail(ctx, CAPFFI_EINVAL, "token is NULL");
     } else {
-        pthread_mutex_lock(&ctx->tok_lock);
+        pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
         t = find(ctx, tok);
         if (t)
             n = revoke_tree(t);
-        pthread_mutex_unlock(&ctx->tok_lock);
+        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
         if (!t)
             rc = unknown_token(ctx, tok, &why);
     }
@@ -882,7 +882,7 @@ capffi_token_info(capffi_token_desc *out, capffi_ctx *ctx,
     if (!out || !tok)
         return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                             out ? "token" : "out");
-    pthread_mutex_lock(&ctx->tok_lock);
+    pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
     const struct capffi__tok *t = find(ctx, tok);
     if (t) {
         snprintf(out->label, sizeof out->label, "%s", t->label);
@@ -902,7 +902,7 @@ capffi_token_info(capffi_token_desc *out, capffi_ctx *ctx,
         out->n_paths = t->g.allow ? t->g.allow->n : 0;
         out->revoked = atomic_load(&t->revoked);
     }
-    pthread_mutex_unlock(&ctx->tok_lock);
+    pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
     if (!t) {
         capffi_reason why;
         return unknown_token(ctx, tok, &why);

@@ -5,6 +5,7 @@
 #ifndef CAPFFI_SRC_TOKEN_H
 #define CAPFFI_SRC_TOKEN_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "base/handle.h"
@@ -79,5 +80,25 @@ capffi__token_who(const struct capffi__tok *t);
 
 /* Free every token of ctx (capffi_ctx_free). */
 CAPFFI__HIDDEN void capffi__token_free_all(capffi_ctx *ctx);
+
+/* The context as far as tokens (audit.h). The token table is written on
+ * the owner thread and read by revocation on any thread, so both take
+ * tok_lock; entries live until the context is freed (resources keep
+ * pointers to their revocation flags). */
+struct capffi__ctx_tok {
+    struct capffi__ctx_perm up;
+    uint64_t serial;       /* process-unique, never reused */
+    uint8_t instance[16];  /* random per context */
+    unsigned char *secret; /* token MAC key: guarded, no-access at rest */
+    pthread_mutex_t tok_lock;
+    struct capffi__tok *tokens;
+    size_t n_tokens;
+};
+
+static inline struct capffi__ctx_tok *
+capffi__tok_of(const capffi_ctx *ctx)
+{
+    return (struct capffi__ctx_tok *)(uintptr_t)ctx;
+}
 
 #endif

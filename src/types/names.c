@@ -6,7 +6,6 @@
 
 #include <string.h>
 
-#include "ctx.h"
 #include "perm/token.h"
 
 /*
@@ -33,7 +32,7 @@ find_named(const capffi_ctx *ctx, uint64_t owner, const char *name, size_t len)
     k.owner = owner;
     memcpy(k.name, name, len);
     struct capffi__named *n;
-    HASH_FIND(hh, ctx->types, &k, sizeof k, n);
+    HASH_FIND(hh, capffi__names_of(ctx)->types, &k, sizeof k, n);
     return n;
 }
 
@@ -55,12 +54,12 @@ void
 capffi__type_free_all(capffi_ctx *ctx)
 {
     struct capffi__named *n, *tmp;
-    HASH_ITER(hh, ctx->types, n, tmp)
+    HASH_ITER(hh, capffi__names_of(ctx)->types, n, tmp)
     {
-        HASH_DEL(ctx->types, n);
+        HASH_DEL(capffi__names_of(ctx)->types, n);
         capffi__free(n);
     }
-    capffi__arena_free(&ctx->type_arena);
+    capffi__arena_free(&capffi__names_of(ctx)->type_arena);
 }
 
 bool
@@ -81,7 +80,7 @@ capffi__type_name_add(capffi_ctx *ctx, uint64_t owner, const char *name,
     n->key.owner = owner;
     memcpy(n->key.name, name, len);
     n->type = type;
-    HASH_ADD(hh, ctx->types, key, sizeof n->key, n);
+    HASH_ADD(hh, capffi__names_of(ctx)->types, key, sizeof n->key, n);
     if (!n->hh.tbl) {
         capffi__free(n);
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");

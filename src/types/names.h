@@ -12,6 +12,7 @@
 #define CAPFFI_SRC_TYPES_NAMES_H
 
 #include "base/internal.h"
+#include "perm/token.h"
 
 /* Longest type name, in bytes. */
 #define CAPFFI__NAME_MAX 63
@@ -42,5 +43,18 @@ CAPFFI__HIDDEN int capffi__type_name_add(capffi_ctx *ctx, uint64_t owner,
 
 /* Free the registry and the types it names (capffi_ctx_free). */
 CAPFFI__HIDDEN void capffi__type_free_all(capffi_ctx *ctx);
+
+/* The context as far as named types (perm/audit.h). Owner thread only. */
+struct capffi__ctx_names {
+    struct capffi__ctx_tok up;
+    struct capffi__named *types;
+    struct capffi__arena type_arena;
+};
+
+static inline struct capffi__ctx_names *
+capffi__names_of(const capffi_ctx *ctx)
+{
+    return (struct capffi__ctx_names *)(uintptr_t)ctx;
+}
 
 #endif

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ctx.h"
 #include "types/names.h"
 
 struct parser {

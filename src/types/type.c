@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctx.h"
 #include "perm/token.h"
 #include "types/names.h"
 
@@ -70,8 +69,8 @@ define(capffi_ctx *ctx, const struct capffi__tok *scope, uint64_t owner,
                             "layout byte %zu: expected '{' (a struct layout)",
                             strspn(layout, " \t\r\n"));
 
-    rc = capffi__type_parse_in(ctx, scope, &ctx->type_arena, "layout", layout,
-                               &t);
+    rc = capffi__type_parse_in(ctx, scope, &capffi__names_of(ctx)->type_arena,
+                               "layout", layout, &t);
     if (rc)
         return rc;
     /* A failure leaves the parse in the arena, unnamed, until the context
@@ -103,7 +102,7 @@ capffi_type_define(capffi_ctx *ctx, const char *name, const char *layout)
     /* H7: the context's names are seen by every principal, so only a
      * context that still grants FFI may add to them: after the host
      * revokes FFI, a script can no longer pre-empt a name. */
-    if (capffi__perm_rights(&ctx->perm) == 0)
+    if (capffi__perm_rights(&capffi__perm_of(ctx)->perm) == 0)
         rc = capffi__fail(ctx, CAPFFI_EPERM,
                           "the context grants no FFI (revoked or never "
                           "granted): define '%s' through a token "

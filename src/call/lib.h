@@ -1,0 +1,25 @@
+/*
+ * lib.h - the libraries the context keeps (lib.c).
+ */
+#ifndef CAPFFI_SRC_CALL_LIB_H
+#define CAPFFI_SRC_CALL_LIB_H
+
+#include "call/fn.h"
+
+/* The context as far as libraries (perm/audit.h): a closed library's code
+ * stays mapped until the context is freed. */
+struct capffi__ctx_lib {
+    struct capffi__ctx_fn up;
+    struct capffi_lib *libs;
+};
+
+static inline struct capffi__ctx_lib *
+capffi__libs_of(const capffi_ctx *ctx)
+{
+    return (struct capffi__ctx_lib *)(uintptr_t)ctx;
+}
+
+/* Free every library of the context (capffi_ctx_free). */
+CAPFFI__HIDDEN void capffi__lib_free_all(capffi_ctx *ctx);
+
+#endif
