@@ -521,17 +521,45 @@ capffi__token_detach(capffi_ctx *ctx, struct capffi__res *r)
     pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
 }
 
-void
-capffi__token_free_all(capffi_ctx *ctx)
+/* Context serials are never reused, so a token's MAC binds it to one
+ * context even if two contexts drew the same random bytes. */
+static atomic_uint_fast64_t next_serial = 1;
+
+int
+capffi__token_init(capffi_ctx *ctx)
 {
+    struct capffi__ctx_tok *c = capffi__tok_of(ctx);
+    c->serial = atomic_fetch_add(&next_serial, 1);
+    randombytes_buf(c->instance, sizeof c->instance);
+    c->tokens = NULL;
+    c->n_tokens = 0;
+    if (pthread_mutex_init(&c->tok_lock, NULL))
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    c->secret = capffi__secure_alloc(crypto_generichash_KEYBYTES);
+    if (!c->secret) {
+        pthread_mutex_destroy(&c->tok_lock);
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    crypto_generichash_keygen(c->secret);
+    sodium_mprotect_noaccess(c->secret);
+    return CAPFFI_OK;
+}
+
+void
+capffi__token_fini(capffi_ctx *ctx)
+{
+    struct capffi__ctx_tok *c = capffi__tok_of(ctx);
     struct capffi__tok *t, *tmp;
-    HASH_ITER(hh, capffi__tok_of(ctx)->tokens, t, tmp)
+    HASH_ITER(hh, c->tokens, t, tmp)
     {
-        HASH_DEL(capffi__tok_of(ctx)->tokens, t);
-        reg_remove(t->id, capffi__tok_of(ctx)->serial);
+        HASH_DEL(c->tokens, t);
+        reg_remove(t->id, c->serial);
         entry_free(t);
     }
-    capffi__tok_of(ctx)->n_tokens = 0;
+    c->n_tokens = 0;
+    capffi__secure_free(c->secret);
+    c->secret = NULL;
+    pthread_mutex_destroy(&c->tok_lock);
 }
 
 /* ---- the public interface --------------------------------------------- */

@@ -78,8 +78,10 @@ CAPFFI__HIDDEN void capffi__token_detach(capffi_ctx *ctx,
 CAPFFI__HIDDEN struct capffi__who
 capffi__token_who(const struct capffi__tok *t);
 
-/* Free every token of ctx (capffi_ctx_free). */
-CAPFFI__HIDDEN void capffi__token_free_all(capffi_ctx *ctx);
+/* Set up the token table, its lock and the MAC secret (capffi_ctx_new);
+ * free every token with them (capffi_ctx_free). */
+CAPFFI__HIDDEN int capffi__token_init(capffi_ctx *ctx);
+CAPFFI__HIDDEN void capffi__token_fini(capffi_ctx *ctx);
 
 /* The context as far as tokens (audit.h). The token table is written on
  * the owner thread and read by revocation on any thread, so both take
