@@ -12,6 +12,9 @@
  *   - every standard function that opens a file by name refuses the
  *     memory of processes and of the machine, judged on the opened
  *     descriptor (H5), and process creation needs --allow-run (H6);
+ *   - the --audit file, known by its identity, is never opened for
+ *     writing, removed or renamed by those functions, and the runner
+ *     fails at the end when its name no longer leads to it (A1);
  *   - `load`, `loadfile`, `dofile`, `require` and the script itself accept
  *     text chunks only: a crafted binary chunk can corrupt memory;
  *   - the `debug` library is reduced to debug.traceback: the rest reads
@@ -74,13 +77,16 @@ struct config {
  * The --audit file. Every event is written to it the moment it happens, one
  * JSON line per write(2), so the file holds every event up to the instant
  * the process ends, however it ends, whatever the recorder in memory drops
- * (A1).
+ * (A1). Its identity is what the file checks below refuse to the script.
  */
 static struct {
-    int fd;        /* -1: no file */
+    int fd;           /* -1: no file */
+    const char *path; /* as given on the command line */
+    dev_t dev;        /* identity of the open file */
+    ino_t ino;
     uint64_t lost; /* events that could not be written */
     int err;       /* errno of the first failed write */
-} audit_out = { -1, 0, 0 };
+} audit_out = { -1, NULL, 0, 0, 0, 0 };
 
 /* ---- options ----------------------------------------------------------- */
 
@@ -251,49 +257,101 @@ audit_stream(void *payload, const capffi_event *ev)
         free(line);
 }
 
-/* Open the --audit file before anything can happen; -1 with a message. */
+/*
+ * Open the --audit file before anything can happen, and remember its
+ * identity; -1 with a message. O_APPEND: every event goes to the end of
+ * the file, whatever else has the file open.
+ */
 static int
 open_audit(const char *file)
 {
     if (!file)
         return 0;
-    audit_out.fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (audit_out.fd < 0) {
+    struct stat st;
+    audit_out.fd =
+        open(file, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0666);
+    if (audit_out.fd < 0 || fstat(audit_out.fd, &st) != 0) {
         fprintf(stderr, "%s: --audit: cannot open '%s': %s\n", progname, file,
                 strerror(errno));
+        if (audit_out.fd >= 0)
+            close(audit_out.fd);
+        audit_out.fd = -1;
         return -1;
     }
+    audit_out.path = file;
+    audit_out.dev = st.st_dev;
+    audit_out.ino = st.st_ino;
     return 0;
 }
 
-/*
- * Report what could not be written to the --audit file; -1 when something
- * was lost. The events themselves are already there.
- */
-static int
-write_audit(const char *file)
+/* Is st the --audit file (by identity, so any link to it is)? */
+static bool
+is_audit_file(const struct stat *st)
 {
-    if (audit_out.fd < 0 || !audit_out.lost)
-        return 0;
-    fprintf(stderr,
-            "%s: --audit: %llu events could not be written to '%s': %s\n",
-            progname, (unsigned long long)audit_out.lost, file,
-            strerror(audit_out.err));
-    audit_out.lost = 0;
-    return -1;
+    return audit_out.fd >= 0 && st->st_dev == audit_out.dev &&
+           st->st_ino == audit_out.ino;
 }
 
-/* os.exit, which closes the state first, so every library is closed and
- * the audit file has the closing events too. */
-static lua_CFunction original_exit;
+/*
+ * End the --audit file, after the last event (the state is closed): report
+ * on stderr what could not be written, and whether the path given no
+ * longer names the file written (A1: the script moved a directory on the
+ * path or removed a symlink, which the checks on names cannot refuse, and
+ * a reader of that path would not find the events); then close it.
+ * Returns -1 when any of that failed.
+ */
+static int
+close_audit(void)
+{
+    if (audit_out.fd < 0)
+        return 0;
+    int rc = 0;
+    const char *file = audit_out.path;
+    if (audit_out.lost) {
+        fprintf(stderr,
+                "%s: --audit: %llu events could not be written to '%s': %s\n",
+                progname, (unsigned long long)audit_out.lost, file,
+                strerror(audit_out.err));
+        rc = -1;
+    }
+    struct stat open_st, path_st;
+    if (fstat(audit_out.fd, &open_st) != 0 || !is_audit_file(&open_st) ||
+        stat(file, &path_st) != 0 || path_st.st_dev != open_st.st_dev ||
+        path_st.st_ino != open_st.st_ino) {
+        fprintf(stderr,
+                "%s: --audit: '%s' no longer names the file the events were "
+                "written to (it was moved, removed or replaced while the "
+                "script ran)\n",
+                progname, file);
+        rc = -1;
+    }
+    if (close(audit_out.fd) != 0 && !rc) {
+        fprintf(stderr, "%s: --audit: cannot write '%s': %s\n", progname, file,
+                strerror(errno));
+        rc = -1;
+    }
+    audit_out.fd = -1;
+    return rc;
+}
 
+/*
+ * os.exit([code [, close]]): the state is always closed first, so every
+ * library is closed and the audit file has the closing events too; then
+ * the audit file is ended, and a failure there makes the status 1, as at
+ * the end of the script.
+ */
 static int
 checked_exit(lua_State *L)
 {
-    write_audit(lua_tostring(L, lua_upvalueindex(1)));
-    lua_settop(L, 1);
-    lua_pushboolean(L, 1);
-    return original_exit(L);
+    int status;
+    if (lua_isboolean(L, 1))
+        status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
+    else
+        status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+    lua_close(L);
+    if (close_audit())
+        status = EXIT_FAILURE;
+    exit(status);
 }
 
 /* ---- native code only through the permission ----------------------------- */
@@ -437,17 +495,26 @@ mapped_here(dev_t dev, ino_t ino)
  *     anonymous memory, a deleted file): what /proc/PID/map_files and
  *     /proc/PID/fd reach beyond the file system;
  *   - a file mapped into this process (what /proc/self/map_files reaches:
- *     the program, its libraries).
+ *     the program, its libraries);
+ *   - for writing (write true), the --audit file, by identity, whatever
+ *     link or /proc/self/fd name led to it (A1). Reading it is allowed:
+ *     it holds what capffi.audit.events() already shows the script.
  * A descriptor that cannot be examined is refused.
  */
 static bool
-refused_file(int fd, char *why, size_t cap)
+refused_file(int fd, bool write, char *why, size_t cap)
 {
     struct stat st;
     struct statfs fs;
     if (fstat(fd, &st) != 0 || fstatfs(fd, &fs) != 0) {
         snprintf(why, cap, "refused: the open file cannot be examined (%s)",
                  strerror(errno));
+        return true;
+    }
+    if (write && is_audit_file(&st)) {
+        snprintf(why, cap,
+                 "refused: it is the --audit file, which a script may read "
+                 "but never write");
         return true;
     }
     if (S_ISCHR(st.st_mode) && machine_memory(st.st_rdev)) {
@@ -550,7 +617,7 @@ open_checked(const char *name, const char *mode, char *why, size_t cap,
         snprintf(why, cap, "%s", strerror(*err));
         return NULL;
     }
-    if (refused_file(fd, why, cap)) {
+    if (refused_file(fd, mode[0] != 'r' || mode[1] == '+', why, cap)) {
         close(fd);
         *err = REFUSED_ERRNO;
         return NULL;
@@ -672,13 +739,64 @@ checked_io_lines(lua_State *L)
     if (got >= 4 && luaL_testudata(L, n + 4, LUA_FILEHANDLE)) {
         luaL_Stream *p = lua_touserdata(L, n + 4);
         char why[PATH_MAX + 160];
-        if (p->closef && p->f && refused_file(fileno(p->f), why, sizeof why)) {
+        if (p->closef && p->f &&
+            refused_file(fileno(p->f), false, why, sizeof why)) {
             close_stream(L, n + 4);
             return luaL_error(L, "cannot open file '%s' (%s)",
                               lua_tostring(L, 1), why);
         }
     }
     return got;
+}
+
+/*
+ * Is name, itself (lstat: a symlink is judged as a symlink), the --audit
+ * file? Set the refusal as os.remove's failures are: nil, "name: reason",
+ * errno, and return true.
+ */
+static bool
+refuse_audit_name(lua_State *L, const char *name)
+{
+    struct stat st;
+    if (audit_out.fd < 0 || lstat(name, &st) != 0 || !is_audit_file(&st))
+        return false;
+    luaL_pushfail(L);
+    lua_pushfstring(L,
+                    "%s: refused: it is the --audit file, which a script "
+                    "may not remove, rename or replace",
+                    name);
+    lua_pushinteger(L, REFUSED_ERRNO);
+    return true;
+}
+
+/*
+ * os.remove(name) and os.rename(from, to), refusing the --audit file (A1)
+ * as name, as from, or as the file to replaces, by identity, so through a
+ * hard link as well; otherwise the original (upvalue 1).
+ */
+static int
+checked_remove(lua_State *L)
+{
+    if (refuse_audit_name(L, luaL_checkstring(L, 1)))
+        return 3;
+    lua_settop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static int
+checked_rename(lua_State *L)
+{
+    if (refuse_audit_name(L, luaL_checkstring(L, 1)) ||
+        refuse_audit_name(L, luaL_checkstring(L, 2)))
+        return 3;
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 2, LUA_MULTRET);
+    return lua_gettop(L);
 }
 
 /* ---- chunks: text only, from checked files ------------------------------ */
@@ -804,8 +922,8 @@ wrap_field(lua_State *L, const char *name, lua_CFunction f, const char *extra)
 }
 
 /*
- * The io and os functions that open files or start processes, replaced
- * by the checked ones above (H5, H6).
+ * The io and os functions that open, remove or rename files or start
+ * processes, replaced by the checked ones above (H5, H6, A1).
  */
 static void
 install_gates(lua_State *L, bool allow_run)
@@ -821,6 +939,10 @@ install_gates(lua_State *L, bool allow_run)
     lua_getglobal(L, "os");
     if (!allow_run)
         wrap_field(L, "execute", no_run, "os.execute");
+    wrap_field(L, "remove", checked_remove, NULL);
+    wrap_field(L, "rename", checked_rename, NULL);
+    lua_pushcfunction(L, checked_exit);
+    lua_setfield(L, -2, "exit");
     lua_pop(L, 2);
 }
 
@@ -917,16 +1039,6 @@ run_protected(lua_State *L)
         return luaL_error(L, "--audit: %s",
                           capffi_ctx_errmsg(capffi_lua_ctx(L)));
 
-    lua_getglobal(L, "os");
-    lua_getfield(L, -1, "exit");
-    original_exit = lua_tocfunction(L, -1);
-    lua_pop(L, 1);
-    lua_pushstring(L, c->audit);
-    lua_pushcclosure(L, checked_exit, 1);
-    lua_setfield(L, -2, "exit");
-    lua_pop(L, 1);
-    if (!original_exit)
-        return luaL_error(L, "the standard library is not the expected one");
     install_gates(L, c->allow_run);
     if (luaL_loadbuffer(L, prelude, sizeof prelude - 1, "=capffi-lua"))
         return lua_error(L);
@@ -993,12 +1105,7 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object)");
     }
     lua_close(L);
-    int audit_rc = write_audit(c.audit);
-    if (audit_out.fd >= 0 && close(audit_out.fd) != 0 && !audit_rc) {
-        fprintf(stderr, "%s: --audit: cannot write '%s': %s\n", progname,
-                c.audit, strerror(errno));
-        audit_rc = -1;
-    }
+    int audit_rc = close_audit();
     free_config(&c);
     return status != LUA_OK || audit_rc ? 1 : 0;
 }
