@@ -94,6 +94,9 @@ end)
 t.test("type_names_belong_to_their_principal", function()
   local module = capffi.token{ label = "module" }
   local plugin = capffi.token{ label = "plugin", rights = { "read" } }
+  -- The plugin's layout of "Msg", for the whole context, while FFI is
+  -- still granted.
+  capffi.type("Msg", "{ len: u64, tag: u8 }")
   capffi.permissions.revoke()
   local e = t.raises("CAPFFI_EPERM", capffi.type, "Blob", "{ u64 }")
   t.says(e, "through a token")
@@ -103,6 +106,13 @@ t.test("type_names_belong_to_their_principal", function()
   t.eq(module:sizeof("Blob"), 64, "the module's layout")
   t.eq(plugin:sizeof("Blob"), 8, "the plugin's own")
   t.raises("CAPFFI_ESIG", capffi.sizeof, "Blob")
+  -- A module's offsets are of its own layout too.
+  module:type("Msg", "{ tag: u8, len: u64 }")
+  t.eq(module:offsetof("Msg", "len"), 8, "the module's offset")
+  t.eq(module:offsetof("Msg", "tag"), 0, "the module's first field")
+  t.eq(capffi.offsetof("Msg", "len"), 0, "the context's offset")
+  t.eq(plugin:offsetof("Msg", "len"), 0, "the plugin sees the context's")
+  t.raises("CAPFFI_ENOTFOUND", module.offsetof, module, "Msg", "nope")
   local fx = module:dlopen(FIXTURE, { fx_nop = "(Blob) -> void" })
   t.ok(fx.fx_nop, "binds with the module's type")
 end)

@@ -11,8 +11,8 @@
  * working); closing a to-be-closed variable holding one revokes it.
  *
  * The methods here are the token's own. The methods that make another
- * layer's objects are added by that layer: tok:type and tok:sizeof
- * (types/type.c), tok:pointer_of and tok:pointer_from
+ * layer's objects are added by that layer: tok:type, tok:sizeof and
+ * tok:offsetof (types/type.c), tok:pointer_of and tok:pointer_from
  * (memory/pointer.c), tok:view (memory/view.c), tok:fnptr (call/fn.c),
  * tok:dlopen (call/lib.c), tok:callback (callback/callback.c).
  */

@@ -1,8 +1,8 @@
 /*
  * types/type.c - named struct types: capffi.type, capffi.sizeof and
- * capffi.offsetof for the names the context sees, tok:type and tok:sizeof
- * for the names a token sees (where it hides a context name of the same
- * spelling: capffi_type_define_tok).
+ * capffi.offsetof for the names the context sees, tok:type, tok:sizeof and
+ * tok:offsetof for the names a token sees (where it hides a context name
+ * of the same spelling: capffi_type_define_tok; H7).
  */
 #include "types/types.h"
 
@@ -40,6 +40,24 @@ size_of(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
     return 2;
 }
 
+/* Push the offset of the field named at idx + 1 in the type at idx, with
+ * the names the context (tok NULL) or tok sees. */
+static int
+offset_of(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
+          int idx)
+{
+    capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    const char *type = capffi_lua__check_string(L, idx, "offsetof: type");
+    const char *field = capffi_lua__check_string(L, idx + 1, "offsetof: field");
+    size_t off;
+    int rc = tok ? capffi_type_offset_tok(&off, ctx, tok, type, field)
+                 : capffi_type_offset(&off, ctx, type, field);
+    if (rc)
+        return capffi_lua__fail(L, st, rc, "offsetof");
+    lua_pushinteger(L, (lua_Integer)off);
+    return 1;
+}
+
 /* capffi.type(name, layout) */
 int
 capffi_lua__type_define(lua_State *L)
@@ -58,16 +76,7 @@ capffi_lua__type_sizeof(lua_State *L)
 int
 capffi_lua__offsetof(lua_State *L)
 {
-    struct capffi_lua__state *st = capffi_lua__upstate(L);
-    capffi_ctx *ctx = capffi_lua__ctx(L, st);
-    const char *type = capffi_lua__check_string(L, 1, "offsetof: type");
-    const char *field = capffi_lua__check_string(L, 2, "offsetof: field");
-    size_t off;
-    int rc = capffi_type_offset(&off, ctx, type, field);
-    if (rc)
-        return capffi_lua__fail(L, st, rc, "offsetof");
-    lua_pushinteger(L, (lua_Integer)off);
-    return 1;
+    return offset_of(L, capffi_lua__upstate(L), NULL, 1);
 }
 
 /*
@@ -90,12 +99,22 @@ token_sizeof(lua_State *L)
     return size_of(L, t->st, &t->tok, 2);
 }
 
+/* tok:offsetof(type, field): the field's offset with the names the token
+ * sees. */
+static int
+token_offsetof(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    return offset_of(L, t->st, &t->tok, 2);
+}
+
 void
 capffi_lua__type_init(lua_State *L)
 {
     static const luaL_Reg token_methods[] = {
         { "type", token_type },
         { "sizeof", token_sizeof },
+        { "offsetof", token_offsetof },
         { NULL, NULL },
     };
     capffi_lua__add_methods(L, CAPFFI_LUA_TOKEN, token_methods);

@@ -9,7 +9,7 @@
 
 /* ---- type.c: capffi.type, capffi.sizeof, capffi.offsetof --------------- */
 
-/* Add tok:type and tok:sizeof to the token class. */
+/* Add tok:type, tok:sizeof and tok:offsetof to the token class. */
 void capffi_lua__type_init(lua_State *L);
 
 /* Module functions (upvalue 1: the state userdata). */
