@@ -54,6 +54,9 @@ enum capffi__ret_op {
 struct capffi_fn {
     /* magic CAPFFI__FN_MAGIC; state: the library's, or own_state */
     struct capffi__callable call;
+    /* abi.c: the direct call, when shape != 0. Next to the head, so that a
+     * call reads one stretch of the struct. */
+    struct capffi__abi abi;
     ffi_cif cif;
     uint32_t flags;
     bool big_struct_args; /* libffi rewrites avalue for these */
@@ -76,7 +79,6 @@ struct capffi_fn {
         uint64_t off, span;
     } ranged[CAPFFI_MAX_ARGS];
     struct capffi__sig sig;
-    struct capffi__abi abi;        /* abi.c: the direct call, when shape != 0 */
     atomic_int own_state;          /* capffi_fn_from_ptr */
     struct capffi__res res;        /* capffi_fn_from_ptr: linked to its token */
     struct capffi_fn *prev, *next; /* the context's list */
