@@ -1,0 +1,520 @@
+/*
+ * invoke.c - invoking callbacks: the closure trampoline, the arguments and
+ * the result converted for the handler, refusals that fail closed, and
+ * invocations from other threads handed to the owner loop.
+ *
+ * Threats answered here (THREATS.md):
+ * - C2: a callback is never freed before its context. Closing it, or
+ *   revoking its token, only flips its state word; the trampoline checks
+ *   that word first and fails closed (the default result, a recorded
+ *   status, an audit event). Native code may keep the code pointer
+ *   forever: it stays mapped and harmless until capffi_ctx_free.
+ * - C3: an invocation on a thread other than the owner runs the handler
+ *   only through the loop (loop.c), which never lets two threads use the
+ *   host at once; without CAPFFI_CB_THREADSAFE it is refused.
+ * - T7: the state word is read once per invocation, so an invocation
+ *   either started before a revocation returned or fails closed.
+ *
+ * The invocation on the owner thread is the data plane: no lock, no
+ * allocation, no audit; one atomic load, the arguments converted on the
+ * stack, the handler, the result stored. Everything else (refusals,
+ * failures, other threads) is out of line.
+ */
+#include "callback/invoke.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "call/fn.h"
+
+#define CB_OP_FLAGS (CAPFFI_CB_THREADSAFE | CAPFFI_CB_WRAP)
+_Static_assert(CB_OP_FLAGS == CAPFFI_CB__ALL, "every flag is handled");
+
+/* How one argument reaches the handler, chosen at creation. */
+enum {
+    A_W64, /* 8 bytes as they are: 64-bit integers, f64, pointers */
+    A_BOOL,
+    A_I8,
+    A_U8,
+    A_I16,
+    A_U16,
+    A_I32,
+    A_U32,
+    A_F32,
+    A_STRUCT
+};
+
+/* How the handler's result is stored for native code. */
+enum {
+    R_VOID,
+    R_W64,
+    R_BOOL,
+    R_I8,
+    R_U8,
+    R_I16,
+    R_U16,
+    R_I32,
+    R_U32,
+    R_F32,
+    R_FUNCTION,
+    R_STRUCT
+};
+
+/*
+ * The handler running on this thread, innermost first: capffi_cb_fail
+ * marks it. Handlers nest (native -> callback -> native -> callback), so
+ * each invocation saves and restores the pointer.
+ */
+struct inv {
+    bool failed;
+    struct inv *up;
+    char msg[CAPFFI_CB_DETAIL_MAX];
+};
+
+static _Thread_local struct inv *cur_inv CAPFFI__TLS_FAST;
+
+static uint8_t
+arg_op(enum capffi__kind k)
+{
+    switch (k) {
+    case CAPFFI__BOOL:
+        return A_BOOL;
+    case CAPFFI__I8:
+        return A_I8;
+    case CAPFFI__U8:
+        return A_U8;
+    case CAPFFI__I16:
+        return A_I16;
+    case CAPFFI__U16:
+        return A_U16;
+    case CAPFFI__I32:
+        return A_I32;
+    case CAPFFI__U32:
+        return A_U32;
+    case CAPFFI__F32:
+        return A_F32;
+    case CAPFFI__STRUCT:
+        return A_STRUCT;
+    default:
+        return A_W64;
+    }
+}
+
+static uint8_t
+ret_op(enum capffi__kind k)
+{
+    switch (k) {
+    case CAPFFI__VOID:
+        return R_VOID;
+    case CAPFFI__BOOL:
+        return R_BOOL;
+    case CAPFFI__I8:
+        return R_I8;
+    case CAPFFI__U8:
+        return R_U8;
+    case CAPFFI__I16:
+        return R_I16;
+    case CAPFFI__U16:
+        return R_U16;
+    case CAPFFI__I32:
+        return R_I32;
+    case CAPFFI__U32:
+        return R_U32;
+    case CAPFFI__F32:
+        return R_F32;
+    case CAPFFI__FUNCTION:
+        return R_FUNCTION;
+    case CAPFFI__STRUCT:
+        return R_STRUCT;
+    default:
+        return R_W64;
+    }
+}
+
+/* ---- failing closed ----------------------------------------------------- */
+
+/* The default result, where native code reads the result. */
+static void
+write_default(const capffi_cb *cb, void *ret)
+{
+    switch (cb->ret_op) {
+    case R_VOID:
+        break;
+    case R_STRUCT:
+        memcpy(ret, cb->dflt_bytes, cb->sig.ret->size);
+        break;
+    case R_F32:
+        memcpy(ret, &cb->dflt_word, sizeof(float));
+        break;
+    default:
+        memcpy(ret, &cb->dflt_word, sizeof(ffi_arg));
+        break;
+    }
+}
+
+/* Record a failure in the status. Any thread. */
+static void
+record(capffi_cb *cb, int code, const char *detail)
+{
+    pthread_mutex_t *lock = &capffi__base(cb->call.ctx)->owner.lock;
+    pthread_mutex_lock(lock);
+    if (cb->st_failures++ == 0) {
+        cb->st_first = code;
+        snprintf(cb->st_detail, sizeof cb->st_detail, "%s", detail);
+    }
+    pthread_mutex_unlock(lock);
+}
+
+/*
+ * The native caller gets the default result; the failure goes to the
+ * status and the audit trail. Any thread.
+ */
+static __attribute__((noinline, cold)) void
+refuse(capffi_cb *cb, void *ret, int code, capffi_reason reason,
+       const char *detail)
+{
+    write_default(cb, ret);
+    record(cb, code, detail);
+    /* A2: native code may call a closed callback in a loop (qsort's
+     * comparator): coalesced per callback, so the trail keeps one event a
+     * second with the count. */
+    struct capffi__who who = capffi__token_who(cb->tok);
+    capffi__audit_refuse(cb->call.ctx, cb, CAPFFI_OP_CB_INVOKE, code, reason,
+                         &who, CAPFFI_RIGHT_CALLBACK, cb->target, "%s", detail);
+}
+
+static __attribute__((noinline, cold)) void
+refuse_state(capffi_cb *cb, void *ret, int state)
+{
+    if (state == CAPFFI__CLOSED)
+        refuse(cb, ret, CAPFFI_ECLOSED, CAPFFI_REASON_CLOSED,
+               "the callback is closed");
+    else
+        refuse(cb, ret, CAPFFI_EREVOKED, CAPFFI_REASON_REVOKED,
+               "the callback's token was revoked");
+}
+
+/* ---- running the handler ------------------------------------------------ */
+
+static inline void
+convert_arg(const capffi_cb *cb, size_t i, const void *a, capffi_value *v)
+{
+    switch (cb->arg_op[i]) {
+    case A_W64:
+        memcpy(&v->u64, a, sizeof v->u64);
+        break;
+    case A_BOOL:
+        v->u64 = *(const uint8_t *)a != 0;
+        break;
+    case A_I8:
+        v->i64 = *(const int8_t *)a;
+        break;
+    case A_U8:
+        v->u64 = *(const uint8_t *)a;
+        break;
+    case A_I16:
+        v->i64 = *(const int16_t *)a;
+        break;
+    case A_U16:
+        v->u64 = *(const uint16_t *)a;
+        break;
+    case A_I32:
+        v->i64 = *(const int32_t *)a;
+        break;
+    case A_U32:
+        v->u64 = *(const uint32_t *)a;
+        break;
+    case A_F32:
+        v->u64 = 0;
+        memcpy(&v->f32, a, sizeof v->f32);
+        break;
+    default: /* A_STRUCT: the handler reads libffi's copy */
+        v->agg.ptr = (void *)(uintptr_t)a;
+        v->agg.len = cb->sig.args[i]->size;
+        break;
+    }
+}
+
+/*
+ * Store the common results (void, scalars, small integers in range) where
+ * native code reads them, inline in the invocation: false for a handle, a
+ * struct or a small integer out of range, which store then deals with.
+ * Small integers are checked with one compare (CAPFFI_CB_WRAP makes the
+ * span all of 64 bits).
+ */
+static inline bool
+store_fast(const capffi_cb *cb, const capffi_value *v, void *ret)
+{
+    uint8_t op = cb->ret_op;
+    if (op >= R_I8 && op <= R_U32 && v->u64 + cb->ret_off > cb->ret_span)
+        return false;
+    switch (op) {
+    case R_VOID:
+        return true;
+    case R_W64:
+        memcpy(ret, &v->u64, sizeof v->u64);
+        return true;
+    case R_BOOL: {
+        /* The byte, not the bool: a handler may have stored 2 there. */
+        unsigned char byte;
+        memcpy(&byte, &v->b, 1);
+        *(ffi_arg *)ret = byte != 0;
+        return true;
+    }
+    case R_I8:
+        *(ffi_sarg *)ret = (int8_t)v->i64;
+        return true;
+    case R_U8:
+        *(ffi_arg *)ret = (uint8_t)v->u64;
+        return true;
+    case R_I16:
+        *(ffi_sarg *)ret = (int16_t)v->i64;
+        return true;
+    case R_U16:
+        *(ffi_arg *)ret = (uint16_t)v->u64;
+        return true;
+    case R_I32:
+        *(ffi_sarg *)ret = (int32_t)v->i64;
+        return true;
+    case R_U32:
+        *(ffi_arg *)ret = (uint32_t)v->u64;
+        return true;
+    case R_F32:
+        memcpy(ret, &v->f32, sizeof v->f32);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
+ * Store the value v of the declared result type where native code reads
+ * it: the common results through store_fast, then handles and structs.
+ * Fails, writing nothing, with CAPFFI_ERANGE (a small integer out of
+ * range), CAPFFI_ETYPE (a struct of the wrong size) or a handle's error;
+ * *why gets the detail.
+ */
+int
+capffi__cb_store(const capffi_cb *cb, const capffi_value *v, void *ret,
+                 char *why, size_t cap)
+{
+    if (store_fast(cb, v, ret))
+        return CAPFFI_OK;
+    uint8_t op = cb->ret_op;
+    if (op >= R_I8 && op <= R_U32) {
+        if (op == R_I8 || op == R_I16 || op == R_I32)
+            snprintf(why, cap, "result (%s): %lld does not fit",
+                     cb->sig.ret->name, (long long)v->i64);
+        else
+            snprintf(why, cap, "result (%s): %llu does not fit",
+                     cb->sig.ret->name, (unsigned long long)v->u64);
+        return CAPFFI_ERANGE;
+    }
+    if (op == R_FUNCTION) {
+        void *code;
+        int rc = capffi__callable_code(cb->call.ctx, v->p, 0, &code);
+        if (rc) {
+            snprintf(why, cap, "%s", capffi_ctx_errmsg(cb->call.ctx));
+            return rc;
+        }
+        memcpy(ret, &code, sizeof code);
+        return CAPFFI_OK;
+    }
+    /* R_STRUCT */
+    size_t size = cb->sig.ret->size;
+    if (v->agg.ptr == ret)
+        return CAPFFI_OK;
+    if (!v->agg.ptr || v->agg.len != size) {
+        snprintf(why, cap,
+                 "result: struct of %zu bytes at %p given, %zu declared",
+                 v->agg.len, v->agg.ptr, size);
+        return CAPFFI_ETYPE;
+    }
+    memmove(ret, v->agg.ptr, size);
+    return CAPFFI_OK;
+}
+
+/* The results store_fast leaves: handles, structs, out of range. */
+static __attribute__((noinline)) void
+store_slow(capffi_cb *cb, const capffi_value *v, void *ret)
+{
+    char why[CAPFFI_CB_DETAIL_MAX];
+    int rc = capffi__cb_store(cb, v, ret, why, sizeof why);
+    if (rc)
+        refuse(cb, ret, rc, CAPFFI_REASON_INVALID, why);
+}
+
+static __attribute__((noinline, cold)) void
+handler_failed(capffi_cb *cb, void *ret, const struct inv *inv)
+{
+    refuse(cb, ret, CAPFFI_ECALLBACK, CAPFFI_REASON_FAILED, inv->msg);
+}
+
+/* Run the handler of a live callback on a thread that holds the host. */
+static void
+run(capffi_cb *cb, void *ret, void **args)
+{
+    capffi_value vals[CAPFFI_MAX_ARGS];
+    size_t n = cb->sig.nargs;
+    for (size_t i = 0; i < n; i++) {
+        /* The two commonest kinds without the jump table. */
+        uint8_t op = cb->arg_op[i];
+        if (op == A_W64)
+            memcpy(&vals[i].u64, args[i], sizeof vals[i].u64);
+        else if (op == A_I32)
+            vals[i].i64 = *(const int32_t *)args[i];
+        else
+            convert_arg(cb, i, args[i], &vals[i]);
+    }
+    capffi_value r = cb->dflt;
+    if (cb->ret_struct) {
+        memcpy(ret, cb->dflt_bytes, cb->sig.ret->size);
+        r.agg.ptr = ret;
+        r.agg.len = cb->sig.ret->size;
+    }
+    struct inv inv;
+    inv.failed = false;
+    inv.up = cur_inv;
+    cur_inv = &inv;
+    cb->fn(cb->payload, vals, &r);
+    cur_inv = inv.up;
+    if (CAPFFI__UNLIKELY(inv.failed))
+        handler_failed(cb, ret, &inv);
+    else if (CAPFFI__UNLIKELY(!store_fast(cb, &r, ret)))
+        store_slow(cb, &r, ret);
+}
+
+/* run, after a wait during which the callback may have been closed. */
+static void
+run_checked(capffi_cb *cb, void *ret, void **args)
+{
+    int state = atomic_load_explicit(&cb->state, memory_order_acquire);
+    if (state != CAPFFI__LIVE)
+        refuse_state(cb, ret, state);
+    else
+        run(cb, ret, args);
+}
+
+/* An invocation handed to the loop by a thread other than the owner. */
+struct call {
+    struct capffi__req req; /* first: the loop hands it back */
+    capffi_cb *cb;
+    void *ret;
+    void **args;
+};
+
+static void
+run_call(struct capffi__req *r)
+{
+    struct call *c = (struct call *)r;
+    run_checked(c->cb, c->ret, c->args);
+}
+
+/*
+ * Every invocation that is not the owner thread's with the host in hand:
+ * the owner thread of a context that lends the host, a thread acting for
+ * the owner, and other threads.
+ */
+static __attribute__((noinline)) void
+elsewhere(capffi_cb *cb, void *ret, void **args)
+{
+    capffi_ctx *ctx = cb->call.ctx;
+    if (capffi__ctx_on_owner(ctx)) {
+        int state = atomic_load_explicit(&cb->state, memory_order_acquire);
+        if (state != CAPFFI__LIVE) {
+            refuse_state(cb, ret, state);
+        } else if (capffi__owner_released(ctx)) {
+            /* Called back from inside a native call that lent the host:
+             * take it back (waiting for a lent handler to finish). */
+            struct capffi__hold h;
+            capffi__owner_enter(ctx, &h);
+            run_checked(cb, ret, args);
+            capffi__owner_exit(ctx, &h);
+        } else {
+            run(cb, ret, args);
+        }
+        return;
+    }
+    if (capffi__loop_join(ctx)) {
+        refuse(cb, ret, CAPFFI_ECANCELED, CAPFFI_REASON_CLOSED,
+               "the context is being freed");
+    } else if (!(cb->flags & CAPFFI_CB_THREADSAFE)) {
+        refuse(cb, ret, CAPFFI_ETHREAD, CAPFFI_REASON_THREAD,
+               "invoked on a thread other than the owner, without "
+               "CAPFFI_CB_THREADSAFE");
+    } else {
+        int state = atomic_load_explicit(&cb->state, memory_order_acquire);
+        if (state != CAPFFI__LIVE) {
+            refuse_state(cb, ret, state);
+        } else {
+            struct call c;
+            c.req.run = run_call;
+            c.cb = cb;
+            c.ret = ret;
+            c.args = args;
+            int rc = capffi__loop_submit(ctx, &c.req, cb->timeout_ms);
+            char why[96];
+            if (rc == CAPFFI_ETIMEDOUT) {
+                snprintf(why, sizeof why,
+                         "the owner thread did not start it within %d ms",
+                         cb->timeout_ms);
+                refuse(cb, ret, rc, CAPFFI_REASON_FAILED, why);
+            } else if (rc) {
+                refuse(cb, ret, rc, CAPFFI_REASON_CLOSED,
+                       "the context was freed while it waited");
+            }
+        }
+    }
+    capffi__loop_leave(ctx);
+}
+
+void
+capffi__cb_trampoline(ffi_cif *cif, void *ret, void **args, void *user)
+{
+    (void)cif;
+    capffi_cb *cb = user;
+    if (CAPFFI__LIKELY(cb->owner_key == capffi__thread_key())) {
+        int state = atomic_load_explicit(&cb->state, memory_order_acquire);
+        if (CAPFFI__LIKELY(state == CAPFFI__LIVE))
+            run(cb, ret, args);
+        else
+            refuse_state(cb, ret, state);
+        return;
+    }
+    elsewhere(cb, ret, args);
+}
+
+int
+capffi_cb_fail(const char *message)
+{
+    struct inv *inv = cur_inv;
+    if (!inv)
+        return capffi__fail(NULL, CAPFFI_EINVAL,
+                            "capffi_cb_fail called outside a handler");
+    if (!inv->failed) {
+        inv->failed = true;
+        snprintf(inv->msg, sizeof inv->msg, "%s",
+                 message ? message : "the handler failed");
+    }
+    return CAPFFI_OK;
+}
+
+void
+capffi__cb_plan(capffi_cb *cb, bool wrap)
+{
+    const struct capffi__sig *s = &cb->sig;
+    for (size_t i = 0; i < s->nargs; i++)
+        cb->arg_op[i] = arg_op(s->args[i]->kind);
+    cb->ret_op = ret_op(s->ret->kind);
+    cb->ret_struct = cb->ret_op == R_STRUCT;
+    if (cb->ret_op >= R_I8 && cb->ret_op <= R_U32 && !wrap) {
+        unsigned bits = (unsigned)s->ret->size * 8;
+        bool is_signed =
+            cb->ret_op == R_I8 || cb->ret_op == R_I16 || cb->ret_op == R_I32;
+        cb->ret_off = is_signed ? UINT64_C(1) << (bits - 1) : 0;
+        cb->ret_span = (UINT64_C(1) << bits) - 1;
+    } else {
+        cb->ret_off = 0;
+        cb->ret_span = UINT64_MAX;
+    }
+}
