@@ -103,13 +103,7 @@ t.test("audit_flood_keeps_decisions", function()
   t.raises("CAPFFI_EINVAL", a.dropped, "no.such.op")
 end)
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = t.slurp
 
 t.test("audit_file_is_streamed", function()
   -- A child floods the trail, then kills itself with SIGKILL: nothing runs

@@ -9,17 +9,9 @@ local t = require "harness"
 
 local RUNNER = assert(os.getenv("CAPFFI_LUA"), "CAPFFI_LUA unset")
 
-local function q(s)
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
+local q = t.shq
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = t.slurp
 
 -- What every child runs first: deny(label) makes an audited refusal (a
 -- token for a library outside --allow-ffi=libz.so.1) carrying label.

@@ -74,6 +74,20 @@ function M.audited(op, status)
   return n
 end
 
+-- A file's contents, or nil when it cannot be read.
+function M.slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- s quoted for the shell (a child runner's command line).
+function M.shq(s)
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
 function M.done()
   print("1.." .. count)
   os.exit(failed == 0 and 0 or 1)

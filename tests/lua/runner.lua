@@ -8,17 +8,9 @@ local FIXTURE = assert(os.getenv("CAPFFI_FIXTURE"), "CAPFFI_FIXTURE unset")
 local DIR = assert(os.getenv("CAPFFI_FIXTURE_DIR"), "CAPFFI_FIXTURE_DIR unset")
 local FIXDEP = assert(os.getenv("CAPFFI_FIXDEP"), "CAPFFI_FIXDEP unset")
 
-local function q(s)
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
+local q = t.shq
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = t.slurp
 
 local function spit(path, text)
   local f = assert(io.open(path, "wb"))
