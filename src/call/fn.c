@@ -35,60 +35,19 @@ fn_on_revoke(struct capffi__res *r)
     atomic_store(&fn->own_state, CAPFFI__REVOKED);
 }
 
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-               "arguments are passed from capffi_value's first bytes");
-
+/* How the call path treats argument kind k (fn.h). */
 static uint8_t
-arg_op(enum capffi__kind k, bool wrap)
+arg_op(enum capffi__kind k)
 {
     switch (k) {
-    case CAPFFI__I8:
-        return wrap ? ARG_DIRECT : ARG_I8;
-    case CAPFFI__U8:
-        return wrap ? ARG_DIRECT : ARG_U8;
-    case CAPFFI__I16:
-        return wrap ? ARG_DIRECT : ARG_I16;
-    case CAPFFI__U16:
-        return wrap ? ARG_DIRECT : ARG_U16;
-    case CAPFFI__I32:
-        return wrap ? ARG_DIRECT : ARG_I32;
-    case CAPFFI__U32:
-        return wrap ? ARG_DIRECT : ARG_U32;
     case CAPFFI__BUFFER:
         return ARG_BUFFER;
     case CAPFFI__STRUCT:
         return ARG_STRUCT;
     case CAPFFI__FUNCTION:
         return ARG_FUNCTION;
-    default: /* bool (a C bool is 0 or 1), 64-bit, floats, pointers */
+    default: /* scalars, passed from the value's first bytes */
         return ARG_DIRECT;
-    }
-}
-
-static uint8_t
-ret_op(enum capffi__kind k)
-{
-    switch (k) {
-    case CAPFFI__VOID:
-        return RET_VOID;
-    case CAPFFI__BOOL:
-        return RET_BOOL;
-    case CAPFFI__I8:
-        return RET_I8;
-    case CAPFFI__U8:
-        return RET_U8;
-    case CAPFFI__I16:
-        return RET_I16;
-    case CAPFFI__U16:
-        return RET_U16;
-    case CAPFFI__I32:
-        return RET_I32;
-    case CAPFFI__U32:
-        return RET_U32;
-    case CAPFFI__STRUCT:
-        return RET_STRUCT;
-    default:
-        return RET_COPY;
     }
 }
 
@@ -127,22 +86,20 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     for (size_t i = 0; i < s->nargs; i++) {
         if (s->args[i]->kind == CAPFFI__STRUCT && s->args[i]->size > 16)
             fn->big_struct_args = true;
-        uint8_t op = arg_op(s->args[i]->kind, flags & CAPFFI_FN_WRAP);
+        uint8_t op = arg_op(s->args[i]->kind);
         fn->arg_op[i] = op;
         fn->convert_args |=
             op == ARG_BUFFER || op == ARG_STRUCT || op == ARG_FUNCTION;
         fn->buffer_args |= op == ARG_BUFFER;
-        if (op >= ARG_I8 && op <= ARG_U32) {
-            unsigned bits = (unsigned)s->args[i]->size * 8;
-            bool is_signed = op == ARG_I8 || op == ARG_I16 || op == ARG_I32;
+        uint8_t vop = capffi__vop(s->args[i]->kind);
+        if (capffi__vop_small(vop) && !(flags & CAPFFI_FN_WRAP)) {
             unsigned k = fn->n_ranged++;
             fn->ranged[k].arg = (uint8_t)i;
-            fn->ranged[k].off = is_signed ? UINT64_C(1) << (bits - 1) : 0;
-            fn->ranged[k].span = (UINT64_C(1) << bits) - 1;
+            capffi__vop_range(vop, &fn->ranged[k].off, &fn->ranged[k].span);
         }
     }
     fn->ret_struct = s->ret->kind == CAPFFI__STRUCT;
-    fn->ret_op = ret_op(s->ret->kind);
+    fn->ret_op = capffi__vop(s->ret->kind);
     if (!(flags & CAPFFI_FN_LIBFFI))
         capffi__abi_plan(&fn->abi, s);
 #ifdef CAPFFI_LIBFFI_STRUCT_DEFECT
@@ -419,39 +376,6 @@ union rbuf {
     _Alignas(16) unsigned char bytes[32];
 };
 
-static inline void
-narrow(uint8_t op, const union rbuf *r, capffi_value *ret)
-{
-    switch (op) {
-    case RET_COPY:
-        ret->u64 = r->u64;
-        break;
-    case RET_BOOL:
-        ret->b = (uint8_t)r->a != 0;
-        break;
-    case RET_I8:
-        ret->i64 = (int8_t)r->s;
-        break;
-    case RET_U8:
-        ret->u64 = (uint8_t)r->a;
-        break;
-    case RET_I16:
-        ret->i64 = (int16_t)r->s;
-        break;
-    case RET_U16:
-        ret->u64 = (uint16_t)r->a;
-        break;
-    case RET_I32:
-        ret->i64 = (int32_t)r->s;
-        break;
-    case RET_U32:
-        ret->u64 = (uint32_t)r->a;
-        break;
-    default: /* void */
-        break;
-    }
-}
-
 /* The native call: direct where the ABI plan allows it, else libffi. */
 static inline __attribute__((always_inline)) void
 invoke(const capffi_fn *fn, void *ret, void **av)
@@ -515,7 +439,7 @@ call_careful(capffi_fn *fn, const capffi_value *args, void **av,
         if (rp == (void *)&r)
             memcpy(ret->agg.ptr, r.bytes, fn->sig.ret->size);
     } else if (ret) {
-        narrow(fn->ret_op, &r, ret);
+        capffi__value_load(ret, fn->ret_op, &r);
     }
     return CAPFFI_OK;
 }
@@ -554,7 +478,7 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
     union rbuf r;
     invoke(fn, &r, av);
     if (ret)
-        narrow(fn->ret_op, &r, ret);
+        capffi__value_load(ret, fn->ret_op, &r);
     return CAPFFI_OK;
 }
 

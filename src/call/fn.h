@@ -11,6 +11,7 @@
 #include "call/abi.h"
 #include "perm/token.h"
 #include "types/sig.h"
+#include "types/value.h"
 #include "memory/view.h"
 
 /*
@@ -22,12 +23,6 @@
  */
 enum capffi__arg_op {
     ARG_DIRECT,
-    ARG_I8,
-    ARG_U8,
-    ARG_I16,
-    ARG_U16,
-    ARG_I32,
-    ARG_U32,
     ARG_BUFFER,
     ARG_STRUCT,
     ARG_FUNCTION /* a capffi_cb or capffi_fn handle: its code is passed */
@@ -36,20 +31,6 @@ enum capffi__arg_op {
 /* Internal bit of capffi_fn.flags: the context lends the host around the
  * call (CAPFFI_OPT_LEND_OWNER), so the call takes the careful path. */
 #define CAPFFI__FN_LEND 0x80000000u
-
-/* How the result is moved from libffi's buffer into capffi_value. */
-enum capffi__ret_op {
-    RET_VOID,
-    RET_COPY, /* 64-bit integers, f64, f32, pointers */
-    RET_BOOL,
-    RET_I8,
-    RET_U8,
-    RET_I16,
-    RET_U16,
-    RET_I32,
-    RET_U32,
-    RET_STRUCT
-};
 
 struct capffi_fn {
     /* magic CAPFFI__FN_MAGIC; state: the library's, or own_state */
@@ -61,11 +42,11 @@ struct capffi_fn {
     uint32_t flags;
     bool big_struct_args; /* libffi rewrites avalue for these */
     bool ret_struct;
-    bool convert_args;               /* buffer, struct or function args */
-    bool buffer_args;                /* held for the call (H2) */
-    bool careful;                    /* the call takes call_careful */
-    bool raw_slow;                   /* call_raw needs its careful path */
-    uint8_t ret_op;                  /* enum capffi__ret_op */
+    bool convert_args; /* buffer, struct or function args */
+    bool buffer_args;  /* held for the call (H2) */
+    bool careful;      /* the call takes call_careful */
+    bool raw_slow;     /* call_raw needs its careful path */
+    uint8_t ret_op;    /* enum capffi__vop: the result into capffi_value */
     uint8_t arg_op[CAPFFI_MAX_ARGS]; /* enum capffi__arg_op */
     /*
      * The small-integer arguments, checked as one unsigned compare each:

@@ -29,6 +29,7 @@
 #include "call/lib.h"
 #include "call/fn.h"
 #include "call/soname.h"
+#include "types/value.h"
 
 struct capffi_lib {
     capffi_ctx *ctx;
@@ -426,51 +427,8 @@ capffi_lib_static(capffi_value *out, capffi_lib *lib, const char *symbol,
         rc = lib_usable(lib);
     if (!rc)
         rc = find_symbol(lib, symbol, false, &addr);
-    if (!rc) {
-        switch (t->kind) {
-        case CAPFFI__BOOL:
-            out->b = *(const unsigned char *)addr != 0;
-            break;
-        case CAPFFI__I8:
-            out->i64 = *(const int8_t *)addr;
-            break;
-        case CAPFFI__U8:
-            out->u64 = *(const uint8_t *)addr;
-            break;
-        case CAPFFI__I16:
-            out->i64 = *(const int16_t *)addr;
-            break;
-        case CAPFFI__U16:
-            out->u64 = *(const uint16_t *)addr;
-            break;
-        case CAPFFI__I32:
-            out->i64 = *(const int32_t *)addr;
-            break;
-        case CAPFFI__U32:
-            out->u64 = *(const uint32_t *)addr;
-            break;
-        case CAPFFI__I64:
-        case CAPFFI__ISIZE:
-            memcpy(&out->i64, addr, 8);
-            break;
-        case CAPFFI__U64:
-        case CAPFFI__USIZE:
-            memcpy(&out->u64, addr, 8);
-            break;
-        case CAPFFI__F32:
-            memcpy(&out->f32, addr, 4);
-            break;
-        case CAPFFI__F64:
-            memcpy(&out->f64, addr, 8);
-            break;
-        case CAPFFI__CSTRING:
-            memcpy(&out->str, addr, sizeof out->str);
-            break;
-        default: /* pointer, function, *NAME */
-            memcpy(&out->p, addr, sizeof out->p);
-            break;
-        }
-    }
+    if (!rc)
+        capffi__value_load(out, capffi__vop(t->kind), addr);
     capffi__arena_free(&a);
     char prefix[128]; /* a longer type text is cut in the event only */
     snprintf(prefix, sizeof prefix, "static %.100s: ", type ? type : "");

@@ -30,36 +30,6 @@
 #define CB_OP_FLAGS (CAPFFI_CB_THREADSAFE | CAPFFI_CB_WRAP)
 _Static_assert(CB_OP_FLAGS == CAPFFI_CB__ALL, "every flag is handled");
 
-/* How one argument reaches the handler, chosen at creation. */
-enum {
-    A_W64, /* 8 bytes as they are: 64-bit integers, f64, pointers */
-    A_BOOL,
-    A_I8,
-    A_U8,
-    A_I16,
-    A_U16,
-    A_I32,
-    A_U32,
-    A_F32,
-    A_STRUCT
-};
-
-/* How the handler's result is stored for native code. */
-enum {
-    R_VOID,
-    R_W64,
-    R_BOOL,
-    R_I8,
-    R_U8,
-    R_I16,
-    R_U16,
-    R_I32,
-    R_U32,
-    R_F32,
-    R_FUNCTION,
-    R_STRUCT
-};
-
 /*
  * The handler running on this thread, innermost first: capffi_cb_fail
  * marks it. Handlers nest (native -> callback -> native -> callback), so
@@ -73,64 +43,6 @@ struct inv {
 
 static _Thread_local struct inv *cur_inv CAPFFI__TLS_FAST;
 
-static uint8_t
-arg_op(enum capffi__kind k)
-{
-    switch (k) {
-    case CAPFFI__BOOL:
-        return A_BOOL;
-    case CAPFFI__I8:
-        return A_I8;
-    case CAPFFI__U8:
-        return A_U8;
-    case CAPFFI__I16:
-        return A_I16;
-    case CAPFFI__U16:
-        return A_U16;
-    case CAPFFI__I32:
-        return A_I32;
-    case CAPFFI__U32:
-        return A_U32;
-    case CAPFFI__F32:
-        return A_F32;
-    case CAPFFI__STRUCT:
-        return A_STRUCT;
-    default:
-        return A_W64;
-    }
-}
-
-static uint8_t
-ret_op(enum capffi__kind k)
-{
-    switch (k) {
-    case CAPFFI__VOID:
-        return R_VOID;
-    case CAPFFI__BOOL:
-        return R_BOOL;
-    case CAPFFI__I8:
-        return R_I8;
-    case CAPFFI__U8:
-        return R_U8;
-    case CAPFFI__I16:
-        return R_I16;
-    case CAPFFI__U16:
-        return R_U16;
-    case CAPFFI__I32:
-        return R_I32;
-    case CAPFFI__U32:
-        return R_U32;
-    case CAPFFI__F32:
-        return R_F32;
-    case CAPFFI__FUNCTION:
-        return R_FUNCTION;
-    case CAPFFI__STRUCT:
-        return R_STRUCT;
-    default:
-        return R_W64;
-    }
-}
-
 /* ---- failing closed ----------------------------------------------------- */
 
 /* The default result, where native code reads the result. */
@@ -138,12 +50,12 @@ static void
 write_default(const capffi_cb *cb, void *ret)
 {
     switch (cb->ret_op) {
-    case R_VOID:
+    case CAPFFI__V_VOID:
         break;
-    case R_STRUCT:
+    case CAPFFI__V_STRUCT:
         memcpy(ret, cb->dflt_bytes, cb->sig.ret->size);
         break;
-    case R_F32:
+    case CAPFFI__V_F32:
         memcpy(ret, &cb->dflt_word, sizeof(float));
         break;
     default:
@@ -199,40 +111,13 @@ refuse_state(capffi_cb *cb, void *ret, int state)
 static inline void
 convert_arg(const capffi_cb *cb, size_t i, const void *a, capffi_value *v)
 {
-    switch (cb->arg_op[i]) {
-    case A_W64:
-        memcpy(&v->u64, a, sizeof v->u64);
-        break;
-    case A_BOOL:
-        v->u64 = *(const uint8_t *)a != 0;
-        break;
-    case A_I8:
-        v->i64 = *(const int8_t *)a;
-        break;
-    case A_U8:
-        v->u64 = *(const uint8_t *)a;
-        break;
-    case A_I16:
-        v->i64 = *(const int16_t *)a;
-        break;
-    case A_U16:
-        v->u64 = *(const uint16_t *)a;
-        break;
-    case A_I32:
-        v->i64 = *(const int32_t *)a;
-        break;
-    case A_U32:
-        v->u64 = *(const uint32_t *)a;
-        break;
-    case A_F32:
-        v->u64 = 0;
-        memcpy(&v->f32, a, sizeof v->f32);
-        break;
-    default: /* A_STRUCT: the handler reads libffi's copy */
+    if (CAPFFI__UNLIKELY(cb->arg_op[i] == CAPFFI__V_STRUCT)) {
+        /* The handler reads libffi's copy. */
         v->agg.ptr = (void *)(uintptr_t)a;
         v->agg.len = cb->sig.args[i]->size;
-        break;
+        return;
     }
+    capffi__value_load(v, cb->arg_op[i], a);
 }
 
 /*
@@ -246,45 +131,12 @@ static inline bool
 store_fast(const capffi_cb *cb, const capffi_value *v, void *ret)
 {
     uint8_t op = cb->ret_op;
-    if (op >= R_I8 && op <= R_U32 && v->u64 + cb->ret_off > cb->ret_span)
+    if (capffi__vop_small(op) && v->u64 + cb->ret_off > cb->ret_span)
         return false;
-    switch (op) {
-    case R_VOID:
-        return true;
-    case R_W64:
-        memcpy(ret, &v->u64, sizeof v->u64);
-        return true;
-    case R_BOOL: {
-        /* The byte, not the bool: a handler may have stored 2 there. */
-        unsigned char byte;
-        memcpy(&byte, &v->b, 1);
-        *(ffi_arg *)ret = byte != 0;
-        return true;
-    }
-    case R_I8:
-        *(ffi_sarg *)ret = (int8_t)v->i64;
-        return true;
-    case R_U8:
-        *(ffi_arg *)ret = (uint8_t)v->u64;
-        return true;
-    case R_I16:
-        *(ffi_sarg *)ret = (int16_t)v->i64;
-        return true;
-    case R_U16:
-        *(ffi_arg *)ret = (uint16_t)v->u64;
-        return true;
-    case R_I32:
-        *(ffi_sarg *)ret = (int32_t)v->i64;
-        return true;
-    case R_U32:
-        *(ffi_arg *)ret = (uint32_t)v->u64;
-        return true;
-    case R_F32:
-        memcpy(ret, &v->f32, sizeof v->f32);
-        return true;
-    default:
+    if (op == CAPFFI__V_STRUCT || cb->ret_handle)
         return false;
-    }
+    capffi__value_store_word(ret, op, v);
+    return true;
 }
 
 /*
@@ -301,8 +153,9 @@ capffi__cb_store(const capffi_cb *cb, const capffi_value *v, void *ret,
     if (store_fast(cb, v, ret))
         return CAPFFI_OK;
     uint8_t op = cb->ret_op;
-    if (op >= R_I8 && op <= R_U32) {
-        if (op == R_I8 || op == R_I16 || op == R_I32)
+    if (capffi__vop_small(op) && !cb->ret_handle &&
+        v->u64 + cb->ret_off > cb->ret_span) {
+        if (capffi__vop_signed(op))
             snprintf(why, cap, "result (%s): %lld does not fit",
                      cb->sig.ret->name, (long long)v->i64);
         else
@@ -310,7 +163,7 @@ capffi__cb_store(const capffi_cb *cb, const capffi_value *v, void *ret,
                      cb->sig.ret->name, (unsigned long long)v->u64);
         return CAPFFI_ERANGE;
     }
-    if (op == R_FUNCTION) {
+    if (cb->ret_handle) {
         void *code;
         int rc = capffi__callable_code(cb->call.ctx, v->p, 0, &code);
         if (rc) {
@@ -320,7 +173,7 @@ capffi__cb_store(const capffi_cb *cb, const capffi_value *v, void *ret,
         memcpy(ret, &code, sizeof code);
         return CAPFFI_OK;
     }
-    /* R_STRUCT */
+    /* a struct */
     size_t size = cb->sig.ret->size;
     if (v->agg.ptr == ret)
         return CAPFFI_OK;
@@ -359,9 +212,9 @@ run(capffi_cb *cb, void *ret, void **args)
     for (size_t i = 0; i < n; i++) {
         /* The two commonest kinds without the jump table. */
         uint8_t op = cb->arg_op[i];
-        if (op == A_W64)
+        if (op == CAPFFI__V_W64)
             memcpy(&vals[i].u64, args[i], sizeof vals[i].u64);
-        else if (op == A_I32)
+        else if (op == CAPFFI__V_I32)
             vals[i].i64 = *(const int32_t *)args[i];
         else
             convert_arg(cb, i, args[i], &vals[i]);
@@ -504,17 +357,14 @@ capffi__cb_plan(capffi_cb *cb, bool wrap)
 {
     const struct capffi__sig *s = &cb->sig;
     for (size_t i = 0; i < s->nargs; i++)
-        cb->arg_op[i] = arg_op(s->args[i]->kind);
-    cb->ret_op = ret_op(s->ret->kind);
-    cb->ret_struct = cb->ret_op == R_STRUCT;
-    if (cb->ret_op >= R_I8 && cb->ret_op <= R_U32 && !wrap) {
-        unsigned bits = (unsigned)s->ret->size * 8;
-        bool is_signed =
-            cb->ret_op == R_I8 || cb->ret_op == R_I16 || cb->ret_op == R_I32;
-        cb->ret_off = is_signed ? UINT64_C(1) << (bits - 1) : 0;
-        cb->ret_span = (UINT64_C(1) << bits) - 1;
-    } else {
+        cb->arg_op[i] = capffi__vop(s->args[i]->kind);
+    cb->ret_op = capffi__vop(s->ret->kind);
+    cb->ret_struct = cb->ret_op == CAPFFI__V_STRUCT;
+    cb->ret_handle = s->ret->kind == CAPFFI__FUNCTION;
+    if (wrap) {
         cb->ret_off = 0;
         cb->ret_span = UINT64_MAX;
+    } else {
+        capffi__vop_range(cb->ret_op, &cb->ret_off, &cb->ret_span);
     }
 }

@@ -11,6 +11,7 @@
 #include "callback/loop.h"
 #include "perm/token.h"
 #include "types/sig.h"
+#include "types/value.h"
 
 struct capffi_cb {
     /* magic CAPFFI__CB_MAGIC; state points to the state below */
@@ -18,6 +19,7 @@ struct capffi_cb {
     uint32_t flags; /* CAPFFI_CB_* */
     atomic_int state;
     bool ret_struct; /* the handler writes a struct result */
+    bool ret_handle; /* the result is a `function` value: a handle's code */
     uint8_t ret_op;  /* how the result is stored (invoke.c) */
     uint8_t arg_op[CAPFFI_MAX_ARGS];
     uint64_t ret_off, ret_span; /* range check of a small-integer result */

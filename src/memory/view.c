@@ -10,6 +10,7 @@
 #include "memory/view.h"
 #include "memory/buf.h"
 #include "perm/token.h"
+#include "types/value.h"
 
 #define VIEW_MAGIC 0x63617076u /* "capv" */
 #define VIEW_ACCESS (CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE)
@@ -30,21 +31,38 @@ struct capffi_view {
 
 /* ---- the scalar types a view reads and writes -------------------------- */
 
-enum vkind { V_BOOL, V_INT, V_UINT, V_F32, V_F64, V_PTR };
-
+/*
+ * A view's types, in the order vtype() finds them: their words, value ops
+ * (types/value.h), sizes and the one-compare range of the small integers
+ * (capffi__vop_range's, written out so a write looks nothing up).
+ */
 struct vtype {
     const char *word;
-    uint8_t kind; /* enum vkind */
+    uint8_t op; /* enum capffi__vop */
     uint8_t size;
+    bool address; /* reading one makes a pointer value (H3) */
+    uint64_t off, span;
 };
 
+#define ANY UINT64_MAX
 static const struct vtype vtypes[] = {
-    { "bool", V_BOOL, 1 }, { "i8", V_INT, 1 },      { "u8", V_UINT, 1 },
-    { "i16", V_INT, 2 },   { "u16", V_UINT, 2 },    { "i32", V_INT, 4 },
-    { "u32", V_UINT, 4 },  { "i64", V_INT, 8 },     { "u64", V_UINT, 8 },
-    { "isize", V_INT, 8 }, { "usize", V_UINT, 8 },  { "f32", V_F32, 4 },
-    { "f64", V_F64, 8 },   { "pointer", V_PTR, 8 }, { "function", V_PTR, 8 },
+    { "bool", CAPFFI__V_BOOL, 1, false, 0, ANY },
+    { "i8", CAPFFI__V_I8, 1, false, 0x80, 0xff },
+    { "u8", CAPFFI__V_U8, 1, false, 0, 0xff },
+    { "i16", CAPFFI__V_I16, 2, false, 0x8000, 0xffff },
+    { "u16", CAPFFI__V_U16, 2, false, 0, 0xffff },
+    { "i32", CAPFFI__V_I32, 4, false, 0x80000000, 0xffffffff },
+    { "u32", CAPFFI__V_U32, 4, false, 0, 0xffffffff },
+    { "i64", CAPFFI__V_W64, 8, false, 0, ANY },
+    { "u64", CAPFFI__V_W64, 8, false, 0, ANY },
+    { "isize", CAPFFI__V_W64, 8, false, 0, ANY },
+    { "usize", CAPFFI__V_W64, 8, false, 0, ANY },
+    { "f32", CAPFFI__V_F32, 4, false, 0, ANY },
+    { "f64", CAPFFI__V_W64, 8, false, 0, ANY },
+    { "pointer", CAPFFI__V_W64, 8, true, 0, ANY },
+    { "function", CAPFFI__V_W64, 8, true, 0, ANY },
 };
+#undef ANY
 
 _Static_assert(sizeof(void *) == 8 && sizeof(size_t) == 8,
                "the type table assumes LP64");
@@ -485,56 +503,13 @@ capffi_view_get(capffi_value *out, const capffi_view *v, size_t off,
                    : bad_type(v, type);
     }
     int rc = check(v, CAPFFI_VIEW_READ, off, t->size);
-    if (CAPFFI__UNLIKELY(!rc && t->kind == V_PTR && !v->pointers))
+    if (CAPFFI__UNLIKELY(!rc && t->address && !v->pointers))
         rc = no_pointers(v, off, type);
     if (CAPFFI__UNLIKELY(rc)) {
         out->u64 = 0;
         return rc;
     }
-    /* Load the bytes (constant sizes keep each memcpy inline), then give
-     * them their type: every member starts at offset 0, little-endian. */
-    const unsigned char *p = v->base + off;
-    uint64_t raw;
-    switch (t->size) {
-    case 1:
-        raw = *p;
-        break;
-    case 2: {
-        uint16_t x;
-        memcpy(&x, p, 2);
-        raw = x;
-        break;
-    }
-    case 4: {
-        uint32_t x;
-        memcpy(&x, p, 4);
-        raw = x;
-        break;
-    }
-    default:
-        memcpy(&raw, p, 8);
-    }
-    capffi_value r = { .u64 = 0 };
-    switch (t->kind) {
-    case V_BOOL:
-        r.b = raw != 0;
-        break;
-    case V_INT:
-        if (t->size < 8) { /* sign-extend */
-            uint64_t m = UINT64_C(1) << (t->size * 8 - 1);
-            raw = (raw ^ m) - m;
-        }
-        r.u64 = raw;
-        break;
-    case V_F32: {
-        uint32_t bits = (uint32_t)raw;
-        memcpy(&r.f32, &bits, 4);
-        break;
-    }
-    default: /* unsigned, f64, pointers */
-        r.u64 = raw;
-    }
-    *out = r;
+    capffi__value_load(out, t->op, v->base + off);
     return CAPFFI_OK;
 }
 
@@ -542,7 +517,7 @@ static __attribute__((noinline, cold)) int
 set_out_of_range(const capffi_view *v, const struct vtype *t, capffi_value val)
 {
     int bits = t->size * 8;
-    if (t->kind == V_INT)
+    if (capffi__vop_signed(t->op))
         return capffi__fail(
             v->ctx, CAPFFI_ERANGE, "%s: %lld is outside [%lld, %lld]", t->word,
             (long long)val.i64, -(1LL << (bits - 1)), (1LL << (bits - 1)) - 1);
@@ -560,33 +535,10 @@ capffi_view_set(capffi_view *v, size_t off, const char *type, capffi_value val)
     int rc = check(v, CAPFFI_VIEW_WRITE, off, t->size);
     if (CAPFFI__UNLIKELY(rc))
         return rc;
-    unsigned char *p = v->base + off;
-    if (t->size < 8 && (t->kind == V_INT || t->kind == V_UINT)) {
-        /* The same one-compare range check as call arguments. */
-        unsigned bits = t->size * 8u;
-        uint64_t off_ = t->kind == V_INT ? UINT64_C(1) << (bits - 1) : 0;
-        if (CAPFFI__UNLIKELY(val.u64 + off_ > (UINT64_C(1) << bits) - 1))
-            return set_out_of_range(v, t, val);
-    }
-    if (t->kind == V_BOOL) {
-        *p = val.b ? 1 : 0;
-        return CAPFFI_OK;
-    }
-    /* Little-endian: the low t->size bytes are the value (f32 included:
-     * it is the first member). Constant sizes keep each memcpy inline. */
-    switch (t->size) {
-    case 1:
-        *p = (unsigned char)val.u64;
-        break;
-    case 2:
-        memcpy(p, &val.u64, 2);
-        break;
-    case 4:
-        memcpy(p, &val.u64, 4);
-        break;
-    default:
-        memcpy(p, &val.u64, 8);
-    }
+    /* The same one-compare range check as call arguments. */
+    if (CAPFFI__UNLIKELY(val.u64 + t->off > t->span))
+        return set_out_of_range(v, t, val);
+    capffi__value_store(v->base + off, t->op, &val);
     return CAPFFI_OK;
 }
 
