@@ -20,6 +20,52 @@ enum { CAPFFI__LIVE = 0, CAPFFI__CLOSED = 1, CAPFFI__REVOKED = 2 };
     ((type *)(void *)((char *)(p)-offsetof(type, m)))
 
 /*
+ * The list a context keeps of the handles of one kind (libraries,
+ * functions, buffers, views, callbacks), doubly linked through a member of
+ * each handle, so a handle leaves it in constant time. Owner thread.
+ */
+struct capffi__link {
+    struct capffi__link *prev, *next;
+};
+
+struct capffi__list {
+    struct capffi__link *head;
+};
+
+static inline void
+capffi__list_add(struct capffi__list *l, struct capffi__link *k)
+{
+    k->prev = NULL;
+    k->next = l->head;
+    if (l->head)
+        l->head->prev = k;
+    l->head = k;
+}
+
+static inline void
+capffi__list_remove(struct capffi__list *l, struct capffi__link *k)
+{
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        l->head = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    k->prev = k->next = NULL;
+}
+
+/* Take the first handle off the list: NULL when it is empty. For freeing
+ * them all: `while ((k = capffi__list_pop(&l))) free(container_of(k)).` */
+static inline struct capffi__link *
+capffi__list_pop(struct capffi__list *l)
+{
+    struct capffi__link *k = l->head;
+    if (k)
+        capffi__list_remove(l, k);
+    return k;
+}
+
+/*
  * A resource made through a token (a library, a function from a pointer,
  * a callback, a view). It is embedded in the resource's own struct and
  * linked into its token's list (perm/token.c), so revoking the token can

@@ -31,7 +31,7 @@ capffi_last_errno(void)
 static void
 fn_on_revoke(struct capffi__res *r)
 {
-    capffi_fn *fn = (capffi_fn *)((char *)r - offsetof(capffi_fn, res));
+    capffi_fn *fn = capffi__container_of(r, capffi_fn, res);
     atomic_store(&fn->own_state, CAPFFI__REVOKED);
 }
 
@@ -131,10 +131,7 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     fn->call.ctx = ctx;
     atomic_init(&fn->own_state, CAPFFI__LIVE);
     fn->call.state = state ? state : &fn->own_state;
-    fn->next = capffi__fns_of(ctx)->fns;
-    if (capffi__fns_of(ctx)->fns)
-        capffi__fns_of(ctx)->fns->prev = fn;
-    capffi__fns_of(ctx)->fns = fn;
+    capffi__list_add(&capffi__fns_of(ctx)->fns, &fn->link);
     *out = fn;
     return CAPFFI_OK;
 }
@@ -153,12 +150,7 @@ capffi_fn_free(capffi_fn *fn)
     if (!fn)
         return;
     capffi_ctx *ctx = fn->call.ctx;
-    if (fn->prev)
-        fn->prev->next = fn->next;
-    else
-        capffi__fns_of(ctx)->fns = fn->next;
-    if (fn->next)
-        fn->next->prev = fn->prev;
+    capffi__list_remove(&capffi__fns_of(ctx)->fns, &fn->link);
     capffi__token_detach(ctx, &fn->res);
     capffi__audit_forget(ctx, fn);
     fn_release(fn);
@@ -167,13 +159,9 @@ capffi_fn_free(capffi_fn *fn)
 void
 capffi__fn_free_all(capffi_ctx *ctx)
 {
-    capffi_fn *fn = capffi__fns_of(ctx)->fns;
-    while (fn) {
-        capffi_fn *next = fn->next;
-        fn_release(fn);
-        fn = next;
-    }
-    capffi__fns_of(ctx)->fns = NULL;
+    struct capffi__link *k;
+    while ((k = capffi__list_pop(&capffi__fns_of(ctx)->fns)))
+        fn_release(capffi__container_of(k, capffi_fn, link));
 }
 
 size_t

@@ -60,9 +60,9 @@ struct capffi_fn {
         uint64_t off, span;
     } ranged[CAPFFI_MAX_ARGS];
     struct capffi__sig sig;
-    atomic_int own_state;          /* capffi_fn_from_ptr */
-    struct capffi__res res;        /* capffi_fn_from_ptr: linked to its token */
-    struct capffi_fn *prev, *next; /* the context's list */
+    atomic_int own_state;     /* capffi_fn_from_ptr */
+    struct capffi__res res;   /* capffi_fn_from_ptr: linked to its token */
+    struct capffi__link link; /* the context's list */
 };
 
 /*
@@ -82,7 +82,7 @@ CAPFFI__HIDDEN void capffi__fn_free_all(capffi_ctx *ctx);
 /* The context as far as bound functions (perm/audit.h). */
 struct capffi__ctx_fn {
     struct capffi__ctx_view up;
-    struct capffi_fn *fns;
+    struct capffi__list fns;
 };
 
 static inline struct capffi__ctx_fn *

@@ -41,14 +41,13 @@ struct capffi_lib {
     struct capffi__tok *tok;
     struct link_map *lm; /* NULL for the process scope */
     char *canon;
-    struct capffi_lib *next; /* the context's list */
+    struct capffi__link link; /* the context's list */
 };
 
 static void
 lib_on_revoke(struct capffi__res *r)
 {
-    struct capffi_lib *lib =
-        (struct capffi_lib *)((char *)r - offsetof(struct capffi_lib, res));
+    struct capffi_lib *lib = capffi__container_of(r, struct capffi_lib, res);
     int live = CAPFFI__LIVE;
     atomic_compare_exchange_strong(&lib->state, &live, CAPFFI__REVOKED);
 }
@@ -102,13 +101,9 @@ lib_free(struct capffi_lib *lib)
 void
 capffi__lib_free_all(capffi_ctx *ctx)
 {
-    struct capffi_lib *lib = capffi__libs_of(ctx)->libs;
-    while (lib) {
-        struct capffi_lib *next = lib->next;
-        lib_free(lib);
-        lib = next;
-    }
-    capffi__libs_of(ctx)->libs = NULL;
+    struct capffi__link *k;
+    while ((k = capffi__list_pop(&capffi__libs_of(ctx)->libs)))
+        lib_free(capffi__container_of(k, struct capffi_lib, link));
 }
 
 /* Resolve path (a bare soname through soname.c) and open the file. */
@@ -218,8 +213,7 @@ capffi_lib_open(capffi_lib **out, capffi_ctx *ctx, const capffi_token *tok,
     }
     if ((rc = capffi__token_attach(ctx, t, &lib->res)))
         goto audit;
-    lib->next = capffi__libs_of(ctx)->libs;
-    capffi__libs_of(ctx)->libs = lib;
+    capffi__list_add(&capffi__libs_of(ctx)->libs, &lib->link);
     *out = lib;
 
 audit:;

@@ -10,7 +10,7 @@
  * stays mapped until the context is freed. */
 struct capffi__ctx_lib {
     struct capffi__ctx_fn up;
-    struct capffi_lib *libs;
+    struct capffi__list libs;
 };
 
 static inline struct capffi__ctx_lib *

@@ -18,7 +18,7 @@
 static void
 cb_on_revoke(struct capffi__res *r)
 {
-    capffi_cb *cb = (capffi_cb *)((char *)r - offsetof(capffi_cb, res));
+    capffi_cb *cb = capffi__container_of(r, capffi_cb, res);
     int live = CAPFFI__LIVE;
     atomic_compare_exchange_strong(&cb->state, &live, CAPFFI__REVOKED);
     /* A host waiting in capffi_ctx_poll re-checks capffi_ctx_keepalive. */
@@ -205,8 +205,7 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
         if (rc) {
             cb_release(cb);
         } else {
-            cb->next = capffi__cbs_of(ctx)->cbs;
-            capffi__cbs_of(ctx)->cbs = cb;
+            capffi__list_add(&capffi__cbs_of(ctx)->cbs, &cb->link);
             *out = cb;
         }
     }
@@ -347,28 +346,30 @@ size_t
 capffi__cb_keepalive(const capffi_ctx *ctx)
 {
     size_t n = 0;
-    for (const capffi_cb *cb = capffi__cbs_of(ctx)->cbs; cb; cb = cb->next)
+    for (struct capffi__link *k = capffi__cbs_of(ctx)->cbs.head; k;
+         k = k->next) {
+        const capffi_cb *cb = capffi__container_of(k, capffi_cb, link);
         n += (cb->flags & CAPFFI_CB_THREADSAFE) && cb->refs &&
              atomic_load(&cb->state) == CAPFFI__LIVE;
+    }
     return n;
 }
 
 void
 capffi__cb_close_all(capffi_ctx *ctx)
 {
-    for (capffi_cb *cb = capffi__cbs_of(ctx)->cbs; cb; cb = cb->next)
-        atomic_store(&cb->state, CAPFFI__CLOSED);
+    for (struct capffi__link *k = capffi__cbs_of(ctx)->cbs.head; k; k = k->next)
+        atomic_store(&capffi__container_of(k, capffi_cb, link)->state,
+                     CAPFFI__CLOSED);
 }
 
 void
 capffi__cb_free_all(capffi_ctx *ctx)
 {
-    capffi_cb *cb = capffi__cbs_of(ctx)->cbs;
-    while (cb) {
-        capffi_cb *next = cb->next;
+    struct capffi__link *k;
+    while ((k = capffi__list_pop(&capffi__cbs_of(ctx)->cbs))) {
+        capffi_cb *cb = capffi__container_of(k, capffi_cb, link);
         cb->call.magic = 0;
         cb_release(cb);
-        cb = next;
     }
-    capffi__cbs_of(ctx)->cbs = NULL;
 }

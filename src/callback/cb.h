@@ -20,7 +20,7 @@ CAPFFI__HIDDEN void capffi__cb_free_all(capffi_ctx *ctx);
  * the context. */
 struct capffi__ctx_cb {
     struct capffi__ctx_loop up;
-    struct capffi_cb *cbs;
+    struct capffi__list cbs;
 };
 
 static inline struct capffi__ctx_cb *

@@ -45,7 +45,7 @@ struct capffi_cb {
     int st_first;
     uint64_t st_failures;
     char st_detail[CAPFFI_CB_DETAIL_MAX];
-    struct capffi_cb *next; /* the context's list */
+    struct capffi__link link; /* the context's list */
 };
 
 /* Choose how each argument reaches the handler and how its result is

@@ -85,10 +85,7 @@ make(capffi_buf **out, capffi_ctx *ctx, void *mem, size_t len, bool owned,
     atomic_init(&b->pins, 0);
     atomic_init(&b->views, 0);
     atomic_init(&b->calls, 0);
-    b->next = capffi__bufs_of(ctx)->bufs;
-    if (capffi__bufs_of(ctx)->bufs)
-        capffi__bufs_of(ctx)->bufs->prev = b;
-    capffi__bufs_of(ctx)->bufs = b;
+    capffi__list_add(&capffi__bufs_of(ctx)->bufs, &b->link);
     *out = b;
     return CAPFFI_OK;
 }
@@ -166,19 +163,13 @@ static void
 bury(capffi_buf *b)
 {
     capffi_ctx *ctx = b->ctx;
-    if (b->prev)
-        b->prev->next = b->next;
-    else
-        capffi__bufs_of(ctx)->bufs = b->next;
-    if (b->next)
-        b->next->prev = b->prev;
+    capffi__list_remove(&capffi__bufs_of(ctx)->bufs, &b->link);
     if (b->owned)
         capffi__free(b->data);
     else if (b->release)
         b->release(b->payload, b->data);
     b->magic = CAPFFI__BUF_DEAD;
     b->data = NULL;
-    b->prev = b->next = NULL;
     struct capffi__bufq *q = &capffi__bufs_of(ctx)->bufq;
     capffi__free(q->slot[q->next]);
     q->slot[q->next] = b;
@@ -350,8 +341,9 @@ capffi__buf_free_all(capffi_ctx *ctx)
     /* Pins, lends and calls cannot outlive the context: release
      * everything. Buffers waiting in to_bury are still in the list. */
     atomic_store(&capffi__bufs_of(ctx)->bufq.to_bury, NULL);
-    while (capffi__bufs_of(ctx)->bufs)
-        bury(capffi__bufs_of(ctx)->bufs);
+    while (capffi__bufs_of(ctx)->bufs.head)
+        bury(capffi__container_of(capffi__bufs_of(ctx)->bufs.head, capffi_buf,
+                                  link));
     for (size_t i = 0; i < CAPFFI__BUF_QUARANTINE; i++) {
         capffi__free(capffi__bufs_of(ctx)->bufq.slot[i]);
         capffi__bufs_of(ctx)->bufq.slot[i] = NULL;

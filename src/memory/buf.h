@@ -7,6 +7,7 @@
 
 #include <stdatomic.h>
 
+#include "base/handle.h"
 #include "base/internal.h"
 #include "types/names.h"
 
@@ -44,7 +45,7 @@ struct capffi_buf {
     size_t len;
     capffi_release_fn release;
     void *payload;
-    struct capffi_buf *prev, *next; /* the context's list while not dead */
+    struct capffi__link link;       /* the context's list while not dead */
     struct capffi_buf *settle_next; /* the context's to-bury stack */
 };
 
@@ -108,7 +109,7 @@ CAPFFI__HIDDEN void capffi__buf_free_all(capffi_ctx *ctx);
 /* The context as far as buffers (perm/audit.h). */
 struct capffi__ctx_buf {
     struct capffi__ctx_names up;
-    struct capffi_buf *bufs;
+    struct capffi__list bufs;
     struct capffi__bufq bufq; /* dead buffers, to recognise a second free */
 };
 

@@ -26,7 +26,7 @@ struct capffi_view {
     struct capffi__tok *tok; /* the token it was made through, or NULL */
     bool pointers;           /* H3: may read pointers (its token has POINTER) */
     struct capffi__res res;
-    struct capffi_view *prev, *next; /* the context's list */
+    struct capffi__link link; /* the context's list */
 };
 
 /* ---- the scalar types a view reads and writes -------------------------- */
@@ -120,7 +120,7 @@ vtype(const char *type)
 static void
 view_on_revoke(struct capffi__res *r)
 {
-    capffi_view *v = (capffi_view *)((char *)r - offsetof(capffi_view, res));
+    capffi_view *v = capffi__container_of(r, capffi_view, res);
     atomic_store_explicit(&v->state, CAPFFI__REVOKED, memory_order_release);
 }
 
@@ -145,11 +145,7 @@ alloc_view(capffi_ctx *ctx, const void *base, size_t len, uint32_t access)
 static void
 link_view(capffi_view *v)
 {
-    capffi_ctx *ctx = v->ctx;
-    v->next = capffi__views_of(ctx)->views;
-    if (capffi__views_of(ctx)->views)
-        capffi__views_of(ctx)->views->prev = v;
-    capffi__views_of(ctx)->views = v;
+    capffi__list_add(&capffi__views_of(v->ctx)->views, &v->link);
 }
 
 /* The rights a view with this access needs from its token. */
@@ -368,12 +364,7 @@ capffi_view_free(capffi_view *v)
                      "view was not freed");
         return;
     }
-    if (v->prev)
-        v->prev->next = v->next;
-    else
-        capffi__views_of(ctx)->views = v->next;
-    if (v->next)
-        v->next->prev = v->prev;
+    capffi__list_remove(&capffi__views_of(ctx)->views, &v->link);
     if (v->tok)
         capffi__token_detach(ctx, &v->res);
     if (v->buf)
@@ -386,14 +377,12 @@ capffi_view_free(capffi_view *v)
 void
 capffi__view_free_all(capffi_ctx *ctx)
 {
-    capffi_view *v = capffi__views_of(ctx)->views;
-    while (v) {
-        capffi_view *next = v->next;
+    struct capffi__link *k;
+    while ((k = capffi__list_pop(&capffi__views_of(ctx)->views))) {
+        capffi_view *v = capffi__container_of(k, capffi_view, link);
         v->magic = 0;
         capffi__free(v);
-        v = next;
     }
-    capffi__views_of(ctx)->views = NULL;
 }
 
 size_t

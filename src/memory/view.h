@@ -9,7 +9,7 @@
 /* The context as far as views (perm/audit.h). */
 struct capffi__ctx_view {
     struct capffi__ctx_buf up;
-    struct capffi_view *views;
+    struct capffi__list views;
 };
 
 static inline struct capffi__ctx_view *
