@@ -209,16 +209,14 @@ capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx, const capffi_token *tok,
 {
     if (out)
         *out = NULL;
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_FN_FROM_PTR,
-                                    "capffi_fn_from_ptr");
+    int rc = capffi__entry(ctx, CAPFFI_OP_FN_FROM_PTR, "capffi_fn_from_ptr");
+    if (rc)
+        return rc;
     char target[32];
     snprintf(target, sizeof target, "%p", code);
     struct capffi__tok *t = NULL;
-    int rc = capffi__token_peek(ctx, tok, CAPFFI_RIGHT_FNPTR,
-                                CAPFFI_OP_FN_FROM_PTR, target, &t);
+    rc = capffi__token_peek(ctx, tok, CAPFFI_RIGHT_FNPTR, CAPFFI_OP_FN_FROM_PTR,
+                            target, &t);
     if (rc)
         return rc;
     capffi_fn *fn = NULL;
@@ -240,11 +238,8 @@ capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx, const capffi_token *tok,
         else
             *out = fn;
     }
-    struct capffi__who who = capffi__token_who(t);
-    capffi__audit_emit(ctx, CAPFFI_OP_FN_FROM_PTR, rc,
-                       rc ? CAPFFI_REASON_FAILED : CAPFFI_REASON_NONE, &who,
-                       CAPFFI_RIGHT_FNPTR, target, "%s",
-                       rc ? capffi_ctx_errmsg(ctx) : signature);
+    capffi__token_audit(ctx, CAPFFI_OP_FN_FROM_PTR, rc, CAPFFI_REASON_FAILED, t,
+                        CAPFFI_RIGHT_FNPTR, target, signature);
     return rc;
 }
 

@@ -145,10 +145,9 @@ capffi_lib_open(capffi_lib **out, capffi_ctx *ctx, const capffi_token *tok,
 
     if (out)
         *out = NULL;
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_LIB_OPEN, "capffi_lib_open");
+    rc = capffi__entry(ctx, CAPFFI_OP_LIB_OPEN, "capffi_lib_open");
+    if (rc)
+        return rc;
     uint32_t rights = path ? CAPFFI_RIGHT_DLOPEN : CAPFFI_RIGHT_DLOPEN_GLOBAL;
     if (flags & CAPFFI_LIB_GLOBAL)
         rights |= CAPFFI_RIGHT_DLOPEN_GLOBAL;
@@ -440,9 +439,8 @@ capffi_lib_close(capffi_lib *lib)
     lib->closed = true;
     atomic_store(&lib->state, CAPFFI__CLOSED);
     capffi__token_detach(lib->ctx, &lib->res);
-    struct capffi__who who = capffi__token_who(lib->tok);
-    capffi__audit_emit(lib->ctx, CAPFFI_OP_LIB_CLOSE, 0, CAPFFI_REASON_NONE,
-                       &who, 0, lib->canon, "closed");
+    capffi__token_audit(lib->ctx, CAPFFI_OP_LIB_CLOSE, 0, CAPFFI_REASON_NONE,
+                        lib->tok, 0, lib->canon, "closed");
 }
 
 const char *

@@ -150,14 +150,13 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
 {
     if (out)
         *out = NULL;
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_CB_NEW, "capffi_cb_new");
+    int rc = capffi__entry(ctx, CAPFFI_OP_CB_NEW, "capffi_cb_new");
+    if (rc)
+        return rc;
     const char *target = signature ? signature : "";
     struct capffi__tok *t = NULL;
-    int rc = capffi__token_peek(ctx, tok, CAPFFI_RIGHT_CALLBACK,
-                                CAPFFI_OP_CB_NEW, target, &t);
+    rc = capffi__token_peek(ctx, tok, CAPFFI_RIGHT_CALLBACK, CAPFFI_OP_CB_NEW,
+                            target, &t);
     if (rc)
         return rc;
     capffi_cb_options o;
@@ -209,13 +208,10 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
             *out = cb;
         }
     }
-    struct capffi__who who = capffi__token_who(t);
-    capffi__audit_emit(ctx, CAPFFI_OP_CB_NEW, rc,
-                       rc == CAPFFI_EPERM ? CAPFFI_REASON_RIGHT
-                       : rc               ? CAPFFI_REASON_FAILED
-                                          : CAPFFI_REASON_NONE,
-                       &who, CAPFFI_RIGHT_CALLBACK, rc ? target : cb->target,
-                       "%s", rc ? capffi_ctx_errmsg(ctx) : signature);
+    capffi__token_audit(
+        ctx, CAPFFI_OP_CB_NEW, rc,
+        rc == CAPFFI_EPERM ? CAPFFI_REASON_RIGHT : CAPFFI_REASON_FAILED, t,
+        CAPFFI_RIGHT_CALLBACK, rc ? target : cb->target, signature);
     return rc;
 }
 
@@ -262,9 +258,8 @@ capffi_cb_close(capffi_cb *cb)
     cb->refs = 0;
     atomic_store(&cb->state, CAPFFI__CLOSED);
     capffi__token_detach(ctx, &cb->res);
-    struct capffi__who who = capffi__token_who(cb->tok);
-    capffi__audit_emit(ctx, CAPFFI_OP_CB_CLOSE, 0, CAPFFI_REASON_NONE, &who,
-                       CAPFFI_RIGHT_CALLBACK, cb->target, "closed");
+    capffi__token_audit(ctx, CAPFFI_OP_CB_CLOSE, 0, CAPFFI_REASON_NONE, cb->tok,
+                        CAPFFI_RIGHT_CALLBACK, cb->target, "closed");
 }
 
 /* Common prologue of ref, unref and take_status. */

@@ -239,10 +239,9 @@ drain(capffi_ctx *ctx)
 int
 capffi_ctx_poll(capffi_ctx *ctx, int timeout_ms)
 {
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_CTX_POLL, "capffi_ctx_poll");
+    int rc = capffi__entry(ctx, CAPFFI_OP_CTX_POLL, "capffi_ctx_poll");
+    if (rc)
+        return rc;
     int64_t end =
         timeout_ms > 0 ? capffi__now_ns() + (int64_t)timeout_ms * 1000000 : 0;
     for (;;) {

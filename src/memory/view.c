@@ -188,11 +188,8 @@ finish_view(capffi_view *v, struct capffi__tok *t, const char *target,
         *out = v;
     }
     if (t) {
-        struct capffi__who who = capffi__token_who(t);
-        capffi__audit_emit(ctx, CAPFFI_OP_VIEW_NEW, rc,
-                           rc ? CAPFFI_REASON_REVOKED : CAPFFI_REASON_NONE,
-                           &who, rights_for(v->access), target, "%s",
-                           rc ? capffi_ctx_errmsg(ctx) : what);
+        capffi__token_audit(ctx, CAPFFI_OP_VIEW_NEW, rc, CAPFFI_REASON_REVOKED,
+                            t, rights_for(v->access), target, what);
     }
     return rc;
 }
@@ -203,10 +200,9 @@ capffi_view_new(capffi_view **out, capffi_ctx *ctx, const capffi_token *tok,
 {
     if (out)
         *out = NULL;
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_VIEW_NEW, "capffi_view_new");
+    int rc = capffi__entry(ctx, CAPFFI_OP_VIEW_NEW, "capffi_view_new");
+    if (rc)
+        return rc;
     bool unbounded = access & CAPFFI_VIEW_UNBOUNDED;
     char target[64];
     snprintf(target, sizeof target, unbounded ? "%p+unbounded" : "%p+%zu", ptr,
@@ -215,8 +211,8 @@ capffi_view_new(capffi_view **out, capffi_ctx *ctx, const capffi_token *tok,
     struct capffi__tok *t = NULL;
     /* Verify before looking at the arguments: a holder without the right
      * learns nothing, and the denial is what gets audited. */
-    int rc = capffi__token_use(ctx, tok, rights ? rights : CAPFFI_RIGHT_READ,
-                               NULL, CAPFFI_OP_VIEW_NEW, target, &t);
+    rc = capffi__token_use(ctx, tok, rights ? rights : CAPFFI_RIGHT_READ, NULL,
+                           CAPFFI_OP_VIEW_NEW, target, &t);
     if (rc)
         return rc;
     if (!out || !ptr)
@@ -244,21 +240,18 @@ capffi_view_new(capffi_view **out, capffi_ctx *ctx, const capffi_token *tok,
                           "pointer right",
                           len, ptr);
     if (rc) {
-        struct capffi__who who = capffi__token_who(t);
-        capffi__audit_emit(ctx, CAPFFI_OP_VIEW_NEW, rc,
-                           rc == CAPFFI_EPERM ? CAPFFI_REASON_RIGHT
-                                              : CAPFFI_REASON_INVALID,
-                           &who, rights, target, "%s", capffi_ctx_errmsg(ctx));
+        capffi__token_audit(ctx, CAPFFI_OP_VIEW_NEW, rc,
+                            rc == CAPFFI_EPERM ? CAPFFI_REASON_RIGHT
+                                               : CAPFFI_REASON_INVALID,
+                            t, rights, target, "");
         return rc;
     }
     if (unbounded)
         len = UINTPTR_MAX - (uintptr_t)ptr;
     capffi_view *v = alloc_view(ctx, ptr, len, access);
     if (!v) {
-        struct capffi__who who = capffi__token_who(t);
-        capffi__audit_emit(ctx, CAPFFI_OP_VIEW_NEW, CAPFFI_ENOMEM,
-                           CAPFFI_REASON_NOMEM, &who, rights, target,
-                           "out of memory");
+        capffi__token_audit(ctx, CAPFFI_OP_VIEW_NEW, CAPFFI_ENOMEM,
+                            CAPFFI_REASON_NOMEM, t, rights, target, "");
         return CAPFFI_ENOMEM;
     }
     return finish_view(v, t, target,
@@ -313,16 +306,14 @@ capffi_view_of_buf_tok(capffi_view **out, capffi_ctx *ctx,
 {
     if (out)
         *out = NULL;
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_VIEW_NEW,
-                                    "capffi_view_of_buf_tok");
+    int rc = capffi__entry(ctx, CAPFFI_OP_VIEW_NEW, "capffi_view_of_buf_tok");
+    if (rc)
+        return rc;
     char target[64];
     snprintf(target, sizeof target, "buffer %p", (void *)buf);
     struct capffi__tok *t = NULL;
-    int rc = capffi__token_use(ctx, tok, CAPFFI_RIGHT_POINTER, NULL,
-                               CAPFFI_OP_VIEW_NEW, target, &t);
+    rc = capffi__token_use(ctx, tok, CAPFFI_RIGHT_POINTER, NULL,
+                           CAPFFI_OP_VIEW_NEW, target, &t);
     if (rc)
         return rc;
     if (!(rc = capffi__buf_usable(buf, "capffi_view_of_buf_tok")) &&
@@ -336,11 +327,10 @@ capffi_view_of_buf_tok(capffi_view **out, capffi_ctx *ctx,
     if (!rc && !(v = alloc_view(ctx, buf->data, buf->len, access)))
         rc = CAPFFI_ENOMEM;
     if (rc) {
-        struct capffi__who who = capffi__token_who(t);
-        capffi__audit_emit(
-            ctx, CAPFFI_OP_VIEW_NEW, rc,
-            rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM : CAPFFI_REASON_INVALID,
-            &who, CAPFFI_RIGHT_POINTER, target, "%s", capffi_ctx_errmsg(ctx));
+        capffi__token_audit(ctx, CAPFFI_OP_VIEW_NEW, rc,
+                            rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM
+                                                : CAPFFI_REASON_INVALID,
+                            t, CAPFFI_RIGHT_POINTER, target, "");
         return rc;
     }
     v->buf = buf;

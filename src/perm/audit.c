@@ -968,3 +968,13 @@ capffi__wrong_thread(capffi_ctx *ctx, capffi_op op, const char *fn)
                        capffi_ctx_errmsg(ctx));
     return rc;
 }
+
+int
+capffi__entry(capffi_ctx *ctx, capffi_op op, const char *fn)
+{
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    if (!capffi__ctx_on_owner(ctx))
+        return capffi__wrong_thread(ctx, op, fn);
+    return CAPFFI_OK;
+}

@@ -114,6 +114,13 @@ CAPFFI__HIDDEN void capffi__audit_forget(capffi_ctx *ctx, const void *object);
 CAPFFI__HIDDEN int capffi__wrong_thread(capffi_ctx *ctx, capffi_op op,
                                         const char *fn);
 
+/*
+ * The entry check of an audited owner-thread function: ctx is given
+ * (CAPFFI_EINVAL, not audited: there is no trail to write to) and this
+ * thread may act for it (capffi__wrong_thread). fn names the function.
+ */
+CAPFFI__HIDDEN int capffi__entry(capffi_ctx *ctx, capffi_op op, const char *fn);
+
 /* True when an event would be delivered somewhere. */
 CAPFFI__HIDDEN bool capffi__audit_on(const capffi_ctx *ctx);
 

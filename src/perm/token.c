@@ -128,6 +128,16 @@ capffi__token_who(const struct capffi__tok *t)
     return w;
 }
 
+void
+capffi__token_audit(capffi_ctx *ctx, capffi_op op, int rc, capffi_reason why,
+                    const struct capffi__tok *t, uint32_t rights,
+                    const char *target, const char *done)
+{
+    struct capffi__who who = capffi__token_who(t);
+    capffi__audit_emit(ctx, op, rc, rc ? why : CAPFFI_REASON_NONE, &who, rights,
+                       target, "%s", rc ? capffi_ctx_errmsg(ctx) : done);
+}
+
 static void
 rights_text(char *buf, size_t cap, uint32_t rights)
 {
@@ -642,11 +652,9 @@ capffi_token_new(capffi_token *out, capffi_ctx *ctx, const char *label,
 
     if (out)
         memset(out, 0, sizeof *out);
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_TOKEN_NEW,
-                                    "capffi_token_new");
+    rc = capffi__entry(ctx, CAPFFI_OP_TOKEN_NEW, "capffi_token_new");
+    if (rc)
+        return rc;
     if (!out) {
         rc = capffi__fail(ctx, CAPFFI_EINVAL, "out is NULL");
         goto done;
@@ -730,11 +738,10 @@ capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
     }
     if (out)
         memset(out, 0, sizeof *out);
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_TOKEN_ATTENUATE,
-                                    "capffi_token_attenuate");
+    rc =
+        capffi__entry(ctx, CAPFFI_OP_TOKEN_ATTENUATE, "capffi_token_attenuate");
+    if (rc)
+        return rc;
     if (!out || !parent) {
         rc = capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                           out ? "parent" : "out");
@@ -868,18 +875,15 @@ int
 capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
                    const char *path)
 {
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_TOKEN_CHECK,
-                                    "capffi_token_check");
+    int rc = capffi__entry(ctx, CAPFFI_OP_TOKEN_CHECK, "capffi_token_check");
+    if (rc)
+        return rc;
     if (!path)
         return capffi__token_use(ctx, tok, rights, NULL, CAPFFI_OP_TOKEN_CHECK,
                                  NULL, NULL);
     /* The token first: a forged token learns nothing about the path. */
     struct capffi__tok *t;
-    int rc =
-        capffi__token_peek(ctx, tok, rights, CAPFFI_OP_TOKEN_CHECK, path, &t);
+    rc = capffi__token_peek(ctx, tok, rights, CAPFFI_OP_TOKEN_CHECK, path, &t);
     if (rc)
         return rc;
     struct capffi__file f;

@@ -74,6 +74,17 @@ CAPFFI__HIDDEN int capffi__token_attach(capffi_ctx *ctx, struct capffi__tok *t,
 CAPFFI__HIDDEN void capffi__token_detach(capffi_ctx *ctx,
                                          struct capffi__res *r);
 
+/*
+ * The event that closes an operation made through the token entry t
+ * (NULL: none): status rc; on failure reason why and the context's
+ * message as detail, on success reason none and done as detail.
+ */
+CAPFFI__HIDDEN void capffi__token_audit(capffi_ctx *ctx, capffi_op op, int rc,
+                                        capffi_reason why,
+                                        const struct capffi__tok *t,
+                                        uint32_t rights, const char *target,
+                                        const char *done);
+
 /* The who-field of audit events for an entry (NULL: none). */
 CAPFFI__HIDDEN struct capffi__who
 capffi__token_who(const struct capffi__tok *t);

@@ -118,14 +118,13 @@ int
 capffi_type_define_tok(capffi_ctx *ctx, const capffi_token *tok,
                        const char *name, const char *layout)
 {
-    if (!ctx)
-        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    if (!capffi__ctx_on_owner(ctx))
-        return capffi__wrong_thread(ctx, CAPFFI_OP_TYPE_DEFINE,
-                                    "capffi_type_define_tok");
+    int rc =
+        capffi__entry(ctx, CAPFFI_OP_TYPE_DEFINE, "capffi_type_define_tok");
+    if (rc)
+        return rc;
     struct capffi__tok *t = NULL;
-    int rc = capffi__token_peek(ctx, tok, 0, CAPFFI_OP_TYPE_DEFINE,
-                                name ? name : "", &t);
+    rc = capffi__token_peek(ctx, tok, 0, CAPFFI_OP_TYPE_DEFINE,
+                            name ? name : "", &t);
     if (rc)
         return rc; /* the denial is audited */
     rc = define(ctx, t, t->id, name, layout);
