@@ -80,7 +80,6 @@ capffi_ctx_free(capffi_ctx *ctx)
     capffi__buf_free_all(ctx);
     capffi__cb_free_all(ctx);
     /* Then each layer's part, top down. */
-    capffi__loop_fini(ctx);
     capffi__type_free_all(ctx);
     capffi__perm_fini(&capffi__perm_of(ctx)->perm);
     capffi__token_fini(ctx);

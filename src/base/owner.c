@@ -10,7 +10,9 @@
 #include "base/owner.h"
 
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 _Thread_local char capffi__thread_anchor CAPFFI__TLS_FAST;
 
@@ -36,6 +38,12 @@ capffi__owner_init(struct capffi__owner *o, bool lend)
         pthread_mutex_destroy(&o->lock);
         return CAPFFI_ENOMEM;
     }
+    o->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (o->doorbell < 0) {
+        pthread_cond_destroy(&o->cond);
+        pthread_mutex_destroy(&o->lock);
+        return CAPFFI_ENOMEM;
+    }
     o->thread = pthread_self();
     o->key = capffi__thread_key();
     o->lend = lend;
@@ -46,8 +54,27 @@ capffi__owner_init(struct capffi__owner *o, bool lend)
 void
 capffi__owner_fini(struct capffi__owner *o)
 {
+    close(o->doorbell);
     pthread_cond_destroy(&o->cond);
     pthread_mutex_destroy(&o->lock);
+}
+
+void
+capffi__owner_wake(const capffi_ctx *ctx)
+{
+    uint64_t one = 1;
+    if (write(capffi__base(ctx)->owner.doorbell, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is full, so the descriptor is readable. */
+    }
+}
+
+bool
+capffi__owner_drain(const capffi_ctx *ctx)
+{
+    uint64_t n = 0;
+    return read(capffi__base(ctx)->owner.doorbell, &n, sizeof n) ==
+               (ssize_t)sizeof n &&
+           n > 0;
 }
 
 /* ---- the baton ---------------------------------------------------------- */

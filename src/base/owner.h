@@ -32,6 +32,9 @@ struct capffi__owner {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool held; /* the baton is taken */
+    /* An eventfd, readable while the owner has work waiting (a queued
+     * invocation, a finished job): capffi_ctx_fd. */
+    int doorbell;
 };
 
 /*
@@ -63,9 +66,16 @@ capffi__thread_key(void)
     return &capffi__thread_anchor;
 }
 
-/* The calling thread becomes the owner; the baton is held. */
+/* The calling thread becomes the owner; the baton is held. CAPFFI_ENOMEM
+ * (no message: the context cannot hold one yet). */
 CAPFFI__HIDDEN int capffi__owner_init(struct capffi__owner *o, bool lend);
 CAPFFI__HIDDEN void capffi__owner_fini(struct capffi__owner *o);
+
+/* Ring the doorbell: capffi_ctx_fd becomes readable. Any thread; takes no
+ * lock. */
+CAPFFI__HIDDEN void capffi__owner_wake(const capffi_ctx *ctx);
+/* Reset the doorbell (owner thread); true if it had rung. */
+CAPFFI__HIDDEN bool capffi__owner_drain(const capffi_ctx *ctx);
 
 /*
  * A frame of this thread's use of a context's baton, on the stack: pushed

@@ -22,7 +22,7 @@ cb_on_revoke(struct capffi__res *r)
     int live = CAPFFI__LIVE;
     atomic_compare_exchange_strong(&cb->state, &live, CAPFFI__REVOKED);
     /* A host waiting in capffi_ctx_poll re-checks capffi_ctx_keepalive. */
-    capffi__loop_wake(cb->call.ctx);
+    capffi__owner_wake(cb->call.ctx);
 }
 
 static void

@@ -1,6 +1,7 @@
 /*
  * loop.c - the owner thread's loop: a queue of work submitted by other
- * threads, and an eventfd that is readable while it is not empty.
+ * threads, run in capffi_ctx_poll when the owner's doorbell
+ * (base/owner.c) rings.
  *
  * Threat answered here: C3 (a callback invoked on a foreign thread never
  * runs concurrently with the owner thread's use of the host). Work runs
@@ -15,7 +16,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,13 +25,7 @@
 int
 capffi__loop_init(capffi_ctx *ctx)
 {
-    struct capffi__loop *l = &capffi__loop_of(ctx)->loop;
-    memset(l, 0, sizeof *l);
-    l->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (l->fd < 0)
-        return capffi__fail(ctx, CAPFFI_ENOMEM,
-                            "cannot make the loop's descriptor: %s",
-                            strerror(errno));
+    memset(&capffi__loop_of(ctx)->loop, 0, sizeof capffi__loop_of(ctx)->loop);
     return CAPFFI_OK;
 }
 
@@ -52,21 +46,6 @@ capffi__loop_shutdown(capffi_ctx *ctx)
     while (l->inside)
         pthread_cond_wait(&o->cond, &o->lock);
     pthread_mutex_unlock(&o->lock);
-}
-
-void
-capffi__loop_fini(capffi_ctx *ctx)
-{
-    close(capffi__loop_of(ctx)->loop.fd);
-}
-
-void
-capffi__loop_wake(capffi_ctx *ctx)
-{
-    uint64_t one = 1;
-    if (write(capffi__loop_of(ctx)->loop.fd, &one, sizeof one) < 0) {
-        /* EAGAIN: the counter is full, so the descriptor is readable. */
-    }
 }
 
 bool
@@ -169,7 +148,7 @@ capffi__loop_submit(capffi_ctx *ctx, struct capffi__req *r, int timeout_ms)
         l->head = r;
     l->tail = r;
     l->queued++;
-    capffi__loop_wake(ctx);
+    capffi__owner_wake(ctx);
     for (;;) {
         int w = timed ? pthread_cond_timedwait(&o->cond, &o->lock, &deadline)
                       : pthread_cond_wait(&o->cond, &o->lock);
@@ -226,16 +205,6 @@ run_queued(capffi_ctx *ctx)
     return ran;
 }
 
-/* Reset the descriptor; true if it was readable. */
-static bool
-drain(capffi_ctx *ctx)
-{
-    uint64_t n = 0;
-    return read(capffi__loop_of(ctx)->loop.fd, &n, sizeof n) ==
-               (ssize_t)sizeof n &&
-           n > 0;
-}
-
 int
 capffi_ctx_poll(capffi_ctx *ctx, int timeout_ms)
 {
@@ -248,7 +217,7 @@ capffi_ctx_poll(capffi_ctx *ctx, int timeout_ms)
         capffi__buf_reap(ctx); /* buffers freed during foreign calls */
         /* Reset first: anything queued after this makes it readable
          * again, so nothing is missed. */
-        bool woken = drain(ctx);
+        bool woken = capffi__owner_drain(ctx);
         if (run_queued(ctx) || woken)
             return CAPFFI_OK;
         int wait = -1;
@@ -260,7 +229,7 @@ capffi_ctx_poll(capffi_ctx *ctx, int timeout_ms)
                 return CAPFFI_ETIMEDOUT;
             wait = (int)((left + 999999) / 1000000);
         }
-        struct pollfd p = { .fd = capffi__loop_of(ctx)->loop.fd,
+        struct pollfd p = { .fd = capffi__base(ctx)->owner.doorbell,
                             .events = POLLIN };
         if (poll(&p, 1, wait) < 0 && errno != EINTR)
             return capffi__fail(ctx, CAPFFI_ENOMEM, "poll failed: %s",
@@ -273,5 +242,5 @@ capffi_ctx_fd(const capffi_ctx *ctx)
 {
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
-    return capffi__loop_of(ctx)->loop.fd;
+    return capffi__base(ctx)->owner.doorbell;
 }

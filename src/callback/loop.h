@@ -1,6 +1,7 @@
 /*
  * loop.h - the owner thread's loop (loop.c): work handed to the owner
- * thread by other threads, and the descriptor that says some is queued.
+ * thread by other threads; the doorbell that says some is queued is the
+ * owner's (base/owner.h).
  * Who may run that work is the host baton's business (base/owner.h): the
  * loop waits on the baton's lock and condition.
  */
@@ -34,10 +35,6 @@ CAPFFI__HIDDEN int capffi__loop_init(capffi_ctx *ctx);
 /* Refuse new work, cancel what is queued, and wait until no other thread
  * is inside a callback of the context (start of capffi_ctx_free). */
 CAPFFI__HIDDEN void capffi__loop_shutdown(capffi_ctx *ctx);
-CAPFFI__HIDDEN void capffi__loop_fini(capffi_ctx *ctx);
-
-/* Make the descriptor readable. Any thread; takes no lock. */
-CAPFFI__HIDDEN void capffi__loop_wake(capffi_ctx *ctx);
 
 /*
  * Bracket everything a thread other than the owner does in a callback of
