@@ -23,5 +23,6 @@
 #include "capffi/view.h"
 #include "capffi/cb.h"
 #include "capffi/loop.h"
+#include "capffi/job.h"
 
 #endif

@@ -33,7 +33,7 @@ capffi_ctx_new(capffi_ctx **out, const capffi_options *opts)
         capffi__free(ctx);
         return capffi__fail(NULL, CAPFFI_ENOMEM, "out of memory");
     }
-    bool audit = false, tokens = false;
+    bool audit = false, tokens = false, jobs = false;
     int rc = CAPFFI_ENOMEM;
     if (capffi__audit_init(&capffi__audit_of(ctx)->audit))
         goto fail;
@@ -43,6 +43,9 @@ capffi_ctx_new(capffi_ctx **out, const capffi_options *opts)
     tokens = true;
     if ((rc = capffi__perm_init(ctx, &capffi__perm_of(ctx)->perm, opts)))
         goto fail;
+    if ((rc = capffi__job_init(ctx, opts)))
+        goto fail;
+    jobs = true;
     if ((rc = capffi__loop_init(ctx)))
         goto fail;
     *out = ctx;
@@ -55,6 +58,8 @@ fail:;
     snprintf(msg, sizeof msg, "%s",
              capffi__base(ctx)->errmsg[0] ? capffi__base(ctx)->errmsg
                                           : "out of memory");
+    if (jobs)
+        capffi__job_fini(ctx);
     capffi__perm_fini(&capffi__perm_of(ctx)->perm); /* also a partial one */
     if (tokens)
         capffi__token_fini(ctx);
@@ -71,6 +76,8 @@ capffi_ctx_free(capffi_ctx *ctx)
     if (!ctx)
         return;
     capffi__loop_shutdown(ctx);
+    /* No job runs or ends after this, and no handler runs. */
+    capffi__job_fini(ctx);
     /* Closed first: a library's destructor that calls one back while it is
      * unloaded below gets the default result, from mapped code. */
     capffi__cb_close_all(ctx);

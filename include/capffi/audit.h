@@ -74,7 +74,9 @@ CAPFFI_BEGIN_DECLS
     X(BUF_FREE, "buf.free")                                                    \
     X(CB_CLOSE, "cb.close")                                                    \
     X(CTX_POLL, "ctx.poll")                                                    \
-    X(TYPE_DEFINE, "type.define")
+    X(TYPE_DEFINE, "type.define")                                              \
+    X(JOB_SUBMIT, "job.submit")                                                \
+    X(JOB_CANCEL, "job.cancel")
 
 /** What an event is about. */
 typedef enum capffi_op {
@@ -103,7 +105,8 @@ typedef enum capffi_op {
     X(CLOSED, "closed")                                                        \
     X(THREAD, "wrong thread")                                                  \
     X(FAILED, "failed")                                                        \
-    X(BOUNDS, "out of bounds")
+    X(BOUNDS, "out of bounds")                                                 \
+    X(BUSY, "busy")
 
 /** Why a decision went the way it did. */
 typedef enum capffi_reason {

@@ -45,6 +45,8 @@ typedef struct capffi_buf capffi_buf;
 typedef struct capffi_view capffi_view;
 /** A callback: a C function pointer that runs a host handler. Opaque. */
 typedef struct capffi_cb capffi_cb;
+/** A nonblocking call of a bound function. Opaque. */
+typedef struct capffi_job capffi_job;
 
 /**
  * A capability token. A value, not a handle: copy it, store it, pass it.

@@ -68,7 +68,17 @@ typedef struct capffi_options {
     size_t n_deny;                  /**< entries in deny_paths */
     capffi_prompt_fn prompt;        /**< NULL: requests are denied */
     void *prompt_payload;           /**< passed to prompt */
+    /** Worker threads for nonblocking calls (capffi_fn_call_async),
+     *  started on first use; 0: the number of cores, at most 8; at most
+     *  CAPFFI_WORKERS_MAX. */
+    unsigned workers;
+    /** Nonblocking calls that may wait for a worker before submission
+     *  answers CAPFFI_EBUSY; 0: 1024. */
+    unsigned job_queue;
 } capffi_options;
+
+/** The most worker threads a context may have. */
+#define CAPFFI_WORKERS_MAX 64u
 
 /**
  * Create a context.

@@ -28,6 +28,12 @@ capffi_last_errno(void)
     return last_errno;
 }
 
+void
+capffi__fn_set_errno(int e)
+{
+    last_errno = e;
+}
+
 static void
 fn_on_revoke(struct capffi__res *r)
 {
@@ -145,14 +151,31 @@ fn_release(capffi_fn *fn)
 }
 
 void
+capffi__fn_hold(capffi_fn *fn)
+{
+    fn->jobs++;
+}
+
+void
+capffi__fn_unhold(capffi_fn *fn)
+{
+    if (--fn->jobs == 0 && fn->freed)
+        fn_release(fn);
+}
+
+void
 capffi_fn_free(capffi_fn *fn)
 {
-    if (!fn)
+    if (!fn || fn->freed)
         return;
     capffi_ctx *ctx = fn->call.ctx;
     capffi__list_remove(&capffi__fns_of(ctx)->fns, &fn->link);
     capffi__token_detach(ctx, &fn->res);
     capffi__audit_forget(ctx, fn);
+    if (fn->jobs) { /* released when its last job ends */
+        fn->freed = true;
+        return;
+    }
     fn_release(fn);
 }
 

@@ -61,6 +61,8 @@ struct capffi_fn {
     } ranged[CAPFFI_MAX_ARGS];
     struct capffi__sig sig;
     atomic_int own_state;     /* capffi_fn_from_ptr */
+    unsigned jobs;            /* jobs not ended (owner thread) */
+    bool freed;               /* capffi_fn_free waits for them */
     struct capffi__res res;   /* capffi_fn_from_ptr: linked to its token */
     struct capffi__link link; /* the context's list */
 };
@@ -75,6 +77,14 @@ CAPFFI__HIDDEN int capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
                                   const struct capffi__tok *scope, void *code,
                                   const char *signature, uint32_t flags,
                                   const atomic_int *state);
+
+/* A job holds its function until it ends: capffi_fn_free then only
+ * marks it, and the last job releases it. Owner thread. */
+CAPFFI__HIDDEN void capffi__fn_hold(capffi_fn *fn);
+CAPFFI__HIDDEN void capffi__fn_unhold(capffi_fn *fn);
+
+/* Set what capffi_last_errno answers on this thread (a job's errno). */
+CAPFFI__HIDDEN void capffi__fn_set_errno(int e);
 
 /* Free every function of the context (capffi_ctx_free). */
 CAPFFI__HIDDEN void capffi__fn_free_all(capffi_ctx *ctx);

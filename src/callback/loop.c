@@ -218,7 +218,8 @@ capffi_ctx_poll(capffi_ctx *ctx, int timeout_ms)
         /* Reset first: anything queued after this makes it readable
          * again, so nothing is missed. */
         bool woken = capffi__owner_drain(ctx);
-        if (run_queued(ctx) || woken)
+        size_t ran = run_queued(ctx);
+        if (capffi__job_reap(ctx, true) || ran || woken)
             return CAPFFI_OK;
         int wait = -1;
         if (timeout_ms == 0)
@@ -243,4 +244,32 @@ capffi_ctx_fd(const capffi_ctx *ctx)
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
     return capffi__base(ctx)->owner.doorbell;
+}
+
+int
+capffi_job_wait(capffi_value *ret, capffi_job *job, int timeout_ms)
+{
+    int rc = capffi__job_check(job, "capffi_job_wait");
+    if (rc)
+        return rc;
+    capffi_ctx *ctx = capffi__job_ctx(job);
+    int64_t end =
+        timeout_ms > 0 ? capffi__now_ns() + (int64_t)timeout_ms * 1000000 : 0;
+    /* The owner's loop runs meanwhile: a thread-safe callback the job's
+     * native code invokes is served here, not deadlocked. */
+    while (!capffi__job_ended(job)) {
+        int wait = -1;
+        if (timeout_ms == 0)
+            return CAPFFI_ETIMEDOUT;
+        if (timeout_ms > 0) {
+            int64_t left = end - capffi__now_ns();
+            if (left <= 0)
+                return CAPFFI_ETIMEDOUT;
+            wait = (int)((left + 999999) / 1000000);
+        }
+        rc = capffi_ctx_poll(ctx, wait);
+        if (rc && rc != CAPFFI_ETIMEDOUT)
+            return rc;
+    }
+    return capffi__job_result(ret, job);
 }

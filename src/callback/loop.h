@@ -11,7 +11,7 @@
 #include <pthread.h>
 
 #include "base/owner.h"
-#include "call/lib.h"
+#include "call/job.h"
 
 /* A piece of work for the owner thread, on the submitting thread's stack. */
 struct capffi__req {
@@ -56,7 +56,7 @@ CAPFFI__HIDDEN int capffi__loop_submit(capffi_ctx *ctx, struct capffi__req *r,
 
 /* The context as far as the owner loop (perm/audit.h). */
 struct capffi__ctx_loop {
-    struct capffi__ctx_lib up;
+    struct capffi__ctx_job up;
     struct capffi__loop loop;
 };
 

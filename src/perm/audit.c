@@ -108,6 +108,7 @@ tier_of(const capffi_event *ev)
     case CAPFFI_OP_VIEW_ACCESS:
     case CAPFFI_OP_BUF_FREE:
     case CAPFFI_OP_CTX_POLL:
+    case CAPFFI_OP_JOB_CANCEL:
         return CAPFFI__TIER_BULK;
     default:
         return CAPFFI__TIER_CONTROL;

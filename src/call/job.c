@@ -1,0 +1,533 @@
+/*
+ * job.c - nonblocking calls on the context's worker pool.
+ *
+ * Threat answered here: C5 (a buffer handed to a nonblocking call is lent
+ * to it: the host cannot read, write or free it until the call has ended).
+ * Everything the call needs is taken at submission, on the owner thread:
+ * scalars, struct bytes and cstring text are copied into the job,
+ * `function` values resolved to code, buffers lent and their addresses
+ * taken. A worker then makes the call with capffi_fn_call_raw, which
+ * loads the function's state word first: a job whose token was revoked or
+ * whose library was closed before it started ends with that error and
+ * never calls. The owner finishes every job (the buffers come back, the
+ * handler runs) in capffi_ctx_poll or capffi_job_wait, so the lend and
+ * the handler stay on the owner thread as buffers and handlers must.
+ */
+#include "call/job.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "memory/buf.h"
+#include "types/value.h"
+
+#define JOB_LIVE 0x6a6f6273u /* "jobs" */
+#define JOB_DEAD 0x64656164u /* "dead" */
+
+enum { QUEUED, RUNNING, FINISHED, ENDED };
+
+struct capffi_job {
+    uint32_t magic;
+    int state;     /* QUEUED, RUNNING, FINISHED under the pool lock; ENDED */
+    int rc;        /* the call's status */
+    int err;       /* errno after it, for CAPFFI_FN_ERRNO */
+    bool detached; /* freed by the host before it ended */
+    bool waited;   /* capffi_job_wait takes its result: no handler */
+    bool taken;    /* its result was taken by capffi_job_wait */
+    capffi_ctx *ctx;
+    capffi_fn *fn;
+    capffi_job_fn done;
+    void *payload;
+    struct capffi_job *next;  /* in the queue or the finished list */
+    struct capffi__link link; /* the pool's list of jobs */
+    size_t nlent;
+    capffi_buf *lent[CAPFFI_MAX_ARGS];
+    void *av[CAPFFI_MAX_ARGS];
+    uint64_t slots[CAPFFI_MAX_ARGS];
+    void *retp; /* where the result lands: ret, or mem for a big struct */
+    union {
+        ffi_arg a;
+        _Alignas(16) unsigned char bytes[32];
+    } ret;
+    unsigned char *mem; /* struct arguments, cstring text, a big result */
+};
+
+int
+capffi__job_init(capffi_ctx *ctx, const capffi_options *opts)
+{
+    struct capffi__pool *p = &capffi__jobs_of(ctx)->pool;
+    memset(p, 0, sizeof *p);
+    unsigned workers = opts ? opts->workers : 0;
+    if (workers > CAPFFI_WORKERS_MAX)
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "workers %u: at most %u worker threads", workers,
+                            CAPFFI_WORKERS_MAX);
+    if (!workers) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = cores < 1 ? 1 : cores > 8 ? 8 : (unsigned)cores;
+    }
+    p->max_threads = workers;
+    p->max_queue = opts && opts->job_queue ? opts->job_queue : 1024;
+    if (pthread_mutex_init(&p->lock, NULL))
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    if (pthread_cond_init(&p->work, NULL)) {
+        pthread_mutex_destroy(&p->lock);
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    return CAPFFI_OK;
+}
+
+/* ---- the workers -------------------------------------------------------- */
+
+static void *
+worker(void *arg)
+{
+    capffi_ctx *ctx = arg;
+    struct capffi__pool *p = &capffi__jobs_of(ctx)->pool;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        capffi_job *job = p->head;
+        if (!job) {
+            if (p->stopping)
+                break;
+            p->idle++;
+            pthread_cond_wait(&p->work, &p->lock);
+            p->idle--;
+            continue;
+        }
+        p->head = job->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->queued--;
+        job->state = RUNNING;
+        pthread_mutex_unlock(&p->lock);
+
+        /* The state word is loaded here: revoked or closed since the
+         * submission, the call is refused and never made. */
+        int rc = capffi_fn_call_raw(job->fn, job->av, job->retp);
+        int err = capffi_last_errno();
+
+        pthread_mutex_lock(&p->lock);
+        job->rc = rc;
+        job->err = err;
+        job->state = FINISHED;
+        job->next = p->finished;
+        p->finished = job;
+        pthread_mutex_unlock(&p->lock);
+        capffi__owner_wake(ctx);
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* Queue job, starting a worker when none is idle and the pool may grow.
+ * Owner thread. CAPFFI_EBUSY (full) and CAPFFI_ENOMEM, with a message. */
+static int
+enqueue(capffi_ctx *ctx, capffi_job *job)
+{
+    struct capffi__pool *p = &capffi__jobs_of(ctx)->pool;
+    int rc = CAPFFI_OK;
+    pthread_mutex_lock(&p->lock);
+    if (p->queued >= p->max_queue) {
+        rc = capffi__fail(ctx, CAPFFI_EBUSY,
+                          "the job queue is full (%zu jobs wait for a "
+                          "worker)",
+                          p->queued);
+    } else if (p->idle <= p->queued && p->nthreads < p->max_threads) {
+        if (!p->threads)
+            p->threads = capffi__calloc(p->max_threads, sizeof *p->threads);
+        if (!p->threads ||
+            pthread_create(&p->threads[p->nthreads], NULL, worker, ctx)) {
+            if (!p->nthreads)
+                rc = capffi__fail(ctx, CAPFFI_ENOMEM,
+                                  "cannot start a worker thread");
+        } else {
+            p->nthreads++;
+        }
+    }
+    if (!rc) {
+        job->state = QUEUED;
+        job->next = NULL;
+        if (p->tail)
+            p->tail->next = job;
+        else
+            p->head = job;
+        p->tail = job;
+        p->queued++;
+        pthread_cond_signal(&p->work);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+/* ---- submitting --------------------------------------------------------- */
+
+static void
+give_back(capffi_job *job)
+{
+    for (size_t i = 0; i < job->nlent; i++)
+        capffi__buf_unlend(job->lent[i]);
+    job->nlent = 0;
+}
+
+static void
+job_release(capffi_job *job)
+{
+    struct capffi__pool *p = &capffi__jobs_of(job->ctx)->pool;
+    capffi__fn_unhold(job->fn);
+    capffi__free(job->mem);
+    job->mem = NULL;
+    job->magic = JOB_DEAD;
+    /* Kept a while, so that a second free is recognised. */
+    capffi__free(p->dead[p->next_dead]);
+    p->dead[p->next_dead] = job;
+    p->next_dead = (p->next_dead + 1) % CAPFFI__JOB_QUARANTINE;
+}
+
+/* The bytes a job keeps besides itself: struct arguments, cstring text
+ * and a result too big for ret, each 16-byte aligned. */
+static size_t
+mem_needed(const capffi_fn *fn, const capffi_value *args)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fn->sig.nargs; i++) {
+        const struct capffi__type *t = fn->sig.args[i];
+        if (fn->arg_op[i] == ARG_STRUCT)
+            n += (t->size + 15) & ~(size_t)15;
+        else if (t->kind == CAPFFI__CSTRING && args[i].str)
+            n += (strlen(args[i].str) + 16) & ~(size_t)15;
+    }
+    if (fn->ret_struct && fn->sig.ret->size > 32)
+        n += fn->sig.ret->size;
+    return n;
+}
+
+/* Take argument i into the job. */
+static int
+take_arg(capffi_job *job, size_t i, const capffi_value *v, size_t *used)
+{
+    const capffi_fn *fn = job->fn;
+    const struct capffi__type *t = fn->sig.args[i];
+    capffi_ctx *ctx = job->ctx;
+    job->av[i] = &job->slots[i];
+    switch (fn->arg_op[i]) {
+    case ARG_BUFFER: {
+        void *data = NULL;
+        if (v->buf) {
+            int rc = capffi__buf_lend(v->buf);
+            if (rc) {
+                char why[CAPFFI__MSG_MAX];
+                snprintf(why, sizeof why, "%s", capffi_ctx_errmsg(ctx));
+                return capffi__fail(ctx, rc, "argument %zu: %s", i + 1, why);
+            }
+            job->lent[job->nlent++] = v->buf;
+            data = v->buf->len ? v->buf->data : NULL;
+        }
+        memcpy(&job->slots[i], &data, sizeof data);
+        return CAPFFI_OK;
+    }
+    case ARG_FUNCTION: {
+        void *code;
+        int rc = capffi__callable_code(ctx, v->p, i + 1, &code);
+        memcpy(&job->slots[i], &code, sizeof code);
+        return rc;
+    }
+    case ARG_STRUCT:
+        if (!v->agg.ptr)
+            return capffi__fail(ctx, CAPFFI_EINVAL,
+                                "argument %zu: struct pointer is NULL", i + 1);
+        if (v->agg.len != t->size)
+            return capffi__fail(ctx, CAPFFI_ETYPE,
+                                "argument %zu: struct of %zu bytes given, "
+                                "%zu declared",
+                                i + 1, v->agg.len, t->size);
+        job->av[i] = job->mem + *used;
+        memcpy(job->av[i], v->agg.ptr, t->size);
+        *used += (t->size + 15) & ~(size_t)15;
+        return CAPFFI_OK;
+    default:
+        if (t->kind == CAPFFI__CSTRING && v->str) {
+            size_t n = strlen(v->str) + 1;
+            char *copy = (char *)job->mem + *used;
+            memcpy(copy, v->str, n);
+            memcpy(&job->slots[i], &copy, sizeof copy);
+            *used += (n + 15) & ~(size_t)15;
+        } else {
+            job->slots[i] = v->u64;
+        }
+        return CAPFFI_OK;
+    }
+}
+
+static __attribute__((noinline, cold)) int
+refuse_submit(capffi_ctx *ctx, int rc, const capffi_fn *fn)
+{
+    char target[32];
+    snprintf(target, sizeof target, "%p", fn ? fn->call.code : NULL);
+    capffi__audit_emit(ctx, CAPFFI_OP_JOB_SUBMIT, rc,
+                       rc == CAPFFI_EBUSY      ? CAPFFI_REASON_BUSY
+                       : rc == CAPFFI_EREVOKED ? CAPFFI_REASON_REVOKED
+                       : rc == CAPFFI_ECLOSED  ? CAPFFI_REASON_CLOSED
+                       : rc == CAPFFI_ENOMEM   ? CAPFFI_REASON_NOMEM
+                                               : CAPFFI_REASON_INVALID,
+                       NULL, 0, target, "%s", capffi_ctx_errmsg(ctx));
+    return rc;
+}
+
+int
+capffi_fn_call_async_opts(capffi_job **out, capffi_fn *fn,
+                          const capffi_value *args,
+                          const capffi_job_options *opts)
+{
+    if (out)
+        *out = NULL;
+    if (!fn)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "fn is NULL");
+    capffi_ctx *ctx = fn->call.ctx;
+    int rc = capffi__entry(ctx, CAPFFI_OP_JOB_SUBMIT, "capffi_fn_call_async");
+    if (rc)
+        return rc;
+    if (!out || (!args && fn->sig.nargs))
+        return refuse_submit(ctx,
+                             capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
+                                          out ? "args" : "out"),
+                             fn);
+    int state = atomic_load_explicit(fn->call.state, memory_order_acquire);
+    if (state != CAPFFI__LIVE)
+        return refuse_submit(
+            ctx,
+            state == CAPFFI__CLOSED
+                ? capffi__fail(ctx, CAPFFI_ECLOSED,
+                               "the function's library is closed")
+                : capffi__fail(ctx, CAPFFI_EREVOKED,
+                               "the function's token was revoked"),
+            fn);
+    for (unsigned k = 0; k < fn->n_ranged; k++) {
+        const capffi_value *v = &args[fn->ranged[k].arg];
+        if (v->u64 + fn->ranged[k].off > fn->ranged[k].span)
+            return refuse_submit(
+                ctx,
+                capffi__fail(ctx, CAPFFI_ERANGE,
+                             "argument %u (%s) is out of range", k + 1,
+                             fn->sig.args[fn->ranged[k].arg]->name),
+                fn);
+    }
+
+    capffi_job *job = capffi__calloc(1, sizeof *job);
+    size_t need = mem_needed(fn, args);
+    if (!job || (need && !(job->mem = capffi__calloc(1, need)))) {
+        capffi__free(job);
+        return refuse_submit(
+            ctx, capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory"), fn);
+    }
+    job->magic = JOB_LIVE;
+    job->ctx = ctx;
+    job->fn = fn;
+    job->done = opts ? opts->done : NULL;
+    job->payload = opts ? opts->payload : NULL;
+    size_t used = 0;
+    for (size_t i = 0; i < fn->sig.nargs && !rc; i++)
+        rc = take_arg(job, i, &args[i], &used);
+    job->retp = fn->ret_struct && fn->sig.ret->size > sizeof job->ret.bytes
+                    ? (void *)(job->mem + used)
+                    : (void *)&job->ret;
+    if (!rc)
+        rc = enqueue(ctx, job);
+    if (rc) {
+        give_back(job);
+        capffi__free(job->mem);
+        capffi__free(job);
+        return refuse_submit(ctx, rc, fn);
+    }
+    capffi__fn_hold(fn);
+    capffi__list_add(&capffi__jobs_of(ctx)->pool.jobs, &job->link);
+    *out = job;
+    return CAPFFI_OK;
+}
+
+int
+capffi_fn_call_async(capffi_job **out, capffi_fn *fn, const capffi_value *args)
+{
+    return capffi_fn_call_async_opts(out, fn, args, NULL);
+}
+
+/* ---- ending ------------------------------------------------------------- */
+
+/* End a finished job on the owner thread. */
+static void
+end(capffi_job *job, bool handlers)
+{
+    job->state = ENDED;
+    give_back(job);
+    if (job->detached) {
+        capffi__list_remove(&capffi__jobs_of(job->ctx)->pool.jobs, &job->link);
+        job_release(job);
+    } else if (handlers && job->done && !job->waited) {
+        job->done(job->payload, job);
+    }
+}
+
+size_t
+capffi__job_reap(capffi_ctx *ctx, bool handlers)
+{
+    struct capffi__pool *p = &capffi__jobs_of(ctx)->pool;
+    pthread_mutex_lock(&p->lock);
+    capffi_job *list = p->finished;
+    p->finished = NULL;
+    pthread_mutex_unlock(&p->lock);
+    /* Newest first: end them in the order they finished. */
+    capffi_job *ordered = NULL;
+    while (list) {
+        capffi_job *next = list->next;
+        list->next = ordered;
+        ordered = list;
+        list = next;
+    }
+    size_t n = 0;
+    while (ordered) {
+        capffi_job *next = ordered->next;
+        end(ordered, handlers);
+        ordered = next;
+        n++;
+    }
+    return n;
+}
+
+bool
+capffi__job_ended(capffi_job *job)
+{
+    job->waited = true;
+    return job->state == ENDED;
+}
+
+capffi_ctx *
+capffi__job_ctx(const capffi_job *job)
+{
+    return job->ctx;
+}
+
+int
+capffi__job_check(const capffi_job *job, const char *fn)
+{
+    if (!job)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "%s: job is NULL", fn);
+    if (job->magic != JOB_LIVE)
+        return capffi__fail(job->magic == JOB_DEAD ? job->ctx : NULL,
+                            CAPFFI_EINVAL, "%s: the job was freed", fn);
+    return capffi__ctx_owner_check(job->ctx, fn);
+}
+
+int
+capffi__job_result(capffi_value *ret, capffi_job *job)
+{
+    capffi_ctx *ctx = job->ctx;
+    if (job->taken)
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "capffi_job_wait: the job's result was already "
+                            "taken");
+    if (job->rc)
+        return capffi__fail(ctx, job->rc, "the nonblocking call: %s",
+                            capffi_strerror(job->rc));
+    const capffi_fn *fn = job->fn;
+    if (fn->ret_struct) {
+        size_t size = fn->sig.ret->size;
+        if (!ret || !ret->agg.ptr || ret->agg.len < size)
+            return capffi__fail(ctx, CAPFFI_EINVAL,
+                                "a struct result needs ret->agg with at "
+                                "least %zu bytes",
+                                size);
+        memcpy(ret->agg.ptr, job->retp, size);
+    } else if (ret) {
+        capffi__value_load(ret, fn->ret_op, job->retp);
+    }
+    if (fn->flags & CAPFFI_FN_ERRNO)
+        capffi__fn_set_errno(job->err);
+    job->taken = true;
+    return CAPFFI_OK;
+}
+
+int
+capffi_job_cancel(capffi_job *job)
+{
+    int rc = capffi__job_check(job, "capffi_job_cancel");
+    if (rc)
+        return rc;
+    capffi_ctx *ctx = job->ctx;
+    struct capffi__pool *p = &capffi__jobs_of(ctx)->pool;
+    pthread_mutex_lock(&p->lock);
+    int state = job->state;
+    if (state == QUEUED) {
+        capffi_job **pp = &p->head, *prev = NULL;
+        while (*pp != job) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        *pp = job->next;
+        if (p->tail == job)
+            p->tail = prev;
+        p->queued--;
+        job->rc = CAPFFI_ECANCELED;
+        job->state = FINISHED;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (state != QUEUED)
+        return capffi__fail(ctx, state == ENDED ? CAPFFI_EINVAL : CAPFFI_EBUSY,
+                            state == ENDED ? "capffi_job_cancel: the job has "
+                                             "ended"
+                                           : "capffi_job_cancel: the job is "
+                                             "running; it finishes normally");
+    char target[32];
+    snprintf(target, sizeof target, "%p", job->fn->call.code);
+    capffi__audit_emit(ctx, CAPFFI_OP_JOB_CANCEL, CAPFFI_OK, CAPFFI_REASON_NONE,
+                       NULL, 0, target, "canceled before it started");
+    end(job, false); /* the buffers come back now; no handler */
+    return CAPFFI_OK;
+}
+
+void
+capffi_job_free(capffi_job *job)
+{
+    if (!job)
+        return;
+    if (capffi__job_check(job, "capffi_job_free"))
+        return; /* a second free, another thread: refused, with a message */
+    if (job->state != ENDED) {
+        job->detached = true; /* freed when it ends */
+        return;
+    }
+    capffi__list_remove(&capffi__jobs_of(job->ctx)->pool.jobs, &job->link);
+    job_release(job);
+}
+
+void
+capffi__job_fini(capffi_ctx *ctx)
+{
+    struct capffi__pool *p = &capffi__jobs_of(ctx)->pool;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    while (p->head) { /* queued: canceled */
+        capffi_job *job = p->head;
+        p->head = job->next;
+        job->rc = CAPFFI_ECANCELED;
+        job->state = FINISHED;
+        job->next = p->finished;
+        p->finished = job;
+    }
+    p->tail = NULL;
+    p->queued = 0;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < p->nthreads; i++) /* running: they finish */
+        pthread_join(p->threads[i], NULL);
+    capffi__job_reap(ctx, false);
+    struct capffi__link *k;
+    while ((k = capffi__list_pop(&p->jobs)))
+        job_release(capffi__container_of(k, capffi_job, link));
+    for (size_t i = 0; i < CAPFFI__JOB_QUARANTINE; i++)
+        capffi__free(p->dead[i]);
+    capffi__free(p->threads);
+    pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->lock);
+}

@@ -1,0 +1,76 @@
+/*
+ * job.h - the worker pool and the jobs of a context (job.c).
+ */
+#ifndef CAPFFI_SRC_CALL_JOB_H
+#define CAPFFI_SRC_CALL_JOB_H
+
+#include <pthread.h>
+
+#include "call/lib.h"
+
+#define CAPFFI__JOB_QUARANTINE 64 /* freed job structs kept per context */
+
+/* The pool, under lock: jobs queued for a worker, and jobs a worker has
+ * finished that the owner has not taken yet. */
+struct capffi__pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work; /* a job was queued, or the pool stops */
+    pthread_t *threads;
+    unsigned nthreads, max_threads, idle;
+    size_t queued, max_queue;
+    struct capffi_job *head, *tail; /* queued, oldest first */
+    struct capffi_job *finished;    /* finished, newest first */
+    bool stopping;
+    /* Owner thread: every job not freed, and freed ones to recognise a
+     * second free. */
+    struct capffi__list jobs;
+    struct capffi_job *dead[CAPFFI__JOB_QUARANTINE];
+    size_t next_dead;
+};
+
+/* The context as far as jobs (perm/audit.h). */
+struct capffi__ctx_job {
+    struct capffi__ctx_lib up;
+    struct capffi__pool pool;
+};
+
+static inline struct capffi__ctx_job *
+capffi__jobs_of(const capffi_ctx *ctx)
+{
+    return (struct capffi__ctx_job *)(uintptr_t)ctx;
+}
+
+/* Set up the pool (no thread yet) from the options (NULL: defaults). */
+CAPFFI__HIDDEN int capffi__job_init(capffi_ctx *ctx,
+                                    const capffi_options *opts);
+
+/*
+ * Finish, on the owner thread, the jobs that workers have finished: their
+ * buffers come back, and (with handlers) their handlers run. Returns how
+ * many were finished.
+ */
+CAPFFI__HIDDEN size_t capffi__job_reap(capffi_ctx *ctx, bool handlers);
+
+/* Whether job has been finished on the owner thread; from now on a
+ * waiter takes its result, and its handler does not run
+ * (capffi_job_wait). */
+CAPFFI__HIDDEN bool capffi__job_ended(capffi_job *job);
+
+/* Check that job is a live job of an owner-thread caller; the message
+ * names fn. */
+CAPFFI__HIDDEN int capffi__job_check(const capffi_job *job, const char *fn);
+
+/* Take the result of an ended job (capffi_job_wait). */
+CAPFFI__HIDDEN int capffi__job_result(capffi_value *ret, capffi_job *job);
+
+/* The job's context. */
+CAPFFI__HIDDEN capffi_ctx *capffi__job_ctx(const capffi_job *job);
+
+/*
+ * Stop the pool (capffi_ctx_free): cancel what is queued, wait for the
+ * running jobs to end, join the workers, finish every job without its
+ * handler and free them all.
+ */
+CAPFFI__HIDDEN void capffi__job_fini(capffi_ctx *ctx);
+
+#endif
