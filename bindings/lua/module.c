@@ -53,6 +53,7 @@ capffi_lua_setup(lua_State *L, const capffi_options *opts)
     capffi_lua__struct_init(L);
     capffi_lua__native_init(L);
     capffi_lua__fn_init(L);
+    capffi_lua__job_init(L);
     capffi_lua__lib_init(L);
     capffi_lua__callback_init(L);
 

@@ -1,8 +1,10 @@
 /*
  * call/call.h - the call layer of the Lua binding: native calls from Lua
  * and the callback handler failures raised after them (native.c), bound
- * functions and the `function` values they take (fn.c), libraries
- * (lib.c). Above memory/, in that order.
+ * functions and the `function` values they take (fn.c), nonblocking calls
+ * (job.c), libraries (lib.c). Above memory/, in that order, except that a
+ * function bound with `async = true` (fn.c) submits its calls through
+ * job.c.
  */
 #ifndef CAPFFI_LUA_CALL_H
 #define CAPFFI_LUA_CALL_H
@@ -86,6 +88,26 @@ enum capffi_lua__smode {
     CAPFFI_LUA__SMODE_BUFFER
 };
 
+/*
+ * A function record: the userdata every bound function closes over.
+ */
+struct capffi_lua__fn {
+    capffi_fn *fn;
+    struct capffi_lua__state *st;
+    const char *name; /* the Lua-side name, stored after kind[] */
+    size_t ret_size;
+    uint8_t nparams;
+    uint8_t ret;
+    uint8_t smode; /* enum capffi_lua__smode */
+    bool wrap;
+    bool async;     /* bound with async = true: a call submits a job */
+    uint8_t kind[]; /* enum capffi_lua__kind, per parameter */
+};
+
+/* A flag for capffi_lua__fn_push beside the CAPFFI_FN_* ones: the
+ * `async` option. Never passed to capffi. */
+#define CAPFFI_LUA__FN_ASYNC 0x80000000u
+
 /* Register the function record class; add tok:fnptr. */
 void capffi_lua__fn_init(lua_State *L);
 
@@ -105,6 +127,60 @@ enum capffi_lua__smode capffi_lua__opt_smode(lua_State *L, int idx,
 void capffi_lua__fn_push(lua_State *L, struct capffi_lua__state *st,
                          int keep_idx, capffi_fn *cfn, const char *name,
                          uint32_t flags, enum capffi_lua__smode smode);
+
+/*
+ * The record of the bound function at idx (a Lua function made by
+ * dlopen or tok:fnptr), pushing its userdata; NULL, pushing nothing, for
+ * any other value.
+ */
+const struct capffi_lua__fn *capffi_lua__fn_of(lua_State *L, int idx);
+
+/*
+ * Convert the arguments of a call of f, at stack indices base to the top,
+ * into args (CAPFFI_MAX_ARGS); raises on a wrong count or a value that
+ * does not convert. Pointers in args (cstring text, buffer and struct
+ * bytes) stay valid while those values stay on the stack.
+ */
+void capffi_lua__fn_args(lua_State *L, const struct capffi_lua__fn *f, int base,
+                         capffi_value *args);
+
+/*
+ * The result of a call of f, in two steps around the call: _begin makes
+ * room for a struct result in r (a struct value, a buffer or b, as the
+ * `struct` option says; the first two pushed on the stack; fn_idx is f's
+ * userdata, which a struct value keeps), _end pushes the Lua result from
+ * r and returns how many values it pushed. The stack between them must be
+ * as _begin left it.
+ */
+void capffi_lua__fn_result_begin(lua_State *L, const struct capffi_lua__fn *f,
+                                 int fn_idx, capffi_value *r, luaL_Buffer *b);
+int capffi_lua__fn_result_end(lua_State *L, const struct capffi_lua__fn *f,
+                              const capffi_value *r, luaL_Buffer *b);
+
+/* ---- job.c: nonblocking calls ------------------------------------------- */
+
+#define CAPFFI_LUA_JOB "capffi.job" /* metatable of jobs */
+
+/* Register the job class and f:async on bound functions. */
+void capffi_lua__job_init(lua_State *L);
+
+/*
+ * Submit a nonblocking call of f (its userdata at fn_idx) with the
+ * arguments at base to the top; push the job and return 1. Raises on a
+ * refusal.
+ */
+int capffi_lua__job_submit(lua_State *L, const struct capffi_lua__fn *f,
+                           int fn_idx, int base);
+
+/*
+ * Resume the coroutines whose jobs have ended (capffi.poll, after the
+ * context's loop ran). Returns how many it resumed; raises the error of a
+ * coroutine that failed, leaving the others for the next call.
+ */
+size_t capffi_lua__job_resume(lua_State *L);
+
+/* Whether jobs have ended that capffi_lua__job_resume has not seen. */
+bool capffi_lua__job_ended(lua_State *L);
 
 /*
  * A `function` value at idx as capffi takes it: a callback (v->cb), a

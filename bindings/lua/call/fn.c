@@ -14,6 +14,10 @@
  * capffi code; nothing reaches native code unconverted. A `function`
  * parameter takes a callback, a bound function or nil
  * (capffi_lua__handle_in), which callbacks use for their results too.
+ *
+ * A function bound with `async = true` submits a nonblocking call instead
+ * (job.c); f:async(...) does that for any bound function. Both share the
+ * argument and result conversions below with a synchronous call.
  */
 #include <stdint.h>
 #include <string.h>
@@ -31,33 +35,24 @@ enum {
     K_FUNCTION = CAPFFI_LUA__FUNCTION
 };
 
-struct fn {
-    capffi_fn *fn;
-    struct capffi_lua__state *st;
-    const char *name; /* the Lua-side name, stored after kind[] */
-    size_t ret_size;
-    uint8_t nparams;
-    uint8_t ret;
-    uint8_t smode; /* enum capffi_lua__smode */
-    bool wrap;
-    uint8_t kind[]; /* enum kind, per parameter */
-};
-
 /* ---- calling ----------------------------------------------------------- */
 
+/* Argument i (from 0) is at Lua stack index base + i. */
 static int
-arg_error(lua_State *L, const struct fn *f, int i, int code, const char *what)
+arg_error(lua_State *L, const struct capffi_lua__fn *f, int base, int i,
+          int code, const char *what)
 {
     const char *type = capffi_fn_param_type(f->fn, (size_t)i, NULL);
     return capffi_lua__error(L, code, "%s: argument %d (%s): %s, got %s",
                              f->name, i + 1, type ? type : "?", what,
-                             capffi_lua__typename(L, i + 1));
+                             capffi_lua__typename(L, base + i));
 }
 
 static void
-arg_value(lua_State *L, const struct fn *f, int i, capffi_value *v)
+arg_value(lua_State *L, const struct capffi_lua__fn *f, int base, int i,
+          capffi_value *v)
 {
-    int idx = i + 1;
+    int idx = base + i;
     switch (f->kind[i]) {
     case K_CSTRING:
         if (lua_type(L, idx) == LUA_TSTRING) {
@@ -67,11 +62,11 @@ arg_value(lua_State *L, const struct fn *f, int i, capffi_value *v)
                 capffi_lua__error(L, CAPFFI_EINVAL,
                                   "%s: argument %d (cstring): the string has "
                                   "a NUL byte at %zu",
-                                  f->name, idx, strlen(v->str) + 1);
+                                  f->name, i + 1, strlen(v->str) + 1);
         } else if (lua_isnil(L, idx)) {
             v->str = NULL;
         } else {
-            arg_error(L, f, i, CAPFFI_ETYPE, "expected a string or nil");
+            arg_error(L, f, base, i, CAPFFI_ETYPE, "expected a string or nil");
         }
         break;
     case K_BUFFER:
@@ -81,19 +76,20 @@ arg_value(lua_State *L, const struct fn *f, int i, capffi_value *v)
             struct capffi_lua__buffer *b =
                 capffi_lua__buffer_test(L, idx, true);
             if (!b)
-                arg_error(L, f, i, CAPFFI_ETYPE, "expected a buffer or nil");
+                arg_error(L, f, base, i, CAPFFI_ETYPE,
+                          "expected a buffer or nil");
             v->buf = b->buf;
         }
         break;
     case K_FUNCTION:
         if (!capffi_lua__handle_in(L, idx, v))
-            arg_error(L, f, i, CAPFFI_ETYPE,
+            arg_error(L, f, base, i, CAPFFI_ETYPE,
                       "expected a callback, a bound function or nil");
         break;
     case K_STRUCT:
         if (!capffi_lua__struct_in(L, f->st, idx, &v->agg.ptr, &v->agg.len,
                                    f->name))
-            arg_error(L, f, i, CAPFFI_ETYPE,
+            arg_error(L, f, base, i, CAPFFI_ETYPE,
                       "expected a string, buffer or struct value holding "
                       "the struct");
         break;
@@ -102,46 +98,79 @@ arg_value(lua_State *L, const struct fn *f, int i, capffi_value *v)
         int rc = capffi_lua__scalar_in(L, idx, f->kind[i], f->wrap, v, why,
                                        sizeof why);
         if (rc)
-            capffi_lua__error(L, rc, "%s: argument %d (%s): %s", f->name, idx,
+            capffi_lua__error(L, rc, "%s: argument %d (%s): %s", f->name, i + 1,
                               capffi_fn_param_type(f->fn, (size_t)i, NULL),
                               why);
     }
     }
 }
 
+void
+capffi_lua__fn_args(lua_State *L, const struct capffi_lua__fn *f, int base,
+                    capffi_value *args)
+{
+    int n = lua_gettop(L) - base + 1;
+    if (n != f->nparams)
+        capffi_lua__error(L, CAPFFI_EINVAL,
+                          "%s: expected %d argument%s, got %d", f->name,
+                          f->nparams, f->nparams == 1 ? "" : "s", n);
+    capffi_lua__ctx(L, f->st);
+    for (int i = 0; i < n; i++)
+        arg_value(L, f, base, i, &args[i]);
+}
+
+void
+capffi_lua__fn_result_begin(lua_State *L, const struct capffi_lua__fn *f,
+                            int fn_idx, capffi_value *r, luaL_Buffer *b)
+{
+    if (f->ret != K_STRUCT)
+        return;
+    if (f->smode == CAPFFI_LUA__SMODE_VALUE) {
+        capffi_lua__struct_push(L, f->st, f->fn, fn_idx, &r->agg.ptr,
+                                &r->agg.len);
+    } else if (f->smode == CAPFFI_LUA__SMODE_BUFFER) {
+        struct capffi_lua__buffer *rb =
+            capffi_lua__buffer_push(L, f->st, f->ret_size);
+        int rc = capffi_buf_data(&r->agg.ptr, &r->agg.len, rb->buf);
+        if (rc)
+            capffi_lua__fail(L, f->st, rc, f->name);
+    } else {
+        r->agg.ptr = luaL_buffinitsize(L, b, f->ret_size);
+        r->agg.len = f->ret_size;
+    }
+}
+
+int
+capffi_lua__fn_result_end(lua_State *L, const struct capffi_lua__fn *f,
+                          const capffi_value *r, luaL_Buffer *b)
+{
+    switch (f->ret) {
+    case K_VOID:
+        return 0;
+    case K_STRUCT:
+        /* a struct value or buffer is on the top already */
+        if (f->smode == CAPFFI_LUA__SMODE_STRING)
+            luaL_pushresultsize(b, f->ret_size);
+        break;
+    default:
+        capffi_lua__value_push(L, f->ret, r);
+        break;
+    }
+    return 1;
+}
+
 /* The closure every bound function is: upvalue 1 is its fn userdata. */
 static int
 fn_call(lua_State *L)
 {
-    const struct fn *f = lua_touserdata(L, lua_upvalueindex(1));
-    int n = lua_gettop(L);
-    if (n != f->nparams)
-        return capffi_lua__error(L, CAPFFI_EINVAL,
-                                 "%s: expected %d argument%s, got %d", f->name,
-                                 f->nparams, f->nparams == 1 ? "" : "s", n);
-    if (!f->st->ctx)
-        return capffi_lua__error(L, CAPFFI_ECLOSED,
-                                 "%s: the capffi context is closed", f->name);
+    const struct capffi_lua__fn *f = lua_touserdata(L, lua_upvalueindex(1));
+    if (f->async)
+        return capffi_lua__job_submit(L, f, lua_upvalueindex(1), 1);
     capffi_value args[CAPFFI_MAX_ARGS];
-    for (int i = 0; i < n; i++)
-        arg_value(L, f, i, &args[i]);
+    capffi_lua__fn_args(L, f, 1, args);
     capffi_value r;
     luaL_Buffer b;
-    if (f->ret == K_STRUCT) {
-        if (f->smode == CAPFFI_LUA__SMODE_VALUE) {
-            capffi_lua__struct_push(L, f->st, f->fn, lua_upvalueindex(1),
-                                    &r.agg.ptr, &r.agg.len);
-        } else if (f->smode == CAPFFI_LUA__SMODE_BUFFER) {
-            struct capffi_lua__buffer *rb =
-                capffi_lua__buffer_push(L, f->st, f->ret_size);
-            int rc = capffi_buf_data(&r.agg.ptr, &r.agg.len, rb->buf);
-            if (rc)
-                return capffi_lua__fail(L, f->st, rc, f->name);
-        } else {
-            r.agg.ptr = luaL_buffinitsize(L, &b, f->ret_size);
-            r.agg.len = f->ret_size;
-        }
-    }
+    capffi_lua__fn_result_begin(L, f, lua_upvalueindex(1), &r, &b);
     /* Callback handlers run on this Lua thread while native code runs;
      * their failures are raised once it has returned. */
     struct capffi_lua__native call;
@@ -150,19 +179,19 @@ fn_call(lua_State *L)
     capffi_lua__native_leave(L, f->st, &call, f->name);
     if (rc)
         return capffi_lua__fail(L, f->st, rc, f->name);
-    switch (f->ret) {
-    case K_VOID:
-        return 0;
-    case K_STRUCT:
-        /* a struct value or buffer is on the top already */
-        if (f->smode == CAPFFI_LUA__SMODE_STRING)
-            luaL_pushresultsize(&b, f->ret_size);
-        break;
-    default:
-        capffi_lua__value_push(L, f->ret, &r);
-        break;
-    }
-    return 1;
+    return capffi_lua__fn_result_end(L, f, &r, &b);
+}
+
+const struct capffi_lua__fn *
+capffi_lua__fn_of(lua_State *L, int idx)
+{
+    if (lua_tocfunction(L, idx) != fn_call)
+        return NULL;
+    lua_getupvalue(L, idx, 1);
+    const struct capffi_lua__fn *f = luaL_testudata(L, -1, CAPFFI_LUA_FN);
+    if (!f)
+        lua_pop(L, 1);
+    return f;
 }
 
 /* The capffi_fn of a bound function (a Lua function made by dlopen or
@@ -170,12 +199,11 @@ fn_call(lua_State *L)
 static const capffi_fn *
 fn_handle(lua_State *L, int idx)
 {
-    if (lua_tocfunction(L, idx) != fn_call)
+    const struct capffi_lua__fn *f = capffi_lua__fn_of(L, idx);
+    if (!f)
         return NULL;
-    lua_getupvalue(L, idx, 1);
-    const struct fn *f = luaL_testudata(L, -1, CAPFFI_LUA_FN);
     lua_pop(L, 1);
-    return f ? f->fn : NULL;
+    return f->fn;
 }
 
 bool
@@ -205,7 +233,7 @@ capffi_lua__handle_in(lua_State *L, int idx, capffi_value *v)
 static int
 fn_gc(lua_State *L)
 {
-    struct fn *f = lua_touserdata(L, 1);
+    struct capffi_lua__fn *f = lua_touserdata(L, 1);
     if (f->fn && f->st->ctx)
         capffi_fn_free(f->fn);
     f->fn = NULL;
@@ -218,7 +246,8 @@ capffi_lua__fn_push(lua_State *L, struct capffi_lua__state *st, int keep_idx,
                     enum capffi_lua__smode smode)
 {
     size_t n = capffi_fn_arity(cfn), nlen = strlen(name);
-    struct fn *f = lua_newuserdatauv(L, sizeof *f + n + nlen + 1, 1);
+    struct capffi_lua__fn *f =
+        lua_newuserdatauv(L, sizeof *f + n + nlen + 1, 1);
     memset(f, 0, sizeof *f);
     f->fn = cfn;
     f->st = st;
@@ -229,6 +258,7 @@ capffi_lua__fn_push(lua_State *L, struct capffi_lua__state *st, int keep_idx,
     }
     f->nparams = (uint8_t)n;
     f->wrap = (flags & CAPFFI_FN_WRAP) != 0;
+    f->async = (flags & CAPFFI_LUA__FN_ASYNC) != 0;
     f->name = (const char *)f->kind + n;
     memcpy(f->kind + n, name, nlen + 1);
     for (size_t i = 0; i < n; i++) {
@@ -287,7 +317,8 @@ static int
 fn_from_ptr(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
             int ptr_idx, int sig_idx, int opts_idx)
 {
-    static const char *const keys[] = { "errno", "wrap", "struct", NULL };
+    static const char *const keys[] = { "errno", "wrap", "struct", "async",
+                                        NULL };
     capffi_ctx *ctx = capffi_lua__ctx(L, st);
     if (!lua_islightuserdata(L, ptr_idx))
         return capffi_lua__error(L, CAPFFI_ETYPE,
@@ -297,6 +328,7 @@ fn_from_ptr(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
     const char *sig = capffi_lua__check_string(L, sig_idx, "fnptr: signature");
     uint32_t flags = 0;
     enum capffi_lua__smode smode = CAPFFI_LUA__SMODE_STRING;
+    bool async = false;
     if (capffi_lua__opt_table(L, opts_idx, "fnptr: options")) {
         capffi_lua__check_keys(L, opts_idx, "fnptr: options", keys);
         smode = capffi_lua__opt_smode(L, opts_idx, "fnptr: options");
@@ -304,12 +336,14 @@ fn_from_ptr(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
             flags |= CAPFFI_FN_ERRNO;
         if (capffi_lua__opt_flag(L, opts_idx, "wrap", "fnptr: options"))
             flags |= CAPFFI_FN_WRAP;
+        async = capffi_lua__opt_flag(L, opts_idx, "async", "fnptr: options");
     }
     capffi_fn *cfn;
     int rc = capffi_fn_from_ptr(&cfn, ctx, tok, code, sig, flags);
     if (rc)
         return capffi_lua__fail(L, st, rc, "fnptr");
-    capffi_lua__fn_push(L, st, 0, cfn, "fnptr", flags, smode);
+    capffi_lua__fn_push(L, st, 0, cfn, "fnptr",
+                        flags | (async ? CAPFFI_LUA__FN_ASYNC : 0), smode);
     return 1;
 }
 

@@ -20,8 +20,8 @@ struct lib {
 /* ---- binding ----------------------------------------------------------- */
 
 static const char *const sym_keys[] = {
-    "sig",  "parameters", "result", "name", "optional", "errno",
-    "wrap", "deps",       "static", "type", "struct",   NULL,
+    "sig",  "parameters", "result", "name",   "optional", "errno", "wrap",
+    "deps", "static",     "type",   "struct", "async",    NULL,
 };
 
 /* Build "(p1, p2) -> r" from a Deno-style description at idx; pushes it. */
@@ -71,6 +71,7 @@ bind_one(lua_State *L, struct lib *l, int lib_idx, int tab_idx, const char *key,
 {
     const char *symbol = key, *sig = NULL;
     uint32_t flags = 0;
+    bool async = false;
     enum capffi_lua__smode smode = CAPFFI_LUA__SMODE_STRING;
     int top = lua_gettop(L);
     if (lua_type(L, val_idx) == LUA_TSTRING) {
@@ -88,6 +89,7 @@ bind_one(lua_State *L, struct lib *l, int lib_idx, int tab_idx, const char *key,
         if (capffi_lua__opt_flag(L, val_idx, "deps", key))
             flags |= CAPFFI_FN_DEPS;
         smode = capffi_lua__opt_smode(L, val_idx, key);
+        async = capffi_lua__opt_flag(L, val_idx, "async", key);
         const char *type = NULL;
         if (lua_getfield(L, val_idx, "static") != LUA_TNIL ||
             (lua_pop(L, 1), lua_getfield(L, val_idx, "type")) != LUA_TNIL) {
@@ -129,7 +131,8 @@ bind_one(lua_State *L, struct lib *l, int lib_idx, int tab_idx, const char *key,
     }
     if (rc)
         capffi_lua__fail(L, l->st, rc, key);
-    capffi_lua__fn_push(L, l->st, lib_idx, cfn, key, flags, smode);
+    capffi_lua__fn_push(L, l->st, lib_idx, cfn, key,
+                        flags | (async ? CAPFFI_LUA__FN_ASYNC : 0), smode);
     lua_setfield(L, tab_idx, key);
     lua_settop(L, top);
 }

@@ -479,9 +479,11 @@ cb_tostring(lua_State *L)
 /* ---- the owner loop ----------------------------------------------------- */
 
 /* capffi.poll([timeout_ms]): run the invocations of thread-safe callbacks
- * queued by other threads, waiting up to timeout_ms (default 0; negative:
- * no limit) when none is queued. true when work ran (or the loop was
- * woken), false when the time passed with nothing to do. */
+ * queued by other threads and finish the jobs that ended, waiting up to
+ * timeout_ms (default 0; negative: no limit) when there is nothing to do;
+ * then resume the coroutines awaiting jobs that ended (call/job.c). true
+ * when work ran (or the loop was woken), false when the time passed with
+ * nothing to do. */
 int
 capffi_lua__poll(lua_State *L)
 {
@@ -494,13 +496,17 @@ capffi_lua__poll(lua_State *L)
         return capffi_lua__error(L, CAPFFI_ERANGE,
                                  "poll: timeout_ms %lld is out of range",
                                  (long long)ms);
+    /* Jobs seen ended earlier (during a job:wait) are work: no waiting. */
+    if (capffi_lua__job_ended(L))
+        ms = 0;
     struct capffi_lua__native poll;
     capffi_lua__native_enter(L, st, &poll);
     int rc = capffi_ctx_poll(ctx, (int)ms);
     capffi_lua__native_leave(L, st, &poll, "poll");
     if (rc && rc != CAPFFI_ETIMEDOUT)
         return capffi_lua__fail(L, st, rc, "poll");
-    lua_pushboolean(L, rc == CAPFFI_OK);
+    size_t resumed = capffi_lua__job_resume(L);
+    lua_pushboolean(L, rc == CAPFFI_OK || resumed);
     return 1;
 }
 
