@@ -25,6 +25,14 @@
  * Results are checked once before timing. A benchmark never fails on time:
  * the program exits 0 whatever the ratios.
  *
+ * Then nonblocking calls of fx_nop (f:async, bench_job.c measures the
+ * same from C): a round trip, f:async() then job:wait() and job:close(),
+ * per call next to the synchronous fx_nop() of the same run, the two
+ * interleaved; and throughput: TP_JOBS coroutines, each submitting one job
+ * and awaiting it (job:await()), resumed by capffi.poll until all have
+ * ended, in jobs per second from the first submission to the last
+ * resumption.
+ *
  * Usage: bench_lua [--quick] [FIXTURE]
  *   FIXTURE  path of libcapffi_fixture.so; default: $CAPFFI_FIXTURE.
  *   --quick  few samples and calls, a smoke test for CI.
@@ -46,6 +54,10 @@
 
 #define MAX_SAMPLES 31
 #define VARIANTS 3
+
+/* Jobs per throughput sample (the context's job_queue), full and quick. */
+#define TP_JOBS 100000
+#define TP_JOBS_QUICK 10000
 
 static int
 plain_nop(lua_State *L)
@@ -73,8 +85,25 @@ static const char setup_lua[] =
     "assert(fx.fx_add_i32(40, 2) == 42 and plain_add(40, 2) == 42)\n"
     "assert(select('#', fx.fx_nop()) == 0)\n"
     "local function loop0(f, n) for _ = 1, n do f() end end\n"
+    "local nop = fx.fx_nop\n"
+    "local function rt_async(n)\n"
+    "  for _ = 1, n do local j = nop:async(); j:wait(); j:close() end\n"
+    "end\n"
+    "local function rt_sync(n) for _ = 1, n do nop() end end\n"
+    "local function drain(n)\n"
+    "  local done = 0\n"
+    "  local function one()\n"
+    "    local j = nop:async(); j:await(); j:close(); done = done + 1\n"
+    "  end\n"
+    "  for _ = 1, n do coroutine.wrap(one)() end\n"
+    "  while done < n do\n"
+    "    assert(capffi.poll(10000), 'no job ended in 10 s')\n"
+    "  end\n"
+    "end\n"
+    "rt_async(1); drain(10)\n"
     "local function loop2(f, n) for i = 1, n do f(i, 7) end end\n"
     "return {\n"
+    "  async = { rt_async = rt_async, rt_sync = rt_sync, drain = drain },\n"
     "  { name = 'fx_nop () -> void', loop = loop0,\n"
     "    fns = { function() end, plain_nop, fx.fx_nop } },\n"
     "  { name = 'fx_add_i32 (i32, i32) -> i32', loop = loop2,\n"
@@ -125,6 +154,55 @@ time_loop(lua_State *L, int cases, int c, int variant, long iters)
     return (double)(t1 - t0) / (double)iters;
 }
 
+/* Time cases.async[name](n): nanoseconds in all. */
+static double
+time_async(lua_State *L, int cases, const char *name, long n)
+{
+    lua_getfield(L, cases, "async");
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    lua_pushinteger(L, n);
+    uint64_t t0 = bench_now_ns();
+    lua_call(L, 1, 0);
+    uint64_t t1 = bench_now_ns();
+    return (double)(t1 - t0);
+}
+
+/* The nonblocking rows: round trips next to the sync call, interleaved,
+ * then coroutines drained by capffi.poll. */
+static void
+run_async(lua_State *L, int cases, int samples, bool quick)
+{
+    long rounds = quick ? 200 : 5000, sync_iters = quick ? 20000 : 2000000;
+    long jobs = quick ? TP_JOBS_QUICK : TP_JOBS;
+    int tp_samples = quick ? 1 : 5;
+    double rt[2][MAX_SAMPLES], tp[MAX_SAMPLES];
+    time_async(L, cases, "rt_async", rounds / 10 + 1); /* warm-up */
+    time_async(L, cases, "rt_sync", sync_iters / 10 + 1);
+    for (int s = 0; s < samples; s++) {
+        for (int k = 0; k < 2; k++) {
+            int v = (s + k) % 2;
+            rt[v][s] = v == 0 ? time_async(L, cases, "rt_async", rounds) /
+                                    (double)rounds
+                              : time_async(L, cases, "rt_sync", sync_iters) /
+                                    (double)sync_iters;
+        }
+    }
+    for (int s = 0; s < tp_samples; s++)
+        tp[s] = (double)jobs / (time_async(L, cases, "drain", jobs) / 1e9);
+    double a = median(rt[0], samples), y = median(rt[1], samples);
+    printf("\nnonblocking fx_nop from Lua (bench_job measures the same from "
+           "C)\n");
+    printf("%-44s %10.1f / %8.1f ns\n", "fx_nop() sync (median / min)", y,
+           minimum(rt[1], samples));
+    printf("%-44s %10.1f / %8.1f ns  %8.1fx sync\n",
+           "f:async() + job:wait() + job:close()", a, minimum(rt[0], samples),
+           y > 0 ? a / y : 0);
+    printf("%-44s %10.0f jobs/s (median of %d, %ld jobs each)\n",
+           "coroutines awaiting, drained by capffi.poll",
+           median(tp, tp_samples), tp_samples, jobs);
+}
+
 static int
 run(lua_State *L)
 {
@@ -139,6 +217,7 @@ run(lua_State *L)
     const char *allow[] = { fixture };
     opts.allow_paths = allow;
     opts.n_allow = 1;
+    opts.job_queue = TP_JOBS;
     capffi_lua_setup(L, &opts);
     int module = lua_gettop(L);
     if (luaL_loadbuffer(L, setup_lua, sizeof setup_lua - 1, "=bench_lua"))
@@ -174,6 +253,7 @@ run(lua_State *L)
                    minimum(t[v], samples));
         printf(" %8.2fx\n", median(t[2], samples) / median(t[1], samples));
     }
+    run_async(L, cases, samples, quick);
     return 0;
 }
 
