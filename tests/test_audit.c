@@ -312,6 +312,7 @@ audit_revoked_calls_are_audited_and_coalesced(void **state)
     assert_int_equal(ev.reason, CAPFFI_REASON_REVOKED);
     assert_non_null(strstr(ev.detail, "token was revoked"));
     assert_true(strncmp(ev.target, "0x", 2) == 0); /* the code's address */
+    assert_true(ev.token_id == c->f.tok.id);       /* the principal is named */
     /* The flush delivers the other 999 as one event. */
     assert_ok(capffi_audit_flush(ctx));
     assert_int_equal(events_of(ctx, CAPFFI_OP_FN_CALL, CAPFFI_EREVOKED, &sum),
@@ -510,6 +511,11 @@ audit_flood_keeps_control_plane_and_denials(void **state)
     for (int i = 0; i < 100; i++) {
         capffi_token x;
         assert_ok(capffi_token_attenuate(&x, ctx, &t, NULL));
+        /* So do revoking one's own descendants and naming types. */
+        assert_ok(capffi_token_revoke(ctx, &x));
+        char name[16];
+        snprintf(name, sizeof name, "T%d", i);
+        assert_ok(capffi_type_define_tok(ctx, &t, name, "{ i32 }"));
     }
     assert_int_equal(capffi_audit_count(ctx, CAPFFI_OP_TOKEN_NEW, 0, NULL), 6);
     assert_int_equal(

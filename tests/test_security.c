@@ -161,6 +161,27 @@ security_no_pointer_without_the_pointer_right(void **state)
         capffi_view_new(&rv, f->ctx, &rd, two, (size_t)page, CAPFFI_VIEW_READ));
     capffi_view_free(rv);
     assert_int_equal(munmap(two, (size_t)page), 0);
+    /* Adjacent mappings are other objects: a view never joins them, and a
+     * mapping the process may not read (a guard page) is refused. */
+    two = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(two != MAP_FAILED);
+    assert_int_equal(mprotect(two + page, (size_t)page, PROT_NONE), 0);
+    assert_rc(capffi_view_new(&rv, f->ctx, &rd, two, (size_t)page * 2,
+                              CAPFFI_VIEW_READ),
+              CAPFFI_EPERM);
+    assert_rc(
+        capffi_view_new(&rv, f->ctx, &rd, two + page, 8, CAPFFI_VIEW_READ),
+        CAPFFI_EPERM);
+    assert_int_equal(mprotect(two, (size_t)page, PROT_READ), 0);
+    capffi_token rw =
+        with_rights(f, "read-write", CAPFFI_RIGHT_READ | CAPFFI_RIGHT_WRITE);
+    assert_rc(capffi_view_new(&rv, f->ctx, &rw, two, 8,
+                              CAPFFI_VIEW_READ | CAPFFI_VIEW_WRITE),
+              CAPFFI_EPERM); /* read-only memory is not viewed writable */
+    assert_ok(capffi_view_new(&rv, f->ctx, &rw, two, 8, CAPFFI_VIEW_READ));
+    capffi_view_free(rv);
+    assert_int_equal(munmap(two, (size_t)page * 2), 0);
     /* With the pointer right the length is the host's word. */
     assert_ok(capffi_view_new(&rv, f->ctx, &f->tok, data, SIZE_MAX / 2,
                               CAPFFI_VIEW_READ));

@@ -7,28 +7,35 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/sysmacros.h>
 
-/* Call fn on each mapping in address order until it returns false. */
+/* Call fn on each mapping in address order until it returns false. Lines
+ * are read whole (getline): a long path cannot split one into two. */
 static bool
 each_mapping(bool (*fn)(const struct capffi__mapping *m, void *arg), void *arg)
 {
     FILE *maps = fopen("/proc/self/maps", "re");
     if (!maps)
         return false;
-    char line[PATH_MAX + 128];
-    while (fgets(line, sizeof line, maps)) {
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, maps) > 0) {
         struct capffi__mapping m;
+        char perms[8];
         unsigned maj, min;
         unsigned long long inode;
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %*s %*s %x:%x %llu", &m.lo,
-                   &m.hi, &maj, &min, &inode) != 5)
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %*s %x:%x %llu", &m.lo,
+                   &m.hi, perms, &maj, &min, &inode) != 6)
             continue;
         m.dev = makedev(maj, min);
         m.ino = (ino_t)inode;
+        m.readable = perms[0] == 'r';
+        m.writable = perms[1] == 'w';
         if (!fn(&m, arg))
             break;
     }
+    free(line); /* getline's, not the library's allocator */
     fclose(maps);
     return true;
 }
@@ -59,33 +66,11 @@ capffi__maps_find(uintptr_t addr, struct capffi__mapping *out)
     return each_mapping(find_one, &f) && f.found;
 }
 
-struct cover {
-    uintptr_t next, end; /* [next, end) is still to be found mapped */
-    bool done;
-};
-
-static bool
-cover_one(const struct capffi__mapping *m, void *arg)
-{
-    struct cover *c = arg;
-    if (m->hi <= c->next)
-        return true;
-    if (m->lo > c->next)
-        return false; /* a hole */
-    if (m->hi >= c->end) {
-        c->done = true;
-        return false;
-    }
-    c->next = m->hi;
-    return true;
-}
-
 bool
-capffi__maps_cover(uintptr_t addr, size_t len)
+capffi__maps_within(uintptr_t addr, size_t len, bool write)
 {
-    if (len > UINTPTR_MAX - addr)
+    struct capffi__mapping m;
+    if (len > UINTPTR_MAX - addr || !capffi__maps_find(addr, &m))
         return false;
-    /* A byte at least, so that an empty range still has to be mapped. */
-    struct cover c = { addr, addr + (len ? len : 1), false };
-    return each_mapping(cover_one, &c) && c.done;
+    return addr + len <= m.hi && m.readable && (!write || m.writable);
 }

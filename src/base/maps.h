@@ -14,6 +14,7 @@ struct capffi__mapping {
     uintptr_t lo, hi; /* [lo, hi) */
     dev_t dev;        /* the file mapped, 0:0 and inode 0 for none */
     ino_t ino;
+    bool readable, writable;
 };
 
 /* The mapping that holds addr: false when none does, or the list cannot
@@ -21,9 +22,13 @@ struct capffi__mapping {
 CAPFFI__HIDDEN bool capffi__maps_find(uintptr_t addr,
                                       struct capffi__mapping *out);
 
-/* Whether every byte of [addr, addr + len) is mapped (by one mapping or
- * by adjacent ones); len 0 is mapped when addr is. False when the list
- * cannot be read. */
-CAPFFI__HIDDEN bool capffi__maps_cover(uintptr_t addr, size_t len);
+/*
+ * Whether [addr, addr + len) lies within the one mapping that holds addr,
+ * and that mapping allows reading (and writing, with write); len 0 needs
+ * addr mapped. Adjacent mappings are other objects (another library, a
+ * guard page, the loader's data), so a range is never joined across them.
+ * False when the list cannot be read.
+ */
+CAPFFI__HIDDEN bool capffi__maps_within(uintptr_t addr, size_t len, bool write);
 
 #endif

@@ -131,6 +131,7 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     /* A direct call never writes the argument array; libffi may. */
     fn->raw_slow = (fn->big_struct_args && !fn->abi.shape) ||
                    (flags & CAPFFI_FN_ERRNO) || (flags & CAPFFI__FN_LEND);
+    fn->tok = scope; /* its library's or pointer's token */
     fn->call.magic = CAPFFI__FN_MAGIC;
     fn->call.code = code;
     fn->flags = flags;
@@ -291,10 +292,11 @@ dead(const capffi_fn *fn, int state)
     if (capffi__audit_on(fn->call.ctx)) {
         char target[32];
         snprintf(target, sizeof target, "%p", fn->call.code);
+        struct capffi__who who = capffi__token_who(fn->tok);
         capffi__audit_refuse(fn->call.ctx, fn, CAPFFI_OP_FN_CALL, rc,
                              closed ? CAPFFI_REASON_CLOSED
                                     : CAPFFI_REASON_REVOKED,
-                             NULL, 0, target, "call refused: %s", why);
+                             &who, 0, target, "call refused: %s", why);
     }
     return capffi__fail(fn->call.ctx, rc, "%s", why);
 }

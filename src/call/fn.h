@@ -60,11 +60,12 @@ struct capffi_fn {
         uint64_t off, span;
     } ranged[CAPFFI_MAX_ARGS];
     struct capffi__sig sig;
-    atomic_int own_state;     /* capffi_fn_from_ptr */
-    unsigned jobs;            /* jobs not ended (owner thread) */
-    bool freed;               /* capffi_fn_free waits for them */
-    struct capffi__res res;   /* capffi_fn_from_ptr: linked to its token */
-    struct capffi__link link; /* the context's list */
+    atomic_int own_state;          /* capffi_fn_from_ptr */
+    unsigned jobs;                 /* jobs not ended (owner thread) */
+    const struct capffi__tok *tok; /* made through it, for audit events */
+    bool freed;                    /* capffi_fn_free waits for them */
+    struct capffi__res res;        /* capffi_fn_from_ptr: linked to its token */
+    struct capffi__link link;      /* the context's list */
 };
 
 /*

@@ -15,6 +15,7 @@
  */
 #include "call/job.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -100,7 +101,7 @@ worker(void *arg)
         if (!p->head)
             p->tail = NULL;
         p->queued--;
-        job->state = RUNNING;
+        atomic_store_explicit(&job->state, RUNNING, memory_order_release);
         pthread_mutex_unlock(&p->lock);
 
         /* The state word is loaded here: revoked or closed since the
@@ -111,7 +112,7 @@ worker(void *arg)
         pthread_mutex_lock(&p->lock);
         job->rc = rc;
         job->err = err;
-        job->state = FINISHED;
+        atomic_store_explicit(&job->state, FINISHED, memory_order_release);
         job->next = p->finished;
         p->finished = job;
         pthread_mutex_unlock(&p->lock);
@@ -148,7 +149,7 @@ enqueue(capffi_ctx *ctx, capffi_job *job)
         }
     }
     if (!rc) {
-        job->state = QUEUED;
+        atomic_store_explicit(&job->state, QUEUED, memory_order_release);
         job->next = NULL;
         if (p->tail)
             p->tail->next = job;
@@ -359,7 +360,7 @@ capffi_fn_call_async(capffi_job **out, capffi_fn *fn, const capffi_value *args)
 static void
 end(capffi_job *job, bool handlers)
 {
-    job->state = ENDED;
+    atomic_store_explicit(&job->state, ENDED, memory_order_release);
     give_back(job);
     if (job->detached) {
         capffi__list_remove(&capffi__jobs_of(job->ctx)->pool.jobs, &job->link);
@@ -399,7 +400,7 @@ bool
 capffi__job_ended(capffi_job *job)
 {
     job->waited = true;
-    return job->state == ENDED;
+    return atomic_load_explicit(&job->state, memory_order_acquire) == ENDED;
 }
 
 capffi_ctx *
@@ -457,7 +458,7 @@ capffi_job_cancel(capffi_job *job)
     capffi_ctx *ctx = job->ctx;
     struct capffi__pool *p = &capffi__jobs_of(ctx)->pool;
     pthread_mutex_lock(&p->lock);
-    int state = job->state;
+    int state = atomic_load_explicit(&job->state, memory_order_relaxed);
     if (state == QUEUED) {
         capffi_job **pp = &p->head, *prev = NULL;
         while (*pp != job) {
@@ -469,7 +470,7 @@ capffi_job_cancel(capffi_job *job)
             p->tail = prev;
         p->queued--;
         job->rc = CAPFFI_ECANCELED;
-        job->state = FINISHED;
+        atomic_store_explicit(&job->state, FINISHED, memory_order_release);
     }
     pthread_mutex_unlock(&p->lock);
     if (state != QUEUED)
@@ -493,7 +494,7 @@ capffi_job_free(capffi_job *job)
         return;
     if (capffi__job_check(job, "capffi_job_free"))
         return; /* a second free, another thread: refused, with a message */
-    if (job->state != ENDED) {
+    if (atomic_load_explicit(&job->state, memory_order_acquire) != ENDED) {
         job->detached = true; /* freed when it ends */
         return;
     }
@@ -511,7 +512,7 @@ capffi__job_fini(capffi_ctx *ctx)
         capffi_job *job = p->head;
         p->head = job->next;
         job->rc = CAPFFI_ECANCELED;
-        job->state = FINISHED;
+        atomic_store_explicit(&job->state, FINISHED, memory_order_release);
         job->next = p->finished;
         p->finished = job;
     }

@@ -233,12 +233,15 @@ capffi_view_new(capffi_view **out, capffi_ctx *ctx, const capffi_token *tok,
      * one: offsets from any pointer would reach any address. Without the
      * pointer right, a view stays within the memory mapped at ptr. */
     else if (!unbounded && !(t->rights & CAPFFI_RIGHT_POINTER) &&
-             !capffi__maps_cover((uintptr_t)ptr, len))
+             !capffi__maps_within((uintptr_t)ptr, len,
+                                  access & CAPFFI_VIEW_WRITE))
         rc = capffi__fail(ctx, CAPFFI_EPERM,
-                          "%zu bytes at %p reach past the memory mapped "
-                          "there: a view beyond its mapping needs the "
+                          "%zu bytes at %p reach past the mapping there, or "
+                          "it is not %s: a view beyond its mapping needs the "
                           "pointer right",
-                          len, ptr);
+                          len, ptr,
+                          access & CAPFFI_VIEW_WRITE ? "readable and writable"
+                                                     : "readable");
     if (rc) {
         capffi__token_audit(ctx, CAPFFI_OP_VIEW_NEW, rc,
                             rc == CAPFFI_EPERM ? CAPFFI_REASON_RIGHT

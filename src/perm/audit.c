@@ -86,10 +86,11 @@ update_listening(struct capffi__audit *a)
 /*
  * Which class the recorder keeps an event in (A1). Successes of the
  * operations a script can repeat in a loop (checks, queries, calls, views,
- * pointers, invocations, frees, and attenuations, which need no permission
- * and only narrow) are bulk; every refusal or failure is a denial; the
- * rest decide what a principal holds (tokens, permissions, libraries,
- * bindings, callbacks, type names) and are kept longest.
+ * pointers, invocations, frees, and what any token holder may do without
+ * a right: attenuating, revoking its own descendants, defining type
+ * names) are bulk; every refusal or failure is a denial; the rest grant
+ * power (minted tokens, permissions, libraries, bindings, callbacks) and
+ * are kept longest.
  */
 static int
 tier_of(const capffi_event *ev)
@@ -99,6 +100,8 @@ tier_of(const capffi_event *ev)
     switch (ev->op) {
     case CAPFFI_OP_TOKEN_CHECK:
     case CAPFFI_OP_TOKEN_ATTENUATE:
+    case CAPFFI_OP_TOKEN_REVOKE:
+    case CAPFFI_OP_TYPE_DEFINE:
     case CAPFFI_OP_PERM_QUERY:
     case CAPFFI_OP_FN_CALL:
     case CAPFFI_OP_CB_INVOKE:
