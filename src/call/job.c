@@ -43,9 +43,9 @@ struct capffi_job {
     struct capffi_job *next;  /* in the queue or the finished list */
     struct capffi__link link; /* the pool's list of jobs */
     size_t nlent;
-    capffi_buf *lent[CAPFFI_MAX_ARGS];
-    void *av[CAPFFI_MAX_ARGS];
-    uint64_t slots[CAPFFI_MAX_ARGS];
+    capffi_buf **lent; /* these three after the struct, one each an arg */
+    void **av;
+    uint64_t *slots;
     void *retp; /* where the result lands: ret, or mem for a big struct */
     union {
         ffi_arg a;
@@ -113,11 +113,13 @@ worker(void *arg)
         job->rc = rc;
         job->err = err;
         atomic_store_explicit(&job->state, FINISHED, memory_order_release);
+        /* The doorbell rings once for a batch: the owner resets it before
+         * it takes the whole finished list, so a job finished after that
+         * finds the list empty and rings again. */
+        if (!p->finished)
+            capffi__owner_wake(ctx);
         job->next = p->finished;
         p->finished = job;
-        pthread_mutex_unlock(&p->lock);
-        capffi__owner_wake(ctx);
-        pthread_mutex_lock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -311,18 +313,27 @@ capffi_fn_call_async_opts(capffi_job **out, capffi_fn *fn,
             return refuse_submit(
                 ctx,
                 capffi__fail(ctx, CAPFFI_ERANGE,
-                             "argument %u (%s) is out of range", k + 1,
+                             "argument %u (%s) is out of range",
+                             fn->ranged[k].arg + 1u,
                              fn->sig.args[fn->ranged[k].arg]->name),
                 fn);
     }
 
-    capffi_job *job = capffi__calloc(1, sizeof *job);
+    /* Sized by the function's arguments: a job of a small call stays
+     * small, which keeps submission cheap. */
+    size_t n = fn->sig.nargs;
+    capffi_job *job =
+        capffi__calloc(1, sizeof *job + n * (sizeof(void *) + sizeof(uint64_t) +
+                                             sizeof(capffi_buf *)));
     size_t need = mem_needed(fn, args);
     if (!job || (need && !(job->mem = capffi__calloc(1, need)))) {
         capffi__free(job);
         return refuse_submit(
             ctx, capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory"), fn);
     }
+    job->av = (void **)(job + 1);
+    job->slots = (uint64_t *)(job->av + n);
+    job->lent = (capffi_buf **)(job->slots + n);
     job->magic = JOB_LIVE;
     job->ctx = ctx;
     job->fn = fn;
@@ -414,30 +425,40 @@ capffi__job_check(const capffi_job *job, const char *fn)
 {
     if (!job)
         return capffi__fail(NULL, CAPFFI_EINVAL, "%s: job is NULL", fn);
-    if (job->magic != JOB_LIVE)
-        return capffi__fail(job->magic == JOB_DEAD ? job->ctx : NULL,
-                            CAPFFI_EINVAL, "%s: the job was freed", fn);
+    if (job->magic != JOB_LIVE || job->detached)
+        return capffi__fail(
+            job->magic == JOB_LIVE || job->magic == JOB_DEAD ? job->ctx : NULL,
+            CAPFFI_EINVAL, "%s: the job was freed", fn);
     return capffi__ctx_owner_check(job->ctx, fn);
+}
+
+void
+capffi__job_no_result(capffi_value *ret, const capffi_job *job)
+{
+    if (ret && !job->fn->ret_struct)
+        ret->u64 = 0; /* a struct result's memory is the caller's */
 }
 
 int
 capffi__job_result(capffi_value *ret, capffi_job *job)
 {
     capffi_ctx *ctx = job->ctx;
-    if (job->taken)
-        return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "capffi_job_wait: the job's result was already "
-                            "taken");
-    if (job->rc)
-        return capffi__fail(ctx, job->rc, "the nonblocking call: %s",
-                            capffi_strerror(job->rc));
+    if (job->taken || job->rc) {
+        capffi__job_no_result(ret, job);
+        return job->taken
+                   ? capffi__fail(ctx, CAPFFI_EINVAL,
+                                  "capffi_job_wait: the job's result was "
+                                  "already taken")
+                   : capffi__fail(ctx, job->rc, "the nonblocking call: %s",
+                                  capffi_strerror(job->rc));
+    }
     const capffi_fn *fn = job->fn;
     if (fn->ret_struct) {
         size_t size = fn->sig.ret->size;
         if (!ret || !ret->agg.ptr || ret->agg.len < size)
             return capffi__fail(ctx, CAPFFI_EINVAL,
                                 "a struct result needs ret->agg with at "
-                                "least %zu bytes",
+                                "least %zu bytes (the result waits)",
                                 size);
         memcpy(ret->agg.ptr, job->retp, size);
     } else if (ret) {
@@ -473,12 +494,16 @@ capffi_job_cancel(capffi_job *job)
         atomic_store_explicit(&job->state, FINISHED, memory_order_release);
     }
     pthread_mutex_unlock(&p->lock);
+    if (state == RUNNING)
+        return capffi__fail(ctx, CAPFFI_EBUSY,
+                            "capffi_job_cancel: the job is running; it "
+                            "finishes normally");
     if (state != QUEUED)
-        return capffi__fail(ctx, state == ENDED ? CAPFFI_EINVAL : CAPFFI_EBUSY,
-                            state == ENDED ? "capffi_job_cancel: the job has "
-                                             "ended"
-                                           : "capffi_job_cancel: the job is "
-                                             "running; it finishes normally");
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "capffi_job_cancel: the job has %s",
+                            state == ENDED ? "ended"
+                                           : "finished (it ends at the "
+                                             "next poll)");
     char target[32];
     snprintf(target, sizeof target, "%p", job->fn->call.code);
     capffi__audit_emit(ctx, CAPFFI_OP_JOB_CANCEL, CAPFFI_OK, CAPFFI_REASON_NONE,

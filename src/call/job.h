@@ -60,6 +60,10 @@ CAPFFI__HIDDEN bool capffi__job_ended(capffi_job *job);
  * names fn. */
 CAPFFI__HIDDEN int capffi__job_check(const capffi_job *job, const char *fn);
 
+/* Clear ret's scalar result (a failed capffi_job_wait). */
+CAPFFI__HIDDEN void capffi__job_no_result(capffi_value *ret,
+                                          const capffi_job *job);
+
 /* Take the result of an ended job (capffi_job_wait). */
 CAPFFI__HIDDEN int capffi__job_result(capffi_value *ret, capffi_job *job);
 

@@ -250,26 +250,36 @@ int
 capffi_job_wait(capffi_value *ret, capffi_job *job, int timeout_ms)
 {
     int rc = capffi__job_check(job, "capffi_job_wait");
-    if (rc)
+    if (rc) {
+        if (ret && !job)
+            ret->u64 = 0;
         return rc;
+    }
     capffi_ctx *ctx = capffi__job_ctx(job);
     int64_t end =
         timeout_ms > 0 ? capffi__now_ns() + (int64_t)timeout_ms * 1000000 : 0;
-    /* The owner's loop runs meanwhile: a thread-safe callback the job's
-     * native code invokes is served here, not deadlocked. */
+    /* The owner's loop runs meanwhile, at least once: a job that ended is
+     * finished here, and a thread-safe callback the job's native code
+     * invokes is served, not deadlocked. */
     while (!capffi__job_ended(job)) {
-        int wait = -1;
-        if (timeout_ms == 0)
-            return CAPFFI_ETIMEDOUT;
+        int wait = timeout_ms < 0 ? -1 : 0;
         if (timeout_ms > 0) {
             int64_t left = end - capffi__now_ns();
-            if (left <= 0)
-                return CAPFFI_ETIMEDOUT;
-            wait = (int)((left + 999999) / 1000000);
+            wait = left > 0 ? (int)((left + 999999) / 1000000) : 0;
         }
         rc = capffi_ctx_poll(ctx, wait);
-        if (rc && rc != CAPFFI_ETIMEDOUT)
+        if (rc && rc != CAPFFI_ETIMEDOUT) {
+            capffi__job_no_result(ret, job);
             return rc;
+        }
+        if (capffi__job_ended(job))
+            break;
+        if (timeout_ms == 0 ||
+            (timeout_ms > 0 && end - capffi__now_ns() <= 0)) {
+            capffi__job_no_result(ret, job);
+            return capffi__fail(ctx, CAPFFI_ETIMEDOUT,
+                                "capffi_job_wait: the job has not ended");
+        }
     }
     return capffi__job_result(ret, job);
 }
