@@ -236,8 +236,12 @@ buffer_tostr(lua_State *L)
 {
     struct capffi_lua__buffer *b = luaL_checkudata(L, 1, CAPFFI_LUA_BUFFER);
     size_t len = 0;
-    if (!b->buf || b->freed || !b->st->ctx ||
-        capffi_buf_data(NULL, &len, b->buf) != 0)
+    int rc = !b->buf || b->freed || !b->st->ctx
+                 ? CAPFFI_EINVAL
+                 : capffi_buf_data(NULL, &len, b->buf);
+    if (rc == CAPFFI_EBUSY)
+        lua_pushliteral(L, "capffi.buffer(lent)");
+    else if (rc)
         lua_pushliteral(L, "capffi.buffer(freed)");
     else
         lua_pushfstring(L, "capffi.buffer(%I bytes)", (lua_Integer)len);
