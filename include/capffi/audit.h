@@ -162,15 +162,17 @@ CAPFFI_API int capffi_audit_set_sink(capffi_ctx *ctx, capffi_audit_fn fn,
 
 /**
  * Keep up to `capacity` events in memory. When it is full the recorder
- * keeps, in this order of preference: control-plane decisions (token.new,
- * token.attenuate, token.revoke, perm.request, perm.revoke, lib.open,
- * lib.bind, lib.close, fn.from_ptr, cb.new, cb.close), then every refusal
- * and failure (any op whose status is not CAPFFI_OK), then the successes
- * of the operations a loop repeats (token.check, perm.query, fn.call,
- * cb.invoke, ptr.of, ptr.from_addr, view.new, view.access, buf.free,
- * ctx.poll). A new event evicts the oldest event of the lowest class that
- * is not above its own; when every recorded event is of a higher class,
- * the new event itself is dropped. Each drop is counted by op
+ * keeps, in this order of preference: decisions that grant power
+ * (token.new, perm.request, perm.revoke, lib.open, lib.bind, lib.close,
+ * fn.from_ptr, cb.new, cb.close), then every refusal and failure (any op
+ * whose status is not CAPFFI_OK), then the successes of what a loop may
+ * repeat without a right (token.check, token.attenuate, token.revoke,
+ * type.define, perm.query, fn.call, cb.invoke, ptr.of, ptr.from_addr,
+ * view.new, view.access, buf.free, ctx.poll, job.cancel). A new event
+ * evicts the oldest event of the lowest class below its own that holds
+ * more than its reserve (refusals and failures keep a quarter of the
+ * recorder), else the oldest of its own class; when that is empty, the
+ * new event itself is dropped. Each drop is counted by op
  * (capffi_audit_dropped, capffi_audit_dropped_op). A second call empties
  * the recorder, zeroes the drop counts and sets the new capacity; capacity
  * 0 stops recording and frees it.

@@ -89,8 +89,9 @@ CAPFFI_API int capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx,
                                   const capffi_token *tok, void *code,
                                   const char *signature, uint32_t flags);
 
-/** Free a bound function. Accepts NULL. Thread safety: owner thread; no
- *  call of it may be running. */
+/** Free a bound function. Accepts NULL. Nonblocking calls of it still
+ *  pending keep it until the last one ends (capffi/job.h). Thread safety:
+ *  owner thread; no synchronous call of it may be running. */
 CAPFFI_API void capffi_fn_free(capffi_fn *fn);
 
 /**

@@ -43,8 +43,9 @@ typedef struct capffi_job_options {
 /**
  * Call fn on the context's worker pool.
  * @param out  receives the job; NULL on failure.
- * @param fn   a bound function, which must stay alive until its jobs have
- *             ended (capffi_fn_free waits for them to end to release it).
+ * @param fn   a bound function. It may be freed while its jobs are
+ *             pending: capffi_fn_free then releases it when the last one
+ *             ends.
  * @param args its arguments, as capffi_fn_call takes them; read only
  *             during this call.
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL out or fn, args NULL with
@@ -71,8 +72,10 @@ CAPFFI_API int capffi_fn_call_async_opts(capffi_job **out, capffi_fn *fn,
  * capffi_last_errno with CAPFFI_FN_ERRNO). While it waits, the owner's
  * loop runs: queued callbacks and other jobs' handlers run as in
  * capffi_ctx_poll.
- * @param ret        receives the result (may be NULL); zeroed on failure.
- * @param timeout_ms 0: do not wait; negative: without limit.
+ * @param ret        receives the result (may be NULL); a scalar result is
+ *                   zeroed on failure, a struct's memory left as it is.
+ * @param timeout_ms 0: do not wait (the loop still runs once, so a job
+ *                   that has finished ends here); negative: no limit.
  * @return the call's own status: CAPFFI_OK; CAPFFI_ECANCELED (canceled
  *         before it started, or the context is being freed);
  *         CAPFFI_ECLOSED, CAPFFI_EREVOKED (its function could not be
