@@ -370,6 +370,44 @@ never_after_free(void *payload, capffi_job *job)
     handler_runs++;
 }
 
+/* A wait that gives up leaves the job's handler armed: the host that
+ * peeked with a 0 timeout still hears of the end from its loop. A job
+ * that ends during a wait gives its result to the wait, not the handler. */
+static void
+job_wait_that_times_out_keeps_the_handler(void **state)
+{
+    struct jfx *f = *state;
+    capffi_fn *gate = bind(f, "fx_gate_wait", "(i32, i32) -> i32", 0);
+    capffi_job_options o = { never_after_free, NULL };
+    capffi_value g[2] = { { .i64 = 1 }, { .i64 = WAIT_MS } };
+    capffi_job *job;
+    handler_runs = 0;
+    assert_ok(capffi_fn_call_async_opts(&job, gate, g, &o));
+    gate_reached(1);
+    capffi_value r = { .i64 = 7 };
+    assert_rc(capffi_job_wait(&r, job, 0), CAPFFI_ETIMEDOUT);
+    assert_int_equal(r.i64, 0);
+    assert_rc(capffi_job_wait(&r, job, 1), CAPFFI_ETIMEDOUT);
+    fx_gate_open();
+    for (int i = 0; i < WAIT_MS / 10 && handler_runs == 0; i++) {
+        int rc = capffi_ctx_poll(f->l.ctx, 10);
+        assert_true(rc == CAPFFI_OK || rc == CAPFFI_ETIMEDOUT);
+    }
+    assert_int_equal(handler_runs, 1);
+    assert_ok(capffi_job_wait(&r, job, 0));
+    assert_int_equal(r.i64, 1);
+    capffi_job_free(job);
+    /* Ended during a wait: the wait takes it, the handler stays quiet. */
+    fx_gate_close();
+    handler_runs = 0;
+    assert_ok(capffi_fn_call_async_opts(&job, gate, g, &o));
+    gate_reached(1);
+    fx_gate_open();
+    assert_ok(capffi_job_wait(&r, job, WAIT_MS));
+    assert_int_equal(handler_runs, 0);
+    capffi_job_free(job);
+}
+
 /* capffi_ctx_free with a job running and jobs queued: the queued ones are
  * canceled, the running one finishes, no handler runs, nothing leaks. */
 static void
@@ -591,6 +629,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             job_context_freed_with_jobs_queued_and_running, setup_one,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            job_wait_that_times_out_keeps_the_handler, setup_one, teardown),
         cmocka_unit_test_setup_teardown(job_free_of_a_pending_job_detaches_it,
                                         setup_one, teardown),
         cmocka_unit_test_setup_teardown(

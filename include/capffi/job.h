@@ -31,7 +31,10 @@ CAPFFI_BEGIN_DECLS
 
 /** Runs on the owner thread when job has ended (capffi_ctx_poll or
  *  capffi_job_wait): take its result with capffi_job_wait(&ret, job, 0).
- *  It may free the job. */
+ *  It may free the job. It does not run for a job that ends while a
+ *  capffi_job_wait waits for it (that wait takes the result), nor for one
+ *  canceled (capffi_job_cancel returns the news) or freed before it ends;
+ *  a wait that gives up (CAPFFI_ETIMEDOUT) leaves it armed. */
 typedef void (*capffi_job_fn)(void *payload, capffi_job *job);
 
 /** Submission options (capffi_fn_call_async_opts). Zero-initialise. */

@@ -408,10 +408,17 @@ capffi__job_reap(capffi_ctx *ctx, bool handlers)
 }
 
 bool
-capffi__job_ended(capffi_job *job)
+capffi__job_ended(const capffi_job *job)
 {
-    job->waited = true;
     return atomic_load_explicit(&job->state, memory_order_acquire) == ENDED;
+}
+
+bool
+capffi__job_waiting(capffi_job *job, bool waiting)
+{
+    bool was = job->waited;
+    job->waited = waiting;
+    return was;
 }
 
 capffi_ctx *

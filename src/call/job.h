@@ -51,10 +51,14 @@ CAPFFI__HIDDEN int capffi__job_init(capffi_ctx *ctx,
  */
 CAPFFI__HIDDEN size_t capffi__job_reap(capffi_ctx *ctx, bool handlers);
 
-/* Whether job has been finished on the owner thread; from now on a
- * waiter takes its result, and its handler does not run
- * (capffi_job_wait). */
-CAPFFI__HIDDEN bool capffi__job_ended(capffi_job *job);
+/* Whether job has been finished on the owner thread. */
+CAPFFI__HIDDEN bool capffi__job_ended(const capffi_job *job);
+
+/* Mark whether a capffi_job_wait is waiting for job: while one is, the job
+ * ends without its handler (the waiter takes the result); a wait that gives
+ * up puts the mark back, so the handler still runs later. Returns the mark
+ * as it was. */
+CAPFFI__HIDDEN bool capffi__job_waiting(capffi_job *job, bool waiting);
 
 /* Check that job is a live job of an owner-thread caller; the message
  * names fn. */

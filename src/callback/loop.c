@@ -260,7 +260,9 @@ capffi_job_wait(capffi_value *ret, capffi_job *job, int timeout_ms)
         timeout_ms > 0 ? capffi__now_ns() + (int64_t)timeout_ms * 1000000 : 0;
     /* The owner's loop runs meanwhile, at least once: a job that ended is
      * finished here, and a thread-safe callback the job's native code
-     * invokes is served, not deadlocked. */
+     * invokes is served, not deadlocked. A job that ends during the wait
+     * gives its result to the wait, not to its handler. */
+    bool was = capffi__job_waiting(job, true);
     while (!capffi__job_ended(job)) {
         int wait = timeout_ms < 0 ? -1 : 0;
         if (timeout_ms > 0) {
@@ -268,14 +270,16 @@ capffi_job_wait(capffi_value *ret, capffi_job *job, int timeout_ms)
             wait = left > 0 ? (int)((left + 999999) / 1000000) : 0;
         }
         rc = capffi_ctx_poll(ctx, wait);
+        if (capffi__job_ended(job))
+            break;
         if (rc && rc != CAPFFI_ETIMEDOUT) {
+            capffi__job_waiting(job, was);
             capffi__job_no_result(ret, job);
             return rc;
         }
-        if (capffi__job_ended(job))
-            break;
         if (timeout_ms == 0 ||
             (timeout_ms > 0 && end - capffi__now_ns() <= 0)) {
+            capffi__job_waiting(job, was); /* its handler still runs */
             capffi__job_no_result(ret, job);
             return capffi__fail(ctx, CAPFFI_ETIMEDOUT,
                                 "capffi_job_wait: the job has not ended");
