@@ -30,12 +30,12 @@ enum { QUEUED, RUNNING, FINISHED, ENDED };
 
 struct capffi_job {
     uint32_t magic;
-    int state;     /* QUEUED, RUNNING, FINISHED under the pool lock; ENDED */
-    int rc;        /* the call's status */
-    int err;       /* errno after it, for CAPFFI_FN_ERRNO */
-    bool detached; /* freed by the host before it ended */
-    bool waited;   /* capffi_job_wait takes its result: no handler */
-    bool taken;    /* its result was taken by capffi_job_wait */
+    _Atomic int state; /* QUEUED, RUNNING, FINISHED (pool lock); ENDED */
+    int rc;            /* the call's status */
+    int err;           /* errno after it, for CAPFFI_FN_ERRNO */
+    bool detached;     /* freed by the host before it ended */
+    bool waited;       /* capffi_job_wait takes its result: no handler */
+    bool taken;        /* its result was taken by capffi_job_wait */
     capffi_ctx *ctx;
     capffi_fn *fn;
     capffi_job_fn done;
@@ -81,26 +81,89 @@ capffi__job_init(capffi_ctx *ctx, const capffi_options *opts)
 
 /* ---- the workers -------------------------------------------------------- */
 
+/*
+ * How long a thread that waits for the other side of the pool spins before
+ * it parks: a futex wake-up and the scheduler cost microseconds, a nop
+ * call nanoseconds. Bounded, and one worker at a time, so an idle pool
+ * costs nothing once this has passed.
+ */
+#define CAPFFI__SPIN_NS 50000
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Spin until ready(arg) or the time has passed; whether it is ready. */
+static bool
+spin_until(bool (*ready)(const void *), const void *arg)
+{
+    int64_t until = capffi__now_ns() + CAPFFI__SPIN_NS;
+    for (unsigned i = 1;; i++) {
+        if (ready(arg))
+            return true;
+        cpu_relax();
+        if (!(i & 63) && capffi__now_ns() >= until)
+            return ready(arg);
+    }
+}
+
+static bool
+work_pending(const void *pool)
+{
+    const struct capffi__pool *p = pool;
+    return atomic_load_explicit(&p->pending, memory_order_relaxed) != 0;
+}
+
+/* An idle worker spins for a job before it parks. With the lock held;
+ * the worker counts as idle meanwhile, and enqueue does not signal for
+ * the job it will take. */
+static void
+spin_for_work(struct capffi__pool *p)
+{
+    p->spinning++;
+    p->idle++;
+    pthread_mutex_unlock(&p->lock);
+    spin_until(work_pending, p);
+    pthread_mutex_lock(&p->lock);
+    p->idle--;
+    p->spinning--;
+}
+
 static void *
 worker(void *arg)
 {
     capffi_ctx *ctx = arg;
     struct capffi__pool *p = &capffi__jobs_of(ctx)->pool;
+    bool spun = false;
     pthread_mutex_lock(&p->lock);
     for (;;) {
         capffi_job *job = p->head;
         if (!job) {
             if (p->stopping)
                 break;
+            if (!spun && !p->spinning) {
+                spin_for_work(p);
+                spun = true;
+                continue;
+            }
+            spun = false;
             p->idle++;
             pthread_cond_wait(&p->work, &p->lock);
             p->idle--;
             continue;
         }
+        spun = false;
         p->head = job->next;
         if (!p->head)
             p->tail = NULL;
         p->queued--;
+        atomic_store_explicit(&p->pending, p->queued, memory_order_relaxed);
         atomic_store_explicit(&job->state, RUNNING, memory_order_release);
         pthread_mutex_unlock(&p->lock);
 
@@ -159,7 +222,9 @@ enqueue(capffi_ctx *ctx, capffi_job *job)
             p->head = job;
         p->tail = job;
         p->queued++;
-        pthread_cond_signal(&p->work);
+        atomic_store_explicit(&p->pending, p->queued, memory_order_relaxed);
+        if (p->queued > p->spinning) /* a spinning worker takes one */
+            pthread_cond_signal(&p->work);
     }
     pthread_mutex_unlock(&p->lock);
     return rc;
@@ -407,6 +472,20 @@ capffi__job_reap(capffi_ctx *ctx, bool handlers)
     return n;
 }
 
+static bool
+job_finished(const void *job)
+{
+    int state = atomic_load_explicit(&((const capffi_job *)job)->state,
+                                     memory_order_acquire);
+    return state == FINISHED || state == ENDED;
+}
+
+bool
+capffi__job_spin(const capffi_job *job)
+{
+    return spin_until(job_finished, job);
+}
+
 bool
 capffi__job_ended(const capffi_job *job)
 {
@@ -497,6 +576,7 @@ capffi_job_cancel(capffi_job *job)
         if (p->tail == job)
             p->tail = prev;
         p->queued--;
+        atomic_store_explicit(&p->pending, p->queued, memory_order_relaxed);
         job->rc = CAPFFI_ECANCELED;
         atomic_store_explicit(&job->state, FINISHED, memory_order_release);
     }
@@ -550,6 +630,7 @@ capffi__job_fini(capffi_ctx *ctx)
     }
     p->tail = NULL;
     p->queued = 0;
+    atomic_store_explicit(&p->pending, 0, memory_order_relaxed);
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < p->nthreads; i++) /* running: they finish */

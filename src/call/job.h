@@ -17,7 +17,9 @@ struct capffi__pool {
     pthread_cond_t work; /* a job was queued, or the pool stops */
     pthread_t *threads;
     unsigned nthreads, max_threads, idle;
+    unsigned spinning; /* idle workers spinning for a job, not parked */
     size_t queued, max_queue;
+    _Atomic size_t pending;         /* queued, for a spinning worker to watch */
     struct capffi_job *head, *tail; /* queued, oldest first */
     struct capffi_job *finished;    /* finished, newest first */
     bool stopping;
@@ -50,6 +52,11 @@ CAPFFI__HIDDEN int capffi__job_init(capffi_ctx *ctx,
  * many were finished.
  */
 CAPFFI__HIDDEN size_t capffi__job_reap(capffi_ctx *ctx, bool handlers);
+
+/* Spin a moment (CAPFFI__SPIN_NS) for a worker to finish job, rather than
+ * park at once: a wake-up costs more than a short call. Returns whether it
+ * has finished (capffi_ctx_poll then ends it without blocking). */
+CAPFFI__HIDDEN bool capffi__job_spin(const capffi_job *job);
 
 /* Whether job has been finished on the owner thread. */
 CAPFFI__HIDDEN bool capffi__job_ended(const capffi_job *job);

@@ -269,6 +269,9 @@ capffi_job_wait(capffi_value *ret, capffi_job *job, int timeout_ms)
             int64_t left = end - capffi__now_ns();
             wait = left > 0 ? (int)((left + 999999) / 1000000) : 0;
         }
+        /* A short call finishes sooner than a wake-up would arrive. */
+        if (wait != 0 && capffi__job_spin(job))
+            wait = 0;
         rc = capffi_ctx_poll(ctx, wait);
         if (capffi__job_ended(job))
             break;
