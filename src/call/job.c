@@ -26,6 +26,10 @@
 #define JOB_LIVE 0x6a6f6273u /* "jobs" */
 #define JOB_DEAD 0x64656164u /* "dead" */
 
+/* The bounds of a spin before parking (see "the workers"). */
+#define SPIN_MAX_NS 50000
+#define SPIN_MIN_NS 1000
+
 enum { QUEUED, RUNNING, FINISHED, ENDED };
 
 struct capffi_job {
@@ -69,6 +73,7 @@ capffi__job_init(capffi_ctx *ctx, const capffi_options *opts)
         workers = cores < 1 ? 1 : cores > 8 ? 8 : (unsigned)cores;
     }
     p->max_threads = workers;
+    p->worker_spin_ns = p->owner_spin_ns = SPIN_MAX_NS;
     p->max_queue = opts && opts->job_queue ? opts->job_queue : 1024;
     if (pthread_mutex_init(&p->lock, NULL))
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
@@ -84,10 +89,14 @@ capffi__job_init(capffi_ctx *ctx, const capffi_options *opts)
 /*
  * How long a thread that waits for the other side of the pool spins before
  * it parks: a futex wake-up and the scheduler cost microseconds, a nop
- * call nanoseconds. Bounded, and one worker at a time, so an idle pool
- * costs nothing once this has passed.
+ * call nanoseconds. Each side keeps its own budget and adapts it: a spin
+ * that saw what it waited for doubles it (up to SPIN_MAX_NS), one that
+ * ran out halves it (down to SPIN_MIN_NS). On a machine with a core to
+ * spare a short job's round trip is then a spin; on a loaded one, where
+ * the other side may be waiting for the very core a spinner holds, the
+ * budget shrinks within a few rounds and each side parks almost at once.
+ * One worker spins at a time, and an idle pool stops within the budget.
  */
-#define CAPFFI__SPIN_NS 50000
 
 static inline void
 cpu_relax(void)
@@ -99,18 +108,23 @@ cpu_relax(void)
 #endif
 }
 
-/* Spin until ready(arg) or the time has passed; whether it is ready. */
+/* Spin until ready(arg), for at most *budget ns, and adapt *budget;
+ * whether it is ready. */
 static bool
-spin_until(bool (*ready)(const void *), const void *arg)
+spin_until(bool (*ready)(const void *), const void *arg, int64_t *budget)
 {
-    int64_t until = capffi__now_ns() + CAPFFI__SPIN_NS;
-    for (unsigned i = 1;; i++) {
-        if (ready(arg))
-            return true;
+    int64_t until = capffi__now_ns() + *budget;
+    bool seen = false;
+    for (unsigned i = 1; !(seen = ready(arg)); i++) {
         cpu_relax();
-        if (!(i & 63) && capffi__now_ns() >= until)
-            return ready(arg);
+        if (!(i & 31) && capffi__now_ns() >= until) {
+            seen = ready(arg);
+            break;
+        }
     }
+    *budget = seen ? (*budget * 2 > SPIN_MAX_NS ? SPIN_MAX_NS : *budget * 2)
+                   : (*budget / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : *budget / 2);
+    return seen;
 }
 
 static bool
@@ -120,19 +134,21 @@ work_pending(const void *pool)
     return atomic_load_explicit(&p->pending, memory_order_relaxed) != 0;
 }
 
-/* An idle worker spins for a job before it parks. With the lock held;
- * the worker counts as idle meanwhile, and enqueue does not signal for
- * the job it will take. */
+/* An idle worker spins for a job before it parks. With the lock held
+ * (the workers' budget is kept under it); the worker counts as idle
+ * meanwhile, and enqueue does not signal for the job it will take. */
 static void
 spin_for_work(struct capffi__pool *p)
 {
+    int64_t budget = p->worker_spin_ns;
     p->spinning++;
     p->idle++;
     pthread_mutex_unlock(&p->lock);
-    spin_until(work_pending, p);
+    spin_until(work_pending, p, &budget);
     pthread_mutex_lock(&p->lock);
     p->idle--;
     p->spinning--;
+    p->worker_spin_ns = budget;
 }
 
 static void *
@@ -483,7 +499,8 @@ job_finished(const void *job)
 bool
 capffi__job_spin(const capffi_job *job)
 {
-    return spin_until(job_finished, job);
+    struct capffi__pool *p = &capffi__jobs_of(job->ctx)->pool;
+    return spin_until(job_finished, job, &p->owner_spin_ns);
 }
 
 bool

@@ -17,7 +17,9 @@ struct capffi__pool {
     pthread_cond_t work; /* a job was queued, or the pool stops */
     pthread_t *threads;
     unsigned nthreads, max_threads, idle;
-    unsigned spinning; /* idle workers spinning for a job, not parked */
+    unsigned spinning;      /* idle workers spinning for a job, not parked */
+    int64_t worker_spin_ns; /* how long a worker spins for a job (lock) */
+    int64_t owner_spin_ns;  /* how long a wait spins for its job (owner) */
     size_t queued, max_queue;
     _Atomic size_t pending;         /* queued, for a spinning worker to watch */
     struct capffi_job *head, *tail; /* queued, oldest first */
@@ -53,9 +55,10 @@ CAPFFI__HIDDEN int capffi__job_init(capffi_ctx *ctx,
  */
 CAPFFI__HIDDEN size_t capffi__job_reap(capffi_ctx *ctx, bool handlers);
 
-/* Spin a moment (CAPFFI__SPIN_NS) for a worker to finish job, rather than
- * park at once: a wake-up costs more than a short call. Returns whether it
- * has finished (capffi_ctx_poll then ends it without blocking). */
+/* Spin a moment for a worker to finish job, rather than block at once: a
+ * wake-up costs more than a short call. The moment adapts (job.c). Returns
+ * whether it has finished (capffi_ctx_poll then ends it without
+ * blocking). Owner thread. */
 CAPFFI__HIDDEN bool capffi__job_spin(const capffi_job *job);
 
 /* Whether job has been finished on the owner thread. */

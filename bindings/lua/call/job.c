@@ -23,15 +23,13 @@
  * (capffi_lua__job_resume), drops the anchors and resumes the coroutines
  * that await those jobs. A coroutine's error is raised by capffi.poll.
  *
- * job:wait runs the context's loop itself (capffi_ctx_poll) until the
- * handler has marked the job, then takes the result with
- * capffi_job_wait(..., 0): a capffi_job_wait that times out would stop
- * the handler from ever running, and with it a later job:await.
+ * job:wait waits with capffi_job_wait: a job that ends during it gives
+ * its result to the wait and runs no handler, so job:wait marks it ended
+ * itself; one that times out keeps its handler, for a later job:await.
  */
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "call/call.h"
 
@@ -287,19 +285,14 @@ take_result(lua_State *L, int idx, struct ljob *j)
     return capffi_lua__fn_result_end(L, j->f, &r, &b);
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * job:wait([timeout_ms]): run the context's loop (thread-safe callbacks,
  * other jobs' completions) until the job ends, at most timeout_ms
  * (default: no limit; 0: do not wait), then return its results or raise
- * its error; CAPFFI_ETIMEDOUT when the time ran out first.
+ * its error; CAPFFI_ETIMEDOUT when the time ran out first. The wait is
+ * capffi_job_wait's, which spins a moment before it blocks; a job that
+ * ends during it gives the result to it, and its handler does not run, so
+ * the job is marked ended here.
  */
 static int
 job_wait(lua_State *L)
@@ -316,31 +309,34 @@ job_wait(lua_State *L)
         return capffi_lua__error(L, CAPFFI_EBUSY,
                                  "wait: a coroutine awaits this job");
     lua_settop(L, 1);
-    if (!j->ended) {
-        int64_t end = ms > 0 ? now_ms() + ms : 0;
-        int rc = CAPFFI_OK;
-        struct capffi_lua__native wait;
-        capffi_lua__native_enter(L, j->st, &wait);
-        while (!j->ended) {
-            int64_t left = ms < 0 ? -1 : ms == 0 ? 0 : end - now_ms();
-            if (ms > 0 && left <= 0)
-                break;
-            rc = capffi_ctx_poll(j->st->ctx, (int)left);
-            if (rc && rc != CAPFFI_ETIMEDOUT)
-                break;
-            rc = CAPFFI_OK;
-            if (ms == 0)
-                break;
-        }
-        capffi_lua__native_leave(L, j->st, &wait, "wait");
-        if (rc)
-            return capffi_lua__fail(L, j->st, rc, "wait");
-        if (!j->ended)
-            return capffi_lua__error(L, CAPFFI_ETIMEDOUT,
-                                     "wait: %s has not ended after %lld ms",
-                                     j->f->name, (long long)ms);
+    if (j->ended)
+        return take_result(L, 1, j);
+    lua_getiuservalue(L, 1, 1);
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+    int fn_idx = lua_gettop(L);
+    capffi_value r = { 0 };
+    luaL_Buffer b;
+    capffi_lua__fn_result_begin(L, j->f, fn_idx, &r, &b);
+    struct capffi_lua__native wait;
+    capffi_lua__native_enter(L, j->st, &wait);
+    int rc = capffi_job_wait(&r, j->job, ms < 0 ? -1 : (int)ms);
+    /* Only a wait that timed out or whose loop failed leaves the job
+     * pending; any other answer is the ended job's own. */
+    bool pending = rc == CAPFFI_ETIMEDOUT || rc == CAPFFI_ENOMEM;
+    if (!pending) {
+        j->ended = true;
+        unlist(j);
+        unanchor(L, j);
     }
-    return take_result(L, 1, j);
+    capffi_lua__native_leave(L, j->st, &wait, "wait");
+    if (rc == CAPFFI_ETIMEDOUT)
+        return capffi_lua__error(L, CAPFFI_ETIMEDOUT,
+                                 "wait: %s has not ended after %lld ms",
+                                 j->f->name, (long long)ms);
+    if (rc)
+        return capffi_lua__fail(L, j->st, rc, pending ? "wait" : j->f->name);
+    return capffi_lua__fn_result_end(L, j->f, &r, &b);
 }
 
 static int
