@@ -408,6 +408,43 @@ job_wait_that_times_out_keeps_the_handler(void **state)
     capffi_job_free(job);
 }
 
+static capffi_job *waited_for;
+static int free_refused;
+
+static void
+frees_the_waited_job(void *payload, capffi_job *job)
+{
+    capffi_ctx *ctx = payload;
+    capffi_job_free(waited_for); /* refused: a wait is waiting for it */
+    free_refused = strstr(capffi_ctx_errmsg(ctx), "is waiting for") != NULL;
+    capffi_job_free(job);
+}
+
+/* A handler run by capffi_job_wait cannot free the job being waited for:
+ * the wait would take the result of a released job. */
+static void
+job_free_of_a_job_being_waited_for_is_refused(void **state)
+{
+    struct jfx *f = *state;
+    capffi_fn *add = bind(f, "fx_add_i32", "(i32, i32) -> i32", 0);
+    capffi_job_options o = { frees_the_waited_job, f->l.ctx };
+    capffi_value two[2] = { { .i64 = 40 }, { .i64 = 2 } };
+    capffi_job *first;
+    /* One worker: the first job ends first, so its handler runs inside
+     * the wait for the second. */
+    assert_ok(capffi_fn_call_async_opts(&first, add, two, &o));
+    assert_ok(capffi_fn_call_async(&waited_for, add, two));
+    free_refused = 0;
+    capffi_value r = { 0 };
+    assert_ok(capffi_job_wait(&r, waited_for, WAIT_MS));
+    assert_int_equal(r.i64, 42);
+    assert_int_equal(free_refused, 1);
+    /* Still the host's, and freed once. */
+    assert_rc(capffi_job_wait(&r, waited_for, 0), CAPFFI_EINVAL);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->l.ctx), "already taken"));
+    capffi_job_free(waited_for);
+}
+
 /* capffi_ctx_free with a job running and jobs queued: the queued ones are
  * canceled, the running one finishes, no handler runs, nothing leaks. */
 static void
@@ -631,6 +668,8 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             job_wait_that_times_out_keeps_the_handler, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(
+            job_free_of_a_job_being_waited_for_is_refused, setup_one, teardown),
         cmocka_unit_test_setup_teardown(job_free_of_a_pending_job_detaches_it,
                                         setup_one, teardown),
         cmocka_unit_test_setup_teardown(

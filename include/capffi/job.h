@@ -102,7 +102,9 @@ CAPFFI_API int capffi_job_cancel(capffi_job *job);
 /**
  * Free a job. A job that has not ended is detached: it runs (or stays
  * canceled), its buffers come back when it ends, then it is freed; its
- * handler no longer runs. A second free is refused with a message.
+ * handler no longer runs. A second free is refused with a message, and so
+ * is a free, from a handler or callback, of a job a capffi_job_wait is
+ * waiting for (CAPFFI_EBUSY in capffi_ctx_errmsg).
  * Freeing the context frees every job.
  */
 CAPFFI_API void capffi_job_free(capffi_job *job);

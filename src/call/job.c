@@ -623,6 +623,12 @@ capffi_job_free(capffi_job *job)
         return;
     if (capffi__job_check(job, "capffi_job_free"))
         return; /* a second free, another thread: refused, with a message */
+    if (job->waited) { /* from a handler or callback run by that wait */
+        capffi__fail(job->ctx, CAPFFI_EBUSY,
+                     "capffi_job_free: a capffi_job_wait is waiting for "
+                     "the job; free it once the wait has returned");
+        return;
+    }
     if (atomic_load_explicit(&job->state, memory_order_acquire) != ENDED) {
         job->detached = true; /* freed when it ends */
         return;

@@ -288,5 +288,6 @@ capffi_job_wait(capffi_value *ret, capffi_job *job, int timeout_ms)
                                 "capffi_job_wait: the job has not ended");
         }
     }
+    capffi__job_waiting(job, was); /* ended: no handler runs now anyway */
     return capffi__job_result(ret, job);
 }

@@ -248,6 +248,21 @@ t.test("a job's native code calls a thread-safe callback", function()
   t.ok(tostring(e.cause):find("no"), "the handler's error is the cause")
 end)
 
+t.test("a callback cannot close the job job:wait is waiting for", function()
+  local waited
+  local closer <close> = tok:callback("(i32) -> i32", function(x)
+    waited:close() -- refused: the wait would take a released job's result
+    return x
+  end, { threadsafe = true, result = -1 })
+  waited = fx.fx_apply_i32:async(closer, 5)
+  local e = t.raises("CAPFFI_ECALLBACK", waited.wait, waited, 5000)
+  t.eq(e.cause.code, "CAPFFI_EBUSY", "the close was refused")
+  t.ok(tostring(waited):find("closed") == nil, "the job is still open")
+  t.raises("CAPFFI_EINVAL", waited.wait, waited, 0) -- its result was taken
+  waited:close()
+  t.ok(tostring(waited):find("closed"), "closed after the wait")
+end)
+
 t.test("coroutines: many jobs at once, resumed by capffi.poll", function()
   local N = 64
   local results, finished = {}, 0

@@ -50,10 +50,11 @@ struct ljob {
     struct ended *list;
     struct ljob *next; /* in list, while listed */
     bool listed;
-    bool ended; /* capffi ended it (or it was closed): nothing runs now */
-    int self;   /* registry reference anchoring it; LUA_NOREF once ended */
-    int co;     /* registry reference of the awaiting coroutine, or
-                   LUA_NOREF */
+    bool ended;   /* capffi ended it (or it was closed): nothing runs now */
+    bool waiting; /* job:wait is waiting for it: it cannot be closed */
+    int self;     /* registry reference anchoring it; LUA_NOREF once ended */
+    int co;       /* registry reference of the awaiting coroutine, or
+                     LUA_NOREF */
 };
 
 /* ---- the list of ended jobs -------------------------------------------- */
@@ -320,7 +321,9 @@ job_wait(lua_State *L)
     capffi_lua__fn_result_begin(L, j->f, fn_idx, &r, &b);
     struct capffi_lua__native wait;
     capffi_lua__native_enter(L, j->st, &wait);
+    j->waiting = true;
     int rc = capffi_job_wait(&r, j->job, ms < 0 ? -1 : (int)ms);
+    j->waiting = false;
     /* Only a wait that timed out or whose loop failed leaves the job
      * pending; any other answer is the ended job's own. */
     bool pending = rc == CAPFFI_ETIMEDOUT || rc == CAPFFI_ENOMEM;
@@ -425,6 +428,10 @@ job_close(lua_State *L)
     struct ljob *j = luaL_checkudata(L, 1, CAPFFI_LUA_JOB);
     if (!j->job)
         return 0;
+    if (j->waiting) /* a callback run by job:wait closes the job it waits for */
+        return capffi_lua__error(L, CAPFFI_EBUSY,
+                                 "close: job:wait is waiting for this job; "
+                                 "close it once the wait has returned");
     if (j->st->ctx)
         capffi_job_free(j->job);
     j->job = NULL;
