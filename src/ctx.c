@@ -9,6 +9,7 @@
 #include "memory/buf.h"
 #include "callback/cb.h"
 #include "call/fn.h"
+#include "call/job.h"
 #include "types/sig.h"
 #include "perm/token.h"
 
@@ -100,5 +101,5 @@ capffi_ctx_keepalive(const capffi_ctx *ctx)
 {
     if (!ctx || !capffi__ctx_on_owner(ctx))
         return 0;
-    return capffi__cb_keepalive(ctx);
+    return capffi__cb_keepalive(ctx) + capffi__job_unended(ctx);
 }

@@ -382,7 +382,10 @@ job_wait_that_times_out_keeps_the_handler(void **state)
     capffi_value g[2] = { { .i64 = 1 }, { .i64 = WAIT_MS } };
     capffi_job *job;
     handler_runs = 0;
+    assert_int_equal(capffi_ctx_keepalive(f->l.ctx), 0);
     assert_ok(capffi_fn_call_async_opts(&job, gate, g, &o));
+    /* Something will arrive: the host keeps polling. */
+    assert_int_equal(capffi_ctx_keepalive(f->l.ctx), 1);
     gate_reached(1);
     capffi_value r = { .i64 = 7 };
     assert_rc(capffi_job_wait(&r, job, 0), CAPFFI_ETIMEDOUT);
@@ -394,6 +397,7 @@ job_wait_that_times_out_keeps_the_handler(void **state)
         assert_true(rc == CAPFFI_OK || rc == CAPFFI_ETIMEDOUT);
     }
     assert_int_equal(handler_runs, 1);
+    assert_int_equal(capffi_ctx_keepalive(f->l.ctx), 0);
     assert_ok(capffi_job_wait(&r, job, 0));
     assert_int_equal(r.i64, 1);
     capffi_job_free(job);
@@ -492,6 +496,7 @@ job_free_of_a_pending_job_detaches_it(void **state)
     assert_ok(capffi_fn_call_async_opts(&queued, len, &a, &o));
     capffi_job_free(queued);
     assert_rc(capffi_buf_data(NULL, NULL, b), CAPFFI_EBUSY);
+    assert_int_equal(capffi_ctx_keepalive(f->l.ctx), 2); /* both count */
     fx_gate_open();
     capffi_value r;
     assert_ok(capffi_job_wait(&r, running, WAIT_MS));

@@ -161,9 +161,11 @@ CAPFFI_API int capffi_ctx_fd(const capffi_ctx *ctx);
 
 /**
  * The number of live (neither closed nor revoked) thread-safe callbacks
- * that hold references (capffi_cb_ref): while it is above 0, other
- * threads may still invoke them and the host should keep calling
- * capffi_ctx_poll. 0 for NULL or off the owner thread.
+ * that hold references (capffi_cb_ref), plus the nonblocking jobs that
+ * have not ended (freed ones included: their buffers come back when they
+ * end): while it is above 0, something may still arrive and the host
+ * should keep calling capffi_ctx_poll. 0 for NULL or off the owner
+ * thread.
  * Thread safety: owner thread.
  */
 CAPFFI_API size_t capffi_ctx_keepalive(const capffi_ctx *ctx);

@@ -436,6 +436,7 @@ capffi_fn_call_async_opts(capffi_job **out, capffi_fn *fn,
     }
     capffi__fn_hold(fn);
     capffi__list_add(&capffi__jobs_of(ctx)->pool.jobs, &job->link);
+    capffi__jobs_of(ctx)->pool.unended++;
     *out = job;
     return CAPFFI_OK;
 }
@@ -453,6 +454,7 @@ static void
 end(capffi_job *job, bool handlers)
 {
     atomic_store_explicit(&job->state, ENDED, memory_order_release);
+    capffi__jobs_of(job->ctx)->pool.unended--;
     give_back(job);
     if (job->detached) {
         capffi__list_remove(&capffi__jobs_of(job->ctx)->pool.jobs, &job->link);
@@ -501,6 +503,12 @@ capffi__job_spin(const capffi_job *job)
 {
     struct capffi__pool *p = &capffi__jobs_of(job->ctx)->pool;
     return spin_until(job_finished, job, &p->owner_spin_ns);
+}
+
+size_t
+capffi__job_unended(const capffi_ctx *ctx)
+{
+    return capffi__jobs_of(ctx)->pool.unended;
 }
 
 bool

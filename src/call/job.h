@@ -28,6 +28,7 @@ struct capffi__pool {
     /* Owner thread: every job not freed, and freed ones to recognise a
      * second free. */
     struct capffi__list jobs;
+    size_t unended; /* jobs submitted and not ended (detached ones too) */
     struct capffi_job *dead[CAPFFI__JOB_QUARANTINE];
     size_t next_dead;
 };
@@ -60,6 +61,11 @@ CAPFFI__HIDDEN size_t capffi__job_reap(capffi_ctx *ctx, bool handlers);
  * whether it has finished (capffi_ctx_poll then ends it without
  * blocking). Owner thread. */
 CAPFFI__HIDDEN bool capffi__job_spin(const capffi_job *job);
+
+/* How many jobs have been submitted and not yet ended on the owner
+ * thread: a host should keep polling while any has not
+ * (capffi_ctx_keepalive). Owner thread. */
+CAPFFI__HIDDEN size_t capffi__job_unended(const capffi_ctx *ctx);
 
 /* Whether job has been finished on the owner thread. */
 CAPFFI__HIDDEN bool capffi__job_ended(const capffi_job *job);

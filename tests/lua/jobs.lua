@@ -279,6 +279,7 @@ t.test("coroutines: many jobs at once, resumed by capffi.poll", function()
   t.ok(poll_until(function() return fx.fx_gate_inside() >= 1 end, 5000),
        "gate jobs run")
   t.eq(finished, 0, "none passed the gate")
+  t.eq(capffi.keepalive(), N, "the pending jobs keep the loop going")
   fx.fx_gate_open()
   t.ok(poll_until(function() return finished == N end, 10000), "all resumed")
   fx.fx_gate_close()
@@ -286,6 +287,7 @@ t.test("coroutines: many jobs at once, resumed by capffi.poll", function()
     t.eq(results[i], i + 1000, "coroutine " .. i)
   end
   t.eq(capffi.poll(0), false, "nothing left")
+  t.eq(capffi.keepalive(), 0, "nothing keeps the loop going")
 end)
 
 t.test("coroutines: errors surface, cancel and close resume", function()

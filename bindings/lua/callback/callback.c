@@ -510,7 +510,8 @@ capffi_lua__poll(lua_State *L)
     return 1;
 }
 
-/* capffi.keepalive(): the live thread-safe callbacks with references. */
+/* capffi.keepalive(): the live thread-safe callbacks with references and
+ * the jobs not yet ended. */
 int
 capffi_lua__keepalive(lua_State *L)
 {
