@@ -449,6 +449,48 @@ job_free_of_a_job_being_waited_for_is_refused(void **state)
     capffi_job_free(waited_for);
 }
 
+static capffi_job *batch_mate;
+static int batch_mate_rc = -1;
+
+static void
+waits_for_its_batch_mate(void *payload, capffi_job *job)
+{
+    (void)payload;
+    capffi_value r = { 0 };
+    batch_mate_rc = capffi_job_wait(&r, batch_mate, WAIT_MS);
+    if (batch_mate_rc == CAPFFI_OK && r.i64 != 42)
+        batch_mate_rc = -2;
+    capffi_job_free(job);
+}
+
+/* A handler that waits for a job that finished in the same batch as its
+ * own ends it (it is not held back by the poll running the handler, where
+ * the wait would spin until its time ran out). */
+static void
+job_handler_waits_for_a_job_of_its_batch(void **state)
+{
+    struct jfx *f = *state;
+    capffi_fn *add = bind(f, "fx_add_i32", "(i32, i32) -> i32", 0);
+    capffi_fn *gate = bind(f, "fx_gate_wait", "(i32, i32) -> i32", 0);
+    capffi_job_options o = { waits_for_its_batch_mate, NULL };
+    capffi_value two[2] = { { .i64 = 40 }, { .i64 = 2 } };
+    capffi_value g[2] = { { .i64 = 1 }, { .i64 = WAIT_MS } };
+    capffi_job *first, *last;
+    /* One worker, in order: when the gate job arrives at the gate, the
+     * two before it have finished, and one poll takes both. */
+    assert_ok(capffi_fn_call_async_opts(&first, add, two, &o));
+    assert_ok(capffi_fn_call_async(&batch_mate, add, two));
+    assert_ok(capffi_fn_call_async(&last, gate, g));
+    gate_reached(1);
+    assert_ok(capffi_ctx_poll(f->l.ctx, 0));
+    assert_int_equal(batch_mate_rc, CAPFFI_OK); /* not CAPFFI_ETIMEDOUT */
+    capffi_job_free(batch_mate);
+    fx_gate_open();
+    capffi_value r;
+    assert_ok(capffi_job_wait(&r, last, WAIT_MS));
+    capffi_job_free(last);
+}
+
 /* capffi_ctx_free with a job running and jobs queued: the queued ones are
  * canceled, the running one finishes, no handler runs, nothing leaks. */
 static void
@@ -675,6 +717,8 @@ main(void)
             job_wait_that_times_out_keeps_the_handler, setup_one, teardown),
         cmocka_unit_test_setup_teardown(
             job_free_of_a_job_being_waited_for_is_refused, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(
+            job_handler_waits_for_a_job_of_its_batch, setup_one, teardown),
         cmocka_unit_test_setup_teardown(job_free_of_a_pending_job_detaches_it,
                                         setup_one, teardown),
         cmocka_unit_test_setup_teardown(

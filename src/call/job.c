@@ -151,6 +151,19 @@ spin_for_work(struct capffi__pool *p)
     p->worker_spin_ns = budget;
 }
 
+/* Append job to the finished list. With the lock held. */
+static void
+push_done(struct capffi__pool *p, capffi_job *job)
+{
+    job->next = NULL;
+    if (p->done_tail)
+        p->done_tail->next = job;
+    else
+        p->done_head = job;
+    p->done_tail = job;
+    p->ndone++;
+}
+
 static void *
 worker(void *arg)
 {
@@ -193,12 +206,10 @@ worker(void *arg)
         job->err = err;
         atomic_store_explicit(&job->state, FINISHED, memory_order_release);
         /* The doorbell rings once for a batch: the owner resets it before
-         * it takes the whole finished list, so a job finished after that
-         * finds the list empty and rings again. */
-        if (!p->finished)
+         * it takes finished jobs, and rings it again if it leaves some. */
+        if (!p->done_head)
             capffi__owner_wake(ctx);
-        job->next = p->finished;
-        p->finished = job;
+        push_done(p, job);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -464,29 +475,33 @@ end(capffi_job *job, bool handlers)
     }
 }
 
+/*
+ * The finished jobs are taken one at a time, in the order they finished,
+ * each under the lock: a handler that waits for (or cancels) another job
+ * of the same batch finds it still on the list, where its own poll can end
+ * it. At most the jobs finished when the reap began are ended, so one call
+ * never runs forever; if it leaves some, the doorbell rings again, so a
+ * host waiting on capffi_ctx_fd hears of them.
+ */
 size_t
 capffi__job_reap(capffi_ctx *ctx, bool handlers)
 {
     struct capffi__pool *p = &capffi__jobs_of(ctx)->pool;
     pthread_mutex_lock(&p->lock);
-    capffi_job *list = p->finished;
-    p->finished = NULL;
+    size_t batch = p->ndone, n = 0;
+    for (; n < batch && p->done_head; n++) {
+        capffi_job *job = p->done_head;
+        p->done_head = job->next;
+        if (!p->done_head)
+            p->done_tail = NULL;
+        p->ndone--;
+        pthread_mutex_unlock(&p->lock);
+        end(job, handlers);
+        pthread_mutex_lock(&p->lock);
+    }
+    if (p->done_head)
+        capffi__owner_wake(ctx);
     pthread_mutex_unlock(&p->lock);
-    /* Newest first: end them in the order they finished. */
-    capffi_job *ordered = NULL;
-    while (list) {
-        capffi_job *next = list->next;
-        list->next = ordered;
-        ordered = list;
-        list = next;
-    }
-    size_t n = 0;
-    while (ordered) {
-        capffi_job *next = ordered->next;
-        end(ordered, handlers);
-        ordered = next;
-        n++;
-    }
     return n;
 }
 
@@ -656,8 +671,7 @@ capffi__job_fini(capffi_ctx *ctx)
         p->head = job->next;
         job->rc = CAPFFI_ECANCELED;
         atomic_store_explicit(&job->state, FINISHED, memory_order_release);
-        job->next = p->finished;
-        p->finished = job;
+        push_done(p, job);
     }
     p->tail = NULL;
     p->queued = 0;

@@ -23,7 +23,8 @@ struct capffi__pool {
     size_t queued, max_queue;
     _Atomic size_t pending;         /* queued, for a spinning worker to watch */
     struct capffi_job *head, *tail; /* queued, oldest first */
-    struct capffi_job *finished;    /* finished, newest first */
+    struct capffi_job *done_head, *done_tail; /* finished, oldest first */
+    size_t ndone;
     bool stopping;
     /* Owner thread: every job not freed, and freed ones to recognise a
      * second free. */

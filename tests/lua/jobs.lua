@@ -263,6 +263,32 @@ t.test("a callback cannot close the job job:wait is waiting for", function()
   t.ok(tostring(waited):find("closed"), "closed after the wait")
 end)
 
+t.test("a wait inside a callback run by job:wait guards the job as well",
+       function()
+  -- K's native code calls back while J waits at the gate (or, with one
+  -- worker, in the queue): J cannot end before the callback opens it.
+  fx.fx_gate_close()
+  local nested, closed, awaited, J
+  local cb <close> = tok:callback("(i32) -> i32", function(x)
+    nested = select(2, pcall(J.wait, J, 0)) -- times out inside the outer
+    closed = select(2, pcall(J.close, J))   -- still refused after it
+    local co = coroutine.create(function() return J:await() end)
+    awaited = select(2, coroutine.resume(co)) -- the wait takes the result
+    fx.fx_gate_open()
+    return x
+  end, { threadsafe = true, result = -1 })
+  local K = fx.fx_apply_i32:async(cb, 5)
+  J = fx.fx_gate_wait:async(7, GATE_MS)
+  t.eq(J:wait(GATE_MS), 7, "the outer wait takes J's result")
+  fx.fx_gate_close()
+  t.eq(K:wait(5000), 5, "the callback returned")
+  t.eq(nested.code, "CAPFFI_ETIMEDOUT", "the nested wait timed out")
+  t.eq(closed.code, "CAPFFI_EBUSY", "closing J during the wait is refused")
+  t.eq(awaited.code, "CAPFFI_EBUSY", "awaiting J during the wait is refused")
+  J:close()
+  t.ok(tostring(J):find("closed"), "closed once the wait has returned")
+end)
+
 t.test("coroutines: many jobs at once, resumed by capffi.poll", function()
   local N = 64
   local results, finished = {}, 0

@@ -50,11 +50,12 @@ struct ljob {
     struct ended *list;
     struct ljob *next; /* in list, while listed */
     bool listed;
-    bool ended;   /* capffi ended it (or it was closed): nothing runs now */
-    bool waiting; /* job:wait is waiting for it: it cannot be closed */
-    int self;     /* registry reference anchoring it; LUA_NOREF once ended */
-    int co;       /* registry reference of the awaiting coroutine, or
-                     LUA_NOREF */
+    bool ended;  /* capffi ended it (or it was closed): nothing runs now */
+    int waiting; /* job:waits waiting for it (they nest in callbacks):
+                    it can be neither closed nor awaited meanwhile */
+    int self;    /* registry reference anchoring it; LUA_NOREF once ended */
+    int co;      /* registry reference of the awaiting coroutine, or
+                    LUA_NOREF */
 };
 
 /* ---- the list of ended jobs -------------------------------------------- */
@@ -321,12 +322,14 @@ job_wait(lua_State *L)
     capffi_lua__fn_result_begin(L, j->f, fn_idx, &r, &b);
     struct capffi_lua__native wait;
     capffi_lua__native_enter(L, j->st, &wait);
-    j->waiting = true;
+    j->waiting++;
     int rc = capffi_job_wait(&r, j->job, ms < 0 ? -1 : (int)ms);
-    j->waiting = false;
-    /* Only a wait that timed out or whose loop failed leaves the job
-     * pending; any other answer is the ended job's own. */
-    bool pending = rc == CAPFFI_ETIMEDOUT || rc == CAPFFI_ENOMEM;
+    j->waiting--;
+    /* The job has ended only when the answer is its own status; a wait
+     * that timed out or failed (another thread, the loop's poll, a result
+     * a nested wait took) leaves it as it was. */
+    bool pending = rc != CAPFFI_OK && rc != CAPFFI_ECANCELED &&
+                   rc != CAPFFI_ECLOSED && rc != CAPFFI_EREVOKED;
     if (!pending) {
         j->ended = true;
         unlist(j);
@@ -378,6 +381,9 @@ job_await(lua_State *L)
     if (j->co != LUA_NOREF)
         return capffi_lua__error(L, CAPFFI_EBUSY,
                                  "await: another coroutine awaits this job");
+    if (j->waiting) /* the wait takes the result: none would resume it */
+        return capffi_lua__error(L, CAPFFI_EBUSY,
+                                 "await: job:wait is waiting for this job");
     if (!lua_isyieldable(L))
         return capffi_lua__error(L, CAPFFI_EINVAL,
                                  "await: not in a coroutine that can yield "
