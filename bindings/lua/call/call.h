@@ -161,6 +161,12 @@ int capffi_lua__fn_result_end(lua_State *L, const struct capffi_lua__fn *f,
 
 #define CAPFFI_LUA_JOB "capffi.job" /* metatable of jobs */
 
+/* Registry key of the C function that submits a call of a function bound
+ * with `async = true`: arguments (the function's userdata, its call's
+ * arguments...). job.c puts it there, so fn.c calls it without depending
+ * on the module above it. */
+#define CAPFFI_LUA__ASYNC_CALL "capffi.fn.async_call"
+
 /* Register the job class and f:async on bound functions. */
 void capffi_lua__job_init(lua_State *L);
 

@@ -15,8 +15,9 @@
  * parameter takes a callback, a bound function or nil
  * (capffi_lua__handle_in), which callbacks use for their results too.
  *
- * A function bound with `async = true` submits a nonblocking call instead
- * (job.c); f:async(...) does that for any bound function. Both share the
+ * A function bound with `async = true` submits a nonblocking call instead,
+ * through the submission job.c leaves in the registry; f:async(...) does
+ * that for any bound function. Both share the
  * argument and result conversions below with a synchronous call.
  */
 #include <stdint.h>
@@ -164,8 +165,14 @@ static int
 fn_call(lua_State *L)
 {
     const struct capffi_lua__fn *f = lua_touserdata(L, lua_upvalueindex(1));
-    if (f->async)
-        return capffi_lua__job_submit(L, f, lua_upvalueindex(1), 1);
+    if (f->async) { /* job.c's submission, found in the registry */
+        lua_getfield(L, LUA_REGISTRYINDEX, CAPFFI_LUA__ASYNC_CALL);
+        lua_insert(L, 1);
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 2);
+        lua_call(L, lua_gettop(L) - 1, 1);
+        return 1;
+    }
     capffi_value args[CAPFFI_MAX_ARGS];
     capffi_lua__fn_args(L, f, 1, args);
     capffi_value r;

@@ -224,6 +224,15 @@ capffi_lua__job_submit(lua_State *L, const struct capffi_lua__fn *f, int fn_idx,
 }
 
 /* f:async(...): f is a bound function (from dlopen or tok:fnptr). */
+/* A call of a function bound with async = true (fn.c, through the
+ * registry): the function's userdata, then the call's arguments. */
+static int
+async_call(lua_State *L)
+{
+    const struct capffi_lua__fn *f = lua_touserdata(L, 1);
+    return capffi_lua__job_submit(L, f, 1, 2);
+}
+
 static int
 fn_async(lua_State *L)
 {
@@ -471,6 +480,8 @@ job_tostring(lua_State *L)
 void
 capffi_lua__job_init(lua_State *L)
 {
+    lua_pushcfunction(L, async_call);
+    lua_setfield(L, LUA_REGISTRYINDEX, CAPFFI_LUA__ASYNC_CALL);
     static const luaL_Reg methods[] = {
         { "wait", job_wait },     { "await", job_await },
         { "cancel", job_cancel }, { "done", job_isdone },
