@@ -271,17 +271,20 @@ check_job(lua_State *L, int idx, bool open)
     return j;
 }
 
-/* The result of the ended job at idx, as a synchronous call returns it. */
+/*
+ * Wait up to ms for the job at idx (capffi_job_wait: it returns at once
+ * for an ended job, and otherwise runs the owner's loop, so this is a
+ * native section), then return its results as a synchronous call would
+ * or raise its error. A job that ends during the wait gives its result to
+ * it and runs no handler, so it is marked ended here.
+ */
 static int
-take_result(lua_State *L, int idx, struct ljob *j)
+finish(lua_State *L, int idx, struct ljob *j, int ms)
 {
     if (!j->job)
         return capffi_lua__error(L, CAPFFI_ECLOSED,
                                  "%s: the job was closed before it ended",
                                  j->f->name);
-    /* Seen ended: capffi.poll has nothing left to do for it. */
-    unlist(j);
-    unanchor(L, j);
     lua_getiuservalue(L, idx, 1);
     lua_rawgeti(L, -1, 1);
     lua_remove(L, -2);
@@ -289,21 +292,43 @@ take_result(lua_State *L, int idx, struct ljob *j)
     capffi_value r = { 0 };
     luaL_Buffer b;
     capffi_lua__fn_result_begin(L, j->f, fn_idx, &r, &b);
-    /* Ended: this takes the result and runs nothing else. */
-    int rc = capffi_job_wait(&r, j->job, 0);
+    struct capffi_lua__native wait;
+    capffi_lua__native_enter(L, j->st, &wait);
+    j->waiting++;
+    int rc = capffi_job_wait(&r, j->job, ms);
+    j->waiting--;
+    /* The job has ended only when the answer is its own status; a wait
+     * that timed out or failed (another thread, the loop's poll, a result
+     * a nested wait took) leaves it as it was. */
+    bool pending = rc != CAPFFI_OK && rc != CAPFFI_ECANCELED &&
+                   rc != CAPFFI_ECLOSED && rc != CAPFFI_EREVOKED;
+    if (!pending) { /* capffi.poll has nothing left to do for it */
+        j->ended = true;
+        unlist(j);
+        unanchor(L, j);
+    }
+    capffi_lua__native_leave(L, j->st, &wait, "wait");
+    if (rc == CAPFFI_ETIMEDOUT)
+        return capffi_lua__error(L, CAPFFI_ETIMEDOUT,
+                                 "wait: %s has not ended after %d ms",
+                                 j->f->name, ms);
     if (rc)
-        return capffi_lua__fail(L, j->st, rc, j->f->name);
+        return capffi_lua__fail(L, j->st, rc, pending ? "wait" : j->f->name);
     return capffi_lua__fn_result_end(L, j->f, &r, &b);
+}
+
+/* The result of the ended job at idx, as a synchronous call returns it. */
+static int
+take_result(lua_State *L, int idx, struct ljob *j)
+{
+    return finish(L, idx, j, 0);
 }
 
 /*
  * job:wait([timeout_ms]): run the context's loop (thread-safe callbacks,
  * other jobs' completions) until the job ends, at most timeout_ms
  * (default: no limit; 0: do not wait), then return its results or raise
- * its error; CAPFFI_ETIMEDOUT when the time ran out first. The wait is
- * capffi_job_wait's, which spins a moment before it blocks; a job that
- * ends during it gives the result to it, and its handler does not run, so
- * the job is marked ended here.
+ * its error; CAPFFI_ETIMEDOUT when the time ran out first.
  */
 static int
 job_wait(lua_State *L)
@@ -320,38 +345,7 @@ job_wait(lua_State *L)
         return capffi_lua__error(L, CAPFFI_EBUSY,
                                  "wait: a coroutine awaits this job");
     lua_settop(L, 1);
-    if (j->ended)
-        return take_result(L, 1, j);
-    lua_getiuservalue(L, 1, 1);
-    lua_rawgeti(L, -1, 1);
-    lua_remove(L, -2);
-    int fn_idx = lua_gettop(L);
-    capffi_value r = { 0 };
-    luaL_Buffer b;
-    capffi_lua__fn_result_begin(L, j->f, fn_idx, &r, &b);
-    struct capffi_lua__native wait;
-    capffi_lua__native_enter(L, j->st, &wait);
-    j->waiting++;
-    int rc = capffi_job_wait(&r, j->job, ms < 0 ? -1 : (int)ms);
-    j->waiting--;
-    /* The job has ended only when the answer is its own status; a wait
-     * that timed out or failed (another thread, the loop's poll, a result
-     * a nested wait took) leaves it as it was. */
-    bool pending = rc != CAPFFI_OK && rc != CAPFFI_ECANCELED &&
-                   rc != CAPFFI_ECLOSED && rc != CAPFFI_EREVOKED;
-    if (!pending) {
-        j->ended = true;
-        unlist(j);
-        unanchor(L, j);
-    }
-    capffi_lua__native_leave(L, j->st, &wait, "wait");
-    if (rc == CAPFFI_ETIMEDOUT)
-        return capffi_lua__error(L, CAPFFI_ETIMEDOUT,
-                                 "wait: %s has not ended after %lld ms",
-                                 j->f->name, (long long)ms);
-    if (rc)
-        return capffi_lua__fail(L, j->st, rc, pending ? "wait" : j->f->name);
-    return capffi_lua__fn_result_end(L, j->f, &r, &b);
+    return finish(L, 1, j, ms < 0 ? -1 : (int)ms);
 }
 
 static int
