@@ -216,6 +216,7 @@ CAPFFI_API uint64_t capffi_audit_dropped(const capffi_ctx *ctx);
  *            capffi_audit_dropped).
  * @return the number dropped since the recorder was set up; 0 for an op
  *         out of range.
+ * Ownership: nothing is handed out.
  * Thread safety: any thread.
  */
 CAPFFI_API uint64_t capffi_audit_dropped_op(const capffi_ctx *ctx,
@@ -228,6 +229,7 @@ CAPFFI_API uint64_t capffi_audit_dropped_op(const capffi_ctx *ctx,
  * refusal in it.
  * @param ctx the context.
  * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL).
+ * Ownership: the events go to the sink and the recorder as any event does.
  * Thread safety: any thread; the sink runs on the calling thread.
  */
 CAPFFI_API int capffi_audit_flush(capffi_ctx *ctx);

@@ -59,6 +59,7 @@ CAPFFI_API int capffi_type_define(capffi_ctx *ctx, const char *name,
  *         CAPFFI_ESIG; CAPFFI_ETHREAD; CAPFFI_ENOMEM. Audited
  *         (CAPFFI_OP_TYPE_DEFINE).
  * Ownership: the type lives until the context is freed.
+ * Thread safety: owner thread.
  */
 CAPFFI_API int capffi_type_define_tok(capffi_ctx *ctx, const capffi_token *tok,
                                       const char *name, const char *layout);
@@ -78,6 +79,8 @@ CAPFFI_API int capffi_type_size(size_t *size, size_t *align, capffi_ctx *ctx,
  * capffi_type_size with the names seen by tok: its own, its ancestors',
  * then the context's. No use of the token is counted.
  * @return as capffi_type_size, plus CAPFFI_ETOKEN and CAPFFI_EREVOKED.
+ * Ownership: tok and type are read during the call only.
+ * Thread safety: owner thread.
  */
 CAPFFI_API int capffi_type_size_tok(size_t *size, size_t *align,
                                     capffi_ctx *ctx, const capffi_token *tok,
@@ -124,6 +127,8 @@ CAPFFI_API int capffi_type_offset(size_t *offset, capffi_ctx *ctx,
  * use of the token is counted.
  * @return as capffi_type_field and capffi_type_offset, plus CAPFFI_ETOKEN
  *         and CAPFFI_EREVOKED.
+ * Ownership: out->type is static; tok, type and the path are read during
+ *            the call only.
  * Thread safety: owner thread.
  */
 CAPFFI_API int capffi_type_field_tok(capffi_field *out, capffi_ctx *ctx,
