@@ -66,9 +66,9 @@ main(void)
     capffi_fn *bound, *compress, *uncompress;
     CHECK(capffi_lib_bind(&bound, z, "compressBound", "(u64) -> u64", 0));
     CHECK(capffi_lib_bind(&compress, z, "compress",
-                          "(buffer, pointer, buffer, u64) -> i32", 0));
+                          "(buffer, *u64, buffer, u64) -> i32", 0));
     CHECK(capffi_lib_bind(&uncompress, z, "uncompress",
-                          "(buffer, pointer, buffer, u64) -> i32", 0));
+                          "(buffer, *u64, buffer, u64) -> i32", 0));
     const char *text = "capffi capffi capffi: every dangerous operation is "
                        "gated by a capability token, token, token.";
     size_t len = strlen(text) + 1;
@@ -85,25 +85,36 @@ main(void)
     CHECK(capffi_buf_data(&p, NULL, src));
     memcpy(p, text, len);
 
-    unsigned long packed_len = cap; /* zlib's uLongf, in and out */
+    /* zlib's uLongf *destLen, in and out: the token has no POINTER, READ
+     * or WRITE right, so it is in safe mode and the length is an instance
+     * of u64 (SafeFFI), never a raw address. */
+    capffi_obj *dlen;
+    CHECK(capffi_obj_new(&dlen, ctx, "u64"));
+    CHECK(capffi_obj_set(dlen, "", (capffi_value){ .u64 = cap }));
     a[0].buf = packed;
-    a[1].p = &packed_len;
+    a[1].obj = dlen;
     a[2].buf = src;
     a[3].u64 = len;
     CHECK(capffi_fn_call(compress, a, &r));
-    printf("compress: %s, %zu bytes -> %lu bytes\n",
-           r.i64 == 0 ? "Z_OK" : "error", len, packed_len);
+    capffi_value packed_len;
+    CHECK(capffi_obj_get(&packed_len, dlen, ""));
+    printf("compress: %s, %zu bytes -> %llu bytes\n",
+           r.i64 == 0 ? "Z_OK" : "error", len,
+           (unsigned long long)packed_len.u64);
 
-    unsigned long out_len = len;
+    CHECK(capffi_obj_set(dlen, "", (capffi_value){ .u64 = len }));
     a[0].buf = unpacked;
-    a[1].p = &out_len;
+    a[1].obj = dlen;
     a[2].buf = packed;
-    a[3].u64 = packed_len;
+    a[3].u64 = packed_len.u64;
     CHECK(capffi_fn_call(uncompress, a, &r));
     CHECK(capffi_buf_data(&p, NULL, unpacked));
+    capffi_value out_len;
+    CHECK(capffi_obj_get(&out_len, dlen, ""));
     printf("uncompress: %s, round trip %s\n", r.i64 == 0 ? "Z_OK" : "error",
-           out_len == len && memcmp(p, text, len) == 0 ? "identical"
-                                                       : "DIFFERENT");
+           out_len.u64 == len && memcmp(p, text, len) == 0 ? "identical"
+                                                           : "DIFFERENT");
+    capffi_obj_free(dlen);
 
     /* Outside the token's scope. */
     capffi_lib *c;

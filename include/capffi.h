@@ -21,6 +21,7 @@
 #include "capffi/buf.h"
 #include "capffi/ptr.h"
 #include "capffi/view.h"
+#include "capffi/obj.h"
 #include "capffi/cb.h"
 #include "capffi/loop.h"
 #include "capffi/job.h"

@@ -82,6 +82,8 @@ capffi_ctx_free(capffi_ctx *ctx)
     /* Closed first: a library's destructor that calls one back while it is
      * unloaded below gets the default result, from mapped code. */
     capffi__cb_close_all(ctx);
+    /* Owned instances are released while their libraries are loaded. */
+    capffi__obj_free_all(ctx);
     capffi__view_free_all(ctx);
     capffi__fn_free_all(ctx);
     capffi__lib_free_all(ctx);

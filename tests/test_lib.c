@@ -547,7 +547,9 @@ static void
 lib_fn_from_ptr_needs_fnptr(void **state)
 {
     struct fx *f = *state;
-    capffi_token nofn = mint(f->ctx, "dlopen-only", CAPFFI_RIGHT_DLOPEN);
+    /* READ keeps it out of safe mode, where `pointer` is refused. */
+    capffi_token nofn =
+        mint(f->ctx, "dlopen-read", CAPFFI_RIGHT_DLOPEN | CAPFFI_RIGHT_READ);
     capffi_token fnp = mint(f->ctx, "fnptr", CAPFFI_RIGHT_FNPTR);
     capffi_lib *lib;
     assert_ok(capffi_lib_open(&lib, f->ctx, &nofn, f->fixture, 0));

@@ -227,7 +227,14 @@ security_no_pointer_without_the_pointer_right(void **state)
     }
     assert_int_equal(
         capffi_audit_count(f->ctx, CAPFFI_OP_CB_NEW, CAPFFI_EPERM, NULL), 4);
-    assert_ok(capffi_cb_new(&cb, f->ctx, &cbt, "(i32) -> pointer", ignore_args,
+    /* Without POINTER, READ and WRITE the token is in safe mode: a raw
+     * pointer result is refused too (SafeFFI). */
+    assert_rc(capffi_cb_new(&cb, f->ctx, &cbt, "(i32) -> pointer", ignore_args,
+                            NULL, 0),
+              CAPFFI_EPERM);
+    capffi_token cbr = with_rights(f, "callback-read",
+                                   CAPFFI_RIGHT_CALLBACK | CAPFFI_RIGHT_READ);
+    assert_ok(capffi_cb_new(&cb, f->ctx, &cbr, "(i32) -> pointer", ignore_args,
                             NULL, 0));
     capffi_cb_close(cb);
     assert_ok(capffi_cb_new(&cb, f->ctx, &f->tok, "(pointer) -> void",

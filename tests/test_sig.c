@@ -37,7 +37,7 @@ setup(void **state)
     f->ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
     capffi_scope sc;
     memset(&sc, 0, sizeof sc);
-    sc.rights = CAPFFI_RIGHT_FNPTR;
+    sc.rights = CAPFFI_RIGHT_FNPTR | CAPFFI_RIGHT_POINTER; /* not safe mode */
     assert_ok(capffi_token_new(&f->tok, f->ctx, "sig", &sc));
     assert_ok(capffi_type_define(f->ctx, "Point", "{ x: f64, y: f64 }"));
     *state = f;
@@ -506,16 +506,16 @@ sig_typed_pointer_needs_defined_name(void **state)
     capffi__sig_free(&sig);
     sig_refused(f->ctx, "(*Unknown) -> void",
                 "signature byte 2: unknown type name 'Unknown'");
-    sig_refused(f->ctx, "(*i32) -> void",
-                "signature byte 2: unknown type name 'i32'");
+    sig_refused(f->ctx, "(*void) -> void",
+                "signature byte 2: *void: a typed pointer points to a class");
     sig_refused(f->ctx, "(*) -> void",
-                "signature byte 2: expected a struct type name after '*', "
+                "signature byte 2: expected a class name after '*', "
                 "found ')'");
     sig_refused(f->ctx, "(**Point) -> void",
-                "signature byte 2: expected a struct type name after '*', "
+                "signature byte 2: expected a class name after '*', "
                 "found '*'");
     sig_refused(f->ctx, "(*{ i32 }) -> void",
-                "expected a struct type name after '*'");
+                "expected a class name after '*'");
     type_refused(f->ctx, "*Unknown", "type byte 1: unknown type name");
 }
 
@@ -1358,7 +1358,6 @@ sig_binds_every_scalar_end_to_end(void **state)
         { "(pointer) -> pointer", CODE(id_ptr), 'p', { .p = &marker } },
         { "(function) -> function", CODE(id_fn), 'F', { .fn = twice_fn } },
         { "(cstring) -> cstring", CODE(id_str), 's', { .str = "hello" } },
-        { "(*Point) -> *Point", CODE(id_ptr), 'p', { .p = &marker } },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         capffi_fn *fn = bind(f, cases[i].code, cases[i].sig);
@@ -1443,12 +1442,28 @@ sig_binds_structs_and_variadics_end_to_end(void **state)
     assert_true(out.x == 2 && out.y == 7);
     capffi_fn_free(fn);
 
-    /* A typed pointer. */
+    /* A typed pointer takes an instance (SafeFFI), never an address. */
     fn = bind(f, CODE(pt_manhattan), "(*Point) -> f64");
-    struct pt p = { -1.25, 2.5 };
-    a[0].p = &p;
+    capffi_obj *p;
+    assert_ok(capffi_obj_new(&p, f->ctx, "Point"));
+    assert_ok(capffi_obj_set(p, "x", (capffi_value){ .f64 = -1.25 }));
+    assert_ok(capffi_obj_set(p, "y", (capffi_value){ .f64 = 2.5 }));
+    a[0].obj = p;
     assert_ok(capffi_fn_call(fn, a, &r));
     assert_true(r.f64 == 3.75);
+    a[0].p = &out;
+    assert_rc(capffi_fn_call(fn, a, &r), CAPFFI_EINVAL);
+    capffi_fn_free(fn);
+    /* ... and gives one back: a borrowed instance of the same memory. */
+    fn = bind(f, CODE(id_ptr), "(*Point) -> *Point");
+    a[0].obj = p;
+    assert_ok(capffi_fn_call(fn, a, &r));
+    capffi_value x;
+    assert_ok(capffi_obj_get(&x, r.obj, "x"));
+    assert_true(x.f64 == -1.25);
+    assert_string_equal(capffi_obj_class(r.obj), "Point");
+    capffi_obj_free(r.obj);
+    capffi_obj_free(p);
     capffi_fn_free(fn);
 
     /* A variadic function. */

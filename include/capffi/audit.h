@@ -76,7 +76,9 @@ CAPFFI_BEGIN_DECLS
     X(CTX_POLL, "ctx.poll")                                                    \
     X(TYPE_DEFINE, "type.define")                                              \
     X(JOB_SUBMIT, "job.submit")                                                \
-    X(JOB_CANCEL, "job.cancel")
+    X(JOB_CANCEL, "job.cancel")                                                \
+    X(OBJ_FREE, "obj.free")                                                    \
+    X(OBJ_LEAK, "obj.leak")
 
 /** What an event is about. */
 typedef enum capffi_op {

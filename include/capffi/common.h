@@ -47,6 +47,8 @@ typedef struct capffi_view capffi_view;
 typedef struct capffi_cb capffi_cb;
 /** A nonblocking call of a bound function. Opaque. */
 typedef struct capffi_job capffi_job;
+/** An instance of a registered class (SafeFFI, capffi/obj.h). Opaque. */
+typedef struct capffi_obj capffi_obj;
 
 /**
  * A capability token. A value, not a handle: copy it, store it, pass it.

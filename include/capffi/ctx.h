@@ -42,8 +42,17 @@ CAPFFI_BEGIN_DECLS
  * docs/callbacks.md, "Lending the host".
  */
 #define CAPFFI_OPT_LEND_OWNER 0x4u
+/**
+ * Safe mode (SafeFFI, docs/safeffi.md): native memory is reached only
+ * through classes. Signatures of functions and callbacks may not use the
+ * raw `pointer` type (refused at bind with CAPFFI_EPERM), and
+ * capffi_ptr_of, capffi_ptr_from_addr and views of native memory are
+ * refused (CAPFFI_EPERM). What is bound through a token without the
+ * POINTER, READ and WRITE rights is in safe mode on any context.
+ */
+#define CAPFFI_OPT_SAFE 0x8u
 /** The union of the valid CAPFFI_OPT_* bits. */
-#define CAPFFI_OPT__ALL 0x7u
+#define CAPFFI_OPT__ALL 0xfu
 
 /**
  * The prompt hook, asked by capffi_perm_request when a permission is

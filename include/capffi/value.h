@@ -29,6 +29,8 @@ CAPFFI_BEGIN_DECLS
  * | cstring                                | str    |
  * | buffer                                 | buf    |
  * | struct ({...} or NAME)                 | agg    |
+ * | *NAME, ?*NAME, *[N]T (SafeFFI)          | obj    |
+ * | out ... (argument)                     | p      |
  *
  * Small integers are range-checked: an i8 argument must lie in
  * [-128, 127] (CAPFFI_ERANGE otherwise) unless the function was bound with
@@ -46,6 +48,16 @@ CAPFFI_BEGIN_DECLS
  * CAPFFI_RIGHT_FNPTR) or NULL. Anything else is CAPFFI_EINVAL; a closed or
  * revoked handle is CAPFFI_ECLOSED or CAPFFI_EREVOKED. A `function` result
  * is the raw address, in `p`.
+ *
+ * SafeFFI (capffi/obj.h, docs/safeffi.md): a `*NAME` argument is an
+ * instance of class NAME in `obj` (`?*NAME`: or NULL), anything else
+ * CAPFFI_ETYPE, NULL for `*NAME` CAPFFI_EINVAL; `*[N]T` and `*[$k]T` take
+ * an instance with at least N (or argument k's value) elements of T. A
+ * `*NAME` result is a new instance in `obj` (NULL for NULL), borrowed or,
+ * for `own *NAME by SYMBOL`, owned: the caller frees it with
+ * capffi_obj_free. An `out` argument is `p`, the address of a
+ * capffi_value the call fills: `obj` for `out *NAME` (NULL when the callee
+ * stored NULL), the scalar member for `out i32` and the like.
  */
 typedef union capffi_value {
     bool b;
@@ -58,6 +70,7 @@ typedef union capffi_value {
     capffi_buf *buf;
     const capffi_cb *cb;
     const capffi_fn *fn;
+    capffi_obj *obj;
     struct {
         void *ptr;
         size_t len;

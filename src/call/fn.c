@@ -41,11 +41,16 @@ fn_on_revoke(struct capffi__res *r)
     atomic_store(&fn->own_state, CAPFFI__REVOKED);
 }
 
-/* How the call path treats argument kind k (fn.h). */
+/* How the call path treats an argument of type t (fn.h). */
 static uint8_t
-arg_op(enum capffi__kind k)
+arg_op(const struct capffi__type *t)
 {
-    switch (k) {
+    if (t->kind == CAPFFI__OUTVAL ||
+        (t->kind == CAPFFI__TPTR && (t->pflags & CAPFFI__P_OUT)))
+        return ARG_OUT;
+    switch (t->kind) {
+    case CAPFFI__TPTR:
+        return ARG_OBJ;
     case CAPFFI__BUFFER:
         return ARG_BUFFER;
     case CAPFFI__STRUCT:
@@ -55,6 +60,33 @@ arg_op(enum capffi__kind k)
     default: /* scalars, passed from the value's first bytes */
         return ARG_DIRECT;
     }
+}
+
+/* Safe mode (CAPFFI_OPT_SAFE, or a token without the raw memory rights):
+ * no raw pointer crosses the boundary; native memory comes as classes. */
+static int
+safe_check(capffi_ctx *ctx, const struct capffi__tok *scope,
+           const struct capffi__sig *s)
+{
+    if (!capffi__safe(ctx, scope))
+        return CAPFFI_OK;
+    for (size_t i = 0; i <= s->nargs; i++) {
+        const struct capffi__type *t = i < s->nargs ? s->args[i] : s->ret;
+        bool ret = i == s->nargs;
+        if (capffi__type_carries_raw(t) ||
+            (ret && t->kind == CAPFFI__FUNCTION)) {
+            char what[32];
+            snprintf(what, sizeof what, ret ? "the result" : "parameter %zu",
+                     i + 1);
+            return capffi__fail(ctx, CAPFFI_EPERM,
+                                "%s is a raw pointer, refused in safe mode: "
+                                "declare a class (capffi_type_define) and "
+                                "pass *NAME, ?*NAME, *[N]T or out *NAME "
+                                "(docs/safeffi.md)",
+                                what);
+        }
+    }
+    return CAPFFI_OK;
 }
 
 int
@@ -92,10 +124,10 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     for (size_t i = 0; i < s->nargs; i++) {
         if (s->args[i]->kind == CAPFFI__STRUCT && s->args[i]->size > 16)
             fn->big_struct_args = true;
-        uint8_t op = arg_op(s->args[i]->kind);
+        uint8_t op = arg_op(s->args[i]);
         fn->arg_op[i] = op;
-        fn->convert_args |=
-            op == ARG_BUFFER || op == ARG_STRUCT || op == ARG_FUNCTION;
+        fn->convert_args |= op != ARG_DIRECT;
+        fn->objs |= op == ARG_OBJ || op == ARG_OUT;
         fn->buffer_args |= op == ARG_BUFFER;
         uint8_t vop = capffi__vop(s->args[i]->kind);
         if (capffi__vop_small(vop) && !(flags & CAPFFI_FN_WRAP)) {
@@ -106,6 +138,13 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     }
     fn->ret_struct = s->ret->kind == CAPFFI__STRUCT;
     fn->ret_op = capffi__vop(s->ret->kind);
+    fn->objs |= s->ret->kind == CAPFFI__TPTR;
+    if ((rc = safe_check(ctx, scope, s))) {
+        capffi__sig_free(&fn->sig);
+        capffi__free(fn);
+        return rc;
+    }
+    fn->obj_raw_ok = capffi__raw_ok(ctx, scope);
     if (!(flags & CAPFFI_FN_LIBFFI))
         capffi__abi_plan(&fn->abi, s);
 #ifdef CAPFFI_LIBFFI_STRUCT_DEFECT
@@ -126,10 +165,10 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
 #endif
     if (capffi__base(ctx)->owner.lend)
         flags |= CAPFFI__FN_LEND;
-    fn->careful = fn->ret_struct || fn->buffer_args ||
+    fn->careful = fn->ret_struct || fn->buffer_args || fn->objs ||
                   (flags & (CAPFFI_FN_ERRNO | CAPFFI__FN_LEND));
     /* A direct call never writes the argument array; libffi may. */
-    fn->raw_slow = (fn->big_struct_args && !fn->abi.shape) ||
+    fn->raw_slow = fn->objs || (fn->big_struct_args && !fn->abi.shape) ||
                    (flags & CAPFFI_FN_ERRNO) || (flags & CAPFFI__FN_LEND);
     fn->tok = scope; /* its library's or pointer's token */
     fn->call.magic = CAPFFI__FN_MAGIC;
@@ -254,6 +293,10 @@ capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx, const capffi_token *tok,
         rc = capffi__fn_new(&fn, ctx, t, code, signature, flags, NULL);
     else
         return rc; /* the denial is audited */
+    if (!rc && (rc = capffi__fn_bind_dtors(fn, NULL, NULL))) {
+        capffi_fn_free(fn);
+        fn = NULL;
+    }
     if (!rc) {
         fn->res.on_revoke = fn_on_revoke;
         rc = capffi__token_attach(ctx, t, &fn->res);
@@ -326,9 +369,41 @@ out_of_range(const capffi_fn *fn, size_t i, const capffi_value *v)
  * (its pointer into av, after a size check).
  */
 static int
-convert_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
-            void **av)
+convert_arg(const capffi_fn *fn, size_t i, const capffi_value *args,
+            void **slot, void **av)
 {
+    const capffi_value *v = &args[i];
+    if (fn->arg_op[i] == ARG_OBJ) {
+        const struct capffi__type *t = fn->sig.args[i];
+        uint64_t need = t->count ? t->count : 1;
+        if (t->count_arg >= 0) {
+            const struct capffi__type *ct = fn->sig.args[t->count_arg];
+            capffi_value c;
+            capffi__value_load(&c, capffi__vop(ct->kind), &args[t->count_arg]);
+            if (capffi__vop_signed(capffi__vop(ct->kind)) && c.i64 < 0)
+                return capffi__fail(fn->call.ctx, CAPFFI_ERANGE,
+                                    "argument %d counts the elements of "
+                                    "argument %zu: %" PRId64 " is negative",
+                                    t->count_arg + 1, i + 1, c.i64);
+            need = c.u64;
+        }
+        *av = slot;
+        return capffi__obj_call_begin(fn->call.ctx, v->obj, t, need, i + 1,
+                                      slot);
+    }
+    if (fn->arg_op[i] == ARG_OUT) {
+        if (!v->p)
+            return capffi__fail(fn->call.ctx, CAPFFI_EINVAL,
+                                "argument %zu (out): p must point to the "
+                                "capffi_value that receives it",
+                                i + 1);
+        /* The callee writes into the slot's first word (av[i] points to
+         * it); its address is what the argument passes. */
+        slot[0] = NULL;
+        *av = &slot[CAPFFI_MAX_ARGS];
+        slot[CAPFFI_MAX_ARGS] = slot;
+        return CAPFFI_OK;
+    }
     if (fn->arg_op[i] == ARG_BUFFER) {
         *av = slot;
         return capffi__buf_call_begin(fn->call.ctx, v->buf, slot);
@@ -352,14 +427,17 @@ convert_arg(const capffi_fn *fn, size_t i, const capffi_value *v, void **slot,
     return CAPFFI_OK;
 }
 
-/* H2: drop the holds on the buffer arguments before argument `end`, once
- * the native call has returned (or a later argument was refused). */
+/* H2: drop the holds on the buffer and instance arguments before
+ * argument `end`, once the native call has returned (or a later argument
+ * was refused). */
 static void
 release_buffers(const capffi_fn *fn, const capffi_value *args, size_t end)
 {
     for (size_t i = 0; i < end; i++)
         if (fn->arg_op[i] == ARG_BUFFER)
             capffi__buf_call_end(args[i].buf);
+        else if (fn->arg_op[i] == ARG_OBJ && args[i].obj)
+            capffi__obj_call_end(args[i].obj);
 }
 
 static __attribute__((noinline)) int
@@ -367,7 +445,7 @@ convert_args(const capffi_fn *fn, const capffi_value *args, void **slots,
              void **av)
 {
     for (size_t i = 0; i < fn->sig.nargs; i++) {
-        int rc = convert_arg(fn, i, &args[i], &slots[i], &av[i]);
+        int rc = convert_arg(fn, i, args, &slots[i], &av[i]);
         if (rc) {
             release_buffers(fn, args, i);
             return rc;
@@ -419,6 +497,99 @@ native_call(capffi_fn *fn, void *ret, void **av)
         capffi__owner_reclaim(fn->call.ctx, &h);
 }
 
+int
+capffi__fn_wrap(capffi_fn *fn, const struct capffi__type *t, void *dtor,
+                void *addr, capffi_obj **out)
+{
+    *out = NULL;
+    if (!addr)
+        return CAPFFI_OK;
+    /* A function from a pointer dies with its own state word: what it
+     * returns lives by its token's revoked flag, which the context keeps. */
+    bool own_word = fn->call.state == &fn->own_state;
+    const atomic_int *state =
+        own_word ? (fn->tok ? &fn->tok->revoked : NULL) : fn->call.state;
+    return capffi__obj_wrap(out, fn->call.ctx, t->elem, t->count ? t->count : 1,
+                            t->count != 0, addr, state, own_word,
+                            fn->obj_raw_ok,
+                            (t->pflags & CAPFFI__P_OWN) ? dtor : NULL);
+}
+
+/*
+ * After a call with instances: out-parameters into the host's values,
+ * a *NAME result into ret->obj. Every owned address becomes an instance
+ * or is released at once, so an error here leaks nothing.
+ */
+static __attribute__((noinline)) int
+objs_after(capffi_fn *fn, const capffi_value *args, void **av, const void *r,
+           capffi_value *ret)
+{
+    int first = CAPFFI_OK;
+    for (size_t i = 0; i < fn->sig.nargs; i++) {
+        if (fn->arg_op[i] != ARG_OUT)
+            continue;
+        const struct capffi__type *t = fn->sig.args[i];
+        void *cell = *(void **)av[i]; /* the slot the callee wrote */
+        capffi_value *dst = args[i].p;
+        if (t->kind == CAPFFI__OUTVAL) {
+            memset(dst, 0, sizeof *dst);
+            capffi__value_load(dst, capffi__vop(t->elem->kind), cell);
+            continue;
+        }
+        void *addr;
+        memcpy(&addr, cell, sizeof addr);
+        int rc = capffi__fn_wrap(fn, t, fn->dtors ? fn->dtors[i] : NULL, addr,
+                                 &dst->obj);
+        if (rc && !first)
+            first = rc;
+    }
+    const struct capffi__type *rt = fn->sig.ret;
+    if (rt->kind == CAPFFI__TPTR) {
+        void *addr;
+        memcpy(&addr, r, sizeof addr);
+        capffi_obj *o = NULL;
+        int rc = capffi__fn_wrap(
+            fn, rt, fn->dtors ? fn->dtors[fn->sig.nargs] : NULL, addr, &o);
+        if (ret)
+            ret->obj = o;
+        else
+            capffi_obj_free(o); /* nobody to hand it to: released now */
+        if (rc && !first)
+            first = rc;
+    }
+    return first;
+}
+
+int
+capffi__fn_bind_dtors(capffi_fn *fn,
+                      int (*find)(void *lib, const char *symbol, void **out),
+                      void *lib)
+{
+    const struct capffi__sig *s = &fn->sig;
+    for (size_t i = 0; i <= s->nargs; i++) {
+        const struct capffi__type *t = i < s->nargs ? s->args[i] : s->ret;
+        if (t->kind != CAPFFI__TPTR || !(t->pflags & CAPFFI__P_OWN))
+            continue;
+        if (!find)
+            return capffi__fail(fn->call.ctx, CAPFFI_ESIG,
+                                "own *%s by %s: a destructor is found in a "
+                                "library (capffi_lib_bind)",
+                                capffi__type_class(t->elem), t->by);
+        if (!fn->dtors) {
+            fn->dtors = capffi__arena_alloc(&fn->sig.arena,
+                                            (s->nargs + 1) * sizeof(void *));
+            if (!fn->dtors)
+                return capffi__fail(fn->call.ctx, CAPFFI_ENOMEM,
+                                    "out of memory");
+            memset(fn->dtors, 0, (s->nargs + 1) * sizeof(void *));
+        }
+        int rc = find(lib, t->by, &fn->dtors[i]);
+        if (rc)
+            return rc;
+    }
+    return CAPFFI_OK;
+}
+
 /* The rest of a call that returns a struct, captures errno, lends the
  * host or holds buffers. */
 static __attribute__((noinline)) int
@@ -441,7 +612,7 @@ call_careful(capffi_fn *fn, const capffi_value *args, void **av,
             rp = ret->agg.ptr;
     }
     native_call(fn, rp, av);
-    if (fn->buffer_args)
+    if (fn->buffer_args || fn->objs)
         release_buffers(fn, args, fn->sig.nargs);
     if (fn->ret_struct) {
         if (rp == (void *)&r)
@@ -449,6 +620,8 @@ call_careful(capffi_fn *fn, const capffi_value *args, void **av,
     } else if (ret) {
         capffi__value_load(ret, fn->ret_op, &r);
     }
+    if (fn->objs)
+        return objs_after(fn, args, av, &r, ret);
     return CAPFFI_OK;
 }
 
@@ -461,7 +634,7 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
         return dead(fn, state);
     size_t n = fn->sig.nargs;
     void *av[CAPFFI_MAX_ARGS];
-    void *slots[CAPFFI_MAX_ARGS];
+    void *slots[2 * CAPFFI_MAX_ARGS]; /* the second half: out slots' */
     if (n) {
         if (CAPFFI__UNLIKELY(!args))
             return capffi__fail(fn->call.ctx, CAPFFI_EINVAL, "args is NULL");
@@ -498,6 +671,11 @@ call_raw_careful(capffi_fn *fn, void **args, void *ret)
 {
     union rbuf scratch;
     void *av[CAPFFI_MAX_ARGS];
+    if (fn->objs)
+        return capffi__fail(fn->call.ctx, CAPFFI_ETYPE,
+                            "capffi_fn_call_raw passes raw values: a "
+                            "signature with *NAME or out is called with "
+                            "capffi_fn_call");
     if (!args && fn->sig.nargs)
         return capffi__fail(fn->call.ctx, CAPFFI_EINVAL, "args is NULL");
     if (!ret && fn->ret_struct)

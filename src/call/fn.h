@@ -12,7 +12,7 @@
 #include "perm/token.h"
 #include "types/sig.h"
 #include "types/value.h"
-#include "memory/view.h"
+#include "memory/obj.h"
 
 /*
  * How the call path treats one argument, chosen once at bind time. On a
@@ -25,7 +25,9 @@ enum capffi__arg_op {
     ARG_DIRECT,
     ARG_BUFFER,
     ARG_STRUCT,
-    ARG_FUNCTION /* a capffi_cb or capffi_fn handle: its code is passed */
+    ARG_FUNCTION, /* a capffi_cb or capffi_fn handle: its code is passed */
+    ARG_OBJ,      /* *NAME: an instance, held for the call; its address */
+    ARG_OUT       /* out: the address of a slot, read back after the call */
 };
 
 /* Internal bit of capffi_fn.flags: the context lends the host around the
@@ -45,6 +47,8 @@ struct capffi_fn {
     bool convert_args; /* buffer, struct or function args */
     bool buffer_args;  /* held for the call (H2) */
     bool careful;      /* the call takes call_careful */
+    bool objs;         /* *NAME or out arguments, or a *NAME result */
+    bool obj_raw_ok;   /* instances it makes may hold raw pointers */
     bool raw_slow;     /* call_raw needs its careful path */
     uint8_t ret_op;    /* enum capffi__vop: the result into capffi_value */
     uint8_t arg_op[CAPFFI_MAX_ARGS]; /* enum capffi__arg_op */
@@ -60,8 +64,9 @@ struct capffi_fn {
         uint64_t off, span;
     } ranged[CAPFFI_MAX_ARGS];
     struct capffi__sig sig;
-    atomic_int own_state;          /* capffi_fn_from_ptr */
-    unsigned jobs;                 /* jobs not ended (owner thread) */
+    void **dtors;         /* own ... by SYMBOL: per argument, then the result */
+    atomic_int own_state; /* capffi_fn_from_ptr */
+    unsigned jobs;        /* jobs not ended (owner thread) */
     const struct capffi__tok *tok; /* made through it, for audit events */
     bool freed;                    /* capffi_fn_free waits for them */
     struct capffi__res res;        /* capffi_fn_from_ptr: linked to its token */
@@ -79,6 +84,21 @@ CAPFFI__HIDDEN int capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
                                   const char *signature, uint32_t flags,
                                   const atomic_int *state);
 
+/*
+ * Resolve the destructors (own ... by SYMBOL) of a new function through
+ * find (its library's symbol lookup); CAPFFI_ESIG for a function made
+ * without a library. The message is set on failure.
+ */
+CAPFFI__HIDDEN int
+capffi__fn_bind_dtors(capffi_fn *fn,
+                      int (*find)(void *lib, const char *symbol, void **out),
+                      void *lib);
+
+/* Turn the address a call produced for *NAME type t into an instance
+ * of fn's (a result, an out-parameter, a job's result). Owner thread. */
+CAPFFI__HIDDEN int capffi__fn_wrap(capffi_fn *fn, const struct capffi__type *t,
+                                   void *dtor, void *addr, capffi_obj **out);
+
 /* A job holds its function until it ends: capffi_fn_free then only
  * marks it, and the last job releases it. Owner thread. */
 CAPFFI__HIDDEN void capffi__fn_hold(capffi_fn *fn);
@@ -92,7 +112,7 @@ CAPFFI__HIDDEN void capffi__fn_free_all(capffi_ctx *ctx);
 
 /* The context as far as bound functions (perm/audit.h). */
 struct capffi__ctx_fn {
-    struct capffi__ctx_view up;
+    struct capffi__ctx_obj up;
     struct capffi__list fns;
 };
 

@@ -46,8 +46,9 @@ struct capffi_job {
     void *payload;
     struct capffi_job *next;  /* in the queue or the finished list */
     struct capffi__link link; /* the pool's list of jobs */
-    size_t nlent;
-    capffi_buf **lent; /* these three after the struct, one each an arg */
+    size_t nlent, nheld;
+    capffi_buf **lent; /* these four after the struct, one each an arg */
+    capffi_obj **held; /* instances lent to it */
     void **av;
     uint64_t *slots;
     void *retp; /* where the result lands: ret, or mem for a big struct */
@@ -265,6 +266,11 @@ give_back(capffi_job *job)
     for (size_t i = 0; i < job->nlent; i++)
         capffi__buf_unlend(job->lent[i]);
     job->nlent = 0;
+    for (size_t i = 0; i < job->nheld; i++) {
+        capffi__obj_unlend(job->held[i]);
+        capffi__obj_call_end(job->held[i]);
+    }
+    job->nheld = 0;
 }
 
 static void
@@ -329,6 +335,43 @@ take_arg(capffi_job *job, size_t i, const capffi_value *v, size_t *used)
         memcpy(&job->slots[i], &code, sizeof code);
         return rc;
     }
+    case ARG_OBJ: {
+        /* Lent like a buffer: held, and its fields busy, until the end. */
+        void *addr = NULL;
+        uint64_t need = t->count ? t->count : 1;
+        if (t->count_arg >= 0) {
+            const struct capffi__type *ct = fn->sig.args[t->count_arg];
+            capffi_value c;
+            capffi__value_load(&c, capffi__vop(ct->kind),
+                               &v[t->count_arg - (int)i]);
+            if (capffi__vop_signed(capffi__vop(ct->kind)) && c.i64 < 0)
+                return capffi__fail(ctx, CAPFFI_ERANGE,
+                                    "argument %d is a negative count",
+                                    t->count_arg + 1);
+            need = c.u64;
+        }
+        int rc = capffi__obj_call_begin(ctx, v->obj, t, need, i + 1, &addr);
+        if (rc)
+            return rc;
+        if (v->obj) {
+            if (atomic_load(&v->obj->lent)) {
+                capffi__obj_call_end(v->obj);
+                return capffi__fail(ctx, CAPFFI_EBUSY,
+                                    "argument %zu: the instance is lent to "
+                                    "another nonblocking call",
+                                    i + 1);
+            }
+            capffi__obj_lend(v->obj);
+            job->held[job->nheld++] = v->obj;
+        }
+        memcpy(&job->slots[i], &addr, sizeof addr);
+        return CAPFFI_OK;
+    }
+    case ARG_OUT:
+        return capffi__fail(ctx, CAPFFI_ETYPE,
+                            "argument %zu: out-parameters are for blocking "
+                            "calls (capffi_fn_call)",
+                            i + 1);
     case ARG_STRUCT:
         if (!v->agg.ptr)
             return capffi__fail(ctx, CAPFFI_EINVAL,
@@ -414,9 +457,16 @@ capffi_fn_call_async_opts(capffi_job **out, capffi_fn *fn,
     /* Sized by the function's arguments: a job of a small call stays
      * small, which keeps submission cheap. */
     size_t n = fn->sig.nargs;
-    capffi_job *job =
-        capffi__calloc(1, sizeof *job + n * (sizeof(void *) + sizeof(uint64_t) +
-                                             sizeof(capffi_buf *)));
+    if (fn->sig.ret->kind == CAPFFI__TPTR)
+        return refuse_submit(
+            ctx,
+            capffi__fail(ctx, CAPFFI_ETYPE,
+                         "a *NAME result is for blocking calls "
+                         "(capffi_fn_call)"),
+            fn);
+    capffi_job *job = capffi__calloc(
+        1, sizeof *job + n * (sizeof(void *) + sizeof(uint64_t) +
+                              sizeof(capffi_buf *) + sizeof(capffi_obj *)));
     size_t need = mem_needed(fn, args);
     if (!job || (need && !(job->mem = capffi__calloc(1, need)))) {
         capffi__free(job);
@@ -426,6 +476,7 @@ capffi_fn_call_async_opts(capffi_job **out, capffi_fn *fn,
     job->av = (void **)(job + 1);
     job->slots = (uint64_t *)(job->av + n);
     job->lent = (capffi_buf **)(job->slots + n);
+    job->held = (capffi_obj **)(job->lent + n);
     job->magic = JOB_LIVE;
     job->ctx = ctx;
     job->fn = fn;

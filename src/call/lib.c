@@ -340,6 +340,14 @@ find_symbol(struct capffi_lib *lib, const char *symbol, bool deps, void **out)
     return CAPFFI_OK;
 }
 
+/* The destructor of an own result (own *NAME by SYMBOL): a symbol of the
+ * library itself, as a bound function's. */
+static int
+find_dtor(void *lib, const char *symbol, void **out)
+{
+    return find_symbol(lib, symbol, false, out);
+}
+
 /*
  * The event of an operation on one symbol of lib (lib.bind): denied when
  * rc is CAPFFI_EPERM, failed for another error. The detail is prefix and
@@ -383,6 +391,10 @@ capffi_lib_bind(capffi_fn **out, capffi_lib *lib, const char *symbol,
     if (!rc)
         rc = capffi__fn_new(out, ctx, lib->tok, code, signature, flags,
                             &lib->state);
+    if (!rc && (rc = capffi__fn_bind_dtors(*out, find_dtor, lib))) {
+        capffi_fn_free(*out);
+        *out = NULL;
+    }
     audit_symbol(lib, rc, symbol, "", lib->canon);
     return rc;
 }
@@ -437,6 +449,10 @@ capffi_lib_close(capffi_lib *lib)
     /* Closed wins over revoked from now on: the state word only says why
      * calls are refused. */
     lib->closed = true;
+    /* What the library owns goes before it: its destructors run now,
+     * unless the token was revoked (then when the context is freed). */
+    if (atomic_load(&lib->state) == CAPFFI__LIVE)
+        capffi__obj_release_source(lib->ctx, &lib->state);
     atomic_store(&lib->state, CAPFFI__CLOSED);
     capffi__token_detach(lib->ctx, &lib->res);
     capffi__token_audit(lib->ctx, CAPFFI_OP_LIB_CLOSE, 0, CAPFFI_REASON_NONE,

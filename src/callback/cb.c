@@ -84,6 +84,50 @@ set_default(capffi_cb *cb, const capffi_value *v)
     return CAPFFI_OK;
 }
 
+/*
+ * SafeFFI in a callback's signature: *NAME parameters become instances
+ * for the handler (at most CAPFFI__CB_MAX_OBJS); out, own and a *NAME
+ * result are for bound functions; safe mode refuses raw pointers.
+ */
+static int
+typed_check(capffi_cb *cb, const char *signature)
+{
+    capffi_ctx *ctx = cb->call.ctx;
+    const struct capffi__sig *s = &cb->sig;
+    size_t objs = 0;
+    for (size_t i = 0; i <= s->nargs; i++) {
+        const struct capffi__type *t = i < s->nargs ? s->args[i] : s->ret;
+        bool ret = i == s->nargs;
+        if (t->kind == CAPFFI__OUTVAL ||
+            (t->kind == CAPFFI__TPTR &&
+             (t->pflags & (CAPFFI__P_OUT | CAPFFI__P_OWN))))
+            return capffi__fail(ctx, CAPFFI_ESIG,
+                                "callback '%s': out and own are for bound "
+                                "functions",
+                                signature);
+        if (t->kind == CAPFFI__TPTR && ret)
+            return capffi__fail(ctx, CAPFFI_ESIG,
+                                "callback '%s': a callback cannot return "
+                                "*%s (return an integer or bool)",
+                                signature, capffi__type_class(t->elem));
+        if (t->kind == CAPFFI__TPTR && ++objs > CAPFFI__CB_MAX_OBJS)
+            return capffi__fail(ctx, CAPFFI_ESIG,
+                                "callback '%s': more than %d *NAME "
+                                "parameters",
+                                signature, CAPFFI__CB_MAX_OBJS);
+        if (capffi__safe(ctx, cb->tok) &&
+            (capffi__type_carries_raw(t) ||
+             (ret && t->kind == CAPFFI__FUNCTION)))
+            return capffi__fail(ctx, CAPFFI_EPERM,
+                                "callback '%s': a raw pointer is refused in "
+                                "safe mode: declare a class and take *NAME "
+                                "(docs/safeffi.md)",
+                                signature);
+    }
+    cb->obj_raw_ok = capffi__raw_ok(ctx, cb->tok);
+    return CAPFFI_OK;
+}
+
 /* Everything but the token: parse, prepare, allocate the closure. */
 static int
 build(capffi_cb *cb, const char *signature, const capffi_cb_options *o)
@@ -102,10 +146,14 @@ build(capffi_cb *cb, const char *signature, const capffi_cb_options *o)
         return capffi__fail(ctx, CAPFFI_ESIG,
                             "libffi cannot prepare signature '%s' (status %d)",
                             signature, (int)st);
+    if ((rc = typed_check(cb, signature)))
+        return rc;
     /* H3: a pointer parameter hands the handler whatever native code
-     * passed, an integer the host chose included. */
+     * passed, an integer the host chose included. A *NAME parameter is an
+     * instance, checked by its class: no raw pointer. */
     for (size_t i = 0; i < s->nargs; i++)
         if (capffi__type_is_pointer(s->args[i]) &&
+            s->args[i]->kind != CAPFFI__TPTR &&
             !(cb->tok->rights & CAPFFI_RIGHT_POINTER))
             return capffi__fail(ctx, CAPFFI_EPERM,
                                 "parameter %zu (%s) would hand the handler "

@@ -203,6 +203,40 @@ handler_failed(capffi_cb *cb, void *ret, const struct inv *inv)
     refuse(cb, ret, CAPFFI_ECALLBACK, CAPFFI_REASON_FAILED, inv->msg);
 }
 
+static void handle(capffi_cb *cb, void *ret, capffi_value *vals);
+
+/*
+ * run for a callback with *NAME parameters: each non-NULL address becomes
+ * an instance in this frame, valid while the handler runs (the host must
+ * not keep it: capffi/cb.h).
+ */
+static __attribute__((noinline)) void
+run_objs(capffi_cb *cb, void *ret, capffi_value *vals)
+{
+    capffi_obj objs[CAPFFI__CB_MAX_OBJS];
+    size_t j = 0;
+    const struct capffi__sig *s = &cb->sig;
+    for (size_t i = 0; i < s->nargs; i++) {
+        const struct capffi__type *t = s->args[i];
+        if (t->kind != CAPFFI__TPTR || !vals[i].p)
+            continue;
+        size_t count = t->count ? t->count : 1;
+        if (t->count_arg >= 0) {
+            const capffi_value *c = &vals[t->count_arg];
+            bool neg =
+                capffi__vop_signed(cb->arg_op[t->count_arg]) && c->i64 < 0;
+            count = neg ? 0 : (size_t)c->u64;
+        }
+        capffi__obj_arg(&objs[j], cb->call.ctx, t->elem, count,
+                        t->count != 0 || t->count_arg >= 0, vals[i].p,
+                        cb->obj_raw_ok);
+        vals[i].obj = &objs[j++];
+    }
+    handle(cb, ret, vals);
+    for (size_t k = 0; k < j; k++)
+        atomic_store(&objs[k].magic, 0); /* a kept one is refused */
+}
+
 /* Run the handler of a live callback on a thread that holds the host. */
 static void
 run(capffi_cb *cb, void *ret, void **args)
@@ -219,6 +253,16 @@ run(capffi_cb *cb, void *ret, void **args)
         else
             convert_arg(cb, i, args[i], &vals[i]);
     }
+    if (CAPFFI__UNLIKELY(cb->obj_args))
+        run_objs(cb, ret, vals);
+    else
+        handle(cb, ret, vals);
+}
+
+/* The handler's part of run, once the arguments are values. */
+static void
+handle(capffi_cb *cb, void *ret, capffi_value *vals)
+{
     capffi_value r = cb->dflt;
     if (cb->ret_struct) {
         memcpy(ret, cb->dflt_bytes, cb->sig.ret->size);
@@ -356,8 +400,10 @@ void
 capffi__cb_plan(capffi_cb *cb, bool wrap)
 {
     const struct capffi__sig *s = &cb->sig;
-    for (size_t i = 0; i < s->nargs; i++)
+    for (size_t i = 0; i < s->nargs; i++) {
         cb->arg_op[i] = capffi__vop(s->args[i]->kind);
+        cb->obj_args |= s->args[i]->kind == CAPFFI__TPTR;
+    }
     cb->ret_op = capffi__vop(s->ret->kind);
     cb->ret_struct = cb->ret_op == CAPFFI__V_STRUCT;
     cb->ret_handle = s->ret->kind == CAPFFI__FUNCTION;

@@ -20,6 +20,8 @@ struct capffi_cb {
     atomic_int state;
     bool ret_struct; /* the handler writes a struct result */
     bool ret_handle; /* the result is a `function` value: a handle's code */
+    bool obj_args;   /* *NAME parameters: instances for the handler */
+    bool obj_raw_ok; /* their raw pointer fields may be read (H3) */
     uint8_t ret_op;  /* how the result is stored (invoke.c) */
     uint8_t arg_op[CAPFFI_MAX_ARGS];
     uint64_t ret_off, ret_span; /* range check of a small-integer result */
@@ -47,6 +49,10 @@ struct capffi_cb {
     char st_detail[CAPFFI_CB_DETAIL_MAX];
     struct capffi__link link; /* the context's list */
 };
+
+/* Most *NAME parameters a callback may have (their instances live in the
+ * invocation's frame). */
+#define CAPFFI__CB_MAX_OBJS 8
 
 /* Choose how each argument reaches the handler and how its result is
  * stored (cb->sig parsed); wrap: CAPFFI_CB_WRAP. */

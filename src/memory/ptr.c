@@ -19,6 +19,9 @@ capffi_ptr_of(void **out, capffi_ctx *ctx, const capffi_token *tok,
     char target[48] = "";
     if (buf && buf->magic == CAPFFI__BUF_LIVE)
         snprintf(target, sizeof target, "buffer of %zu bytes", buf->len);
+    if ((rc = capffi__safe_refuse(ctx, CAPFFI_OP_PTR_OF, "capffi_ptr_of",
+                                  target)))
+        return rc;
     struct capffi__tok *t = NULL;
     rc = capffi__token_use(ctx, tok, CAPFFI_RIGHT_POINTER, NULL,
                            CAPFFI_OP_PTR_OF, target, &t);
@@ -52,6 +55,9 @@ capffi_ptr_from_addr(void **out, capffi_ctx *ctx, const capffi_token *tok,
         return rc;
     char target[32];
     snprintf(target, sizeof target, "0x%" PRIxPTR, addr);
+    if ((rc = capffi__safe_refuse(ctx, CAPFFI_OP_PTR_FROM_ADDR,
+                                  "capffi_ptr_from_addr", target)))
+        return rc;
     struct capffi__tok *t = NULL;
     rc = capffi__token_use(ctx, tok, CAPFFI_RIGHT_POINTER, NULL,
                            CAPFFI_OP_PTR_FROM_ADDR, target, &t);

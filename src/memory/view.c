@@ -208,6 +208,9 @@ capffi_view_new(capffi_view **out, capffi_ctx *ctx, const capffi_token *tok,
     snprintf(target, sizeof target, unbounded ? "%p+unbounded" : "%p+%zu", ptr,
              len);
     uint32_t rights = rights_for(access);
+    if ((rc = capffi__safe_refuse(ctx, CAPFFI_OP_VIEW_NEW, "capffi_view_new",
+                                  target)))
+        return rc;
     struct capffi__tok *t = NULL;
     /* Verify before looking at the arguments: a holder without the right
      * learns nothing, and the denial is what gets audited. */

@@ -941,3 +941,27 @@ capffi_token_info(capffi_token_desc *out, capffi_ctx *ctx,
     }
     return CAPFFI_OK;
 }
+
+bool
+capffi__safe(const capffi_ctx *ctx, const struct capffi__tok *t)
+{
+    if (capffi__perm_of(ctx)->perm.flags & CAPFFI_OPT_SAFE)
+        return true;
+    return t && !(t->rights & (CAPFFI_RIGHT_POINTER | CAPFFI_RIGHT_READ |
+                               CAPFFI_RIGHT_WRITE));
+}
+
+int
+capffi__safe_refuse(capffi_ctx *ctx, capffi_op op, const char *fn,
+                    const char *target)
+{
+    if (!(capffi__perm_of(ctx)->perm.flags & CAPFFI_OPT_SAFE))
+        return CAPFFI_OK;
+    capffi__audit_emit(ctx, op, CAPFFI_EPERM, CAPFFI_REASON_DENIED, NULL, 0,
+                       target, "%s: refused in safe mode", fn);
+    return capffi__fail(ctx, CAPFFI_EPERM,
+                        "%s: the context is in safe mode (CAPFFI_OPT_SAFE): "
+                        "native memory is reached through classes "
+                        "(docs/safeffi.md)",
+                        fn);
+}

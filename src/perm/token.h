@@ -85,6 +85,16 @@ CAPFFI__HIDDEN void capffi__token_audit(capffi_ctx *ctx, capffi_op op, int rc,
                                         uint32_t rights, const char *target,
                                         const char *done);
 
+/* Whether what is made through t (NULL: the context itself) is in safe
+ * mode: CAPFFI_OPT_SAFE, or a token without POINTER, READ and WRITE. */
+CAPFFI__HIDDEN bool capffi__safe(const capffi_ctx *ctx,
+                                 const struct capffi__tok *t);
+
+/* Refuse a raw memory operation of a context in safe mode: CAPFFI_EPERM,
+ * audited as a denial of op on target; 0 outside safe mode. */
+CAPFFI__HIDDEN int capffi__safe_refuse(capffi_ctx *ctx, capffi_op op,
+                                       const char *fn, const char *target);
+
 /* The who-field of audit events for an entry (NULL: none). */
 CAPFFI__HIDDEN struct capffi__who
 capffi__token_who(const struct capffi__tok *t);

@@ -3,10 +3,19 @@
  * with errors that name the byte where the text broke and what was
  * expected there.
  *
- *   signature = "(" [ params ] ")" "->" type
- *   params    = type { "," type } [ "," "..." ":" type { "," type } ]
- *   type      = scalar | struct | NAME | "*" NAME
- *   struct    = "{" field { "," field } "}"      field = [ ident ":" ] type
+ *   signature = "(" [ params ] ")" "->" ptype
+ *   params    = ptype { "," ptype } [ "," "..." ":" type { "," type } ]
+ *   ptype     = type | [ "out" ] [ "own" ] tptr [ "by" SYMBOL ]
+ *             | "out" scalar
+ *   type      = scalar | struct | NAME | tptr
+ *   tptr      = [ "?" ] "*" ( NAME | scalar | "[" ( INT | "$" INT ) "]" NAME )
+ *   struct    = "{" field { "," field } "}"
+ *   field     = [ "readonly" ] [ ident ":" ] ftype
+ *   ftype     = type | "[" INT "]" ftype
+ *
+ * A NAME may be a class (capffi_type_define), "opaque" included: an
+ * opaque class is reached through *NAME only. `*[$k]T` points to as many
+ * elements as parameter k (counted from 0) says.
  *
  * Threat answered here: C6 (malformed text is an error with a position,
  * never a crash; length, depth, field and node limits bound the memory and
@@ -19,6 +28,9 @@
 #include <string.h>
 
 #include "types/names.h"
+
+/* Where a type stands: what it may be there. */
+enum place { AT_TYPE, AT_FIELD, AT_PARAM, AT_RESULT };
 
 struct parser {
     capffi_ctx *ctx;
@@ -159,12 +171,10 @@ capffi__type_keyword(const char *s, size_t n)
 
 /* ---- scalar descriptors ------------------------------------------------ */
 
-#define SCALAR(k, f, size, word)                                               \
+#define SCALAR(k, f, sz, word)                                                 \
     {                                                                          \
-        k, size, size, f, word, 0, NULL,                                       \
-        {                                                                      \
-            0, 0, 0, NULL                                                      \
-        }                                                                      \
+        .kind = k, .size = sz, .align = sz, .ffi = f, .name = word,            \
+        .count_arg = -1                                                        \
     }
 
 static const struct capffi__type scalars[] = {
@@ -211,7 +221,12 @@ capffi__type_word(const struct capffi__type *t, size_t *size)
     case CAPFFI__STRUCT:
         return "struct";
     case CAPFFI__TPTR:
+    case CAPFFI__OUTVAL:
         return "pointer";
+    case CAPFFI__ARRAY:
+        return "array";
+    case CAPFFI__OPAQUE:
+        return "opaque";
     default:
         return capffi__type_scalar(t->kind)->name;
     }
@@ -226,10 +241,25 @@ capffi__type_is_pointer(const struct capffi__type *t)
     case CAPFFI__FUNCTION:
     case CAPFFI__CSTRING:
     case CAPFFI__TPTR:
+    case CAPFFI__OUTVAL:
         return true;
     default:
         return false;
     }
+}
+
+bool
+capffi__type_carries_raw(const struct capffi__type *t)
+{
+    if (t->kind == CAPFFI__POINTER)
+        return true;
+    if (t->kind == CAPFFI__ARRAY)
+        return capffi__type_carries_raw(t->elem);
+    if (t->kind == CAPFFI__STRUCT)
+        for (size_t i = 0; i < t->nfields; i++)
+            if (capffi__type_carries_raw(t->fields[i].type))
+                return true;
+    return false;
 }
 
 /* ---- types ------------------------------------------------------------ */
@@ -243,8 +273,15 @@ type_layout(capffi_ctx *ctx, struct capffi__arena *arena,
     /* Bound the size before libffi adds it up, so nested types cannot
      * wrap size_t (each field is already bounded, so the sum cannot). */
     size_t total = 0;
-    for (size_t i = 0; i < t->nfields; i++)
+    for (size_t i = 0; i < t->nfields; i++) {
+        if (!t->fields[i].type->ffi)
+            return capffi__fail(ctx, CAPFFI_ESIG,
+                                "field %zu: an array of more than %d "
+                                "elements cannot be a field (point to it: "
+                                "*[N]T)",
+                                i + 1, CAPFFI__ARRAY_FFI_MAX);
         total += t->fields[i].type->size + t->fields[i].type->align;
+    }
     if (total > CAPFFI__STRUCT_MAX_SIZE)
         return capffi__fail(ctx, CAPFFI_ESIG, "struct larger than %zu bytes",
                             CAPFFI__STRUCT_MAX_SIZE);
@@ -273,7 +310,7 @@ type_layout(capffi_ctx *ctx, struct capffi__arena *arena,
     return CAPFFI_OK;
 }
 
-static int parse_type(struct parser *p, bool in_struct,
+static int parse_type(struct parser *p, enum place at,
                       const struct capffi__type **out);
 
 static struct capffi__type *
@@ -311,6 +348,12 @@ parse_struct(struct parser *p, const struct capffi__type **out)
         memset(f, 0, sizeof *f);
         size_t save = p->pos, start;
         size_t len = ident(p, &start);
+        if (len == 8 && memcmp(p->s + start, "readonly", 8) == 0 &&
+            !peek(p, ':')) {
+            f->readonly = true;
+            save = p->pos;
+            len = ident(p, &start);
+        }
         if (len && accept(p, ":")) {
             if (len > CAPFFI__NAME_MAX)
                 return error_at(p, start, "field name longer than %d bytes",
@@ -326,7 +369,7 @@ parse_struct(struct parser *p, const struct capffi__type **out)
         } else {
             p->pos = save;
         }
-        if ((rc = parse_type(p, true, &f->type)))
+        if ((rc = parse_type(p, AT_FIELD, &f->type)))
             return rc;
         n++;
     } while (accept(p, ","));
@@ -349,41 +392,269 @@ parse_struct(struct parser *p, const struct capffi__type **out)
     return CAPFFI_OK;
 }
 
+/* An unsigned decimal at the cursor, at most max: false if none, or if
+ * it is larger (the cursor then stays where the digits start). */
+static bool
+number(struct parser *p, size_t max, size_t *v)
+{
+    skip_ws(p);
+    size_t i = p->pos, x = 0;
+    while (i < p->len && isdigit((unsigned char)p->s[i])) {
+        x = x * 10 + (size_t)(p->s[i] - '0');
+        if (x > max)
+            return false;
+        i++;
+    }
+    if (i == p->pos)
+        return false;
+    p->pos = i;
+    *v = x;
+    return true;
+}
+
+/* The text a class is named by in messages and capffi_obj_class. */
+const char *
+capffi__type_class(const struct capffi__type *t)
+{
+    if (!t)
+        return "";
+    if (t->kind == CAPFFI__STRUCT && !t->name)
+        return "struct";
+    return t->name ? t->name : "";
+}
+
+/* Whether kind k is an integer (a count may be one). */
+static bool
+is_integer(enum capffi__kind k)
+{
+    return k >= CAPFFI__I8 && k <= CAPFFI__USIZE;
+}
+
+/* "[N]T" after the '[' at open: a fixed array of N elements. */
 static int
-parse_type(struct parser *p, bool in_struct, const struct capffi__type **out)
+parse_array(struct parser *p, size_t open, const struct capffi__type **out)
+{
+    size_t n;
+    skip_ws(p);
+    size_t at = p->pos;
+    if (!number(p, CAPFFI__ARRAY_MAX, &n) || n == 0)
+        return isdigit((unsigned char)(at < p->len ? p->s[at] : 0))
+                   ? error_at(p, at, "an array has 1 to %zu elements",
+                              CAPFFI__ARRAY_MAX)
+                   : expected(p, "an element count");
+    if (!accept(p, "]"))
+        return expected(p, "']'");
+    if (++p->depth > CAPFFI__SIG_MAX_DEPTH)
+        return error_at(p, open, "types nested deeper than %d",
+                        CAPFFI__SIG_MAX_DEPTH);
+    const struct capffi__type *elem;
+    skip_ws(p);
+    size_t eat = p->pos;
+    int rc = parse_type(p, AT_FIELD, &elem);
+    if (rc)
+        return rc;
+    p->depth--;
+    if (elem->kind == CAPFFI__OPAQUE)
+        return error_at(p, eat,
+                        "an opaque class cannot be an element "
+                        "(point to it: *NAME)");
+    if (elem->size > CAPFFI__STRUCT_MAX_SIZE / n)
+        return error_at(p, open, "array larger than %zu bytes",
+                        CAPFFI__STRUCT_MAX_SIZE);
+    struct capffi__type *t = new_node(p, open, &rc);
+    if (!t)
+        return rc;
+    memset(t, 0, sizeof *t);
+    t->kind = CAPFFI__ARRAY;
+    t->elem = elem;
+    t->count = n;
+    t->count_arg = -1;
+    t->size = elem->size * n;
+    t->align = elem->align;
+    const char *en = capffi__type_class(elem);
+    size_t cap = strlen(en) + 24;
+    char *name = capffi__arena_alloc(p->arena, cap);
+    if (!name)
+        return capffi__fail(p->ctx, CAPFFI_ENOMEM, "out of memory");
+    snprintf(name, cap, "[%zu]%s", n, en);
+    t->name = name;
+    if (n <= CAPFFI__ARRAY_FFI_MAX && elem->ffi) {
+        /* libffi knows no arrays: a struct of n elements lays out alike */
+        ffi_type **elems =
+            capffi__arena_alloc(p->arena, (n + 1) * sizeof *elems);
+        if (!elems)
+            return capffi__fail(p->ctx, CAPFFI_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+            elems[i] = elem->ffi;
+        elems[n] = NULL;
+        t->st.type = FFI_TYPE_STRUCT;
+        t->st.elements = elems;
+        if (ffi_get_struct_offsets(FFI_DEFAULT_ABI, &t->st, NULL) != FFI_OK ||
+            t->st.size != t->size)
+            return error_at(p, open, "libffi cannot lay out this array");
+        t->ffi = &t->st;
+    }
+    *out = t;
+    return CAPFFI_OK;
+}
+
+/* The kinds a *T may point to besides classes. */
+static bool
+pointee_scalar(int k)
+{
+    return (k >= CAPFFI__BOOL && k <= CAPFFI__F64) || k == CAPFFI__CSTRING;
+}
+
+/*
+ * What follows '*' (the '?' or '*' at `at`): [N] or [$k], then a class
+ * or scalar name. pflags: CAPFFI__P_* said before it.
+ */
+static int
+parse_tptr(struct parser *p, enum place at_, size_t at, uint8_t pflags,
+           const struct capffi__type **out)
+{
+    size_t count = 0;
+    int count_arg = -1;
+    if (accept(p, "[")) {
+        skip_ws(p);
+        size_t cat = p->pos;
+        size_t k;
+        if (accept(p, "$")) {
+            if (at_ != AT_PARAM)
+                return error_at(p, cat,
+                                "'$k' counts only in the "
+                                "parameters of a signature");
+            if (!number(p, CAPFFI_MAX_ARGS - 1, &k))
+                return expected(p, "a parameter index after '$'");
+            count_arg = (int)k;
+        } else if (!number(p, CAPFFI__ARRAY_MAX, &count) || count == 0) {
+            return expected(p, "an element count or '$' and a parameter "
+                               "index");
+        }
+        if (!accept(p, "]"))
+            return expected(p, "']'");
+    }
+    size_t start, len = ident(p, &start);
+    if (!len)
+        return expected(p, "a class name after '*'");
+    int k = capffi__type_keyword(p->s + start, len);
+    const struct capffi__type *target;
+    if (k >= 0) {
+        if (!pointee_scalar(k))
+            return error_at(p, start,
+                            "*%.*s: a typed pointer points to a class, a "
+                            "number, bool or cstring",
+                            (int)len, p->s + start);
+        target = capffi__type_scalar((enum capffi__kind)k);
+    } else if (!(target = capffi__type_lookup(p->ctx, p->scope, p->s + start,
+                                              len))) {
+        return error_at(p, start, "unknown type name '%.*s'", (int)len,
+                        p->s + start);
+    }
+    if (target->kind == CAPFFI__OPAQUE && (count || count_arg >= 0))
+        return error_at(p, start, "an opaque class has no elements");
+    int rc;
+    struct capffi__type *t = new_node(p, at, &rc);
+    if (!t)
+        return rc;
+    *t = *capffi__type_scalar(CAPFFI__POINTER);
+    t->kind = CAPFFI__TPTR;
+    t->elem = target;
+    t->name = target->name;
+    t->count = count;
+    t->count_arg = count_arg;
+    t->pflags = pflags;
+    if (pflags & CAPFFI__P_OWN) {
+        size_t bstart, blen = ident(p, &bstart);
+        if (blen != 2 || memcmp(p->s + bstart, "by", 2) != 0) {
+            p->pos = bstart;
+            return expected(p, "'by' and the destructor's symbol after "
+                               "an own pointer");
+        }
+        size_t sstart, slen = ident(p, &sstart);
+        if (!slen)
+            return expected(p, "the destructor's symbol after 'by'");
+        if (count || count_arg >= 0)
+            return error_at(p, at, "an own pointer points to one instance");
+        t->by = capffi__arena_strndup(p->arena, p->s + sstart, slen);
+        if (!t->by)
+            return capffi__fail(p->ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    *out = t;
+    return CAPFFI_OK;
+}
+
+/* Whether the identifier at the cursor is word; if so it is taken. */
+static bool
+word(struct parser *p, const char *w)
+{
+    size_t save = p->pos, start, len = ident(p, &start);
+    if (len == strlen(w) && memcmp(p->s + start, w, len) == 0)
+        return true;
+    p->pos = save;
+    return false;
+}
+
+static int
+parse_type(struct parser *p, enum place at_, const struct capffi__type **out)
 {
     int rc;
     skip_ws(p);
     size_t at = p->pos;
     if (accept(p, "{"))
         return parse_struct(p, out);
-    if (accept(p, "*")) {
-        size_t start, len = ident(p, &start);
-        if (!len)
-            return expected(p, "a struct type name after '*'");
-        const struct capffi__type *target =
-            capffi__type_lookup(p->ctx, p->scope, p->s + start, len);
-        if (!target)
-            return error_at(p, start, "unknown type name '%.*s'", (int)len,
-                            p->s + start);
-        struct capffi__type *t = new_node(p, at, &rc);
-        if (!t)
-            return rc;
-        *t = *capffi__type_scalar(CAPFFI__POINTER);
-        t->kind = CAPFFI__TPTR;
-        t->name = target->name;
-        *out = t;
-        return CAPFFI_OK;
+    if (accept(p, "[")) {
+        if (at_ == AT_PARAM || at_ == AT_RESULT)
+            return error_at(p, at, "an array is passed by pointer: *[N]T");
+        return parse_array(p, at, out);
     }
+    uint8_t pflags = 0;
+    if (at_ == AT_PARAM || at_ == AT_RESULT) {
+        if (word(p, "out")) {
+            if (at_ == AT_RESULT)
+                return error_at(p, at, "'out' is for parameters");
+            pflags |= CAPFFI__P_OUT;
+        }
+        if (word(p, "own"))
+            pflags |= CAPFFI__P_OWN;
+        skip_ws(p);
+    }
+    size_t star = p->pos;
+    if (accept(p, "?")) {
+        if (pflags & CAPFFI__P_OUT)
+            return error_at(p, star, "an out parameter is never NULL");
+        if (!accept(p, "*"))
+            return expected(p, "'*' after '?'");
+        return parse_tptr(p, at_, star, pflags | CAPFFI__P_NULL, out);
+    }
+    if (accept(p, "*"))
+        return parse_tptr(p, at_, star, pflags, out);
+    if (pflags & CAPFFI__P_OWN)
+        return expected(p, "'*' and a class after 'own'");
     size_t start, len = ident(p, &start);
     if (!len) {
         p->pos = at;
         return expected(p, "a type");
     }
     int k = capffi__type_keyword(p->s + start, len);
-    if (k == CAPFFI__VOID && in_struct)
+    if (pflags & CAPFFI__P_OUT) {
+        if (k < CAPFFI__BOOL || k > CAPFFI__F64)
+            return error_at(p, start,
+                            "'out' takes '*NAME' or a number or bool type");
+        struct capffi__type *t = new_node(p, at, &rc);
+        if (!t)
+            return rc;
+        *t = *capffi__type_scalar(CAPFFI__POINTER);
+        t->kind = CAPFFI__OUTVAL;
+        t->elem = capffi__type_scalar((enum capffi__kind)k);
+        t->pflags = CAPFFI__P_OUT;
+        t->name = t->elem->name;
+        *out = t;
+        return CAPFFI_OK;
+    }
+    if (k == CAPFFI__VOID && at_ == AT_FIELD)
         return error_at(p, start, "void cannot be a struct field");
-    if (k == CAPFFI__BUFFER && in_struct)
+    if (k == CAPFFI__BUFFER && at_ == AT_FIELD)
         return error_at(p, start,
                         "buffer cannot be a struct field (use pointer)");
     if (k >= 0) {
@@ -395,6 +666,10 @@ parse_type(struct parser *p, bool in_struct, const struct capffi__type **out)
     if (!named)
         return error_at(p, start, "unknown type name '%.*s'", (int)len,
                         p->s + start);
+    if (named->kind == CAPFFI__OPAQUE && at_ != AT_TYPE)
+        return error_at(p, start,
+                        "'%.*s' is opaque: it is reached through *%.*s",
+                        (int)len, p->s + start, (int)len, p->s + start);
     *out = named;
     return CAPFFI_OK;
 }
@@ -446,7 +721,7 @@ capffi__type_parse_in(capffi_ctx *ctx, const struct capffi__tok *scope,
     p.scope = scope;
     skip_ws(&p);
     size_t at = p.pos;
-    if ((rc = parse_type(&p, false, out)))
+    if ((rc = parse_type(&p, AT_TYPE, out)))
         return rc;
     if ((*out)->kind == CAPFFI__VOID)
         return error_at(&p, at, "void is not a value type");
@@ -477,6 +752,13 @@ check_variadic(struct parser *p, size_t at, const struct capffi__type *t)
         return error_at(p, at, "structs cannot be variadic arguments");
     case CAPFFI__BUFFER:
         return error_at(p, at, "buffer cannot be variadic (use pointer)");
+    case CAPFFI__TPTR:
+        if (t->pflags == 0 && t->count == 0 && t->count_arg < 0)
+            return CAPFFI_OK;
+        return error_at(p, at,
+                        "out, own and counted pointers cannot be variadic");
+    case CAPFFI__OUTVAL:
+        return error_at(p, at, "out parameters cannot be variadic");
     default:
         return CAPFFI_OK;
     }
@@ -524,7 +806,7 @@ capffi__sig_parse_in(capffi_ctx *ctx, const struct capffi__tok *scope,
             if (n == CAPFFI_MAX_ARGS)
                 return error_at(&p, at, "more than %d parameters",
                                 CAPFFI_MAX_ARGS);
-            if ((rc = parse_type(&p, false, &tmp[n])))
+            if ((rc = parse_type(&p, AT_PARAM, &tmp[n])))
                 return rc;
             if (tmp[n]->kind == CAPFFI__VOID)
                 return error_at(&p, at, "void is only allowed as the result");
@@ -539,12 +821,23 @@ capffi__sig_parse_in(capffi_ctx *ctx, const struct capffi__tok *scope,
         return expected(&p, "'->' and the result type");
     skip_ws(&p);
     size_t at = p.pos;
-    if ((rc = parse_type(&p, false, &out->ret)))
+    if ((rc = parse_type(&p, AT_RESULT, &out->ret)))
         return rc;
     if (out->ret->kind == CAPFFI__BUFFER)
         return error_at(&p, at, "buffer cannot be a result (use pointer)");
     if ((rc = finish(&p)))
         return rc;
+    for (size_t i = 0; i < n; i++) {
+        int k = tmp[i]->count_arg;
+        if (tmp[i]->kind != CAPFFI__TPTR || k < 0)
+            continue;
+        if ((size_t)k >= n || (size_t)k == i || !is_integer(tmp[k]->kind))
+            return capffi__fail(ctx, CAPFFI_ESIG,
+                                "signature: parameter %zu (*[$%d]%s): "
+                                "parameter %d must be another, integer, "
+                                "parameter",
+                                i, k, capffi__type_class(tmp[i]->elem), k);
+    }
 
     out->nargs = n;
     out->nfixed = variadic ? nfixed : n;

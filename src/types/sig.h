@@ -37,7 +37,23 @@ enum capffi__kind {
     CAPFFI__FUNCTION,
     CAPFFI__CSTRING,
     CAPFFI__STRUCT, /* by value: {...} or a defined name */
-    CAPFFI__TPTR    /* *NAME: a pointer to a defined struct */
+    CAPFFI__TPTR,   /* *NAME, *[N]T: a pointer to instances (obj.h) */
+    CAPFFI__ARRAY,  /* [N]T: a fixed array, in structs and instances */
+    CAPFFI__OPAQUE, /* a class with no readable field: reached by *NAME */
+    CAPFFI__OUTVAL  /* out T: the address of a scalar the callee writes */
+};
+
+/* Largest fixed array that libffi is told about element by element: a
+ * longer one lives in instances only, never by value. */
+#define CAPFFI__ARRAY_FFI_MAX 4096
+/* Largest element count of a fixed array. */
+#define CAPFFI__ARRAY_MAX ((size_t)1 << 24)
+
+/* What a *NAME says beside its class (capffi__type.pflags). */
+enum {
+    CAPFFI__P_NULL = 0x1, /* ?*NAME: NULL is allowed */
+    CAPFFI__P_OUT = 0x2,  /* out: the callee stores an address in a slot */
+    CAPFFI__P_OWN = 0x4   /* own ... by SYMBOL: freeing calls SYMBOL */
 };
 
 struct capffi__type;
@@ -46,16 +62,25 @@ struct capffi__field {
     const char *name; /* NULL for an unnamed field */
     size_t offset;
     const struct capffi__type *type;
+    bool readonly; /* the host may read it, not write it */
 };
 
 struct capffi__type {
     enum capffi__kind kind;
     size_t size, align;
     ffi_type *ffi;
-    const char *name; /* keyword, defined name, or *NAME's target */
+    const char *name; /* keyword, defined name, or the text of [N]T */
     size_t nfields;
     struct capffi__field *fields;
-    ffi_type st; /* the libffi description of a struct */
+    ffi_type st; /* the libffi description of a struct or array */
+    /* ARRAY: its element type and count. TPTR: the class pointed to, and
+     * for *[N]T the count N (0: one instance, or count_arg's value).
+     * OUTVAL: the scalar written. */
+    const struct capffi__type *elem;
+    size_t count;
+    int count_arg;  /* TPTR *[$k]T: the parameter k that counts, else -1 */
+    uint8_t pflags; /* TPTR: CAPFFI__P_* */
+    const char *by; /* TPTR with CAPFFI__P_OWN: the destructor's symbol */
 };
 
 struct capffi__sig {
@@ -90,6 +115,10 @@ CAPFFI__HIDDEN const char *capffi__type_word(const struct capffi__type *t,
  */
 CAPFFI__HIDDEN bool capffi__type_is_pointer(const struct capffi__type *t);
 
+/* Whether t, passed by value, carries a raw `pointer` (in a field, an
+ * element): what safe mode refuses in signatures. */
+CAPFFI__HIDDEN bool capffi__type_carries_raw(const struct capffi__type *t);
+
 struct capffi__tok;
 
 /*
@@ -122,11 +151,32 @@ CAPFFI__HIDDEN int capffi__type_parse_in(capffi_ctx *ctx,
                                          const struct capffi__type **out);
 
 /*
- * Find a field by path: names or decimal indices joined by dots ("pos.x",
- * "1.0"); "" is the whole type. CAPFFI_ENOTFOUND with a message.
+ * Find a field by path: names, decimal indices and bracketed array
+ * indices joined by dots ("pos.x", "1.0", "str[3]", "[2].id"); "" is the
+ * whole type. CAPFFI_ENOTFOUND or CAPFFI_EBOUNDS with a message.
  */
 CAPFFI__HIDDEN int capffi__type_field(capffi_ctx *ctx,
                                       const struct capffi__type *t,
                                       const char *path, capffi_field *out);
+
+/* Where a path leads (capffi__type_place): the offset from the start,
+ * the type found there, and whether a readonly field was crossed. */
+struct capffi__place {
+    size_t offset;
+    const struct capffi__type *type;
+    bool readonly;
+};
+
+/*
+ * Resolve path in t, as capffi__type_field; `count` elements of t are
+ * there (an array instance: the path starts with its index; 1 or 0 for
+ * one instance, whose path starts with a field).
+ */
+CAPFFI__HIDDEN int
+capffi__type_place(capffi_ctx *ctx, const struct capffi__type *t, size_t count,
+                   bool array, const char *path, struct capffi__place *out);
+
+/* The class text of a type for hosts: its name or its keyword. */
+CAPFFI__HIDDEN const char *capffi__type_class(const struct capffi__type *t);
 
 #endif

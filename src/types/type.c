@@ -49,11 +49,30 @@ define(capffi_ctx *ctx, const struct capffi__tok *scope, uint64_t owner,
     if (capffi__type_keyword(name, len) >= 0)
         return capffi__fail(ctx, CAPFFI_EINVAL, "'%s' is a built-in type name",
                             name);
+    static const char *const reserved[] = { "out", "own", "by", "readonly",
+                                            "opaque" };
+    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+        if (strcmp(name, reserved[i]) == 0)
+            return capffi__fail(ctx, CAPFFI_EINVAL,
+                                "'%s' is a word of the layout language", name);
     if (capffi__type_named(ctx, owner, name, len))
         return capffi__fail(ctx, CAPFFI_EINVAL,
                             "type '%s' is already defined%s", name,
                             owner ? " through this token" : "");
 
+    size_t lead = strspn(layout, " \t\r\n");
+    if (strncmp(layout + lead, "opaque", 6) == 0 &&
+        layout[lead + 6 + strspn(layout + lead + 6, " \t\r\n")] == '\0') {
+        struct capffi__type *o =
+            capffi__arena_alloc(&capffi__names_of(ctx)->type_arena, sizeof *o);
+        if (!o)
+            return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+        memset(o, 0, sizeof *o);
+        o->kind = CAPFFI__OPAQUE;
+        o->align = 1;
+        o->count_arg = -1;
+        return capffi__type_name_add(ctx, owner, name, len, o, &o->name);
+    }
     /* Parse into a scratch arena so a failure leaves nothing behind, then
      * keep the result in the context's arena by parsing again there. */
     struct capffi__arena scratch = { NULL };
@@ -66,8 +85,9 @@ define(capffi_ctx *ctx, const struct capffi__tok *scope, uint64_t owner,
         return rc;
     if (!is_struct)
         return capffi__fail(ctx, CAPFFI_ESIG,
-                            "layout byte %zu: expected '{' (a struct layout)",
-                            strspn(layout, " \t\r\n"));
+                            "layout byte %zu: expected '{' (a struct layout) "
+                            "or 'opaque'",
+                            lead);
 
     rc = capffi__type_parse_in(ctx, scope, &capffi__names_of(ctx)->type_arena,
                                "layout", layout, &t);
@@ -187,6 +207,8 @@ field_word(const struct capffi__type *t)
     switch (t->kind) {
     case CAPFFI__STRUCT:
         return "struct";
+    case CAPFFI__ARRAY:
+        return "array";
     case CAPFFI__CSTRING:
     case CAPFFI__TPTR:
     case CAPFFI__BUFFER:
@@ -196,46 +218,135 @@ field_word(const struct capffi__type *t)
     }
 }
 
+/* One step of a path into t: the field named by p's n bytes (a name or
+ * a decimal index), NULL if none. */
+static const struct capffi__field *
+find_field(const struct capffi__type *t, const char *p, size_t n)
+{
+    char *end;
+    unsigned long idx = strtoul(p, &end, 10);
+    if (n && end == p + n && isdigit((unsigned char)*p))
+        return idx < t->nfields ? &t->fields[idx] : NULL;
+    for (size_t i = 0; i < t->nfields; i++)
+        if (t->fields[i].name && strlen(t->fields[i].name) == n &&
+            memcmp(t->fields[i].name, p, n) == 0)
+            return &t->fields[i];
+    return NULL;
+}
+
+/* "[i]" at *pp, into *idx: false when malformed. */
+static bool
+bracket(const char **pp, size_t *idx)
+{
+    const char *p = *pp + 1;
+    if (!isdigit((unsigned char)*p))
+        return false;
+    size_t x = 0;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (x > (SIZE_MAX - 9) / 10)
+            return false;
+        x = x * 10 + (size_t)(*p - '0');
+    }
+    if (*p != ']')
+        return false;
+    *idx = x;
+    *pp = p + 1;
+    return true;
+}
+
 int
-capffi__type_field(capffi_ctx *ctx, const struct capffi__type *t,
-                   const char *path, capffi_field *out)
+capffi__type_place(capffi_ctx *ctx, const struct capffi__type *t, size_t count,
+                   bool array, const char *path, struct capffi__place *out)
 {
     size_t off = 0;
+    bool ro = false;
     const char *p = path;
-    while (*p) {
-        size_t n = strcspn(p, ".");
-        if (t->kind != CAPFFI__STRUCT)
+    /* An array instance: its index first. */
+    if (array) {
+        size_t idx;
+        if (*p != '[' || !bracket(&p, &idx)) {
+            if (*p == '\0') {
+                out->offset = 0;
+                out->type = NULL; /* the whole array */
+                out->readonly = false;
+                return CAPFFI_OK;
+            }
             return capffi__fail(ctx, CAPFFI_ENOTFOUND,
-                                "field path '%s': no struct to find '%.*s' in",
-                                path, (int)n, p);
-        const struct capffi__field *f = NULL;
-        char *end;
-        unsigned long idx = strtoul(p, &end, 10);
-        if (n && end == p + n && isdigit((unsigned char)*p)) {
-            if (idx < t->nfields)
-                f = &t->fields[idx];
-        } else {
-            for (size_t i = 0; i < t->nfields; i++)
-                if (t->fields[i].name && strlen(t->fields[i].name) == n &&
-                    memcmp(t->fields[i].name, p, n) == 0) {
-                    f = &t->fields[i];
-                    break;
-                }
+                                "path '%s': an array instance is indexed "
+                                "first ('[0]')",
+                                path);
         }
-        if (!f)
+        if (idx >= count)
+            return capffi__fail(ctx, CAPFFI_EBOUNDS,
+                                "path '%s': index %zu past the end of %zu "
+                                "elements",
+                                path, idx, count);
+        off = idx * t->size;
+        if (*p == '.')
+            p++;
+        else if (*p && *p != '[')
             return capffi__fail(ctx, CAPFFI_ENOTFOUND,
-                                "field path '%s': no field '%.*s'", path,
-                                (int)n, p);
-        off += f->offset;
-        t = f->type;
-        p += n;
+                                "path '%s': expected '.' or '[' after ']'",
+                                path);
+    }
+    while (*p) {
+        if (*p == '[') {
+            size_t idx;
+            const char *at = p;
+            if (!bracket(&p, &idx))
+                return capffi__fail(ctx, CAPFFI_ENOTFOUND,
+                                    "path '%s': malformed index at byte %zu",
+                                    path, (size_t)(at - path));
+            if (t->kind != CAPFFI__ARRAY)
+                return capffi__fail(ctx, CAPFFI_ENOTFOUND,
+                                    "path '%s': '%.*s' indexes what is not "
+                                    "an array",
+                                    path, (int)(p - at), at);
+            if (idx >= t->count)
+                return capffi__fail(ctx, CAPFFI_EBOUNDS,
+                                    "path '%s': index %zu past the end of "
+                                    "%zu elements",
+                                    path, idx, t->count);
+            off += idx * t->elem->size;
+            t = t->elem;
+        } else {
+            size_t n = strcspn(p, ".[");
+            if (t->kind != CAPFFI__STRUCT)
+                return capffi__fail(ctx, CAPFFI_ENOTFOUND,
+                                    "field path '%s': no struct to find "
+                                    "'%.*s' in",
+                                    path, (int)n, p);
+            const struct capffi__field *f = find_field(t, p, n);
+            if (!f)
+                return capffi__fail(ctx, CAPFFI_ENOTFOUND,
+                                    "field path '%s': no field '%.*s'", path,
+                                    (int)n, p);
+            off += f->offset;
+            ro |= f->readonly;
+            t = f->type;
+            p += n;
+        }
         if (*p == '.' && *++p == '\0')
             return capffi__fail(ctx, CAPFFI_ENOTFOUND,
                                 "field path '%s' ends with '.'", path);
     }
     out->offset = off;
-    out->size = t->size;
-    out->type = field_word(t);
+    out->type = t;
+    out->readonly = ro;
+    return CAPFFI_OK;
+}
+
+int
+capffi__type_field(capffi_ctx *ctx, const struct capffi__type *t,
+                   const char *path, capffi_field *out)
+{
+    struct capffi__place pl;
+    int rc = capffi__type_place(ctx, t, 1, false, path, &pl);
+    if (rc)
+        return rc;
+    out->offset = pl.offset;
+    out->size = pl.type->size;
+    out->type = field_word(pl.type);
     return CAPFFI_OK;
 }
 

@@ -1,0 +1,863 @@
+/*
+ * obj.c - SafeFFI instances: memory reached by class and field path,
+ * never as a raw address (capffi/obj.h).
+ *
+ * Every access resolves its path against the class (types/type.c), so it
+ * is bounds- and type-checked, then loads the instance's state: a
+ * borrowed instance whose library was closed or whose token was revoked
+ * is refused before its memory is touched. An accessor does the path
+ * work once; its reads and writes are a class compare, two loads and the
+ * value's own load or store.
+ *
+ * Threats answered here: forged pointers (an instance's address is never
+ * given to the host, and a `*NAME` argument takes only an instance of
+ * NAME); use after close or revoke of native memory; double release of
+ * an owned native object (its destructor runs once; a second free is
+ * recognised by the quarantine and refused).
+ */
+#include "memory/obj.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "perm/token.h"
+#include "types/value.h"
+
+/* ---- modes and states ------------------------------------------------- */
+
+bool
+capffi__raw_ok(const capffi_ctx *ctx, const struct capffi__tok *t)
+{
+    if (capffi__safe(ctx, t))
+        return false;
+    uint32_t rights =
+        t ? t->rights : capffi__perm_rights(&capffi__perm_of(ctx)->perm);
+    return (rights & CAPFFI_RIGHT_POINTER) != 0;
+}
+
+/* The error for an instance that cannot be used now, with its message;
+ * 0 when it can. ctx may be NULL (o unknown). Any thread. */
+static int
+unusable(const capffi_obj *o, const char *what)
+{
+    if (!o)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "%s: the instance is NULL",
+                            what);
+    uint32_t magic = atomic_load_explicit(&o->magic, memory_order_acquire);
+    if (magic != CAPFFI__OBJ_LIVE)
+        return capffi__fail(
+            magic == CAPFFI__OBJ_FREEING || magic == CAPFFI__OBJ_DEAD ? o->ctx
+                                                                      : NULL,
+            CAPFFI_EINVAL, "%s: %s", what,
+            magic == CAPFFI__OBJ_FREEING || magic == CAPFFI__OBJ_DEAD
+                ? "the instance was freed"
+                : "not a capffi_obj");
+    if (o->released)
+        return capffi__fail(o->ctx, CAPFFI_ECLOSED,
+                            "%s: the owned instance was released (its "
+                            "library was closed)",
+                            what);
+    int s = o->state ? atomic_load_explicit(o->state, memory_order_acquire)
+                     : CAPFFI__LIVE;
+    if (s != CAPFFI__LIVE) {
+        bool revoked = o->tok_state || s == CAPFFI__REVOKED;
+        return capffi__fail(o->ctx, revoked ? CAPFFI_EREVOKED : CAPFFI_ECLOSED,
+                            "%s: the instance's %s", what,
+                            revoked ? "token was revoked"
+                                    : "library was closed");
+    }
+    if (atomic_load_explicit(&o->lent, memory_order_acquire))
+        return capffi__fail(o->ctx, CAPFFI_EBUSY,
+                            "%s: the instance is lent to a nonblocking call",
+                            what);
+    return CAPFFI_OK;
+}
+
+/* ---- the destructor call ---------------------------------------------- */
+
+static ffi_cif dtor_cif;
+static ffi_type *dtor_args[1] = { &ffi_type_pointer };
+static pthread_once_t dtor_once = PTHREAD_ONCE_INIT;
+
+static void
+dtor_prep(void)
+{
+    /* (pointer) -> void: a destructor's int result, if any, is ignored */
+    ffi_prep_cif(&dtor_cif, FFI_DEFAULT_ABI, 1, &ffi_type_void, dtor_args);
+}
+
+/* Run an owned instance's destructor, once (owner thread). */
+static void
+release(capffi_obj *o)
+{
+    if (o->kind != CAPFFI__OBJ_OWNED || o->released)
+        return;
+    o->released = true;
+    capffi__objs_of(o->ctx)->owned--;
+    pthread_once(&dtor_once, dtor_prep);
+    void *av[1] = { &o->addr };
+    ffi_arg rv;
+    ffi_call(&dtor_cif, FFI_FN(o->dtor), &rv, av);
+}
+
+/* ---- making and burying ------------------------------------------------ */
+
+static void
+quarantine(capffi_ctx *ctx, capffi_obj *o)
+{
+    struct capffi__ctx_obj *c = capffi__objs_of(ctx);
+    capffi__free(c->quarantine[c->next]);
+    c->quarantine[c->next] = o;
+    c->next = (c->next + 1) % CAPFFI__OBJ_QUARANTINE;
+}
+
+/*
+ * A freed instance nothing holds any more: its destructor runs, its bytes
+ * are freed, and the struct waits in the quarantine. An owned instance
+ * whose token was revoked keeps its native object until the context is
+ * freed: it stays in the list, freeing. Owner thread.
+ */
+static void
+bury(capffi_obj *o)
+{
+    capffi_ctx *ctx = o->ctx;
+    if (o->kind == CAPFFI__OBJ_OWNED && !o->released) {
+        int s = o->state ? atomic_load(o->state) : CAPFFI__LIVE;
+        if (s != CAPFFI__LIVE) {
+            atomic_store(&o->magic, CAPFFI__OBJ_FREEING);
+            return;
+        }
+        release(o);
+    }
+    capffi__list_remove(&capffi__objs_of(ctx)->objs, &o->link);
+    if (o->kind == CAPFFI__OBJ_HOST)
+        capffi__free(o->addr);
+    o->addr = NULL;
+    atomic_store(&o->magic, CAPFFI__OBJ_DEAD);
+    quarantine(ctx, o);
+}
+
+/* Claim a freed instance nothing holds for burial: true for one caller. */
+static bool
+claim(capffi_obj *o)
+{
+    if (atomic_load(&o->magic) != CAPFFI__OBJ_FREEING ||
+        atomic_load(&o->calls) != 0 || atomic_load(&o->lent))
+        return false;
+    uint32_t freeing = CAPFFI__OBJ_FREEING;
+    /* LIVE marks "being buried" here: no other path moves it back. */
+    return atomic_compare_exchange_strong(&o->magic, &freeing,
+                                          CAPFFI__OBJ_DEAD);
+}
+
+void
+capffi__obj_reap(capffi_ctx *ctx)
+{
+    struct capffi__ctx_obj *c = capffi__objs_of(ctx);
+    if (!atomic_load_explicit(&c->to_bury, memory_order_relaxed))
+        return;
+    capffi_obj *o = atomic_exchange(&c->to_bury, NULL);
+    while (o) {
+        capffi_obj *next = o->bury_next;
+        bury(o);
+        o = next;
+    }
+}
+
+static capffi_obj *
+make(capffi_ctx *ctx, uint8_t kind, const struct capffi__type *cls,
+     size_t count, bool array, void *addr)
+{
+    capffi_obj *o = capffi__calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    atomic_init(&o->magic, CAPFFI__OBJ_LIVE);
+    atomic_init(&o->lent, false);
+    atomic_init(&o->calls, 0);
+    o->kind = kind;
+    o->cls = cls;
+    o->count = count;
+    o->array = array;
+    o->addr = addr;
+    o->ctx = ctx;
+    capffi__list_add(&capffi__objs_of(ctx)->objs, &o->link);
+    return o;
+}
+
+int
+capffi__obj_wrap(capffi_obj **out, capffi_ctx *ctx,
+                 const struct capffi__type *cls, size_t count, bool array,
+                 void *addr, const atomic_int *state, bool tok_state, bool raw,
+                 void *dtor)
+{
+    capffi__obj_reap(ctx);
+    capffi_obj *o = make(ctx, dtor ? CAPFFI__OBJ_OWNED : CAPFFI__OBJ_BORROWED,
+                         cls, count, array, addr);
+    if (!o) {
+        if (dtor) { /* released at once: nothing leaks */
+            capffi_obj tmp = { .kind = CAPFFI__OBJ_OWNED,
+                               .addr = addr,
+                               .dtor = dtor,
+                               .ctx = ctx };
+            capffi__objs_of(ctx)->owned++;
+            release(&tmp);
+        }
+        *out = NULL;
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    o->state = state;
+    o->tok_state = tok_state;
+    o->raw_ok = raw;
+    o->dtor = dtor;
+    if (dtor)
+        capffi__objs_of(ctx)->owned++;
+    *out = o;
+    return CAPFFI_OK;
+}
+
+void
+capffi__obj_arg(capffi_obj *o, capffi_ctx *ctx, const struct capffi__type *cls,
+                size_t count, bool array, void *addr, bool raw)
+{
+    memset(o, 0, sizeof *o);
+    atomic_init(&o->magic, CAPFFI__OBJ_LIVE);
+    atomic_init(&o->lent, false);
+    atomic_init(&o->calls, 0);
+    o->kind = CAPFFI__OBJ_ARG;
+    o->cls = cls;
+    o->count = count;
+    o->array = array;
+    o->addr = addr;
+    o->ctx = ctx;
+    o->raw_ok = raw;
+}
+
+/* The class of a type expression or name: a named or scalar type itself
+ * (they live as long as the context); anything else is parsed again into
+ * the context's type arena. An array's element class, with its count. */
+static int
+resolve_class(capffi_ctx *ctx, const struct capffi__tok *scope, const char *cls,
+              const struct capffi__type **out, size_t *count, bool *array)
+{
+    struct capffi__arena scratch = { NULL };
+    const struct capffi__type *t;
+    int rc = capffi__type_parse_in(ctx, scope, &scratch, "type", cls, &t);
+    if (rc) {
+        capffi__arena_free(&scratch);
+        return rc == CAPFFI_ESIG &&
+                       strstr(capffi_ctx_errmsg(ctx), "unknown type name")
+                   ? capffi__fail(ctx, CAPFFI_ENOTFOUND, "no class '%s'", cls)
+                   : rc;
+    }
+    *array = t->kind == CAPFFI__ARRAY;
+    *count = *array ? t->count : 1;
+    const struct capffi__type *e = *array ? t->elem : t;
+    bool lasting =
+        e->kind < CAPFFI__STRUCT
+            ? e == capffi__type_scalar(e->kind)
+            : e->name && e == capffi__type_lookup(ctx, scope, e->name,
+                                                  strlen(e->name));
+    capffi__arena_free(&scratch);
+    if (!lasting) {
+        rc = capffi__type_parse_in(
+            ctx, scope, &capffi__names_of(ctx)->type_arena, "type", cls, &t);
+        if (rc)
+            return rc;
+        e = *array ? t->elem : t;
+    }
+    if (e->kind == CAPFFI__OPAQUE)
+        return capffi__fail(ctx, CAPFFI_ETYPE,
+                            "'%s' is opaque: its instances come from native "
+                            "code",
+                            cls);
+    if (e->kind == CAPFFI__VOID || e->kind == CAPFFI__BUFFER ||
+        e->kind == CAPFFI__TPTR || e->kind == CAPFFI__OUTVAL)
+        return capffi__fail(ctx, CAPFFI_ETYPE, "'%s' cannot be instantiated",
+                            cls);
+    *out = e;
+    return CAPFFI_OK;
+}
+
+static int
+obj_new(capffi_obj **out, capffi_ctx *ctx, const struct capffi__tok *t,
+        const char *cls)
+{
+    const struct capffi__type *e = NULL;
+    size_t count = 0;
+    bool array = false;
+    int rc = resolve_class(ctx, t, cls, &e, &count, &array);
+    if (rc)
+        return rc;
+    capffi__obj_reap(ctx);
+    void *bytes = capffi__calloc(1, e->size * count != 0 ? e->size * count : 1);
+    capffi_obj *o =
+        bytes ? make(ctx, CAPFFI__OBJ_HOST, e, count, array, bytes) : NULL;
+    if (!o) {
+        capffi__free(bytes);
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    o->raw_ok = capffi__raw_ok(ctx, t);
+    *out = o;
+    return CAPFFI_OK;
+}
+
+int
+capffi_obj_new(capffi_obj **out, capffi_ctx *ctx, const char *cls)
+{
+    if (out)
+        *out = NULL;
+    int rc = capffi__ctx_owner_check(ctx, "capffi_obj_new");
+    if (rc)
+        return rc;
+    if (!out || !cls)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
+                            out ? "cls" : "out");
+    return obj_new(out, ctx, NULL, cls);
+}
+
+int
+capffi_obj_new_tok(capffi_obj **out, capffi_ctx *ctx, const capffi_token *tok,
+                   const char *cls)
+{
+    if (out)
+        *out = NULL;
+    int rc = capffi__ctx_owner_check(ctx, "capffi_obj_new_tok");
+    if (rc)
+        return rc;
+    if (!out || !cls)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
+                            out ? "cls" : "out");
+    struct capffi__tok *t = NULL;
+    rc = capffi__token_peek(ctx, tok, 0, CAPFFI_OP_TYPE_DEFINE, cls, &t);
+    if (rc)
+        return rc;
+    return obj_new(out, ctx, t, cls);
+}
+
+/* ---- fields ------------------------------------------------------------ */
+
+/* The place of path in o, which is usable. */
+static int
+place(const capffi_obj *o, const char *path, struct capffi__place *pl)
+{
+    if (!path)
+        return capffi__fail(o->ctx, CAPFFI_EINVAL, "path is NULL");
+    int rc = capffi__type_place(o->ctx, o->cls, o->count, o->array, path, pl);
+    if (!rc && !pl->type)
+        return capffi__fail(o->ctx, CAPFFI_ETYPE,
+                            "path '': an array instance is not a value; "
+                            "index it ('[0]')");
+    return rc;
+}
+
+static int
+not_a_value(const capffi_obj *o, const char *path, const struct capffi__type *t)
+{
+    return capffi__fail(o->ctx, CAPFFI_ETYPE,
+                        "'%s' of %s is %s: name a field or element inside it",
+                        path, capffi__type_class(o->cls),
+                        t->kind == CAPFFI__ARRAY    ? "an array"
+                        : t->kind == CAPFFI__OPAQUE ? "opaque"
+                                                    : "a struct");
+}
+
+static int
+raw_refused(const capffi_obj *o, const char *path)
+{
+    return capffi__fail(o->ctx, CAPFFI_EPERM,
+                        "'%s' is a raw pointer: reading or writing it needs "
+                        "the pointer right outside safe mode (declare the "
+                        "field as *NAME)",
+                        path);
+}
+
+int
+capffi_obj_get(capffi_value *out, const capffi_obj *o, const char *path)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    int rc = unusable(o, "capffi_obj_get");
+    if (rc)
+        return rc;
+    if (!out)
+        return capffi__fail(o->ctx, CAPFFI_EINVAL, "out is NULL");
+    struct capffi__place pl;
+    if ((rc = place(o, path, &pl)))
+        return rc;
+    const struct capffi__type *t = pl.type;
+    const unsigned char *p = (const unsigned char *)o->addr + pl.offset;
+    switch (t->kind) {
+    case CAPFFI__STRUCT:
+    case CAPFFI__ARRAY:
+    case CAPFFI__OPAQUE:
+        return not_a_value(o, path, t);
+    case CAPFFI__POINTER:
+    case CAPFFI__FUNCTION:
+        if (!o->raw_ok)
+            return raw_refused(o, path);
+        break;
+    case CAPFFI__TPTR: {
+        void *addr;
+        memcpy(&addr, p, sizeof addr);
+        if (!addr)
+            return CAPFFI_OK;
+        if (o->kind == CAPFFI__OBJ_ARG)
+            return capffi__fail(o->ctx, CAPFFI_ETYPE,
+                                "'%s': a callback argument's pointer fields "
+                                "are not followed (declare what the callback "
+                                "needs in its signature)",
+                                path);
+        if (!capffi__ctx_on_owner(o->ctx))
+            return capffi__fail(o->ctx, CAPFFI_ETHREAD,
+                                "'%s': a *NAME field is read on the owner "
+                                "thread",
+                                path);
+        size_t n = t->count ? t->count : 1;
+        return capffi__obj_wrap(&out->obj, o->ctx, t->elem, n, t->count != 0,
+                                addr, o->state, o->tok_state, o->raw_ok, NULL);
+    }
+    default:
+        break;
+    }
+    capffi__value_load(out, capffi__vop(t->kind), p);
+    return CAPFFI_OK;
+}
+
+/* Store v at p as type t (a scalar, pointer or *NAME field of o). */
+static int
+store(capffi_obj *o, const char *path, const struct capffi__type *t, void *p,
+      capffi_value v)
+{
+    switch (t->kind) {
+    case CAPFFI__STRUCT:
+    case CAPFFI__ARRAY:
+    case CAPFFI__OPAQUE:
+        return not_a_value(o, path, t);
+    case CAPFFI__CSTRING:
+        return capffi__fail(o->ctx, CAPFFI_ETYPE,
+                            "'%s' is a cstring: the host does not write "
+                            "one (its memory would have no owner)",
+                            path);
+    case CAPFFI__POINTER:
+    case CAPFFI__FUNCTION:
+        if (!o->raw_ok)
+            return raw_refused(o, path);
+        break;
+    case CAPFFI__TPTR: {
+        void *addr = NULL;
+        if (v.obj) {
+            int rc = unusable(v.obj, "capffi_obj_set");
+            if (rc)
+                return rc;
+            size_t have = v.obj->array ? v.obj->count : 1;
+            if (v.obj->cls != t->elem || have < (t->count ? t->count : 1))
+                return capffi__fail(o->ctx, CAPFFI_ETYPE,
+                                    "'%s' takes %s%s, not %s", path,
+                                    t->count ? "an array of "
+                                             : "an instance "
+                                               "of ",
+                                    capffi__type_class(t->elem),
+                                    capffi__type_class(v.obj->cls));
+            if (v.obj->kind == CAPFFI__OBJ_ARG)
+                return capffi__fail(o->ctx, CAPFFI_ETYPE,
+                                    "'%s': a callback argument is not kept "
+                                    "past its callback",
+                                    path);
+            addr = v.obj->addr;
+        }
+        memcpy(p, &addr, sizeof addr);
+        return CAPFFI_OK;
+    }
+    default:
+        break;
+    }
+    uint8_t op = capffi__vop(t->kind);
+    if (capffi__vop_small(op)) {
+        uint64_t off, span;
+        capffi__vop_range(op, &off, &span);
+        if (v.u64 + off > span)
+            return capffi__fail(o->ctx, CAPFFI_ERANGE,
+                                "'%s' (%s): the value does not fit", path,
+                                t->name);
+    }
+    capffi__value_store(p, op, &v);
+    return CAPFFI_OK;
+}
+
+int
+capffi_obj_set(capffi_obj *o, const char *path, capffi_value v)
+{
+    int rc = unusable(o, "capffi_obj_set");
+    if (rc)
+        return rc;
+    struct capffi__place pl;
+    if ((rc = place(o, path, &pl)))
+        return rc;
+    if (pl.readonly)
+        return capffi__fail(o->ctx, CAPFFI_EPERM,
+                            "'%s' of %s is readonly for the host", path,
+                            capffi__type_class(o->cls));
+    return store(o, path, pl.type, (unsigned char *)o->addr + pl.offset, v);
+}
+
+const char *
+capffi_obj_class(const capffi_obj *o)
+{
+    if (!o || atomic_load(&o->magic) != CAPFFI__OBJ_LIVE)
+        return "";
+    return capffi__type_class(o->cls);
+}
+
+int
+capffi_obj_len(size_t *n, const capffi_obj *o, const char *path)
+{
+    if (n)
+        *n = 0;
+    int rc = unusable(o, "capffi_obj_len");
+    if (rc)
+        return rc;
+    if (!n || !path)
+        return capffi__fail(o->ctx, CAPFFI_EINVAL, "an argument is NULL");
+    if (o->array && !*path) {
+        *n = o->count;
+        return CAPFFI_OK;
+    }
+    struct capffi__place pl;
+    if ((rc = place(o, path, &pl)))
+        return rc;
+    if (pl.type->kind != CAPFFI__ARRAY)
+        return capffi__fail(o->ctx, CAPFFI_ETYPE, "'%s' is not an array", path);
+    *n = pl.type->count;
+    return CAPFFI_OK;
+}
+
+int
+capffi_obj_status(const capffi_obj *o)
+{
+    return unusable(o, "capffi_obj_status");
+}
+
+/* ---- accessors --------------------------------------------------------- */
+
+enum { ACC_READONLY = 0x1, ACC_ARRAY = 0x2, ACC_RAW = 0x4 };
+
+int
+capffi_obj_accessor(capffi_accessor *out, const capffi_obj *o, const char *path)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    int rc = unusable(o, "capffi_obj_accessor");
+    if (rc)
+        return rc;
+    if (!out)
+        return capffi__fail(o->ctx, CAPFFI_EINVAL, "out is NULL");
+    struct capffi__place pl;
+    if ((rc = place(o, path, &pl)))
+        return rc;
+    const struct capffi__type *t = pl.type;
+    if (t->kind == CAPFFI__STRUCT || t->kind == CAPFFI__ARRAY ||
+        t->kind == CAPFFI__OPAQUE)
+        return not_a_value(o, path, t);
+    if (t->kind == CAPFFI__TPTR || t->kind == CAPFFI__CSTRING)
+        return capffi__fail(o->ctx, CAPFFI_ETYPE,
+                            "'%s': accessors read and write numbers (use "
+                            "capffi_obj_get for %s fields)",
+                            path,
+                            t->kind == CAPFFI__TPTR ? "*NAME" : "cstring");
+    if ((t->kind == CAPFFI__POINTER || t->kind == CAPFFI__FUNCTION) &&
+        !o->raw_ok)
+        return raw_refused(o, path);
+    out->cls = o->cls;
+    out->offset = pl.offset;
+    out->index_max = o->array ? pl.offset / o->cls->size + 1 : 0;
+    out->type = t;
+    out->op = capffi__vop(t->kind);
+    out->flags =
+        (uint8_t)((pl.readonly ? ACC_READONLY : 0) |
+                  (o->array ? ACC_ARRAY : 0) |
+                  (t->kind == CAPFFI__POINTER || t->kind == CAPFFI__FUNCTION
+                       ? ACC_RAW
+                       : 0));
+    return CAPFFI_OK;
+}
+
+/* Whether a may be used on o (o usable, of its class, large enough). */
+static inline bool
+fits(const capffi_obj *o, const capffi_accessor *a)
+{
+    return o && a &&
+           atomic_load_explicit(&o->magic, memory_order_relaxed) ==
+               CAPFFI__OBJ_LIVE &&
+           o->cls == a->cls && o->array == ((a->flags & ACC_ARRAY) != 0) &&
+           (!o->array || o->count >= a->index_max) &&
+           (!o->state || atomic_load_explicit(o->state, memory_order_acquire) ==
+                             CAPFFI__LIVE) &&
+           !o->released &&
+           !atomic_load_explicit(&o->lent, memory_order_relaxed) &&
+           (!(a->flags & ACC_RAW) || o->raw_ok);
+}
+
+static __attribute__((noinline, cold)) int
+access_refused(const capffi_obj *o, const capffi_accessor *a, const char *fn)
+{
+    int rc = unusable(o, fn);
+    if (rc)
+        return rc;
+    if (!a)
+        return capffi__fail(o->ctx, CAPFFI_EINVAL, "the accessor is NULL");
+    if (o->cls != a->cls || o->array != ((a->flags & ACC_ARRAY) != 0))
+        return capffi__fail(o->ctx, CAPFFI_ETYPE,
+                            "%s: the accessor was made for another class "
+                            "than %s",
+                            fn, capffi__type_class(o->cls));
+    if ((a->flags & ACC_RAW) && !o->raw_ok)
+        return raw_refused(o, "the accessor's field");
+    return capffi__fail(o->ctx, CAPFFI_EBOUNDS,
+                        "%s: the accessor's index is past the end of %zu "
+                        "elements",
+                        fn, o->count);
+}
+
+int
+capffi_obj_read(capffi_value *out, const capffi_obj *o,
+                const capffi_accessor *a)
+{
+    if (CAPFFI__UNLIKELY(!fits(o, a) || !out))
+        return out ? access_refused(o, a, "capffi_obj_read")
+                   : capffi__fail(NULL, CAPFFI_EINVAL, "out is NULL");
+    capffi__value_load(out, a->op, (const unsigned char *)o->addr + a->offset);
+    return CAPFFI_OK;
+}
+
+int
+capffi_obj_write(capffi_obj *o, const capffi_accessor *a, capffi_value v)
+{
+    if (CAPFFI__UNLIKELY(!fits(o, a)))
+        return access_refused(o, a, "capffi_obj_write");
+    if (CAPFFI__UNLIKELY(a->flags & ACC_READONLY))
+        return capffi__fail(o->ctx, CAPFFI_EPERM,
+                            "the accessor's field of %s is readonly for the "
+                            "host",
+                            capffi__type_class(o->cls));
+    if (capffi__vop_small(a->op)) {
+        uint64_t off, span;
+        capffi__vop_range(a->op, &off, &span);
+        if (CAPFFI__UNLIKELY(v.u64 + off > span))
+            return capffi__fail(o->ctx, CAPFFI_ERANGE,
+                                "the value does not fit the accessor's %s",
+                                ((const struct capffi__type *)a->type)->name);
+    }
+    capffi__value_store((unsigned char *)o->addr + a->offset, a->op, &v);
+    return CAPFFI_OK;
+}
+
+/* ---- calls ------------------------------------------------------------- */
+
+int
+capffi__obj_call_begin(capffi_ctx *ctx, capffi_obj *o,
+                       const struct capffi__type *t, uint64_t need,
+                       size_t argno, void **addr)
+{
+    *addr = NULL;
+    if (!o) {
+        if (t->pflags & CAPFFI__P_NULL)
+            return CAPFFI_OK;
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "argument %zu (*%s): NULL for a pointer that is "
+                            "not nullable (declare ?*%s)",
+                            argno, capffi__type_class(t->elem),
+                            capffi__type_class(t->elem));
+    }
+    int rc = unusable(o, "a *NAME argument");
+    if (rc)
+        return rc;
+    if (o->ctx != ctx)
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "argument %zu: an instance of another context",
+                            argno);
+    if (o->cls != t->elem)
+        return capffi__fail(ctx, CAPFFI_ETYPE,
+                            "argument %zu: *%s takes an instance of %s, not "
+                            "of %s",
+                            argno, capffi__type_class(t->elem),
+                            capffi__type_class(t->elem),
+                            capffi__type_class(o->cls));
+    size_t have = o->array ? o->count : 1;
+    if (have < need)
+        return capffi__fail(ctx, CAPFFI_EBOUNDS,
+                            "argument %zu: %" PRIu64 " elements of %s "
+                            "needed, the instance has %zu",
+                            argno, need, capffi__type_class(t->elem), have);
+    atomic_fetch_add(&o->calls, 1);
+    if (atomic_load(&o->magic) != CAPFFI__OBJ_LIVE) {
+        capffi__obj_call_end(o);
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "argument %zu: the instance was freed", argno);
+    }
+    *addr = o->addr;
+    return CAPFFI_OK;
+}
+
+void
+capffi__obj_call_end(capffi_obj *o)
+{
+    if (!o || atomic_fetch_sub(&o->calls, 1) != 1 || !claim(o))
+        return;
+    atomic_store(&o->magic, CAPFFI__OBJ_FREEING); /* bury wants it so */
+    capffi_ctx *ctx = o->ctx;
+    if (capffi__ctx_on_owner(ctx)) {
+        bury(o);
+        return;
+    }
+    struct capffi__ctx_obj *c = capffi__objs_of(ctx);
+    capffi_obj *top = atomic_load(&c->to_bury);
+    do
+        o->bury_next = top;
+    while (!atomic_compare_exchange_weak(&c->to_bury, &top, o));
+}
+
+void
+capffi__obj_lend(capffi_obj *o)
+{
+    atomic_store_explicit(&o->lent, true, memory_order_release);
+}
+
+void
+capffi__obj_unlend(capffi_obj *o)
+{
+    atomic_store_explicit(&o->lent, false, memory_order_release);
+}
+
+/* ---- freeing ----------------------------------------------------------- */
+
+static void
+refuse_free(capffi_ctx *ctx, int code, const char *why)
+{
+    capffi__fail(ctx, code, "capffi_obj_free: %s", why);
+    if (ctx)
+        capffi__audit_emit(ctx, CAPFFI_OP_OBJ_FREE, code,
+                           code == CAPFFI_ETHREAD ? CAPFFI_REASON_THREAD
+                                                  : CAPFFI_REASON_INVALID,
+                           NULL, 0, "", "capffi_obj_free: %s", why);
+}
+
+void
+capffi_obj_free(capffi_obj *o)
+{
+    if (!o)
+        return;
+    switch (atomic_load(&o->magic)) {
+    case CAPFFI__OBJ_LIVE:
+        break;
+    case CAPFFI__OBJ_FREEING:
+    case CAPFFI__OBJ_DEAD:
+        refuse_free(o->ctx, CAPFFI_EINVAL, "the instance was already freed");
+        return;
+    default:
+        refuse_free(NULL, CAPFFI_EINVAL, "not a capffi_obj");
+        return;
+    }
+    if (o->kind == CAPFFI__OBJ_ARG) {
+        refuse_free(o->ctx, CAPFFI_EINVAL,
+                    "a callback's argument belongs to its invocation");
+        return;
+    }
+    if (!capffi__ctx_on_owner(o->ctx)) {
+        refuse_free(o->ctx, CAPFFI_ETHREAD, "called off the owner thread");
+        return;
+    }
+    capffi__obj_reap(o->ctx);
+    atomic_store(&o->magic, CAPFFI__OBJ_FREEING);
+    if (claim(o)) {
+        atomic_store(&o->magic, CAPFFI__OBJ_FREEING);
+        bury(o);
+    }
+}
+
+void
+capffi__obj_release_source(capffi_ctx *ctx, const atomic_int *state)
+{
+    struct capffi__link *k = capffi__objs_of(ctx)->objs.head;
+    for (; k; k = k->next) {
+        capffi_obj *o = capffi__container_of(k, capffi_obj, link);
+        if (o->state == state && !o->tok_state)
+            release(o);
+    }
+}
+
+size_t
+capffi_ctx_leaks(const capffi_ctx *ctx)
+{
+    if (!ctx || !capffi__ctx_on_owner(ctx))
+        return 0;
+    size_t n = 0;
+    for (struct capffi__link *k = capffi__objs_of(ctx)->objs.head; k;
+         k = k->next) {
+        const capffi_obj *o = capffi__container_of(k, capffi_obj, link);
+        n += o->kind == CAPFFI__OBJ_OWNED && !o->released &&
+             atomic_load(&o->magic) == CAPFFI__OBJ_LIVE;
+    }
+    return n;
+}
+
+/* The leak report: one event per class with its count. */
+static void
+report_leaks(capffi_ctx *ctx)
+{
+    enum { MAX = 64 };
+    const struct capffi__type *cls[MAX];
+    size_t count[MAX], n = 0, other = 0;
+    for (struct capffi__link *k = capffi__objs_of(ctx)->objs.head; k;
+         k = k->next) {
+        const capffi_obj *o = capffi__container_of(k, capffi_obj, link);
+        if (o->kind != CAPFFI__OBJ_OWNED || o->released ||
+            atomic_load(&o->magic) != CAPFFI__OBJ_LIVE)
+            continue;
+        size_t i = 0;
+        while (i < n && cls[i] != o->cls)
+            i++;
+        if (i == n && n == MAX) {
+            other++;
+            continue;
+        }
+        if (i == n) {
+            cls[n] = o->cls;
+            count[n++] = 0;
+        }
+        count[i]++;
+    }
+    for (size_t i = 0; i < n; i++)
+        capffi__audit_emit(ctx, CAPFFI_OP_OBJ_LEAK, CAPFFI_OK,
+                           CAPFFI_REASON_NONE, NULL, 0,
+                           capffi__type_class(cls[i]),
+                           "%zu owned instance%s not freed: released when "
+                           "the context was freed",
+                           count[i], count[i] == 1 ? "" : "s");
+    if (other)
+        capffi__audit_emit(
+            ctx, CAPFFI_OP_OBJ_LEAK, CAPFFI_OK, CAPFFI_REASON_NONE, NULL, 0, "",
+            "%zu owned instances of other classes not freed", other);
+}
+
+void
+capffi__obj_free_all(capffi_ctx *ctx)
+{
+    struct capffi__ctx_obj *c = capffi__objs_of(ctx);
+    atomic_store(&c->to_bury, NULL); /* they are still in the list */
+    report_leaks(ctx);
+    struct capffi__link *k;
+    /* Newest first: the reverse order of creation. */
+    while ((k = capffi__list_pop(&c->objs))) {
+        capffi_obj *o = capffi__container_of(k, capffi_obj, link);
+        release(o);
+        if (o->kind == CAPFFI__OBJ_HOST)
+            capffi__free(o->addr);
+        capffi__free(o);
+    }
+    for (size_t i = 0; i < CAPFFI__OBJ_QUARANTINE; i++) {
+        capffi__free(c->quarantine[i]);
+        c->quarantine[i] = NULL;
+    }
+}
