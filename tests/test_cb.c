@@ -1016,7 +1016,7 @@ cb_types_describe_the_signature(void **state)
     assert_string_equal(capffi_cb_param_type(cb, 1, NULL), "cstring");
     assert_string_equal(capffi_cb_param_type(cb, 2, &size), "struct");
     assert_int_equal(size, 8);
-    assert_string_equal(capffi_cb_param_type(cb, 3, &size), "pointer");
+    assert_string_equal(capffi_cb_param_type(cb, 3, &size), "object");
     assert_int_equal(size, 8);
     assert_string_equal(capffi_cb_param_type(cb, 4, NULL), "function");
     assert_string_equal(capffi_cb_param_type(cb, 5, &size), "struct");

@@ -669,8 +669,11 @@ lib_fn_types_describe_the_signature(void **state)
     assert_string_equal(capffi_fn_param_type(fn, 2, NULL), "cstring");
     assert_string_equal(capffi_fn_param_type(fn, 3, &size), "struct");
     assert_int_equal(size, 8);
-    assert_string_equal(capffi_fn_param_type(fn, 4, &size), "pointer");
+    assert_string_equal(capffi_fn_param_type(fn, 4, &size), "object");
     assert_int_equal(size, 8);
+    assert_string_equal(capffi_fn_param_class(fn, 4), "Pair");
+    assert_null(capffi_fn_param_class(fn, 3));
+    assert_null(capffi_fn_param_class(fn, SIZE_MAX));
     assert_string_equal(capffi_fn_param_type(fn, 5, &size), "struct");
     assert_int_equal(size, 16);
     assert_null(capffi_fn_param_type(fn, 6, &size));

@@ -159,8 +159,9 @@ CAPFFI_API size_t capffi_cb_arity(const capffi_cb *cb);
  * @return a keyword of the signature language ("bool", "i8" to "u64",
  *         "isize", "usize", "f32", "f64", "pointer", "buffer",
  *         "function", "cstring"; "void" for a result), "struct" for a
- *         struct by value, "pointer" for `*NAME`; NULL when cb is NULL or
- *         i >= capffi_cb_arity(cb). A static string.
+ *         struct by value, "object" for `*NAME` and `*[$k]T` (an
+ *         instance in `obj`, valid while the handler runs); NULL when
+ *         cb is NULL or i >= capffi_cb_arity(cb). A static string.
  * Thread safety: any thread (it reads only what creation fixed).
  */
 CAPFFI_API const char *capffi_cb_param_type(const capffi_cb *cb, size_t i,

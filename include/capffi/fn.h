@@ -130,12 +130,25 @@ CAPFFI_API size_t capffi_fn_arity(const capffi_fn *fn);
  * @return a keyword of the signature language: "bool", "i8" to "u64",
  *         "isize", "usize", "f32", "f64", "pointer", "buffer", "function",
  *         "cstring"; "struct" for a struct by value (`{...}` or a defined
- *         name); "pointer" for a typed pointer `*NAME`. NULL when fn is
- *         NULL or i >= capffi_fn_arity(fn). A static string.
+ *         name); "object" for a typed pointer (`*NAME`, `?*NAME`,
+ *         `*[N]T`: an instance in `obj`); "out" for an out-parameter
+ *         (capffi_fn_param_class tells what it receives). NULL when fn
+ *         is NULL or i >= capffi_fn_arity(fn). A static string.
  * Thread safety: any thread (it reads only what binding fixed).
  */
 CAPFFI_API const char *capffi_fn_param_type(const capffi_fn *fn, size_t i,
                                             size_t *size);
+
+/**
+ * The class behind an "object" or "out" parameter i (SafeFFI): for
+ * `*NAME`, `*[N]NAME` and `out *NAME` the class name ("Point", or a
+ * keyword for `*i32`); for a scalar `out T` the keyword T ("i32"), so a
+ * host knows which member of the capffi_value the call fills. Use
+ * SIZE_MAX for the result. NULL for other types, a NULL fn or i out of
+ * range. Valid while the context lives.
+ * Thread safety: any thread.
+ */
+CAPFFI_API const char *capffi_fn_param_class(const capffi_fn *fn, size_t i);
 
 /**
  * The declared result type, as capffi_fn_param_type, or "void".

@@ -241,6 +241,18 @@ capffi_fn_param_type(const capffi_fn *fn, size_t i, size_t *size)
 }
 
 const char *
+capffi_fn_param_class(const capffi_fn *fn, size_t i)
+{
+    if (!fn || (i >= fn->sig.nargs && i != SIZE_MAX))
+        return NULL;
+    const struct capffi__type *t =
+        i == SIZE_MAX ? fn->sig.ret : fn->sig.args[i];
+    if (t->kind != CAPFFI__TPTR && t->kind != CAPFFI__OUTVAL)
+        return NULL;
+    return capffi__type_class(t->elem);
+}
+
+const char *
 capffi_fn_result_type(const capffi_fn *fn, size_t *size)
 {
     return capffi__type_word(fn ? fn->sig.ret : NULL, size);

@@ -221,8 +221,9 @@ capffi__type_word(const struct capffi__type *t, size_t *size)
     case CAPFFI__STRUCT:
         return "struct";
     case CAPFFI__TPTR:
+        return t->pflags & CAPFFI__P_OUT ? "out" : "object";
     case CAPFFI__OUTVAL:
-        return "pointer";
+        return "out";
     case CAPFFI__ARRAY:
         return "array";
     case CAPFFI__OPAQUE:
