@@ -249,18 +249,35 @@ capffi__type_is_pointer(const struct capffi__type *t)
     }
 }
 
+/* Whether bytes of type t, inside a struct passed by value, hold an
+ * address the host wrote or reads as such. */
+static bool
+inner_raw(const struct capffi__type *t)
+{
+    switch (t->kind) {
+    case CAPFFI__POINTER:
+    case CAPFFI__TPTR:
+    case CAPFFI__FUNCTION:
+        return true;
+    case CAPFFI__ARRAY:
+        return inner_raw(t->elem);
+    case CAPFFI__STRUCT:
+        for (size_t i = 0; i < t->nfields; i++)
+            if (inner_raw(t->fields[i].type))
+                return true;
+        return false;
+    default:
+        return false;
+    }
+}
+
 bool
 capffi__type_carries_raw(const struct capffi__type *t)
 {
-    if (t->kind == CAPFFI__POINTER)
-        return true;
-    if (t->kind == CAPFFI__ARRAY)
-        return capffi__type_carries_raw(t->elem);
-    if (t->kind == CAPFFI__STRUCT)
-        for (size_t i = 0; i < t->nfields; i++)
-            if (capffi__type_carries_raw(t->fields[i].type))
-                return true;
-    return false;
+    /* A *NAME or function parameter is checked by its handle; inside a
+     * struct by value the same bytes are the host's to forge. */
+    return t->kind == CAPFFI__POINTER ||
+           (t->kind == CAPFFI__STRUCT && inner_raw(t));
 }
 
 /* ---- types ------------------------------------------------------------ */

@@ -115,8 +115,9 @@ CAPFFI__HIDDEN const char *capffi__type_word(const struct capffi__type *t,
  */
 CAPFFI__HIDDEN bool capffi__type_is_pointer(const struct capffi__type *t);
 
-/* Whether t, passed by value, carries a raw `pointer` (in a field, an
- * element): what safe mode refuses in signatures. */
+/* Whether t, passed by value, carries a raw address: `pointer`, or a
+ * struct with a pointer, *NAME or function field (its bytes are the
+ * host's): what safe mode refuses in signatures. */
 CAPFFI__HIDDEN bool capffi__type_carries_raw(const struct capffi__type *t);
 
 struct capffi__tok;
