@@ -4,9 +4,12 @@
 # usage: scripts/deps.sh [extra packages...]
 set -eu
 
+# zlib1g and libsqlite3-0 hold libz.so.1 and libsqlite3.so.0, which the
+# examples and the Lua tests dlopen by soname (the -dev packages pull
+# them in too; they are named for what is loaded).
 packages="meson ninja-build pkg-config gcc g++ python3
 libffi-dev libsodium-dev uthash-dev libcmocka-dev
-zlib1g-dev libsqlite3-dev liblua5.4-dev lua5.4 clang-format clang libclang-rt-14-dev valgrind $*"
+zlib1g zlib1g-dev libsqlite3-0 libsqlite3-dev liblua5.4-dev lua5.4 clang-format clang libclang-rt-14-dev valgrind $*"
 
 missing=""
 for p in $packages; do
