@@ -679,11 +679,11 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
  * or with a NULL ret or args: kept out of the common path so that path
  * needs no frame. */
 static __attribute__((noinline)) int
-call_raw_careful(capffi_fn *fn, void **args, void *ret)
+call_raw_careful(capffi_fn *fn, void **args, void *ret, bool held)
 {
     union rbuf scratch;
     void *av[CAPFFI_MAX_ARGS];
-    if (fn->objs)
+    if (fn->objs && !held)
         return capffi__fail(fn->call.ctx, CAPFFI_ETYPE,
                             "capffi_fn_call_raw passes raw values: a "
                             "signature with *NAME or out is called with "
@@ -715,11 +715,20 @@ capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
     if (CAPFFI__UNLIKELY(!fn || state != CAPFFI__LIVE))
         return dead(fn, state);
     if (CAPFFI__UNLIKELY(fn->raw_slow || !ret || !args))
-        return call_raw_careful(fn, args, ret);
+        return call_raw_careful(fn, args, ret, false);
 #if CAPFFI__ABI_SYSV64
     if (fn->abi.shape)
         return capffi__abi_call(&fn->abi, fn->call.code, ret, args);
 #endif
     ffi_call(&fn->cif, FFI_FN(fn->call.code), ret, args);
     return CAPFFI_OK;
+}
+
+int
+capffi__fn_call_held(capffi_fn *fn, void **args, void *ret)
+{
+    int state = atomic_load_explicit(fn->call.state, memory_order_acquire);
+    if (CAPFFI__UNLIKELY(state != CAPFFI__LIVE))
+        return dead(fn, state);
+    return call_raw_careful(fn, args, ret, true);
 }

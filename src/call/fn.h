@@ -104,6 +104,8 @@ CAPFFI__HIDDEN int capffi__fn_wrap(capffi_fn *fn, const struct capffi__type *t,
 CAPFFI__HIDDEN void capffi__fn_hold(capffi_fn *fn);
 CAPFFI__HIDDEN void capffi__fn_unhold(capffi_fn *fn);
 
+CAPFFI__HIDDEN int capffi__fn_call_held(capffi_fn *fn, void **args, void *ret);
+
 /* Set what capffi_last_errno answers on this thread (a job's errno). */
 CAPFFI__HIDDEN void capffi__fn_set_errno(int e);
 

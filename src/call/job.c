@@ -199,7 +199,7 @@ worker(void *arg)
 
         /* The state word is loaded here: revoked or closed since the
          * submission, the call is refused and never made. */
-        int rc = capffi_fn_call_raw(job->fn, job->av, job->retp);
+        int rc = capffi__fn_call_held(job->fn, job->av, job->retp);
         int err = capffi_last_errno();
 
         pthread_mutex_lock(&p->lock);
