@@ -24,6 +24,11 @@ static const luaL_Reg module_fns[] = {
     { "poll", capffi_lua__poll },
     { "keepalive", capffi_lua__keepalive },
     { "type", capffi_lua__type_define },
+    { "class", capffi_lua__type_define },
+    { "new", capffi_lua__obj_new },
+    { "free", capffi_lua__obj_free },
+    { "classof", capffi_lua__obj_classof },
+    { "leaks", capffi_lua__obj_leaks },
     { "sizeof", capffi_lua__type_sizeof },
     { "offsetof", capffi_lua__offsetof },
     { "errno", capffi_lua__errno },
@@ -50,6 +55,7 @@ capffi_lua_setup(lua_State *L, const capffi_options *opts)
     capffi_lua__buffer_init(L);
     capffi_lua__pointer_init(L);
     capffi_lua__view_init(L);
+    capffi_lua__object_init(L);
     capffi_lua__struct_init(L);
     capffi_lua__native_init(L);
     capffi_lua__fn_init(L);

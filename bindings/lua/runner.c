@@ -55,6 +55,10 @@ static const char usage[] =
     "                           capffi.permissions.request\n"
     "  --audit=FILE             write every audit event to FILE as JSON Lines\n"
     "                           as it happens\n"
+    "  --safe                   safe mode: no raw pointers in signatures, no\n"
+    "                           pointer_of, pointer_from or views of native\n"
+    "                           memory; native memory only through classes\n"
+    "                           (capffi.class)\n"
     "  --help                   show this text\n"
     "  --version                show the versions\n"
     "  --                       end of options\n"
@@ -68,6 +72,7 @@ struct config {
     bool allow_all;
     bool allow_run;
     bool prompt;
+    bool safe; /* CAPFFI_OPT_SAFE */
     const char *audit;
     char **allow, **deny;
     size_t n_allow, n_deny;
@@ -165,6 +170,8 @@ parse_args(int argc, char **argv, struct config *c)
             c->allow_run = true;
         } else if (strcmp(a, "--prompt") == 0) {
             c->prompt = true;
+        } else if (strcmp(a, "--safe") == 0) {
+            c->safe = true;
         } else if (strncmp(a, "--audit=", 8) == 0 && a[8]) {
             c->audit = a + 8;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -1025,7 +1032,8 @@ run_protected(lua_State *L)
 
     capffi_options opts;
     memset(&opts, 0, sizeof opts);
-    opts.flags = c->allow_all ? CAPFFI_OPT_ALLOW_ALL : 0;
+    opts.flags = (c->allow_all ? CAPFFI_OPT_ALLOW_ALL : 0) |
+                 (c->safe ? CAPFFI_OPT_SAFE : 0);
     opts.allow_paths = (const char *const *)c->allow;
     opts.n_allow = c->n_allow;
     opts.deny_paths = (const char *const *)c->deny;

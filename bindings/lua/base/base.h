@@ -143,11 +143,14 @@ enum capffi_lua__kind {
     CAPFFI_LUA__POINTER, /* pointer function *NAME: light userdata or nil */
     CAPFFI_LUA__CSTRING,
     CAPFFI_LUA__BUFFER,
-    CAPFFI_LUA__STRUCT,  /* a string, buffer or struct value of the size */
-    CAPFFI_LUA__FUNCTION /* a `function` parameter of a bound function: a
-                            callback, a bound function or nil (as a
-                            result, in a view or a struct, `function` is
-                            an address: CAPFFI_LUA__POINTER) */
+    CAPFFI_LUA__STRUCT,   /* a string, buffer or struct value of the size */
+    CAPFFI_LUA__FUNCTION, /* a `function` parameter of a bound function: a
+                             callback, a bound function or nil (as a
+                             result, in a view or a struct, `function` is
+                             an address: CAPFFI_LUA__POINTER) */
+    CAPFFI_LUA__OBJECT,   /* *NAME, ?*NAME, *[N]T: an instance or nil */
+    CAPFFI_LUA__OUTOBJ,   /* out *NAME: omitted, an instance returned */
+    CAPFFI_LUA__OUTVAL    /* out T: omitted, a scalar returned */
 };
 
 /* The kind for a type word as capffi_fn_param_type or capffi_field give

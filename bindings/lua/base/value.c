@@ -29,7 +29,7 @@ static const struct {
     { "f32", CAPFFI_LUA__F32 },         { "f64", CAPFFI_LUA__F64 },
     { "pointer", CAPFFI_LUA__POINTER }, { "function", CAPFFI_LUA__POINTER },
     { "cstring", CAPFFI_LUA__CSTRING }, { "buffer", CAPFFI_LUA__BUFFER },
-    { "struct", CAPFFI_LUA__STRUCT },
+    { "struct", CAPFFI_LUA__STRUCT },   { "object", CAPFFI_LUA__OBJECT },
 };
 
 int

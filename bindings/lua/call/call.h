@@ -97,11 +97,16 @@ struct capffi_lua__fn {
     const char *name; /* the Lua-side name, stored after kind[] */
     size_t ret_size;
     uint8_t nparams;
+    uint8_t nouts; /* out-parameters among them: omitted, returned */
     uint8_t ret;
     uint8_t smode; /* enum capffi_lua__smode */
     bool wrap;
-    bool async;     /* bound with async = true: a call submits a job */
-    uint8_t kind[]; /* enum capffi_lua__kind, per parameter */
+    bool async;   /* bound with async = true: a call submits a job */
+    bool has_tok; /* tok: whose class names its instances are read with */
+    capffi_token tok;
+    /* enum capffi_lua__kind per parameter, then for each the kind of
+     * the scalar an `out T` parameter returns */
+    uint8_t kind[];
 };
 
 /* A flag for capffi_lua__fn_push beside the CAPFFI_FN_* ones: the
@@ -121,11 +126,15 @@ enum capffi_lua__smode capffi_lua__opt_smode(lua_State *L, int idx,
 
 /*
  * Push the Lua function that calls cfn, under the Lua-side name `name`.
- * keep_idx (0: none) is what it keeps alive: its library. Takes ownership
- * of cfn (freed with the userdata on failure).
+ * keep_idx (0: none) is what it keeps alive: its library. sig is the
+ * signature text cfn was bound with (its instances and out-parameters,
+ * types/sigtext.c); tok the token it was bound through (the class names
+ * its instances are read with). Takes ownership of cfn (freed with the
+ * userdata on failure).
  */
 void capffi_lua__fn_push(lua_State *L, struct capffi_lua__state *st,
                          int keep_idx, capffi_fn *cfn, const char *name,
+                         const char *sig, const capffi_token *tok,
                          uint32_t flags, enum capffi_lua__smode smode);
 
 /*
@@ -139,10 +148,13 @@ const struct capffi_lua__fn *capffi_lua__fn_of(lua_State *L, int idx);
  * Convert the arguments of a call of f, at stack indices base to the top,
  * into args (CAPFFI_MAX_ARGS); raises on a wrong count or a value that
  * does not convert. Pointers in args (cstring text, buffer and struct
- * bytes) stay valid while those values stay on the stack.
+ * bytes) stay valid while those values stay on the stack. Out-parameters
+ * take no Lua argument: args[i].p points to outs[i] (CAPFFI_MAX_ARGS),
+ * zeroed, which the call fills; outs NULL (a nonblocking call) refuses
+ * them with CAPFFI_ETYPE.
  */
 void capffi_lua__fn_args(lua_State *L, const struct capffi_lua__fn *f, int base,
-                         capffi_value *args);
+                         capffi_value *args, capffi_value *outs);
 
 /*
  * The result of a call of f, in two steps around the call: _begin makes

@@ -33,27 +33,30 @@ enum {
     K_CSTRING = CAPFFI_LUA__CSTRING,
     K_BUFFER = CAPFFI_LUA__BUFFER,
     K_STRUCT = CAPFFI_LUA__STRUCT,
-    K_FUNCTION = CAPFFI_LUA__FUNCTION
+    K_FUNCTION = CAPFFI_LUA__FUNCTION,
+    K_OBJECT = CAPFFI_LUA__OBJECT,
+    K_OUTOBJ = CAPFFI_LUA__OUTOBJ,
+    K_OUTVAL = CAPFFI_LUA__OUTVAL
 };
 
 /* ---- calling ----------------------------------------------------------- */
 
-/* Argument i (from 0) is at Lua stack index base + i. */
+/* Parameter i (from 0) takes the Lua argument at stack index idx, the
+ * script's argument number argno (out-parameters take none). */
 static int
-arg_error(lua_State *L, const struct capffi_lua__fn *f, int base, int i,
-          int code, const char *what)
+arg_error(lua_State *L, const struct capffi_lua__fn *f, int idx, int i,
+          int argno, int code, const char *what)
 {
     const char *type = capffi_fn_param_type(f->fn, (size_t)i, NULL);
     return capffi_lua__error(L, code, "%s: argument %d (%s): %s, got %s",
-                             f->name, i + 1, type ? type : "?", what,
-                             capffi_lua__typename(L, base + i));
+                             f->name, argno, type ? type : "?", what,
+                             capffi_lua__typename(L, idx));
 }
 
 static void
-arg_value(lua_State *L, const struct capffi_lua__fn *f, int base, int i,
-          capffi_value *v)
+arg_value(lua_State *L, const struct capffi_lua__fn *f, int idx, int i,
+          int argno, capffi_value *v)
 {
-    int idx = base + i;
     switch (f->kind[i]) {
     case K_CSTRING:
         if (lua_type(L, idx) == LUA_TSTRING) {
@@ -63,11 +66,12 @@ arg_value(lua_State *L, const struct capffi_lua__fn *f, int base, int i,
                 capffi_lua__error(L, CAPFFI_EINVAL,
                                   "%s: argument %d (cstring): the string has "
                                   "a NUL byte at %zu",
-                                  f->name, i + 1, strlen(v->str) + 1);
+                                  f->name, argno, strlen(v->str) + 1);
         } else if (lua_isnil(L, idx)) {
             v->str = NULL;
         } else {
-            arg_error(L, f, base, i, CAPFFI_ETYPE, "expected a string or nil");
+            arg_error(L, f, idx, i, argno, CAPFFI_ETYPE,
+                      "expected a string or nil");
         }
         break;
     case K_BUFFER:
@@ -77,20 +81,25 @@ arg_value(lua_State *L, const struct capffi_lua__fn *f, int base, int i,
             struct capffi_lua__buffer *b =
                 capffi_lua__buffer_test(L, idx, true);
             if (!b)
-                arg_error(L, f, base, i, CAPFFI_ETYPE,
+                arg_error(L, f, idx, i, argno, CAPFFI_ETYPE,
                           "expected a buffer or nil");
             v->buf = b->buf;
         }
         break;
     case K_FUNCTION:
         if (!capffi_lua__handle_in(L, idx, v))
-            arg_error(L, f, base, i, CAPFFI_ETYPE,
+            arg_error(L, f, idx, i, argno, CAPFFI_ETYPE,
                       "expected a callback, a bound function or nil");
+        break;
+    case K_OBJECT:
+        if (!capffi_lua__obj_arg(L, idx, &v->obj))
+            arg_error(L, f, idx, i, argno, CAPFFI_ETYPE,
+                      "expected an instance or nil");
         break;
     case K_STRUCT:
         if (!capffi_lua__struct_in(L, f->st, idx, &v->agg.ptr, &v->agg.len,
                                    f->name))
-            arg_error(L, f, base, i, CAPFFI_ETYPE,
+            arg_error(L, f, idx, i, argno, CAPFFI_ETYPE,
                       "expected a string, buffer or struct value holding "
                       "the struct");
         break;
@@ -99,7 +108,7 @@ arg_value(lua_State *L, const struct capffi_lua__fn *f, int base, int i,
         int rc = capffi_lua__scalar_in(L, idx, f->kind[i], f->wrap, v, why,
                                        sizeof why);
         if (rc)
-            capffi_lua__error(L, rc, "%s: argument %d (%s): %s", f->name, i + 1,
+            capffi_lua__error(L, rc, "%s: argument %d (%s): %s", f->name, argno,
                               capffi_fn_param_type(f->fn, (size_t)i, NULL),
                               why);
     }
@@ -108,16 +117,28 @@ arg_value(lua_State *L, const struct capffi_lua__fn *f, int base, int i,
 
 void
 capffi_lua__fn_args(lua_State *L, const struct capffi_lua__fn *f, int base,
-                    capffi_value *args)
+                    capffi_value *args, capffi_value *outs)
 {
-    int n = lua_gettop(L) - base + 1;
-    if (n != f->nparams)
+    int n = lua_gettop(L) - base + 1, want = f->nparams - f->nouts;
+    if (n != want)
         capffi_lua__error(L, CAPFFI_EINVAL,
-                          "%s: expected %d argument%s, got %d", f->name,
-                          f->nparams, f->nparams == 1 ? "" : "s", n);
+                          "%s: expected %d argument%s, got %d", f->name, want,
+                          want == 1 ? "" : "s", n);
     capffi_lua__ctx(L, f->st);
-    for (int i = 0; i < n; i++)
-        arg_value(L, f, base, i, &args[i]);
+    if (f->nouts && !outs)
+        capffi_lua__error(L, CAPFFI_ETYPE,
+                          "%s: a function with out-parameters is not called "
+                          "nonblocking (its results would be the job's)",
+                          f->name);
+    for (int i = 0, j = 0; i < f->nparams; i++) {
+        if (f->kind[i] == K_OUTOBJ || f->kind[i] == K_OUTVAL) {
+            memset(&outs[i], 0, sizeof outs[i]);
+            args[i].p = &outs[i];
+            continue;
+        }
+        arg_value(L, f, base + j, i, j + 1, &args[i]);
+        j++;
+    }
 }
 
 void
@@ -148,6 +169,10 @@ capffi_lua__fn_result_end(lua_State *L, const struct capffi_lua__fn *f,
     switch (f->ret) {
     case K_VOID:
         return 0;
+    case K_OBJECT: /* instances come back from synchronous calls only
+                      (capffi refuses a nonblocking one) */
+        lua_pushnil(L);
+        break;
     case K_STRUCT:
         /* a struct value or buffer is on the top already */
         if (f->smode == CAPFFI_LUA__SMODE_STRING)
@@ -173,8 +198,8 @@ fn_call(lua_State *L)
         lua_call(L, lua_gettop(L) - 1, 1);
         return 1;
     }
-    capffi_value args[CAPFFI_MAX_ARGS];
-    capffi_lua__fn_args(L, f, 1, args);
+    capffi_value args[CAPFFI_MAX_ARGS], outs[CAPFFI_MAX_ARGS];
+    capffi_lua__fn_args(L, f, 1, args, outs);
     capffi_value r;
     luaL_Buffer b;
     capffi_lua__fn_result_begin(L, f, lua_upvalueindex(1), &r, &b);
@@ -183,10 +208,47 @@ fn_call(lua_State *L)
     struct capffi_lua__native call;
     capffi_lua__native_enter(L, f->st, &call);
     int rc = capffi_fn_call(f->fn, args, &r);
+    if (!rc && (f->ret == K_OBJECT || f->nouts) &&
+        f->st->cb_failures != call.failures) {
+        /* The call raises: the instances it made are released now (an
+         * owned one's destructor runs), not left to the context's end. */
+        if (f->ret == K_OBJECT)
+            capffi_obj_free(r.obj);
+        for (int i = 0; i < f->nparams; i++)
+            if (f->kind[i] == K_OUTOBJ)
+                capffi_obj_free(outs[i].obj);
+    }
     capffi_lua__native_leave(L, f->st, &call, f->name);
     if (rc)
         return capffi_lua__fail(L, f->st, rc, f->name);
-    return capffi_lua__fn_result_end(L, f, &r, &b);
+    const capffi_token *tok = f->has_tok ? &f->tok : NULL;
+    int nres;
+    if (f->ret == K_OBJECT) {
+        /* An instance keeps its function, and so its library, alive. */
+        if (r.obj)
+            capffi_lua__obj_push(L, f->st, r.obj, lua_upvalueindex(1), tok,
+                                 false);
+        else
+            lua_pushnil(L);
+        nres = 1;
+    } else {
+        nres = capffi_lua__fn_result_end(L, f, &r, &b);
+    }
+    if (!f->nouts)
+        return nres;
+    luaL_checkstack(L, f->nouts, "out-parameters");
+    for (int i = 0; i < f->nparams; i++) {
+        if (f->kind[i] == K_OUTVAL) {
+            capffi_lua__scalar_push(L, f->kind[f->nparams + i], &outs[i]);
+        } else if (f->kind[i] == K_OUTOBJ) {
+            if (outs[i].obj)
+                capffi_lua__obj_push(L, f->st, outs[i].obj, lua_upvalueindex(1),
+                                     tok, false);
+            else
+                lua_pushnil(L);
+        }
+    }
+    return nres + f->nouts;
 }
 
 const struct capffi_lua__fn *
@@ -247,14 +309,54 @@ fn_gc(lua_State *L)
     return 0;
 }
 
+/* Whether capffi's word for a parameter or result can stand for the
+ * typed pointer or out-parameter its text declares. */
+static bool
+typed_word(const char *word)
+{
+    return strcmp(word, "pointer") == 0 || strcmp(word, "object") == 0 ||
+           strcmp(word, "out") == 0;
+}
+
+/* The kind of parameter i whose capffi word is word and whose text reads
+ * as part (NULL: unread); *sub the scalar an `out T` returns. -1 when
+ * Lua cannot pass it. */
+static int
+param_kind(const char *word, const struct capffi_lua__sigpart *part,
+           uint8_t *sub)
+{
+    *sub = 0;
+    if (part && part->what != CAPFFI_LUA__SIG_PLAIN) {
+        if (!typed_word(word))
+            return -1;
+        switch (part->what) {
+        case CAPFFI_LUA__SIG_OBJECT:
+            return K_OBJECT;
+        case CAPFFI_LUA__SIG_OUTOBJ:
+            return K_OUTOBJ;
+        default:
+            if (part->kind < 0 || !capffi_lua__is_scalar(part->kind))
+                return -1;
+            *sub = (uint8_t)part->kind;
+            return K_OUTVAL;
+        }
+    }
+    if (strcmp(word, "function") == 0)
+        return K_FUNCTION;
+    if (strcmp(word, "out") == 0)
+        return -1; /* an out-parameter whose text was not read */
+    return capffi_lua__kind_of(word);
+}
+
 void
 capffi_lua__fn_push(lua_State *L, struct capffi_lua__state *st, int keep_idx,
-                    capffi_fn *cfn, const char *name, uint32_t flags,
+                    capffi_fn *cfn, const char *name, const char *sig,
+                    const capffi_token *tok, uint32_t flags,
                     enum capffi_lua__smode smode)
 {
     size_t n = capffi_fn_arity(cfn), nlen = strlen(name);
     struct capffi_lua__fn *f =
-        lua_newuserdatauv(L, sizeof *f + n + nlen + 1, 1);
+        lua_newuserdatauv(L, sizeof *f + 2 * n + nlen + 1, 1);
     memset(f, 0, sizeof *f);
     f->fn = cfn;
     f->st = st;
@@ -263,22 +365,33 @@ capffi_lua__fn_push(lua_State *L, struct capffi_lua__state *st, int keep_idx,
         lua_pushvalue(L, keep_idx);
         lua_setiuservalue(L, -2, 1);
     }
+    if (tok) {
+        f->has_tok = true;
+        f->tok = *tok;
+    }
     f->nparams = (uint8_t)n;
     f->wrap = (flags & CAPFFI_FN_WRAP) != 0;
     f->async = (flags & CAPFFI_LUA__FN_ASYNC) != 0;
-    f->name = (const char *)f->kind + n;
-    memcpy(f->kind + n, name, nlen + 1);
+    f->name = (const char *)f->kind + 2 * n;
+    memcpy(f->kind + 2 * n, name, nlen + 1);
+    struct capffi_lua__sigpart parts[CAPFFI_MAX_ARGS], rpart;
+    bool read = sig && capffi_lua__sig_read(sig, parts, CAPFFI_MAX_ARGS,
+                                            &rpart) == (int)n;
     for (size_t i = 0; i < n; i++) {
         const char *word = capffi_fn_param_type(cfn, i, NULL);
-        int k = strcmp(word, "function") == 0 ? K_FUNCTION
-                                              : capffi_lua__kind_of(word);
+        int k = param_kind(word, read ? &parts[i] : NULL, &f->kind[n + i]);
         if (k < 0)
             capffi_lua__error(L, CAPFFI_ETYPE,
                               "%s: parameter %zu has an unknown type", name,
                               i + 1);
         f->kind[i] = (uint8_t)k;
+        if (k == K_OUTOBJ || k == K_OUTVAL)
+            f->nouts++;
     }
-    int k = capffi_lua__kind_of(capffi_fn_result_type(cfn, &f->ret_size));
+    const char *rword = capffi_fn_result_type(cfn, &f->ret_size);
+    int k = read && rpart.what == CAPFFI_LUA__SIG_OBJECT && typed_word(rword)
+                ? K_OBJECT
+                : capffi_lua__kind_of(rword);
     if (k < 0)
         capffi_lua__error(L, CAPFFI_ETYPE, "%s: the result has an unknown type",
                           name);
@@ -349,7 +462,7 @@ fn_from_ptr(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
     int rc = capffi_fn_from_ptr(&cfn, ctx, tok, code, sig, flags);
     if (rc)
         return capffi_lua__fail(L, st, rc, "fnptr");
-    capffi_lua__fn_push(L, st, 0, cfn, "fnptr",
+    capffi_lua__fn_push(L, st, 0, cfn, "fnptr", sig, tok,
                         flags | (async ? CAPFFI_LUA__FN_ASYNC : 0), smode);
     return 1;
 }

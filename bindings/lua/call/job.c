@@ -192,7 +192,7 @@ capffi_lua__job_submit(lua_State *L, const struct capffi_lua__fn *f, int fn_idx,
 {
     fn_idx = lua_absindex(L, fn_idx);
     capffi_value args[CAPFFI_MAX_ARGS];
-    capffi_lua__fn_args(L, f, base, args);
+    capffi_lua__fn_args(L, f, base, args, NULL);
     int n = lua_gettop(L) - base + 1;
 
     lua_getfield(L, LUA_REGISTRYINDEX, ENDED_LIST);

@@ -131,7 +131,7 @@ bind_one(lua_State *L, struct lib *l, int lib_idx, int tab_idx, const char *key,
     }
     if (rc)
         capffi_lua__fail(L, l->st, rc, key);
-    capffi_lua__fn_push(L, l->st, lib_idx, cfn, key,
+    capffi_lua__fn_push(L, l->st, lib_idx, cfn, key, sig, &l->ref.tok,
                         flags | (async ? CAPFFI_LUA__FN_ASYNC : 0), smode);
     lua_setfield(L, tab_idx, key);
     lua_settop(L, top);

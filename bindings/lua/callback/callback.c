@@ -40,6 +40,7 @@ struct lcb {
     uint8_t ret;       /* enum capffi_lua__kind of the result */
     size_t ret_size;   /* its size in bytes */
     bool ret_function; /* the result is declared `function` */
+    capffi_token tok;  /* whose class names its instance arguments use */
     uint8_t kind[];    /* enum capffi_lua__kind, per parameter */
 };
 
@@ -49,6 +50,10 @@ struct invocation {
     const capffi_value *args;
     capffi_value *ret;
     bool failed;
+    /* The instance arguments handed to Lua, ended when the handler
+     * returns: their capffi_obj lives in the invocation. Each is
+     * anchored in the registry under &frames[i] until then. */
+    struct capffi_lua__obj *frames[CAPFFI_MAX_ARGS];
     char msg[CAPFFI_CB_DETAIL_MAX];
 };
 
@@ -162,6 +167,16 @@ invoke(lua_State *L)
         case CAPFFI_LUA__STRUCT:
             lua_pushlstring(L, a->agg.ptr, a->agg.len);
             break;
+        case CAPFFI_LUA__OBJECT:
+            if (!a->obj) {
+                lua_pushnil(L);
+                break;
+            }
+            inv->frames[i] =
+                capffi_lua__obj_push(L, c->h.st, a->obj, 0, &c->tok, true);
+            lua_pushvalue(L, -1);
+            lua_rawsetp(L, LUA_REGISTRYINDEX, &inv->frames[i]);
+            break;
         default: /* cstring, scalars; function and buffer arrive as
                     addresses */
             capffi_lua__value_push(L, c->kind[i], a);
@@ -170,6 +185,22 @@ invoke(lua_State *L)
     lua_call(L, c->nparams, 1);
     result_in(L, c, self, lua_gettop(L), inv->ret);
     return 0;
+}
+
+/* End the instance arguments of an invocation: a handler that kept one
+ * gets CAPFFI_ECLOSED from it from now on. Raises nothing (removing an
+ * existing registry entry allocates nothing). */
+static void
+end_frames(lua_State *L, struct invocation *inv)
+{
+    for (int i = 0; i < inv->c->nparams; i++) {
+        if (!inv->frames[i])
+            continue;
+        capffi_lua__obj_end(inv->frames[i]);
+        inv->frames[i] = NULL;
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &inv->frames[i]);
+    }
 }
 
 /* The capffi handler of every Lua callback. It returns normally whatever
@@ -192,13 +223,13 @@ handler(void *payload, const capffi_value *args, capffi_value *ret)
     struct invocation inv = { .c = c, .args = args, .ret = ret };
     lua_pushcfunction(L, invoke);
     lua_pushlightuserdata(L, &inv);
-    if (lua_pcall(L, 1, 0, 0) == LUA_OK) {
-        lua_settop(L, top);
-        return;
-    }
-    capffi_lua__native_failed(L, st, inv.msg, sizeof inv.msg);
+    int status = lua_pcall(L, 1, 0, 0);
+    if (status != LUA_OK)
+        capffi_lua__native_failed(L, st, inv.msg, sizeof inv.msg);
     lua_settop(L, top);
-    capffi_cb_fail(inv.msg);
+    end_frames(L, &inv);
+    if (status != LUA_OK)
+        capffi_cb_fail(inv.msg);
 }
 
 /* ---- making one --------------------------------------------------------- */
@@ -348,11 +379,27 @@ callback_new(lua_State *L, struct capffi_lua__state *st,
         return capffi_lua__fail(L, st, rc, "callback");
     }
     c->closed = false;
+    c->tok = *tok;
     size_t n = capffi_cb_arity(c->h.cb);
     c->nparams = (uint8_t)n;
-    for (size_t i = 0; i < n; i++)
-        c->kind[i] = (uint8_t)capffi_lua__kind_of(
-            capffi_cb_param_type(c->h.cb, i, NULL));
+    struct capffi_lua__sigpart parts[CAPFFI_MAX_ARGS], rpart;
+    bool read =
+        capffi_lua__sig_read(sig, parts, CAPFFI_MAX_ARGS, &rpart) == (int)n;
+    for (size_t i = 0; i < n; i++) {
+        const char *word = capffi_cb_param_type(c->h.cb, i, NULL);
+        int k = capffi_lua__kind_of(word);
+        /* A typed pointer reaches the handler as an instance (capffi
+         * says "pointer" or "object" for it, the text says which). */
+        if (read && parts[i].what == CAPFFI_LUA__SIG_OBJECT &&
+            (k == CAPFFI_LUA__POINTER || k == CAPFFI_LUA__OBJECT))
+            k = CAPFFI_LUA__OBJECT;
+        else if (k == CAPFFI_LUA__OBJECT)
+            return capffi_lua__error(L, CAPFFI_ETYPE,
+                                     "callback: parameter %zu: an instance "
+                                     "whose signature text Lua cannot read",
+                                     i + 1);
+        c->kind[i] = (uint8_t)k;
+    }
     const char *rt = capffi_cb_result_type(c->h.cb, &c->ret_size);
     c->ret = (uint8_t)capffi_lua__kind_of(rt);
     c->ret_function = strcmp(rt, "function") == 0;

@@ -1,8 +1,9 @@
 /*
  * memory/memory.h - the memory layer of the Lua binding: buffers
  * (buffer.c), pointers to them and from addresses (pointer.c), views
- * (view.c) and struct values (struct.c). Above types/; buffers are its
- * lowest file, which the others use.
+ * (view.c), instances of classes (object.c) and struct values
+ * (struct.c). Above types/; buffers are its lowest file, which the
+ * others use.
  */
 #ifndef CAPFFI_LUA_MEMORY_H
 #define CAPFFI_LUA_MEMORY_H
@@ -53,6 +54,47 @@ void capffi_lua__pointer_init(lua_State *L);
 
 /* Register the view class; add buf:view and tok:view. */
 void capffi_lua__view_init(lua_State *L);
+
+/* ---- object.c: instances of classes (SafeFFI) --------------------------- */
+
+#define CAPFFI_LUA_OBJECT "capffi.instance" /* metatable of instances */
+
+/* An instance userdata (or a part of one: a nested struct or array). */
+struct capffi_lua__obj;
+
+/* Register the instance class; add tok:new. */
+void capffi_lua__object_init(lua_State *L);
+
+/* Module functions: capffi.new and capffi.leaks (upvalue 1: the state
+ * userdata), capffi.free, capffi.classof. */
+int capffi_lua__obj_new(lua_State *L);
+int capffi_lua__obj_leaks(lua_State *L);
+int capffi_lua__obj_free(lua_State *L);
+int capffi_lua__obj_classof(lua_State *L);
+
+/*
+ * Push an instance userdata for o: a call's result or out-parameter, or
+ * (frame) a callback's argument, which is never freed here and is ended
+ * with capffi_lua__obj_end when its callback returns. keep_idx (0: none)
+ * is what it keeps alive (the function that returned it); tok is the
+ * principal whose class names its fields are read with (NULL: the
+ * context's). Takes o: freed with the userdata, unless frame.
+ */
+struct capffi_lua__obj *
+capffi_lua__obj_push(lua_State *L, struct capffi_lua__state *st, capffi_obj *o,
+                     int keep_idx, const capffi_token *tok, bool frame);
+
+/* A callback's argument: its invocation ended; every later use raises
+ * CAPFFI_ECLOSED. Raises nothing. */
+void capffi_lua__obj_end(struct capffi_lua__obj *lo);
+
+/*
+ * The instance at idx as an argument: nil as NULL, an instance as its
+ * capffi_obj, and true; false for any other value. Raises for a part, a
+ * freed instance (CAPFFI_EINVAL) or a callback's argument past its
+ * callback (CAPFFI_ECLOSED).
+ */
+bool capffi_lua__obj_arg(lua_State *L, int idx, capffi_obj **out);
 
 /* ---- struct.c: struct values -------------------------------------------- */
 

@@ -58,7 +58,9 @@ offset_of(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
     return 1;
 }
 
-/* capffi.type(name, layout) */
+/* capffi.type(name, layout) and capffi.class(name, layout): one
+ * function, since a class is a named layout (the layout language gains
+ * readonly fields, fixed arrays, *NAME fields and "opaque"). */
 int
 capffi_lua__type_define(lua_State *L)
 {
@@ -80,9 +82,9 @@ capffi_lua__offsetof(lua_State *L)
 }
 
 /*
- * tok:type(name, layout): a struct type that only what is made through
- * this token (and its descendants) sees, where it hides a capffi.type of
- * the same name (capffi_type_define_tok).
+ * tok:type(name, layout), tok:class(name, layout): a struct type or class
+ * that only what is made through this token (and its descendants) sees,
+ * where it hides a capffi.type of the same name (capffi_type_define_tok).
  */
 static int
 token_type(lua_State *L)
@@ -113,6 +115,7 @@ capffi_lua__type_init(lua_State *L)
 {
     static const luaL_Reg token_methods[] = {
         { "type", token_type },
+        { "class", token_type },
         { "sizeof", token_sizeof },
         { "offsetof", token_offsetof },
         { NULL, NULL },

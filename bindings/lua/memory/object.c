@@ -1,0 +1,806 @@
+/*
+ * memory/object.c - instances of classes (SafeFFI) as Lua values:
+ * capffi.new, tok:new, capffi.free, capffi.classof, capffi.leaks, and the
+ * instance userdata that calls, out-parameters and callbacks hand out.
+ *
+ * An instance userdata holds a capffi_obj and reads and writes it only
+ * through capffi's field paths, so every access is checked by capffi
+ * (class, bounds, readonly, the library or token behind it): the address
+ * never reaches Lua. obj.x and obj.x = v map to the path "x", arr[i] to
+ * "[i]" (0-based, as C paths are), a scalar instance's p[0] to "".
+ * A nested struct or an array field reads as a part: a userdata naming a
+ * path inside the instance ("origin", "name"), indexed the same way, that
+ * keeps the instance alive and is never freed itself.
+ *
+ * Speed: each (class, field) gets an entry, made on the first access and
+ * cached in a table per class: what the field holds and, for numbers, a
+ * compiled capffi_accessor, so a repeated obj.x is a table lookup and
+ * capffi_obj_read. capffi checks on every read that the instance is of
+ * the accessor's class; a refusal for that reason falls back to the path.
+ *
+ * What a field holds is read from capffi_type_field with the names the
+ * instance's principal sees (the token it was made through, or the
+ * context), so that a class a token defined is read with its own layout.
+ * capffi_type_field gives "pointer" for a cstring, a *NAME and a raw
+ * pointer field alike; capffi_obj_accessor tells them apart (it compiles
+ * raw pointers, and refuses the other two naming which they are).
+ *
+ * Lifetimes: an instance is freed once, by obj:free() (capffi.free), by a
+ * to-be-closed variable or by the collector, whichever comes first; an
+ * owned one's destructor runs then (capffi_obj_free). A second obj:free()
+ * raises instead of reaching capffi. A callback's instance argument
+ * (callback/callback.c) is the invocation's: it is never freed here, and
+ * once its callback has returned every use raises CAPFFI_ECLOSED
+ * (capffi_lua__obj_end), since its capffi_obj lived in that invocation.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "memory/memory.h"
+
+/* Registry key: the field caches, by principal and class. */
+#define CACHES "capffi.instance.caches"
+
+enum { LIFE_LIVE, LIFE_FREED, LIFE_ENDED };
+
+struct capffi_lua__obj {
+    capffi_obj *o; /* NULL once freed or its invocation ended */
+    struct capffi_lua__state *st;
+    struct capffi_lua__obj *root; /* itself; for a part, its instance */
+    uint8_t life;                 /* LIFE_*, of an instance */
+    bool part;                    /* a struct or array inside root */
+    bool frame;                   /* a callback's argument */
+    bool array;                   /* indexed by integers from 0 */
+    bool scalar;                  /* an instance of a scalar class: p[0] */
+    bool named;                   /* a part whose path holds names only */
+    bool has_tok;                 /* tok is the principal; else the context */
+    capffi_token tok;
+};
+
+/* The user values of an instance userdata. */
+enum {
+    UV_CACHE = 1, /* the field cache of the class */
+    UV_KEEP,      /* what it keeps alive: its library's function, the
+                     instance it was read from; a part: its instance */
+    UV_PATH,      /* a part: its path */
+    UV_TYPE,      /* an instance: the type its fields are looked up in */
+    UV_CLASS,     /* an instance: its class name */
+    UV_COUNT = UV_CLASS
+};
+
+/* What a field holds: a cache entry. */
+enum { E_VALUE, E_OBJECT, E_PART };
+
+struct entry {
+    uint8_t what; /* E_* */
+    uint8_t kind; /* E_VALUE: enum capffi_lua__kind */
+    bool acc_ok;  /* acc compiled (a number field, a path of names) */
+    capffi_accessor acc;
+};
+
+/* ---- the userdata ------------------------------------------------------ */
+
+static struct capffi_lua__obj *
+check_obj(lua_State *L, int idx)
+{
+    return capffi_lua__check_object(L, idx, CAPFFI_LUA_OBJECT, "instance");
+}
+
+/* The class name of the instance lo is in (for messages). */
+static const char *
+class_of(lua_State *L, int ud)
+{
+    struct capffi_lua__obj *lo = lua_touserdata(L, ud);
+    if (lo->part) {
+        lua_getiuservalue(L, ud, UV_KEEP);
+        lua_getiuservalue(L, -1, UV_CLASS);
+        lua_remove(L, -2);
+    } else {
+        lua_getiuservalue(L, ud, UV_CLASS);
+    }
+    const char *s = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the string stays in the user value */
+    return s ? s : "?";
+}
+
+/* The capffi_obj behind the instance or part lo (at ud), or an error: a
+ * freed instance CAPFFI_EINVAL, a callback's argument after its callback
+ * CAPFFI_ECLOSED, a closed context CAPFFI_ECLOSED. */
+static capffi_obj *
+live(lua_State *L, struct capffi_lua__obj *lo, int ud)
+{
+    const struct capffi_lua__obj *r = lo->root;
+    capffi_lua__ctx(L, lo->st);
+    if (r->life == LIFE_FREED)
+        capffi_lua__error(L, CAPFFI_EINVAL, "the instance of %s was freed",
+                          class_of(L, ud));
+    if (r->life == LIFE_ENDED)
+        capffi_lua__error(L, CAPFFI_ECLOSED,
+                          "the instance of %s was a callback's argument: "
+                          "it is valid only while its callback runs",
+                          class_of(L, ud));
+    return r->o;
+}
+
+/* Push the field cache for the class whose lookup type is at type_idx,
+ * as the principal tok (NULL: the context) sees it; array instances of
+ * a class have a cache of their own (their paths start with an index). */
+static void
+push_cache(lua_State *L, const capffi_token *tok, int type_idx, bool array)
+{
+    type_idx = lua_absindex(L, type_idx);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, CACHES);
+    if (tok)
+        lua_pushfstring(L, "%p:%s%s", (void *)(uintptr_t)tok->id,
+                        lua_tostring(L, type_idx), array ? "[]" : "");
+    else
+        lua_pushfstring(L, ":%s%s", lua_tostring(L, type_idx),
+                        array ? "[]" : "");
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TTABLE) {
+        lua_replace(L, -3);
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -5);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+}
+
+/* The type an instance's fields are looked up in: its class, or for an
+ * unnamed struct made by capffi.new the struct text itself (without the
+ * [N] of an array). */
+static void
+push_lookup_type(lua_State *L, const char *cls, const char *made_as)
+{
+    if (made_as && strcmp(cls, "struct") == 0) {
+        const char *p = made_as;
+        for (;;) {
+            while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+                p++;
+            if (*p != '[')
+                break;
+            const char *q = strchr(p, ']');
+            if (!q)
+                break;
+            p = q + 1;
+        }
+        lua_pushstring(L, p);
+    } else {
+        lua_pushstring(L, cls);
+    }
+}
+
+static struct capffi_lua__obj *
+push_instance(lua_State *L, struct capffi_lua__state *st, capffi_obj *o,
+              int keep_idx, const capffi_token *tok, bool frame,
+              const char *made_as)
+{
+    keep_idx = keep_idx ? lua_absindex(L, keep_idx) : 0;
+    struct capffi_lua__obj *lo = lua_newuserdatauv(L, sizeof *lo, UV_COUNT);
+    memset(lo, 0, sizeof *lo);
+    lo->o = o;
+    lo->st = st;
+    lo->root = lo;
+    lo->life = LIFE_LIVE;
+    lo->frame = frame;
+    if (tok) {
+        lo->has_tok = true;
+        lo->tok = *tok;
+    }
+    luaL_setmetatable(L, CAPFFI_LUA_OBJECT);
+    int ud = lua_gettop(L);
+    const char *cls = capffi_obj_class(o);
+    lua_pushstring(L, cls);
+    lua_setiuservalue(L, ud, UV_CLASS);
+    size_t n;
+    lo->array = capffi_obj_len(&n, o, "") == CAPFFI_OK;
+    int k = capffi_lua__kind_of(cls);
+    lo->scalar = !lo->array && k >= 0 && k != CAPFFI_LUA__STRUCT;
+    push_lookup_type(L, cls, made_as);
+    push_cache(L, tok, -1, lo->array);
+    lua_setiuservalue(L, ud, UV_CACHE);
+    lua_setiuservalue(L, ud, UV_TYPE);
+    if (keep_idx) {
+        lua_pushvalue(L, keep_idx);
+        lua_setiuservalue(L, ud, UV_KEEP);
+    }
+    return lo;
+}
+
+struct capffi_lua__obj *
+capffi_lua__obj_push(lua_State *L, struct capffi_lua__state *st, capffi_obj *o,
+                     int keep_idx, const capffi_token *tok, bool frame)
+{
+    return push_instance(L, st, o, keep_idx, tok, frame, NULL);
+}
+
+void
+capffi_lua__obj_end(struct capffi_lua__obj *lo)
+{
+    lo->o = NULL;
+    lo->life = LIFE_ENDED;
+}
+
+bool
+capffi_lua__obj_arg(lua_State *L, int idx, capffi_obj **out)
+{
+    if (lua_isnil(L, idx)) {
+        *out = NULL;
+        return true;
+    }
+    struct capffi_lua__obj *lo = luaL_testudata(L, idx, CAPFFI_LUA_OBJECT);
+    if (!lo)
+        return false;
+    if (lo->part) {
+        lua_getiuservalue(L, idx, UV_PATH);
+        capffi_lua__error(L, CAPFFI_ETYPE,
+                          "'%s' is a part of an instance of %s, not an "
+                          "instance",
+                          lua_tostring(L, -1), class_of(L, idx));
+    }
+    *out = live(L, lo, idx);
+    return true;
+}
+
+/* ---- paths and entries ------------------------------------------------- */
+
+/*
+ * Push the path the key at key_idx names in lo (at ud); *named is set
+ * when it holds field names only (its entry may carry an accessor).
+ */
+static const char *
+push_path(lua_State *L, struct capffi_lua__obj *lo, int ud, int key_idx,
+          bool *named)
+{
+    const char *prefix = NULL;
+    if (lo->part) {
+        lua_getiuservalue(L, ud, UV_PATH);
+        prefix = lua_tostring(L, -1);
+        lua_pop(L, 1); /* kept by the user value */
+    }
+    if (lua_type(L, key_idx) == LUA_TSTRING) {
+        const char *k = lua_tostring(L, key_idx);
+        *named = strchr(k, '[') == NULL && (!lo->part || lo->named);
+        if (prefix)
+            return lua_pushfstring(L, "%s.%s", prefix, k);
+        lua_pushvalue(L, key_idx);
+        return k;
+    }
+    if (!lua_isinteger(L, key_idx))
+        capffi_lua__error(L, CAPFFI_ETYPE,
+                          "an instance of %s is indexed by a field name or "
+                          "an integer, not %s",
+                          class_of(L, ud), capffi_lua__typename(L, key_idx));
+    lua_Integer i = lua_tointeger(L, key_idx);
+    *named = false;
+    if (i < 0)
+        capffi_lua__error(L, CAPFFI_EBOUNDS,
+                          "index %lld of %s: indices start at 0", (long long)i,
+                          class_of(L, ud));
+    if (lo->array)
+        return lua_pushfstring(L, "%s[%I]", prefix ? prefix : "", i);
+    if (lo->scalar) {
+        if (i != 0)
+            capffi_lua__error(L, CAPFFI_EBOUNDS,
+                              "index %lld of a single %s: only [0] exists",
+                              (long long)i, class_of(L, ud));
+        *named = true;
+        lua_pushliteral(L, "");
+        return "";
+    }
+    capffi_lua__error(L, CAPFFI_ETYPE,
+                      "%s%s%s is not an array: index it by field name",
+                      class_of(L, ud), prefix ? "." : "", prefix ? prefix : "");
+    return NULL;
+}
+
+/* Push the key a path is cached under: the path with each index as #. */
+static void
+push_cache_key(lua_State *L, const char *path, bool named)
+{
+    if (named) {
+        lua_pushstring(L, path);
+        return;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (const char *p = path; *p; p++) {
+        if (*p == '[') {
+            luaL_addstring(&b, "[#]");
+            while (*p && *p != ']')
+                p++;
+            if (!*p)
+                break;
+        } else {
+            luaL_addchar(&b, *p);
+        }
+    }
+    luaL_pushresult(&b);
+}
+
+/* Raise the error capffi gave for o's context. */
+static int
+fail(lua_State *L, struct capffi_lua__obj *lo, int rc)
+{
+    return capffi_lua__fail(L, lo->st, rc, NULL);
+}
+
+/* The field type word of path in the instance root (at rud), or NULL
+ * with the error code in *rc. */
+static const char *
+field_word(lua_State *L, struct capffi_lua__obj *root, int rud,
+           const char *path, int *rc)
+{
+    capffi_ctx *ctx = root->st->ctx;
+    const char *rest = path;
+    if (root->array && *rest == '[') {
+        rest = strchr(rest, ']');
+        rest = rest ? rest + 1 : path;
+        if (*rest == '.')
+            rest++;
+    }
+    if (!*rest)
+        return "struct";
+    lua_getiuservalue(L, rud, UV_TYPE);
+    const char *type = lua_tostring(L, -1);
+    capffi_field f;
+    *rc = root->has_tok ? capffi_type_field_tok(&f, ctx, &root->tok, type, rest)
+                        : capffi_type_field(&f, ctx, type, rest);
+    lua_pop(L, 1);
+    return *rc ? NULL : f.type;
+}
+
+/* Fill e for path in o, the instance root at rud. Raises capffi's error
+ * for a path o does not have. */
+static void
+make_entry(lua_State *L, struct capffi_lua__obj *root, int rud, capffi_obj *o,
+           const char *path, bool named, struct entry *e)
+{
+    memset(e, 0, sizeof *e);
+    e->what = E_VALUE;
+    int k = capffi_lua__kind_of(capffi_obj_class(o));
+    if (k >= 0 && k != CAPFFI_LUA__STRUCT) {
+        /* A scalar class: its elements are values (capffi checks the
+         * rest of the path on each access). */
+        e->kind = (uint8_t)k;
+    } else {
+        int rc = CAPFFI_OK;
+        const char *w = field_word(L, root, rud, path, &rc);
+        if (!w) {
+            /* The instance's own error says more (an opaque instance, a
+             * released one), when it has one. */
+            capffi_value v;
+            int orc = capffi_obj_get(&v, o, path);
+            if (orc)
+                fail(L, root, orc);
+            capffi_lua__fail(L, root->st, rc, path);
+        }
+        if (strcmp(w, "struct") == 0 || strcmp(w, "array") == 0) {
+            e->what = E_PART;
+            return;
+        }
+        if (strcmp(w, "pointer") == 0) {
+            capffi_accessor acc;
+            rc = capffi_obj_accessor(&acc, o, path);
+            const char *msg = capffi_ctx_errmsg(root->st->ctx);
+            if (rc == CAPFFI_OK || rc == CAPFFI_EPERM)
+                e->kind = CAPFFI_LUA__POINTER;
+            else if (rc == CAPFFI_ETYPE && strstr(msg, "cstring fields"))
+                e->kind = CAPFFI_LUA__CSTRING;
+            else if (rc == CAPFFI_ETYPE && strstr(msg, "*NAME fields"))
+                e->what = E_OBJECT;
+            else
+                fail(L, root, rc);
+        } else {
+            k = capffi_lua__kind_of(w);
+            if (k < 0 || !capffi_lua__is_scalar(k))
+                capffi_lua__error(L, CAPFFI_ETYPE,
+                                  "'%s' of %s has a type Lua does not "
+                                  "read (%s)",
+                                  path, class_of(L, rud), w);
+            e->kind = (uint8_t)k;
+        }
+    }
+    if (named && e->what == E_VALUE && capffi_lua__is_scalar(e->kind))
+        e->acc_ok = capffi_obj_accessor(&e->acc, o, path) == CAPFFI_OK;
+}
+
+/* The entry for path (pushed by push_path) in lo at ud: from the cache,
+ * or made and cached. */
+static const struct entry *
+get_entry(lua_State *L, struct capffi_lua__obj *lo, int ud, capffi_obj *o,
+          const char *path, bool named)
+{
+    lua_getiuservalue(L, ud, UV_CACHE);
+    push_cache_key(L, path, named);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TUSERDATA) {
+        const struct entry *e = lua_touserdata(L, -1);
+        lua_pop(L, 3);
+        return e; /* the cache keeps it */
+    }
+    lua_pop(L, 1);
+    int rud = ud;
+    if (lo->part) {
+        lua_getiuservalue(L, ud, UV_KEEP);
+        rud = lua_gettop(L);
+    }
+    struct entry *e = lua_newuserdatauv(L, sizeof *e, 0);
+    make_entry(L, lo->root, rud, o, path, named, e);
+    if (lo->part)
+        lua_remove(L, rud);
+    lua_rawset(L, -3); /* cache[key] = entry, which the cache keeps */
+    lua_pop(L, 1);
+    return e;
+}
+
+/* Push the root instance userdata of lo at ud. */
+static void
+push_root(lua_State *L, struct capffi_lua__obj *lo, int ud)
+{
+    if (lo->part)
+        lua_getiuservalue(L, ud, UV_KEEP);
+    else
+        lua_pushvalue(L, ud);
+}
+
+/* Push a part: the struct or array at path (on top) in lo at ud. */
+static void
+push_part(lua_State *L, struct capffi_lua__obj *lo, int ud, capffi_obj *o,
+          bool named)
+{
+    int path = lua_gettop(L);
+    struct capffi_lua__obj *p = lua_newuserdatauv(L, sizeof *p, UV_COUNT);
+    memset(p, 0, sizeof *p);
+    p->st = lo->st;
+    p->root = lo->root;
+    p->part = true;
+    p->named = named;
+    size_t n;
+    p->array = capffi_obj_len(&n, o, lua_tostring(L, path)) == CAPFFI_OK;
+    luaL_setmetatable(L, CAPFFI_LUA_OBJECT);
+    lua_getiuservalue(L, ud, UV_CACHE);
+    lua_setiuservalue(L, -2, UV_CACHE);
+    push_root(L, lo, ud);
+    lua_setiuservalue(L, -2, UV_KEEP);
+    lua_pushvalue(L, path);
+    lua_setiuservalue(L, -2, UV_PATH);
+}
+
+/* ---- reading and writing ----------------------------------------------- */
+
+/* Push the value at path (on top of the stack) of lo at ud. */
+static void
+read_path(lua_State *L, struct capffi_lua__obj *lo, int ud, capffi_obj *o,
+          const char *path, bool named)
+{
+    const struct entry *e = get_entry(L, lo, ud, o, path, named);
+    capffi_value v;
+    int rc;
+    switch (e->what) {
+    case E_PART:
+        push_part(L, lo, ud, o, named);
+        return;
+    case E_OBJECT:
+        if ((rc = capffi_obj_get(&v, o, path)))
+            fail(L, lo, rc);
+        if (!v.obj) {
+            lua_pushnil(L);
+            return;
+        }
+        push_root(L, lo, ud);
+        {
+            struct capffi_lua__obj *r = lo->root;
+            push_instance(L, lo->st, v.obj, -1, r->has_tok ? &r->tok : NULL,
+                          false, NULL);
+        }
+        lua_remove(L, -2);
+        return;
+    default:
+        break;
+    }
+    rc = e->acc_ok ? capffi_obj_read(&v, o, &e->acc) : CAPFFI_ETYPE;
+    if (rc == CAPFFI_ETYPE) /* no accessor, or made for another class */
+        rc = capffi_obj_get(&v, o, path);
+    if (rc)
+        fail(L, lo, rc);
+    capffi_lua__value_push(L, e->kind, &v);
+}
+
+static void write_table(lua_State *L, int ud, int tab);
+
+/* Write the value at val to path (on top of the stack) of lo at ud. */
+static void
+write_path(lua_State *L, struct capffi_lua__obj *lo, int ud, capffi_obj *o,
+           const char *path, bool named, int val)
+{
+    const struct entry *e = get_entry(L, lo, ud, o, path, named);
+    capffi_value v;
+    memset(&v, 0, sizeof v);
+    int rc;
+    switch (e->what) {
+    case E_PART:
+        if (!lua_istable(L, val))
+            capffi_lua__error(L, CAPFFI_ETYPE,
+                              "'%s' of %s is a struct or an array: assign "
+                              "its fields, or a table of them, not %s",
+                              path, class_of(L, ud),
+                              capffi_lua__typename(L, val));
+        push_part(L, lo, ud, o, named);
+        write_table(L, lua_gettop(L), val);
+        lua_pop(L, 1);
+        return;
+    case E_OBJECT:
+        if (!capffi_lua__obj_arg(L, val, &v.obj))
+            capffi_lua__error(
+                L, CAPFFI_ETYPE, "'%s' of %s takes an instance or nil, not %s",
+                path, class_of(L, ud), capffi_lua__typename(L, val));
+        if ((rc = capffi_obj_set(o, path, v)))
+            fail(L, lo, rc);
+        return;
+    default:
+        break;
+    }
+    if (e->kind == CAPFFI_LUA__CSTRING) {
+        /* capffi refuses: a string's memory would have no owner. */
+        if ((rc = capffi_obj_set(o, path, v)))
+            fail(L, lo, rc);
+        return;
+    }
+    char why[128];
+    rc = capffi_lua__scalar_in(L, val, e->kind, false, &v, why, sizeof why);
+    if (rc)
+        capffi_lua__error(L, rc, "'%s' of %s: %s", path, class_of(L, ud), why);
+    rc = e->acc_ok ? capffi_obj_write(o, &e->acc, v) : CAPFFI_ETYPE;
+    if (rc && rc != CAPFFI_ERANGE) /* the path names the field in errors */
+        rc = capffi_obj_set(o, path, v);
+    if (rc)
+        fail(L, lo, rc);
+}
+
+/* Write each key = value of the table at tab into the instance or part
+ * at ud, as obj[key] = value would. */
+static void
+write_table(lua_State *L, int ud, int tab)
+{
+    lua_pushnil(L);
+    while (lua_next(L, tab)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_settable(L, ud);
+    }
+}
+
+/* The Lua name of a key for the method check: "free" or NULL. */
+static bool
+is_free_key(lua_State *L, int key)
+{
+    return lua_type(L, key) == LUA_TSTRING &&
+           strcmp(lua_tostring(L, key), "free") == 0;
+}
+
+static int obj_free(lua_State *L);
+
+/* Whether the instance root (at ud) has a field named free. */
+static bool
+has_free_field(lua_State *L, struct capffi_lua__obj *root, int ud)
+{
+    if (root->array || root->scalar)
+        return false;
+    int rc;
+    const char *w = field_word(L, root, ud, "free", &rc);
+    return w != NULL;
+}
+
+/* obj[key] */
+static int
+obj_index(lua_State *L)
+{
+    struct capffi_lua__obj *lo = lua_touserdata(L, 1);
+    if (!lo->part && is_free_key(L, 2) &&
+        (lo->life != LIFE_LIVE || !lo->st->ctx || !has_free_field(L, lo, 1))) {
+        lua_pushcfunction(L, obj_free);
+        return 1;
+    }
+    capffi_obj *o = live(L, lo, 1);
+    bool named;
+    const char *path = push_path(L, lo, 1, 2, &named);
+    read_path(L, lo, 1, o, path, named);
+    return 1;
+}
+
+/* obj[key] = value */
+static int
+obj_newindex(lua_State *L)
+{
+    struct capffi_lua__obj *lo = lua_touserdata(L, 1);
+    capffi_obj *o = live(L, lo, 1);
+    bool named;
+    const char *path = push_path(L, lo, 1, 2, &named);
+    write_path(L, lo, 1, o, path, named, 3);
+    return 0;
+}
+
+/* #obj: the elements of an array instance or array part; 1 for a scalar
+ * instance. */
+static int
+obj_len(lua_State *L)
+{
+    struct capffi_lua__obj *lo = lua_touserdata(L, 1);
+    capffi_obj *o = live(L, lo, 1);
+    if (lo->scalar) {
+        lua_pushinteger(L, 1);
+        return 1;
+    }
+    const char *path = "";
+    if (lo->part) {
+        lua_getiuservalue(L, 1, UV_PATH);
+        path = lua_tostring(L, -1);
+    }
+    size_t n;
+    int rc = capffi_obj_len(&n, o, path);
+    if (rc)
+        return fail(L, lo, rc);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
+/* Release an instance: its destructor runs when it is owned. */
+static void
+release(struct capffi_lua__obj *lo)
+{
+    if (lo->life != LIFE_LIVE || lo->part || lo->frame)
+        return;
+    if (lo->o && lo->st->ctx)
+        capffi_obj_free(lo->o);
+    lo->o = NULL;
+    lo->life = LIFE_FREED;
+}
+
+/* obj:free() and capffi.free(obj): once. */
+static int
+obj_free(lua_State *L)
+{
+    struct capffi_lua__obj *lo = check_obj(L, 1);
+    if (lo->part) {
+        lua_getiuservalue(L, 1, UV_PATH);
+        return capffi_lua__error(L, CAPFFI_EINVAL,
+                                 "free: '%s' is a part of an instance of %s: "
+                                 "free the instance",
+                                 lua_tostring(L, -1), class_of(L, 1));
+    }
+    if (lo->frame)
+        return capffi_lua__error(L, CAPFFI_EINVAL,
+                                 "free: an instance of %s that is a "
+                                 "callback's argument belongs to its "
+                                 "invocation",
+                                 class_of(L, 1));
+    if (lo->life == LIFE_FREED)
+        return capffi_lua__error(L, CAPFFI_EINVAL,
+                                 "free: the instance of %s was already freed",
+                                 class_of(L, 1));
+    capffi_lua__ctx(L, lo->st);
+    release(lo);
+    return 0;
+}
+
+/* __gc and __close: release it unless it was freed already. */
+static int
+obj_gc(lua_State *L)
+{
+    release(lua_touserdata(L, 1));
+    return 0;
+}
+
+static int
+obj_tostring(lua_State *L)
+{
+    struct capffi_lua__obj *lo = check_obj(L, 1);
+    const char *cls = class_of(L, 1);
+    if (lo->part) {
+        lua_getiuservalue(L, 1, UV_PATH);
+        lua_pushfstring(L, "capffi.instance(%s%s%s)", cls,
+                        *lua_tostring(L, -1) == '[' ? "" : ".",
+                        lua_tostring(L, -1));
+        return 1;
+    }
+    size_t n = 0;
+    if (lo->life == LIFE_FREED)
+        lua_pushfstring(L, "capffi.instance(%s, freed)", cls);
+    else if (lo->life == LIFE_ENDED)
+        lua_pushfstring(L, "capffi.instance(%s, ended)", cls);
+    else if (lo->array && lo->st->ctx &&
+             capffi_obj_len(&n, lo->o, "") == CAPFFI_OK)
+        lua_pushfstring(L, "capffi.instance(%s[%I])", cls, (lua_Integer)n);
+    else
+        lua_pushfstring(L, "capffi.instance(%s)", cls);
+    return 1;
+}
+
+/* ---- module functions -------------------------------------------------- */
+
+/* Make an instance of the class named at idx through tok (NULL: the
+ * context), set from the table at idx + 1 if any; push it. */
+static int
+obj_new(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
+        int idx)
+{
+    capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    const char *cls = capffi_lua__check_string(L, idx, "new: class");
+    bool init = capffi_lua__opt_table(L, idx + 1, "new: fields");
+    capffi_obj *o;
+    int rc = tok ? capffi_obj_new_tok(&o, ctx, tok, cls)
+                 : capffi_obj_new(&o, ctx, cls);
+    if (rc)
+        return capffi_lua__fail(L, st, rc, "new");
+    push_instance(L, st, o, 0, tok, false, cls);
+    if (init)
+        write_table(L, lua_gettop(L), idx + 1);
+    return 1;
+}
+
+/* capffi.new(class [, fields]) */
+int
+capffi_lua__obj_new(lua_State *L)
+{
+    return obj_new(L, capffi_lua__upstate(L), NULL, 1);
+}
+
+/* tok:new(class [, fields]): with the classes the token sees. */
+static int
+token_new(lua_State *L)
+{
+    struct capffi_lua__token *t = capffi_lua__token_check(L, 1);
+    capffi_token tok = t->tok;
+    return obj_new(L, t->st, &tok, 2);
+}
+
+/* capffi.free(obj) */
+int
+capffi_lua__obj_free(lua_State *L)
+{
+    return obj_free(L);
+}
+
+/* capffi.classof(obj): the class name of an instance (of the instance a
+ * part is in). */
+int
+capffi_lua__obj_classof(lua_State *L)
+{
+    check_obj(L, 1);
+    lua_pushstring(L, class_of(L, 1));
+    return 1;
+}
+
+/* capffi.leaks(): owned instances not yet freed (capffi_ctx_leaks). */
+int
+capffi_lua__obj_leaks(lua_State *L)
+{
+    struct capffi_lua__state *st = capffi_lua__upstate(L);
+    capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    lua_pushinteger(L, (lua_Integer)capffi_ctx_leaks(ctx));
+    return 1;
+}
+
+void
+capffi_lua__object_init(lua_State *L)
+{
+    static const luaL_Reg meta[] = {
+        { "__index", obj_index }, { "__newindex", obj_newindex },
+        { "__len", obj_len },     { "__gc", obj_gc },
+        { "__close", obj_gc },    { "__tostring", obj_tostring },
+        { NULL, NULL },
+    };
+    static const luaL_Reg token_methods[] = {
+        { "new", token_new },
+        { NULL, NULL },
+    };
+    capffi_lua__new_class(L, CAPFFI_LUA_OBJECT, NULL, meta);
+    lua_pop(L, 1);
+    capffi_lua__add_methods(L, CAPFFI_LUA_TOKEN, token_methods);
+}
