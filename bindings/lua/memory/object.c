@@ -455,6 +455,13 @@ push_part(lua_State *L, struct capffi_lua__obj *lo, int ud, capffi_obj *o,
           bool named)
 {
     int path = lua_gettop(L);
+    /* Its place is checked now (an index past the end, a closed
+     * library), as a read of it would be: capffi refuses to compile a
+     * struct or an array with CAPFFI_ETYPE only once the path is found. */
+    capffi_accessor acc;
+    int rc = capffi_obj_accessor(&acc, o, lua_tostring(L, path));
+    if (rc && rc != CAPFFI_ETYPE)
+        fail(L, lo, rc);
     struct capffi_lua__obj *p = lua_newuserdatauv(L, sizeof *p, UV_COUNT);
     memset(p, 0, sizeof *p);
     p->st = lo->st;
