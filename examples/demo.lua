@@ -2,12 +2,14 @@
 --
 --   capffi-lua --allow-ffi --audit=audit.jsonl examples/demo.lua
 --
--- A trusted module takes a token scoped to libz and libsqlite3; the
--- application then revokes FFI; an untrusted plugin, holding only a token
--- that may read memory, tries to reach libc's system(), to take the
--- address of memory and to create a callback, and is refused at every
--- turn; the trusted module keeps working through its token (its SQL rows
--- arrive through an sqlite3_exec callback); the audit trail shows every
+-- A trusted module takes a token scoped to libz and libsqlite3, in safe
+-- mode (no raw pointers: sqlite and zlib through classes); the
+-- application then revokes FFI; an untrusted plugin, holding only a
+-- safe-mode token that may make callbacks, tries to reach libc's
+-- system(), to take the address of memory and to take a raw pointer from
+-- native code, and is refused at every turn; the trusted module keeps
+-- working through its token (its SQL rows arrive through an sqlite3_exec
+-- callback as counted arrays of strings); the audit trail shows every
 -- decision.
 local capffi = require "capffi"
 
@@ -19,6 +21,7 @@ local function say(fmt, ...)
 end
 
 local surprises = 0 -- anything that should have been refused and was not
+local safe_refusals = 0 -- the plugin's raw pointer, refused by safe mode
 
 local function step(n, text)
   say("\n%d. %s", n, text)
@@ -39,8 +42,9 @@ local info = store.describe()
 say("   token %s (%s): rights {%s}, %d library files", info.label, info.id,
     table.concat(info.rights, ", "), info.n_paths)
 -- The plugin will get a token too, minted while FFI is allowed: it may
--- read native memory it is shown, and nothing else.
-local plugin_token = capffi.token{ label = "plugin", rights = { "read" } }
+-- make callbacks, and nothing else. Without the pointer, read and write
+-- rights it is in safe mode: a raw pointer anywhere is refused.
+local plugin_token = capffi.token{ label = "plugin", rights = { "callback" } }
 say("   token %s for the plugin: rights {%s}", plugin_token:info().id,
     table.concat(plugin_token:info().rights, ", "))
 
@@ -70,7 +74,10 @@ local function attempt(what, fn)
     say("   %-52s ALLOWED", what)
     surprises = surprises + 1
   elseif type(result) == "table" and result.code then
-    say("   %-52s refused: %s", what, result.code)
+    local safe = result.message:find("safe mode", 1, true) ~= nil
+    if safe then safe_refusals = safe_refusals + 1 end
+    say("   %-52s refused: %s%s", what, result.code,
+        safe and " (safe mode: declare a class)" or "")
   else
     say("   %-52s refused: %s", what, tostring(result):gsub("^.-:%d+: ", ""))
   end
@@ -79,8 +86,12 @@ local plugin = assert(loadfile(here .. "/demo/plugin.lua", "t", {
   pcall = pcall, error = error, type = type, tostring = tostring,
 }))
 plugin(readonly(capffi), attempt, plugin_token)
+if safe_refusals == 0 then
+  say("   the raw pointer was not refused by safe mode")
+  surprises = surprises + 1
+end
 
-step(5, "The trusted module keeps working through its token.")
+step(5, "The trusted module keeps working through its token, in safe mode.")
 local text = capffi.audit.jsonl()
 local packed = store.compress(text)
 local restored = store.decompress(packed, #text)

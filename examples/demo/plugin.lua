@@ -1,9 +1,10 @@
 -- plugin.lua: untrusted code. The application loads it as a text chunk into
 -- an environment holding only what it chooses to give: a read-only view of
--- the capffi module, a way to report, and a token that may read native
--- memory and nothing else. It is written as an attacker would: it wants
--- libc's system(), the address of memory to hand to native code, or a
--- callback native code would run.
+-- the capffi module, a way to report, and a token in safe mode: it may make
+-- callbacks whose arguments are instances of classes, and nothing else (no
+-- pointer, read or write right, so no raw address). It is written as an
+-- attacker would: it wants libc's system(), the address of memory to hand
+-- to native code, or a raw pointer from native code to read through.
 local capffi, attempt, token = ...
 
 attempt("load libc.so.6 and bind system()", function()
@@ -35,12 +36,12 @@ attempt("take the address of a buffer (pointer_of)", function()
   local p = token:pointer_of(capffi.buffer("for native code to keep"))
 end)
 
-attempt("create a callback for native code to call", function()
-  token:callback("(cstring) -> i32", function() return 0 end)
+attempt("take a raw pointer from native code (callback)", function()
+  token:callback("(pointer) -> i32", function() return 0 end)
 end)
 
 attempt("widen its token to the pointer right", function()
-  token:attenuate{ rights = { "read", "pointer" } }
+  token:attenuate{ rights = { "callback", "pointer" } }
 end)
 
 attempt("replace capffi.token to catch other modules' tokens", function()
