@@ -347,12 +347,6 @@ obj_expression_classes_arrays_and_scalars(void **state)
     assert_rc(capffi_obj_get(&v, pts, "[1]"), CAPFFI_ETYPE);
     assert_rc(capffi_obj_get(&v, pts, "[1]y"), CAPFFI_ENOTFOUND);
     capffi_obj_free(pts);
-
-    capffi_obj *anon = new_obj(f, "{ a: u8, b: i64 }");
-    assert_string_equal(capffi_obj_class(anon), "struct");
-    assert_ok(capffi_obj_set(anon, "b", (capffi_value){ .i64 = INT64_MIN }));
-    assert_int_equal(get_i64(anon, "b"), INT64_MIN);
-    capffi_obj_free(anon);
 }
 
 static void
