@@ -162,7 +162,6 @@ CAPFFI_API size_t capffi_ctx_leaks(const capffi_ctx *ctx);
 typedef struct capffi_accessor {
     const void *cls;  /**< the class */
     size_t offset;    /**< of the field, from the instance's start */
-    size_t index_max; /**< for an array instance: elements needed */
     const void *type; /**< the field's type */
     uint8_t op;       /**< how its bytes are held */
     uint8_t flags;    /**< readonly, pointer */

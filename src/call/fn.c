@@ -289,6 +289,9 @@ capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx, const capffi_token *tok,
         return rc;
     char target[32];
     snprintf(target, sizeof target, "%p", code);
+    if ((rc = capffi__safe_refuse(ctx, CAPFFI_OP_FN_FROM_PTR,
+                                  "capffi_fn_from_ptr", target)))
+        return rc;
     struct capffi__tok *t = NULL;
     rc = capffi__token_peek(ctx, tok, CAPFFI_RIGHT_FNPTR, CAPFFI_OP_FN_FROM_PTR,
                             target, &t);

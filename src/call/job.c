@@ -350,6 +350,12 @@ take_arg(capffi_job *job, size_t i, const capffi_value *v, size_t *used)
                                     t->count_arg + 1);
             need = c.u64;
         }
+        if (v->obj && v->obj->kind == CAPFFI__OBJ_ARG)
+            return capffi__fail(ctx, CAPFFI_ETYPE,
+                                "argument %zu: a callback's argument ends "
+                                "with its callback; copy what the call "
+                                "needs into an instance (capffi_obj_new)",
+                                i + 1);
         int rc = capffi__obj_call_begin(ctx, v->obj, t, need, i + 1, &addr);
         if (rc)
             return rc;

@@ -422,6 +422,11 @@ capffi_lib_static(capffi_value *out, capffi_lib *lib, const char *symbol,
                           "type byte 0: a static must have a scalar type");
     /* H3: what a static holds, the host may have put there through the
      * library's functions: read as a pointer it would make one. */
+    if (!rc && capffi__type_is_pointer(t) && capffi__safe(ctx, lib->tok))
+        rc = capffi__fail(ctx, CAPFFI_EPERM,
+                          "reading static '%s' as %s makes a pointer value: "
+                          "refused in safe mode",
+                          symbol, type);
     if (!rc && capffi__type_is_pointer(t) &&
         !(lib->tok && (lib->tok->rights & CAPFFI_RIGHT_POINTER)))
         rc = capffi__fail(ctx, CAPFFI_EPERM,
@@ -446,6 +451,10 @@ capffi_lib_close(capffi_lib *lib)
 {
     if (!lib || lib->closed)
         return;
+    if (!capffi__ctx_on_owner(lib->ctx)) {
+        capffi__wrong_thread(lib->ctx, CAPFFI_OP_LIB_CLOSE, "capffi_lib_close");
+        return;
+    }
     /* Closed wins over revoked from now on: the state word only says why
      * calls are refused. */
     lib->closed = true;
@@ -516,6 +525,11 @@ capffi_lib_symbol(void **out, capffi_lib *lib, const char *symbol)
     if (!out || !symbol)
         rc = capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                           !out ? "out" : "symbol");
+    else if (capffi__perm_of(ctx)->perm.flags & CAPFFI_OPT_SAFE)
+        rc = capffi__fail(ctx, CAPFFI_EPERM,
+                          "capffi_lib_symbol: a raw address is refused in "
+                          "a context in safe mode (bind the symbol: "
+                          "capffi_lib_bind)");
     else if (!(rc = lib_usable(lib)))
         rc = find_symbol(lib, symbol, false, &addr);
     if (!rc)

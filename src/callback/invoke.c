@@ -234,7 +234,8 @@ run_objs(capffi_cb *cb, void *ret, capffi_value *vals)
     }
     handle(cb, ret, vals);
     for (size_t k = 0; k < j; k++)
-        atomic_store(&objs[k].magic, 0); /* a kept one is refused */
+        atomic_store(&objs[k].magic, 0); /* its frame ends: keeping one
+                                            is the host's error (cb.h) */
 }
 
 /* Run the handler of a live callback on a thread that holds the host. */

@@ -37,6 +37,14 @@ capffi__raw_ok(const capffi_ctx *ctx, const struct capffi__tok *t)
     return (rights & CAPFFI_RIGHT_POINTER) != 0;
 }
 
+/* Whether magic is that of an instance freed (and not yet forgotten). */
+static bool
+freed_magic(uint32_t magic)
+{
+    return magic == CAPFFI__OBJ_FREEING || magic == CAPFFI__OBJ_BURYING ||
+           magic == CAPFFI__OBJ_KEPT || magic == CAPFFI__OBJ_DEAD;
+}
+
 /* The error for an instance that cannot be used now, with its message;
  * 0 when it can. ctx may be NULL (o unknown). Any thread. */
 static int
@@ -48,13 +56,9 @@ unusable(const capffi_obj *o, const char *what)
     uint32_t magic = atomic_load_explicit(&o->magic, memory_order_acquire);
     if (magic != CAPFFI__OBJ_LIVE)
         return capffi__fail(
-            magic == CAPFFI__OBJ_FREEING || magic == CAPFFI__OBJ_DEAD ? o->ctx
-                                                                      : NULL,
-            CAPFFI_EINVAL, "%s: %s", what,
-            magic == CAPFFI__OBJ_FREEING || magic == CAPFFI__OBJ_DEAD
-                ? "the instance was freed"
-                : "not a capffi_obj");
-    if (o->released)
+            freed_magic(magic) ? o->ctx : NULL, CAPFFI_EINVAL, "%s: %s", what,
+            freed_magic(magic) ? "the instance was freed" : "not a capffi_obj");
+    if (atomic_load_explicit(&o->released, memory_order_acquire))
         return capffi__fail(o->ctx, CAPFFI_ECLOSED,
                             "%s: the owned instance was released (its "
                             "library was closed)",
@@ -92,9 +96,9 @@ dtor_prep(void)
 static void
 release(capffi_obj *o)
 {
-    if (o->kind != CAPFFI__OBJ_OWNED || o->released)
+    if (o->kind != CAPFFI__OBJ_OWNED || atomic_load(&o->released))
         return;
-    o->released = true;
+    atomic_store(&o->released, true);
     capffi__objs_of(o->ctx)->owned--;
     pthread_once(&dtor_once, dtor_prep);
     void *av[1] = { &o->addr };
@@ -113,24 +117,39 @@ quarantine(capffi_ctx *ctx, capffi_obj *o)
     c->next = (c->next + 1) % CAPFFI__OBJ_QUARANTINE;
 }
 
+/* Drop one hold of o (a call's, a pin's, a child's). A freed instance
+ * whose last hold this was is buried on the owner thread, or queued for
+ * it (capffi__obj_reap). Any thread. */
+static void drop(capffi_obj *o);
+
 /*
- * A freed instance nothing holds any more: its destructor runs, its bytes
- * are freed, and the struct waits in the quarantine. An owned instance
- * whose token was revoked keeps its native object until the context is
- * freed: it stays in the list, freeing. Owner thread.
+ * A freed instance nothing holds any more (claimed: burying): its
+ * destructor runs, its pins and parent are let go, its bytes are freed,
+ * and the struct waits in the quarantine. An owned instance whose source
+ * is no longer live keeps its native object until the context is freed:
+ * it stays in the list, kept. Owner thread; instances it lets go are
+ * queued, not buried here, so a long chain is no deep recursion.
  */
 static void
 bury(capffi_obj *o)
 {
     capffi_ctx *ctx = o->ctx;
-    if (o->kind == CAPFFI__OBJ_OWNED && !o->released) {
+    if (o->kind == CAPFFI__OBJ_OWNED && !atomic_load(&o->released)) {
         int s = o->state ? atomic_load(o->state) : CAPFFI__LIVE;
         if (s != CAPFFI__LIVE) {
-            atomic_store(&o->magic, CAPFFI__OBJ_FREEING);
+            atomic_store(&o->magic, CAPFFI__OBJ_KEPT);
             return;
         }
         release(o);
     }
+    for (size_t i = 0; i < o->npins; i++)
+        drop(o->pins[i].obj);
+    capffi__free(o->pins);
+    o->pins = NULL;
+    o->npins = o->cap_pins = 0;
+    if (o->parent)
+        drop(o->parent);
+    o->parent = NULL;
     capffi__list_remove(&capffi__objs_of(ctx)->objs, &o->link);
     if (o->kind == CAPFFI__OBJ_HOST)
         capffi__free(o->addr);
@@ -139,7 +158,8 @@ bury(capffi_obj *o)
     quarantine(ctx, o);
 }
 
-/* Claim a freed instance nothing holds for burial: true for one caller. */
+/* Claim a freed instance nothing holds for burial: true for one caller,
+ * however many threads let go of it at once. */
 static bool
 claim(capffi_obj *o)
 {
@@ -147,22 +167,39 @@ claim(capffi_obj *o)
         atomic_load(&o->calls) != 0 || atomic_load(&o->lent))
         return false;
     uint32_t freeing = CAPFFI__OBJ_FREEING;
-    /* LIVE marks "being buried" here: no other path moves it back. */
     return atomic_compare_exchange_strong(&o->magic, &freeing,
-                                          CAPFFI__OBJ_DEAD);
+                                          CAPFFI__OBJ_BURYING);
+}
+
+/* Queue a claimed instance for burial on the owner thread. */
+static void
+queue(capffi_obj *o)
+{
+    struct capffi__ctx_obj *c = capffi__objs_of(o->ctx);
+    capffi_obj *top = atomic_load(&c->to_bury);
+    do
+        o->bury_next = top;
+    while (!atomic_compare_exchange_weak(&c->to_bury, &top, o));
+}
+
+static void
+drop(capffi_obj *o)
+{
+    if (atomic_fetch_sub(&o->calls, 1) == 1 && claim(o))
+        queue(o);
 }
 
 void
 capffi__obj_reap(capffi_ctx *ctx)
 {
     struct capffi__ctx_obj *c = capffi__objs_of(ctx);
-    if (!atomic_load_explicit(&c->to_bury, memory_order_relaxed))
-        return;
-    capffi_obj *o = atomic_exchange(&c->to_bury, NULL);
-    while (o) {
-        capffi_obj *next = o->bury_next;
-        bury(o);
-        o = next;
+    while (atomic_load_explicit(&c->to_bury, memory_order_relaxed)) {
+        capffi_obj *o = atomic_exchange(&c->to_bury, NULL);
+        while (o) {
+            capffi_obj *next = o->bury_next;
+            bury(o);
+            o = next;
+        }
     }
 }
 
@@ -175,10 +212,12 @@ make(capffi_ctx *ctx, uint8_t kind, const struct capffi__type *cls,
         return NULL;
     atomic_init(&o->magic, CAPFFI__OBJ_LIVE);
     atomic_init(&o->lent, false);
+    atomic_init(&o->released, false);
     atomic_init(&o->calls, 0);
     o->kind = kind;
     o->cls = cls;
     o->count = count;
+    o->bytes = cls->size * count;
     o->array = array;
     o->addr = addr;
     o->ctx = ctx;
@@ -201,6 +240,7 @@ capffi__obj_wrap(capffi_obj **out, capffi_ctx *ctx,
                                .addr = addr,
                                .dtor = dtor,
                                .ctx = ctx };
+            atomic_init(&tmp.released, false);
             capffi__objs_of(ctx)->owned++;
             release(&tmp);
         }
@@ -224,10 +264,12 @@ capffi__obj_arg(capffi_obj *o, capffi_ctx *ctx, const struct capffi__type *cls,
     memset(o, 0, sizeof *o);
     atomic_init(&o->magic, CAPFFI__OBJ_LIVE);
     atomic_init(&o->lent, false);
+    atomic_init(&o->released, false);
     atomic_init(&o->calls, 0);
     o->kind = CAPFFI__OBJ_ARG;
     o->cls = cls;
     o->count = count;
+    o->bytes = cls->size * count;
     o->array = array;
     o->addr = addr;
     o->ctx = ctx;
@@ -254,19 +296,20 @@ resolve_class(capffi_ctx *ctx, const struct capffi__tok *scope, const char *cls,
     *array = t->kind == CAPFFI__ARRAY;
     *count = *array ? t->count : 1;
     const struct capffi__type *e = *array ? t->elem : t;
+    /* Scalars and named classes live as long as the context; anything
+     * else would have to be kept for the instance's sake. */
     bool lasting =
         e->kind < CAPFFI__STRUCT
             ? e == capffi__type_scalar(e->kind)
             : e->name && e == capffi__type_lookup(ctx, scope, e->name,
                                                   strlen(e->name));
     capffi__arena_free(&scratch);
-    if (!lasting) {
-        rc = capffi__type_parse_in(
-            ctx, scope, &capffi__names_of(ctx)->type_arena, "type", cls, &t);
-        if (rc)
-            return rc;
-        e = *array ? t->elem : t;
-    }
+    if (!lasting)
+        return capffi__fail(ctx, CAPFFI_ETYPE,
+                            "'%s': an instance is of a named class, a "
+                            "scalar, or an array of one ([N]NAME); define "
+                            "the struct first (capffi_type_define)",
+                            cls);
     if (e->kind == CAPFFI__OPAQUE)
         return capffi__fail(ctx, CAPFFI_ETYPE,
                             "'%s' is opaque: its instances come from native "
@@ -415,13 +458,59 @@ capffi_obj_get(capffi_value *out, const capffi_obj *o, const char *path)
                                 "thread",
                                 path);
         size_t n = t->count ? t->count : 1;
-        return capffi__obj_wrap(&out->obj, o->ctx, t->elem, n, t->count != 0,
-                                addr, o->state, o->tok_state, o->raw_ok, NULL);
+        rc = capffi__obj_wrap(&out->obj, o->ctx, t->elem, n, t->count != 0,
+                              addr, o->state, o->tok_state, o->raw_ok, NULL);
+        if (!rc) { /* it lives no longer than o: it holds o */
+            atomic_fetch_add(&((capffi_obj *)(uintptr_t)o)->calls, 1);
+            out->obj->parent = (capffi_obj *)(uintptr_t)o;
+        }
+        return rc;
     }
     default:
         break;
     }
     capffi__value_load(out, capffi__vop(t->kind), p);
+    return CAPFFI_OK;
+}
+
+/*
+ * Make the *NAME field at offset off of o hold target (NULL: nothing):
+ * an instance whose memory capffi frees (the host's, an owned one) stays
+ * alive while a field points to it, so reading the field later never
+ * finds freed memory. A borrowed target's life is its source's. The
+ * hold on what the field held before is dropped. Owner thread.
+ */
+static int
+pin(capffi_obj *o, size_t off, capffi_obj *target)
+{
+    bool hold = target && (target->kind == CAPFFI__OBJ_HOST ||
+                           target->kind == CAPFFI__OBJ_OWNED);
+    size_t i = 0;
+    while (i < o->npins && o->pins[i].offset != off)
+        i++;
+    if (hold && i == o->npins) {
+        if (o->npins == o->cap_pins) {
+            size_t cap = o->cap_pins ? 2 * o->cap_pins : 4;
+            struct capffi__pin *np = capffi__realloc(o->pins, cap * sizeof *np);
+            if (!np)
+                return capffi__fail(o->ctx, CAPFFI_ENOMEM, "out of memory");
+            o->pins = np;
+            o->cap_pins = cap;
+        }
+        o->pins[o->npins].offset = off;
+        o->pins[o->npins++].obj = NULL;
+    }
+    capffi_obj *old = i < o->npins ? o->pins[i].obj : NULL;
+    if (hold) {
+        atomic_fetch_add(&target->calls, 1);
+        o->pins[i].obj = target;
+    } else if (i < o->npins) {
+        o->pins[i] = o->pins[--o->npins];
+    }
+    if (old) {
+        drop(old);
+        capffi__obj_reap(o->ctx);
+    }
     return CAPFFI_OK;
 }
 
@@ -447,10 +536,19 @@ store(capffi_obj *o, const char *path, const struct capffi__type *t, void *p,
         break;
     case CAPFFI__TPTR: {
         void *addr = NULL;
+        if (!capffi__ctx_on_owner(o->ctx))
+            return capffi__fail(o->ctx, CAPFFI_ETHREAD,
+                                "'%s': a *NAME field is written on the owner "
+                                "thread",
+                                path);
         if (v.obj) {
             int rc = unusable(v.obj, "capffi_obj_set");
             if (rc)
                 return rc;
+            if (v.obj->ctx != o->ctx)
+                return capffi__fail(o->ctx, CAPFFI_EINVAL,
+                                    "'%s': an instance of another context",
+                                    path);
             size_t have = v.obj->array ? v.obj->count : 1;
             if (v.obj->cls != t->elem || have < (t->count ? t->count : 1))
                 return capffi__fail(o->ctx, CAPFFI_ETYPE,
@@ -467,8 +565,11 @@ store(capffi_obj *o, const char *path, const struct capffi__type *t, void *p,
                                     path);
             addr = v.obj->addr;
         }
-        memcpy(p, &addr, sizeof addr);
-        return CAPFFI_OK;
+        size_t off = (size_t)((unsigned char *)p - (unsigned char *)o->addr);
+        int rc = pin(o, off, v.obj);
+        if (!rc)
+            memcpy(p, &addr, sizeof addr);
+        return rc;
     }
     default:
         break;
@@ -571,7 +672,6 @@ capffi_obj_accessor(capffi_accessor *out, const capffi_obj *o, const char *path)
         return raw_refused(o, path);
     out->cls = o->cls;
     out->offset = pl.offset;
-    out->index_max = o->array ? pl.offset / o->cls->size + 1 : 0;
     out->type = t;
     out->op = capffi__vop(t->kind);
     out->flags =
@@ -583,7 +683,11 @@ capffi_obj_accessor(capffi_accessor *out, const capffi_obj *o, const char *path)
     return CAPFFI_OK;
 }
 
-/* Whether a may be used on o (o usable, of its class, large enough). */
+/* The bytes a value op loads or stores (enum capffi__vop's order). */
+static const uint8_t op_bytes[] = { 0, 8, 1, 1, 1, 2, 2, 4, 4, 4, 0 };
+
+/* Whether a may be used on o: o usable, of a's class, and holding the
+ * bytes a names (a copy of an accessor may have been damaged). */
 static inline bool
 fits(const capffi_obj *o, const capffi_accessor *a)
 {
@@ -591,10 +695,11 @@ fits(const capffi_obj *o, const capffi_accessor *a)
            atomic_load_explicit(&o->magic, memory_order_relaxed) ==
                CAPFFI__OBJ_LIVE &&
            o->cls == a->cls && o->array == ((a->flags & ACC_ARRAY) != 0) &&
-           (!o->array || o->count >= a->index_max) &&
+           a->op < sizeof op_bytes && a->offset <= o->bytes &&
+           o->bytes - a->offset >= op_bytes[a->op] &&
            (!o->state || atomic_load_explicit(o->state, memory_order_acquire) ==
                              CAPFFI__LIVE) &&
-           !o->released &&
+           !atomic_load_explicit(&o->released, memory_order_relaxed) &&
            !atomic_load_explicit(&o->lent, memory_order_relaxed) &&
            (!(a->flags & ACC_RAW) || o->raw_ok);
 }
@@ -703,19 +808,11 @@ capffi__obj_call_begin(capffi_ctx *ctx, capffi_obj *o,
 void
 capffi__obj_call_end(capffi_obj *o)
 {
-    if (!o || atomic_fetch_sub(&o->calls, 1) != 1 || !claim(o))
+    if (!o)
         return;
-    atomic_store(&o->magic, CAPFFI__OBJ_FREEING); /* bury wants it so */
-    capffi_ctx *ctx = o->ctx;
-    if (capffi__ctx_on_owner(ctx)) {
-        bury(o);
-        return;
-    }
-    struct capffi__ctx_obj *c = capffi__objs_of(ctx);
-    capffi_obj *top = atomic_load(&c->to_bury);
-    do
-        o->bury_next = top;
-    while (!atomic_compare_exchange_weak(&c->to_bury, &top, o));
+    drop(o);
+    if (capffi__ctx_on_owner(o->ctx))
+        capffi__obj_reap(o->ctx);
 }
 
 void
@@ -752,6 +849,8 @@ capffi_obj_free(capffi_obj *o)
     case CAPFFI__OBJ_LIVE:
         break;
     case CAPFFI__OBJ_FREEING:
+    case CAPFFI__OBJ_BURYING:
+    case CAPFFI__OBJ_KEPT:
     case CAPFFI__OBJ_DEAD:
         refuse_free(o->ctx, CAPFFI_EINVAL, "the instance was already freed");
         return;
@@ -768,12 +867,10 @@ capffi_obj_free(capffi_obj *o)
         refuse_free(o->ctx, CAPFFI_ETHREAD, "called off the owner thread");
         return;
     }
-    capffi__obj_reap(o->ctx);
-    atomic_store(&o->magic, CAPFFI__OBJ_FREEING);
-    if (claim(o)) {
-        atomic_store(&o->magic, CAPFFI__OBJ_FREEING);
+    atomic_store(&o->magic, CAPFFI__OBJ_FREEING); /* then claim reads holds */
+    if (claim(o))
         bury(o);
-    }
+    capffi__obj_reap(o->ctx);
 }
 
 void
@@ -782,7 +879,10 @@ capffi__obj_release_source(capffi_ctx *ctx, const atomic_int *state)
     struct capffi__link *k = capffi__objs_of(ctx)->objs.head;
     for (; k; k = k->next) {
         capffi_obj *o = capffi__container_of(k, capffi_obj, link);
-        if (o->state == state && !o->tok_state)
+        /* One a call or a nonblocking call still uses is released when
+         * the context is freed (the library stays mapped until then). */
+        if (o->state == state && !o->tok_state && atomic_load(&o->calls) == 0 &&
+            !atomic_load(&o->lent))
             release(o);
     }
 }
@@ -796,7 +896,7 @@ capffi_ctx_leaks(const capffi_ctx *ctx)
     for (struct capffi__link *k = capffi__objs_of(ctx)->objs.head; k;
          k = k->next) {
         const capffi_obj *o = capffi__container_of(k, capffi_obj, link);
-        n += o->kind == CAPFFI__OBJ_OWNED && !o->released &&
+        n += o->kind == CAPFFI__OBJ_OWNED && !atomic_load(&o->released) &&
              atomic_load(&o->magic) == CAPFFI__OBJ_LIVE;
     }
     return n;
@@ -812,7 +912,7 @@ report_leaks(capffi_ctx *ctx)
     for (struct capffi__link *k = capffi__objs_of(ctx)->objs.head; k;
          k = k->next) {
         const capffi_obj *o = capffi__container_of(k, capffi_obj, link);
-        if (o->kind != CAPFFI__OBJ_OWNED || o->released ||
+        if (o->kind != CAPFFI__OBJ_OWNED || atomic_load(&o->released) ||
             atomic_load(&o->magic) != CAPFFI__OBJ_LIVE)
             continue;
         size_t i = 0;
@@ -854,6 +954,7 @@ capffi__obj_free_all(capffi_ctx *ctx)
         release(o);
         if (o->kind == CAPFFI__OBJ_HOST)
             capffi__free(o->addr);
+        capffi__free(o->pins);
         capffi__free(o);
     }
     for (size_t i = 0; i < CAPFFI__OBJ_QUARANTINE; i++) {

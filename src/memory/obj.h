@@ -21,25 +21,37 @@ enum capffi__obj_kind {
 };
 
 /*
- * An instance's life, as a buffer's (buf.h): live, then freeing while a
- * call or a nonblocking call still holds it, then dead, the struct kept
+ * An instance's life, as a buffer's (buf.h):
+ *
+ *   live --capffi_obj_free--> freeing --last hold ends--> burying --> dead
+ *                                                            \--> kept
+ *
+ * Holds are the calls and nonblocking calls that pass it, the instances
+ * whose `*NAME` fields point to it (pins) and the instances read from its
+ * `*NAME` fields (they keep their parent). Exactly one party buries: the
+ * one whose compare-and-swap moves freeing to burying. Dead structs wait
  * in the context's quarantine so that a second free is recognised. An
- * owned instance's destructor runs when it dies (owner thread), unless
- * its library was closed first (the destructor ran at the close) or its
- * token revoked (it runs when the context is freed).
+ * owned instance's destructor runs when it is buried (owner thread),
+ * unless its library was closed first (the destructor ran at the close)
+ * or its source is no longer live: then it is kept, and the destructor
+ * runs when the context is freed, while the library is still mapped.
  */
 struct capffi_obj {
-    _Atomic uint32_t magic; /* OBJ_LIVE, OBJ_FREEING, OBJ_DEAD */
+    _Atomic uint32_t magic; /* OBJ_LIVE ... OBJ_DEAD */
     uint8_t kind;           /* enum capffi__obj_kind */
     bool array;             /* count elements of cls, indexed first */
     bool raw_ok;            /* pointer fields may be read and written */
     bool tok_state;         /* *state is a token's revoked flag */
-    bool released;          /* owned: the destructor ran, or never will */
+    atomic_bool released;   /* owned: the destructor ran */
     atomic_bool lent;       /* held by a nonblocking call */
-    atomic_uint calls;      /* running calls that pass it (any thread) */
+    atomic_uint calls;      /* holds: calls, pins, children (any thread) */
     const struct capffi__type *cls; /* the element class of an array */
     size_t count;
+    size_t bytes; /* cls->size * count: what accesses stay inside */
     void *addr;
+    capffi_obj *parent;       /* read from its *NAME field: held */
+    struct capffi__pin *pins; /* instances its *NAME fields hold */
+    size_t npins, cap_pins;
     /* A library's state word or a token's revoked flag (tok_state),
      * both living as long as the context; NULL for none. */
     const atomic_int *state;
@@ -49,8 +61,16 @@ struct capffi_obj {
     struct capffi_obj *bury_next; /* the context's to-bury stack */
 };
 
+/* A *NAME field of an instance that holds another instance. */
+struct capffi__pin {
+    size_t offset;
+    capffi_obj *obj;
+};
+
 #define CAPFFI__OBJ_LIVE 0x6f626a6cu    /* "objl" */
 #define CAPFFI__OBJ_FREEING 0x6f626a66u /* "objf" */
+#define CAPFFI__OBJ_BURYING 0x6f626a62u /* "objb" */
+#define CAPFFI__OBJ_KEPT 0x6f626a6bu    /* "objk" */
 #define CAPFFI__OBJ_DEAD 0x6f626a64u    /* "objd" */
 #define CAPFFI__OBJ_QUARANTINE 256
 

@@ -317,6 +317,10 @@ capffi_view_of_buf_tok(capffi_view **out, capffi_ctx *ctx,
         return rc;
     char target[64];
     snprintf(target, sizeof target, "buffer %p", (void *)buf);
+    /* Its purpose is reading pointers out of host memory. */
+    if ((rc = capffi__safe_refuse(ctx, CAPFFI_OP_VIEW_NEW,
+                                  "capffi_view_of_buf_tok", target)))
+        return rc;
     struct capffi__tok *t = NULL;
     rc = capffi__token_use(ctx, tok, CAPFFI_RIGHT_POINTER, NULL,
                            CAPFFI_OP_VIEW_NEW, target, &t);

@@ -258,6 +258,7 @@ inner_raw(const struct capffi__type *t)
     case CAPFFI__POINTER:
     case CAPFFI__TPTR:
     case CAPFFI__FUNCTION:
+    case CAPFFI__CSTRING:
         return true;
     case CAPFFI__ARRAY:
         return inner_raw(t->elem);

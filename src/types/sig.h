@@ -116,8 +116,8 @@ CAPFFI__HIDDEN const char *capffi__type_word(const struct capffi__type *t,
 CAPFFI__HIDDEN bool capffi__type_is_pointer(const struct capffi__type *t);
 
 /* Whether t, passed by value, carries a raw address: `pointer`, or a
- * struct with a pointer, *NAME or function field (its bytes are the
- * host's): what safe mode refuses in signatures. */
+ * struct with a pointer, *NAME, function or cstring field (its bytes are
+ * the host's): what safe mode refuses in signatures. */
 CAPFFI__HIDDEN bool capffi__type_carries_raw(const struct capffi__type *t);
 
 struct capffi__tok;
