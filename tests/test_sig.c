@@ -617,15 +617,14 @@ sig_type_define_refusals(void **state)
     assert_rc(capffi_type_define(f->ctx, "Alias", "{ u8 } x"), CAPFFI_ESIG);
     assert_non_null(
         strstr(capffi_ctx_errmsg(f->ctx), "layout byte 7: expected the end"));
-    /* A layout cannot name itself: the name does not exist yet. */
+    /* A layout cannot contain itself by value: the name does not exist
+     * yet. Through a pointer it may (a list's next). */
     assert_rc(capffi_type_define(f->ctx, "Node", "{ next: Node }"),
               CAPFFI_ESIG);
     assert_non_null(strstr(capffi_ctx_errmsg(f->ctx),
                            "layout byte 8: unknown type name 'Node'"));
-    assert_rc(capffi_type_define(f->ctx, "Node", "{ v: i32, next: *Node }"),
+    assert_rc(capffi_type_define(f->ctx, "Node", "{ v: i32, next: [2]Node }"),
               CAPFFI_ESIG);
-    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx),
-                           "layout byte 17: unknown type name 'Node'"));
     /* Nothing was defined by the failures, and nothing leaked. */
     type_refused(f->ctx, "Node", "unknown type name 'Node'");
     type_refused(f->ctx, "Alias", "unknown type name 'Alias'");
@@ -635,6 +634,8 @@ sig_type_define_refusals(void **state)
     assert_ok(capffi_type_define(f->ctx, "Alias", "{ i32 }"));
     assert_ok(capffi_type_define(f->ctx, "Node", "{ v: i32, p: *Alias }"));
     assert_int_equal(offset_of(f->ctx, "Node", "p"), 8);
+    assert_ok(capffi_type_define(f->ctx, "List", "{ v: i32, next: *List }"));
+    assert_int_equal(offset_of(f->ctx, "List", "next"), 8);
 }
 
 static void

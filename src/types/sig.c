@@ -8,7 +8,7 @@
  *   ptype     = type | [ "out" ] [ "own" ] tptr [ "by" SYMBOL ]
  *             | "out" scalar
  *   type      = scalar | struct | NAME | tptr
- *   tptr      = [ "?" ] "*" ( NAME | scalar | "[" ( INT | "$" INT ) "]" NAME )
+ *   tptr      = [ "?" ] "*" [ "[" ( INT | "$" INT ) "]" ] ( NAME | scalar )
  *   struct    = "{" field { "," field } "}"
  *   field     = [ "readonly" ] [ ident ":" ] ftype
  *   ftype     = type | "[" INT "]" ftype
@@ -35,6 +35,9 @@ enum place { AT_TYPE, AT_FIELD, AT_PARAM, AT_RESULT };
 struct parser {
     capffi_ctx *ctx;
     const struct capffi__tok *scope; /* whose type names are seen (H7) */
+    /* A class being defined: `*self` inside it points to self_type. */
+    const char *self;
+    const struct capffi__type *self_type;
     struct capffi__arena *arena;
     const char *what; /* "signature", "layout", "type" */
     const char *s;
@@ -565,6 +568,9 @@ parse_tptr(struct parser *p, enum place at_, size_t at, uint8_t pflags,
                             "number, bool or cstring",
                             (int)len, p->s + start);
         target = capffi__type_scalar((enum capffi__kind)k);
+    } else if (p->self && strlen(p->self) == len &&
+               memcmp(p->self, p->s + start, len) == 0) {
+        target = p->self_type; /* a list's next, a tree's children */
     } else if (!(target = capffi__type_lookup(p->ctx, p->scope, p->s + start,
                                               len))) {
         return error_at(p, start, "unknown type name '%.*s'", (int)len,
@@ -583,6 +589,13 @@ parse_tptr(struct parser *p, enum place at_, size_t at, uint8_t pflags,
     t->count = count;
     t->count_arg = count_arg;
     t->pflags = pflags;
+    if ((pflags & CAPFFI__P_OUT) && (count || count_arg >= 0))
+        return error_at(p, at, "an out pointer receives one instance");
+    if ((pflags & CAPFFI__P_OWN) && at_ == AT_PARAM &&
+        !(pflags & CAPFFI__P_OUT))
+        return error_at(p, at,
+                        "own is for results and out-parameters: an "
+                        "argument stays the host's");
     if (pflags & CAPFFI__P_OWN) {
         size_t bstart, blen = ident(p, &bstart);
         if (blen != 2 || memcmp(p->s + bstart, "by", 2) != 0) {
@@ -733,11 +746,23 @@ capffi__type_parse_in(capffi_ctx *ctx, const struct capffi__tok *scope,
                       struct capffi__arena *arena, const char *what,
                       const char *text, const struct capffi__type **out)
 {
+    return capffi__type_parse_class(ctx, scope, arena, text, NULL, NULL, what,
+                                    out);
+}
+
+int
+capffi__type_parse_class(capffi_ctx *ctx, const struct capffi__tok *scope,
+                         struct capffi__arena *arena, const char *text,
+                         const char *self, const struct capffi__type *self_type,
+                         const char *what, const struct capffi__type **out)
+{
     struct parser p;
     int rc = start(&p, ctx, arena, what, text);
     if (rc)
         return rc;
     p.scope = scope;
+    p.self = self;
+    p.self_type = self_type;
     skip_ws(&p);
     size_t at = p.pos;
     if ((rc = parse_type(&p, AT_TYPE, out)))

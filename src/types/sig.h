@@ -145,6 +145,14 @@ CAPFFI__HIDDEN int capffi__type_parse(capffi_ctx *ctx,
                                       struct capffi__arena *arena,
                                       const char *what, const char *text,
                                       const struct capffi__type **out);
+/* capffi__type_parse_in for the layout of class `self`, whose `*self`
+ * fields point to self_type (the struct the caller fills with the
+ * result once parsed: a list's next). */
+CAPFFI__HIDDEN int
+capffi__type_parse_class(capffi_ctx *ctx, const struct capffi__tok *scope,
+                         struct capffi__arena *arena, const char *text,
+                         const char *self, const struct capffi__type *self_type,
+                         const char *what, const struct capffi__type **out);
 CAPFFI__HIDDEN int capffi__type_parse_in(capffi_ctx *ctx,
                                          const struct capffi__tok *scope,
                                          struct capffi__arena *arena,

@@ -77,7 +77,9 @@ define(capffi_ctx *ctx, const struct capffi__tok *scope, uint64_t owner,
      * keep the result in the context's arena by parsing again there. */
     struct capffi__arena scratch = { NULL };
     const struct capffi__type *t;
-    int rc = capffi__type_parse_in(ctx, scope, &scratch, "layout", layout, &t);
+    struct capffi__type self_scratch;
+    int rc = capffi__type_parse_class(ctx, scope, &scratch, layout, name,
+                                      &self_scratch, "layout", &t);
     bool is_struct = rc == 0 && t->kind == CAPFFI__STRUCT &&
                      layout[strspn(layout, " \t\r\n")] == '{';
     capffi__arena_free(&scratch);
@@ -89,13 +91,20 @@ define(capffi_ctx *ctx, const struct capffi__tok *scope, uint64_t owner,
                             "or 'opaque'",
                             lead);
 
-    rc = capffi__type_parse_in(ctx, scope, &capffi__names_of(ctx)->type_arena,
-                               "layout", layout, &t);
+    struct capffi__arena *arena = &capffi__names_of(ctx)->type_arena;
+    struct capffi__type *named = capffi__arena_alloc(arena, sizeof *named);
+    if (!named)
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    rc = capffi__type_parse_class(ctx, scope, arena, layout, name, named,
+                                  "layout", &t);
     if (rc)
         return rc;
-    /* A failure leaves the parse in the arena, unnamed, until the context
-     * is freed: bounded by the text's limits. */
-    struct capffi__type *named = (struct capffi__type *)t;
+    /* The class is the struct parsed, at the address its own *NAME
+     * fields point to. A failure leaves the parse in the arena, unnamed,
+     * until the context is freed: bounded by the text's limits. */
+    *named = *t;
+    if (t->ffi == &t->st)
+        named->ffi = &named->st;
     return capffi__type_name_add(ctx, owner, name, len, named, &named->name);
 }
 
@@ -309,6 +318,11 @@ capffi__type_place(capffi_ctx *ctx, const struct capffi__type *t, size_t count,
                                     path, idx, t->count);
             off += idx * t->elem->size;
             t = t->elem;
+            if (*p && *p != '.' && *p != '[')
+                return capffi__fail(ctx, CAPFFI_ENOTFOUND,
+                                    "path '%s': expected '.' or '[' after "
+                                    "']' at byte %zu",
+                                    path, (size_t)(p - path));
         } else {
             size_t n = strcspn(p, ".[");
             if (t->kind != CAPFFI__STRUCT)
