@@ -20,9 +20,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* One context for the whole run, with two named types for the inputs to
- * use ("Point", "Rect", "*Rect", ...). It grants FFI: only such a context
- * may define context-wide type names. */
+/* One context for the whole run, with named types for the inputs to use
+ * ("Point", "Rect", "*Rect", "out own *Handle by f", ...). It grants FFI:
+ * only such a context may define context-wide type names. */
 static capffi_ctx *
 context(void)
 {
@@ -35,7 +35,8 @@ context(void)
             abort();
         if (capffi_type_define(ctx, "Point", "{ x: f64, y: f64 }") ||
             capffi_type_define(ctx, "Rect",
-                               "{ min: Point, max: Point, tag: u8 }"))
+                               "{ min: Point, max: Point, tag: u8 }") ||
+            capffi_type_define(ctx, "Handle", "opaque"))
             abort();
     }
     return ctx;
@@ -94,8 +95,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const struct capffi__type *t = NULL;
     rc = capffi__type_parse(ctx, &arena, "type", text, &t);
     check_outcome(ctx, rc);
-    if (rc == CAPFFI_OK &&
-        (!t || t->kind == CAPFFI__VOID || t->size == 0 || t->align == 0))
+    /* Only an opaque class has no size: it is reached through *NAME. */
+    if (rc == CAPFFI_OK && (!t || t->kind == CAPFFI__VOID || t->align == 0 ||
+                            (t->size == 0) != (t->kind == CAPFFI__OPAQUE)))
         abort();
     capffi__arena_free(&arena);
 

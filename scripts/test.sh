@@ -69,7 +69,8 @@ run_suite asan build-asan \
 run_suite tsan build-tsan \
     "-Db_sanitize=thread -Db_lundef=false -Dbenchmarks=false -Dexamples=false" \
     "--suite threads"
-# The signature parser's libFuzzer harness, for a bounded number of runs.
+# The libFuzzer harnesses (fuzz_sig: signatures; fuzz_layout: class layouts
+# and field paths), each for a bounded number of runs.
 run_suite fuzz build-fuzz \
     "-Dfuzz=true -Dtests=false -Dbenchmarks=false -Dexamples=false" "" clang
 
