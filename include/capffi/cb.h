@@ -54,8 +54,10 @@ CAPFFI_BEGIN_DECLS
  *                returns results (docs/API.md, "Values"): small integers
  *                widened into i64 or u64, a struct as `agg` pointing to
  *                its bytes (valid during the handler), a `function` or
- *                `buffer` parameter as the raw address in `p`. Valid only
- *                during the handler.
+ *                `buffer` parameter as the raw address in `p`, a `*NAME`
+ *                or `*[$k]T` parameter as an instance in `obj` (NULL for
+ *                NULL; the invocation's: never freed or kept by the
+ *                host). Valid only during the handler.
  * @param ret     the result: it holds the callback's default result when
  *                the handler starts; set the member of the declared type.
  *                For a struct result, `ret->agg.ptr` points to memory of

@@ -26,12 +26,18 @@ CAPFFI_BEGIN_DECLS
  *     capffi_lib_bind(&fn, lib, "point_len", "(Point) -> f64", 0);
  *
  * @param name   an identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes),
- *               not a scalar type name, not already defined.
+ *               not a scalar type name, not a word of the layout language
+ *               (out, own, by, readonly, opaque), not already defined.
  * @param layout a struct in the signature language: `{ f64, f64 }` or with
  *               field names `{ x: f64, y: f64 }`; fields may be scalars,
- *               nested structs or names defined earlier (a type cannot
- *               contain itself). Not `void` or `buffer`; a `cstring`
- *               field is a `const char *`.
+ *               nested structs, names defined earlier, fixed arrays
+ *               (`[16]u8`), typed pointers (`*NAME`, the type's own name
+ *               included: a list's next) and `readonly` (the host may
+ *               read, not write them: capffi/obj.h); a type cannot
+ *               contain itself by value. Not `void` or `buffer`; a
+ *               `cstring` field is a `const char *`. Or `opaque`: a class
+ *               with no readable field, reached through `*NAME` only
+ *               (SafeFFI, docs/safeffi.md).
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL argument, bad or taken name);
  *         CAPFFI_EPERM (the context grants no FFI: it was revoked, or
  *         never granted); CAPFFI_ESIG (malformed layout; the message

@@ -23,7 +23,7 @@ CAPFFI_BEGIN_DECLS
  * | u8 u16 u32 u64 usize                   | u64    |
  * | f32                                    | f32    |
  * | f64                                    | f64    |
- * | pointer, *NAME                         | p      |
+ * | pointer                                | p      |
  * | function (argument)                    | cb, fn |
  * | function (result)                      | p      |
  * | cstring                                | str    |
