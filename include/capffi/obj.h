@@ -52,6 +52,7 @@
 #define CAPFFI_OBJ_H
 
 #include "common.h"
+#include "type.h"
 #include "value.h"
 
 CAPFFI_BEGIN_DECLS
@@ -122,6 +123,22 @@ CAPFFI_API const char *capffi_obj_class(const capffi_obj *o);
  * Thread safety: any thread.
  */
 CAPFFI_API int capffi_obj_len(size_t *n, const capffi_obj *o, const char *path);
+
+/**
+ * What the field at path is: out->offset and out->size, and out->type
+ * a word saying how capffi_obj_get reads it: a scalar keyword ("i32",
+ * "f64", "bool"...), "cstring", "object" (a `*NAME` field: an instance),
+ * "pointer" or "function" (raw), "struct" or "array" (not values: name a
+ * field inside). "" on an array instance is its "array". For hosts that
+ * convert values by type (the Lua binding).
+ * @return CAPFFI_OK; CAPFFI_EINVAL; CAPFFI_ENOTFOUND; CAPFFI_EBOUNDS;
+ *         CAPFFI_ETYPE (an opaque instance); CAPFFI_ECLOSED;
+ *         CAPFFI_EREVOKED.
+ * Ownership: out->type is static.
+ * Thread safety: any thread.
+ */
+CAPFFI_API int capffi_obj_field(capffi_field *out, const capffi_obj *o,
+                                const char *path);
 
 /**
  * Whether an instance may be used: CAPFFI_OK; CAPFFI_ECLOSED (its library

@@ -387,6 +387,11 @@ place(const capffi_obj *o, const char *path, struct capffi__place *pl)
 {
     if (!path)
         return capffi__fail(o->ctx, CAPFFI_EINVAL, "path is NULL");
+    if (o->cls->kind == CAPFFI__OPAQUE)
+        return capffi__fail(o->ctx, CAPFFI_ETYPE,
+                            "path '%s': %s is opaque: it has no field the "
+                            "host reads",
+                            path, capffi__type_class(o->cls));
     int rc = capffi__type_place(o->ctx, o->cls, o->count, o->array, path, pl);
     if (!rc && !pl->type)
         return capffi__fail(o->ctx, CAPFFI_ETYPE,
@@ -631,6 +636,44 @@ capffi_obj_len(size_t *n, const capffi_obj *o, const char *path)
     if (pl.type->kind != CAPFFI__ARRAY)
         return capffi__fail(o->ctx, CAPFFI_ETYPE, "'%s' is not an array", path);
     *n = pl.type->count;
+    return CAPFFI_OK;
+}
+
+int
+capffi_obj_field(capffi_field *out, const capffi_obj *o, const char *path)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    int rc = unusable(o, "capffi_obj_field");
+    if (rc)
+        return rc;
+    if (!out || !path)
+        return capffi__fail(o->ctx, CAPFFI_EINVAL, "an argument is NULL");
+    if (o->array && !*path) {
+        out->size = o->bytes;
+        out->type = "array";
+        return CAPFFI_OK;
+    }
+    struct capffi__place pl;
+    if ((rc = place(o, path, &pl)))
+        return rc;
+    const struct capffi__type *t = pl.type;
+    out->offset = pl.offset;
+    out->size = t->size;
+    switch (t->kind) {
+    case CAPFFI__TPTR:
+        out->type = "object";
+        break;
+    case CAPFFI__STRUCT:
+        out->type = "struct";
+        break;
+    case CAPFFI__ARRAY:
+        out->type = "array";
+        break;
+    default: /* scalars, cstring, pointer, function: their keyword */
+        out->type = capffi__type_scalar(t->kind)->name;
+        break;
+    }
     return CAPFFI_OK;
 }
 

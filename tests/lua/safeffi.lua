@@ -330,7 +330,7 @@ t.test("sqlite3_through_classes_only", function()
   local rc, db = sq.open(":memory:")
   t.eq(rc, 0, "open")
   t.eq(capffi.classof(db), "sqlite3", "an owned opaque instance")
-  t.raises("CAPFFI_ENOTFOUND", function() return db.x end)
+  t.raises("CAPFFI_ETYPE", function() return db.x end)
   t.eq(sq.exec(db, "create table t(a, b); insert into t values (1, 'x'), " ..
                "(2, 'y')", nil, nil, nil), 0, "exec")
   local seen = {}

@@ -330,31 +330,6 @@ fail(lua_State *L, struct capffi_lua__obj *lo, int rc)
     return capffi_lua__fail(L, lo->st, rc, NULL);
 }
 
-/* The field type word of path in the instance root (at rud), or NULL
- * with the error code in *rc. */
-static const char *
-field_word(lua_State *L, struct capffi_lua__obj *root, int rud,
-           const char *path, int *rc)
-{
-    capffi_ctx *ctx = root->st->ctx;
-    const char *rest = path;
-    if (root->array && *rest == '[') {
-        rest = strchr(rest, ']');
-        rest = rest ? rest + 1 : path;
-        if (*rest == '.')
-            rest++;
-    }
-    if (!*rest)
-        return "struct";
-    lua_getiuservalue(L, rud, UV_TYPE);
-    const char *type = lua_tostring(L, -1);
-    capffi_field f;
-    *rc = root->has_tok ? capffi_type_field_tok(&f, ctx, &root->tok, type, rest)
-                        : capffi_type_field(&f, ctx, type, rest);
-    lua_pop(L, 1);
-    return *rc ? NULL : f.type;
-}
-
 /* Fill e for path in o, the instance root at rud. Raises capffi's error
  * for a path o does not have. */
 static void
@@ -369,33 +344,21 @@ make_entry(lua_State *L, struct capffi_lua__obj *root, int rud, capffi_obj *o,
          * rest of the path on each access). */
         e->kind = (uint8_t)k;
     } else {
-        int rc = CAPFFI_OK;
-        const char *w = field_word(L, root, rud, path, &rc);
-        if (!w) {
-            /* The instance's own error says more (an opaque instance, a
-             * released one), when it has one. */
-            capffi_value v;
-            int orc = capffi_obj_get(&v, o, path);
-            if (orc)
-                fail(L, root, orc);
-            capffi_lua__fail(L, root->st, rc, path);
-        }
+        capffi_field f;
+        int rc = capffi_obj_field(&f, o, path);
+        if (rc)
+            fail(L, root, rc);
+        const char *w = f.type;
         if (strcmp(w, "struct") == 0 || strcmp(w, "array") == 0) {
             e->what = E_PART;
             return;
         }
-        if (strcmp(w, "pointer") == 0) {
-            capffi_accessor acc;
-            rc = capffi_obj_accessor(&acc, o, path);
-            const char *msg = capffi_ctx_errmsg(root->st->ctx);
-            if (rc == CAPFFI_OK || rc == CAPFFI_EPERM)
-                e->kind = CAPFFI_LUA__POINTER;
-            else if (rc == CAPFFI_ETYPE && strstr(msg, "cstring fields"))
-                e->kind = CAPFFI_LUA__CSTRING;
-            else if (rc == CAPFFI_ETYPE && strstr(msg, "*NAME fields"))
-                e->what = E_OBJECT;
-            else
-                fail(L, root, rc);
+        if (strcmp(w, "object") == 0) {
+            e->what = E_OBJECT;
+        } else if (strcmp(w, "pointer") == 0 || strcmp(w, "function") == 0) {
+            e->kind = CAPFFI_LUA__POINTER;
+        } else if (strcmp(w, "cstring") == 0) {
+            e->kind = CAPFFI_LUA__CSTRING;
         } else {
             k = capffi_lua__kind_of(w);
             if (k < 0 || !capffi_lua__is_scalar(k))
@@ -597,11 +560,12 @@ static int obj_free(lua_State *L);
 static bool
 has_free_field(lua_State *L, struct capffi_lua__obj *root, int ud)
 {
-    if (root->array || root->scalar)
+    (void)L;
+    (void)ud;
+    capffi_field f;
+    if (root->array || root->scalar || !root->o)
         return false;
-    int rc;
-    const char *w = field_word(L, root, ud, "free", &rc);
-    return w != NULL;
+    return capffi_obj_field(&f, root->o, "free") == CAPFFI_OK;
 }
 
 /* obj[key] */
