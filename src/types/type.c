@@ -78,6 +78,7 @@ define(capffi_ctx *ctx, const struct capffi__tok *scope, uint64_t owner,
     struct capffi__arena scratch = { NULL };
     const struct capffi__type *t;
     struct capffi__type self_scratch;
+    memset(&self_scratch, 0, sizeof self_scratch);
     int rc = capffi__type_parse_class(ctx, scope, &scratch, layout, name,
                                       &self_scratch, "layout", &t);
     bool is_struct = rc == 0 && t->kind == CAPFFI__STRUCT &&
@@ -95,6 +96,7 @@ define(capffi_ctx *ctx, const struct capffi__tok *scope, uint64_t owner,
     struct capffi__type *named = capffi__arena_alloc(arena, sizeof *named);
     if (!named)
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    memset(named, 0, sizeof *named);
     rc = capffi__type_parse_class(ctx, scope, arena, layout, name, named,
                                   "layout", &t);
     if (rc)
