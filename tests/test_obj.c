@@ -552,6 +552,64 @@ obj_accessor_reads_writes_and_checks_its_class(void **state)
     capffi_obj_free(r);
 }
 
+static void
+obj_class_may_point_to_itself(void **state)
+{
+    struct lib_fx *f = *state;
+    assert_ok(capffi_type_define(
+        f->ctx, "List", "{ id: i32, score: f64, name: [16]u8, next: *List }"));
+    size_t size;
+    assert_ok(capffi_type_size(&size, NULL, f->ctx, "List"));
+    assert_int_equal(size, sizeof(struct fx_rec));
+    capffi_fn *mk = bind(f, "fx_rec_new", "(i32) -> own *List by fx_rec_free");
+    capffi_fn *link = bind(f, "fx_rec_link", "(*List, ?*List) -> void");
+    capffi_obj *a = owned_rec(f, mk, 1);
+    capffi_obj *b = owned_rec(f, mk, 2);
+    capffi_value args[2] = { { .obj = a }, { .obj = b } }, next;
+    assert_ok(capffi_fn_call(link, args, NULL));
+    assert_ok(capffi_obj_get(&next, a, "next"));
+    assert_string_equal(capffi_obj_class(next.obj), "List");
+    assert_int_equal(get_i64(next.obj, "id"), 2);
+    capffi_obj_free(next.obj);
+    args[1].obj = NULL;
+    assert_ok(capffi_fn_call(link, args, NULL));
+    capffi_obj_free(b);
+    capffi_obj_free(a);
+    assert_int_equal(fx_rec_frees(), 2);
+}
+
+/* A *NAME field the host set holds the instance it points to: freeing
+ * that instance leaves its memory (and an owned one's native object)
+ * until the field lets go, so a read through the field is never a read
+ * of freed memory. */
+static void
+obj_field_holds_the_instance_it_points_to(void **state)
+{
+    struct lib_fx *f = *state;
+    capffi_obj *s = new_obj(f, "Shape");
+    capffi_obj *r = new_obj(f, "Rec");
+    assert_ok(capffi_obj_set(r, "score", (capffi_value){ .f64 = 8.5 }));
+    assert_ok(capffi_obj_set(s, "rec", (capffi_value){ .obj = r }));
+    capffi_obj_free(r);
+    capffi_value v = { .obj = NULL }, sc;
+    assert_ok(capffi_obj_get(&v, s, "rec"));
+    assert_non_null(v.obj);
+    assert_ok(capffi_obj_get(&sc, v.obj, "score"));
+    assert_true(sc.f64 == 8.5);
+    capffi_obj_free(v.obj);
+
+    capffi_fn *mk = bind(f, "fx_rec_new", "(i32) -> own *Rec by fx_rec_free");
+    capffi_obj *o = owned_rec(f, mk, 3);
+    assert_ok(capffi_obj_set(s, "rec", (capffi_value){ .obj = o }));
+    capffi_obj_free(o);
+    assert_int_equal(fx_rec_frees(), 0);
+    assert_ok(capffi_obj_get(&v, s, "rec"));
+    assert_int_equal(get_i64(v.obj, "id"), 3);
+    capffi_obj_free(v.obj);
+    capffi_obj_free(s);
+    assert_int_equal(fx_rec_frees(), 1);
+}
+
 /* ---- typed parameters --------------------------------------------------- */
 
 static void
@@ -1587,6 +1645,8 @@ main(void)
         T(obj_get_and_set_by_path),
         T(obj_path_errors_have_their_codes),
         T(obj_accessor_reads_writes_and_checks_its_class),
+        T(obj_class_may_point_to_itself),
+        T(obj_field_holds_the_instance_it_points_to),
         T(obj_typed_param_takes_only_its_class),
         T(obj_counted_param_checks_the_count),
         T(obj_borrowed_result_dies_with_its_library),
