@@ -59,11 +59,13 @@ CAPFFI_BEGIN_DECLS
 
 /**
  * A new zeroed instance of a class, owned by the host.
- * @param cls a class name (capffi_type_define) or a type expression:
- *            "Point", "[50]u8", "[100000]i32", "i32". Not an opaque
- *            class (its instances come from native code).
+ * @param cls a class name (capffi_type_define), a scalar, or an array
+ *            of either: "Point", "[50]u8", "[100000]i32", "i32". Not an
+ *            opaque class (its instances come from native code), not an
+ *            unnamed struct (define it first).
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL argument); CAPFFI_ENOTFOUND (no
- *         such class); CAPFFI_ETYPE (opaque); CAPFFI_ESIG (malformed
+ *         such class); CAPFFI_ETYPE (opaque, an unnamed struct, an array
+ *         of arrays); CAPFFI_ESIG (malformed
  *         type; the message names the byte); CAPFFI_ETHREAD;
  *         CAPFFI_ENOMEM.
  * Ownership: the caller owns *out (capffi_obj_free); freeing the context
@@ -107,8 +109,8 @@ CAPFFI_API int capffi_obj_get(capffi_value *out, const capffi_obj *o,
 CAPFFI_API int capffi_obj_set(capffi_obj *o, const char *path, capffi_value v);
 
 /**
- * The class of an instance: its name ("Point"), keyword ("i32") or
- * "struct" for an unnamed struct; for an array instance the class of its
+ * The class of an instance: its name ("Point") or keyword ("i32"); for
+ * an array instance the class of its
  * elements (capffi_obj_len with "" gives their count). "" for NULL or a
  * freed instance. Valid while the context lives. Thread safety: any
  * thread.
@@ -143,7 +145,8 @@ CAPFFI_API int capffi_obj_field(capffi_field *out, const capffi_obj *o,
 /**
  * Whether an instance may be used: CAPFFI_OK; CAPFFI_ECLOSED (its library
  * was closed, or an owned instance was released); CAPFFI_EREVOKED (its
- * token was revoked); CAPFFI_EINVAL (NULL or freed).
+ * token was revoked; once the library is closed too, closed is what
+ * stays); CAPFFI_EINVAL (NULL or freed).
  * Thread safety: any thread.
  */
 CAPFFI_API int capffi_obj_status(const capffi_obj *o);
