@@ -398,6 +398,12 @@ run_luajit(const int32_t *input, const int32_t *want, size_t n, int rounds,
            double *med, double *min, char *why, size_t cap)
 {
     char *luajit = find_luajit();
+    const char *env = getenv("BENCH_LUAJIT");
+    if (!luajit && env && *env) {
+        snprintf(why, cap, "skipped: BENCH_LUAJIT (%.120s) is not executable",
+                 env);
+        return false;
+    }
     if (!luajit) {
         snprintf(why, cap,
                  "skipped: luajit is not installed (set BENCH_LUAJIT or put "
