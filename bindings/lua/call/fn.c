@@ -226,8 +226,7 @@ fn_call(lua_State *L)
     if (f->ret == K_OBJECT) {
         /* An instance keeps its function, and so its library, alive. */
         if (r.obj)
-            capffi_lua__obj_push(L, f->st, r.obj, lua_upvalueindex(1), tok,
-                                 false);
+            capffi_lua__obj_push(L, f->st, r.obj, lua_upvalueindex(1), tok);
         else
             lua_pushnil(L);
         nres = 1;
@@ -243,7 +242,7 @@ fn_call(lua_State *L)
         } else if (f->kind[i] == K_OUTOBJ) {
             if (outs[i].obj)
                 capffi_lua__obj_push(L, f->st, outs[i].obj, lua_upvalueindex(1),
-                                     tok, false);
+                                     tok);
             else
                 lua_pushnil(L);
         }

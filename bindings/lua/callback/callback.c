@@ -40,6 +40,8 @@ struct lcb {
     uint8_t ret;       /* enum capffi_lua__kind of the result */
     size_t ret_size;   /* its size in bytes */
     bool ret_function; /* the result is declared `function` */
+    bool objects;      /* some parameter is an instance (user value 3: the
+                          record of them) */
     capffi_token tok;  /* whose class names its instance arguments use */
     uint8_t kind[];    /* enum capffi_lua__kind, per parameter */
 };
@@ -50,10 +52,10 @@ struct invocation {
     const capffi_value *args;
     capffi_value *ret;
     bool failed;
-    /* The instance arguments handed to Lua, ended when the handler
-     * returns: their capffi_obj lives in the invocation. Each is
-     * anchored in the registry under &frames[i] until then. */
-    struct capffi_lua__obj *frames[CAPFFI_MAX_ARGS];
+    /* The record of the instance arguments, once this invocation has
+     * begun in it: they are ended when the handler returns (their
+     * capffi_obj lives in the invocation). */
+    struct capffi_lua__args *record;
     char msg[CAPFFI_CB_DETAIL_MAX];
 };
 
@@ -159,7 +161,13 @@ invoke(lua_State *L)
     if (lua_rawgeti(L, LUA_REGISTRYINDEX, c->self) != LUA_TUSERDATA)
         return luaL_error(L, "the callback is closed");
     int self = lua_gettop(L);
-    luaL_checkstack(L, c->nparams + 4, "callback arguments");
+    luaL_checkstack(L, c->nparams + 5, "callback arguments");
+    int rec = 0;
+    if (c->objects) {
+        lua_getiuservalue(L, self, 3);
+        rec = lua_gettop(L);
+        inv->record = capffi_lua__args_begin(L, rec);
+    }
     lua_getiuservalue(L, self, 1);
     for (int i = 0; i < c->nparams; i++) {
         const capffi_value *a = &inv->args[i];
@@ -172,10 +180,7 @@ invoke(lua_State *L)
                 lua_pushnil(L);
                 break;
             }
-            inv->frames[i] =
-                capffi_lua__obj_push(L, c->h.st, a->obj, 0, &c->tok, true);
-            lua_pushvalue(L, -1);
-            lua_rawsetp(L, LUA_REGISTRYINDEX, &inv->frames[i]);
+            capffi_lua__args_push(L, c->h.st, rec, i, a->obj, &c->tok);
             break;
         default: /* cstring, scalars; function and buffer arrive as
                     addresses */
@@ -185,22 +190,6 @@ invoke(lua_State *L)
     lua_call(L, c->nparams, 1);
     result_in(L, c, self, lua_gettop(L), inv->ret);
     return 0;
-}
-
-/* End the instance arguments of an invocation: a handler that kept one
- * gets CAPFFI_ECLOSED from it from now on. Raises nothing (removing an
- * existing registry entry allocates nothing). */
-static void
-end_frames(lua_State *L, struct invocation *inv)
-{
-    for (int i = 0; i < inv->c->nparams; i++) {
-        if (!inv->frames[i])
-            continue;
-        capffi_lua__obj_end(inv->frames[i]);
-        inv->frames[i] = NULL;
-        lua_pushnil(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &inv->frames[i]);
-    }
 }
 
 /* The capffi handler of every Lua callback. It returns normally whatever
@@ -224,10 +213,16 @@ handler(void *payload, const capffi_value *args, capffi_value *ret)
     lua_pushcfunction(L, invoke);
     lua_pushlightuserdata(L, &inv);
     int status = lua_pcall(L, 1, 0, 0);
+    /* A handler that kept an instance argument gets CAPFFI_ECLOSED from
+     * it from now on. The record is the callback's, which is alive: it
+     * is on the stack of invoke until the call returns, and the
+     * collector, had it found it unreachable since, would keep it for
+     * its finalizer. */
+    if (inv.record)
+        capffi_lua__args_end(inv.record);
     if (status != LUA_OK)
         capffi_lua__native_failed(L, st, inv.msg, sizeof inv.msg);
     lua_settop(L, top);
-    end_frames(L, &inv);
     if (status != LUA_OK)
         capffi_cb_fail(inv.msg);
 }
@@ -358,7 +353,7 @@ callback_new(lua_State *L, struct capffi_lua__state *st,
             o.result = &dflt;
         }
     }
-    struct lcb *c = lua_newuserdatauv(L, sizeof *c + CAPFFI_MAX_ARGS, 2);
+    struct lcb *c = lua_newuserdatauv(L, sizeof *c + CAPFFI_MAX_ARGS, 3);
     memset(c, 0, sizeof *c);
     c->h.st = st;
     c->self = LUA_NOREF;
@@ -399,6 +394,11 @@ callback_new(lua_State *L, struct capffi_lua__state *st,
                                      "whose signature text Lua cannot read",
                                      i + 1);
         c->kind[i] = (uint8_t)k;
+        c->objects |= k == CAPFFI_LUA__OBJECT;
+    }
+    if (c->objects) {
+        capffi_lua__args_new(L, (int)n);
+        lua_setiuservalue(L, ud, 3);
     }
     const char *rt = capffi_cb_result_type(c->h.cb, &c->ret_size);
     c->ret = (uint8_t)capffi_lua__kind_of(rt);

@@ -73,20 +73,42 @@ int capffi_lua__obj_free(lua_State *L);
 int capffi_lua__obj_classof(lua_State *L);
 
 /*
- * Push an instance userdata for o: a call's result or out-parameter, or
- * (frame) a callback's argument, which is never freed here and is ended
- * with capffi_lua__obj_end when its callback returns. keep_idx (0: none)
- * is what it keeps alive (the function that returned it); tok is the
- * principal whose class names its fields are read with (NULL: the
- * context's). Takes o: freed with the userdata, unless frame.
+ * Push an instance userdata for o: a call's result or out-parameter.
+ * keep_idx (0: none) is what it keeps alive (the function that returned
+ * it); tok is the principal whose class names its fields are read with
+ * (NULL: the context's). Takes o: freed with the userdata.
  */
-struct capffi_lua__obj *
-capffi_lua__obj_push(lua_State *L, struct capffi_lua__state *st, capffi_obj *o,
-                     int keep_idx, const capffi_token *tok, bool frame);
+void capffi_lua__obj_push(lua_State *L, struct capffi_lua__state *st,
+                          capffi_obj *o, int keep_idx, const capffi_token *tok);
 
-/* A callback's argument: its invocation ended; every later use raises
- * CAPFFI_ECLOSED. Raises nothing. */
-void capffi_lua__obj_end(struct capffi_lua__obj *lo);
+/*
+ * A callback's instance arguments. Each callback with instance parameters
+ * has a record (a userdata it keeps) of what each parameter is, worked
+ * out on its first invocation, and of the invocations running. An
+ * argument belongs to its invocation: it is never freed here, and once
+ * the invocation has ended every use raises CAPFFI_ECLOSED.
+ */
+#define CAPFFI_LUA_ARG "capffi.instance.arg" /* metatable of arguments */
+struct capffi_lua__args;
+
+/* Push a new record for a callback with nparams parameters. */
+void capffi_lua__args_new(lua_State *L, int nparams);
+
+/* An invocation begins: its arguments are live until
+ * capffi_lua__args_end. rec is the record's index. Raises on failure
+ * (nothing begun then). */
+struct capffi_lua__args *capffi_lua__args_begin(lua_State *L, int rec);
+
+/* Push the argument for parameter param (an index from 0) of the
+ * invocation begun last: o, with the class names tok sees. Raises on
+ * failure. */
+void capffi_lua__args_push(lua_State *L, struct capffi_lua__state *st, int rec,
+                           int param, capffi_obj *o, const capffi_token *tok);
+
+/* The invocation begun last ends; its arguments are ended. Touches no
+ * Lua value (the arguments may be garbage already) and raises
+ * nothing. */
+void capffi_lua__args_end(struct capffi_lua__args *a);
 
 /*
  * The instance at idx as an argument: nil as NULL, an instance as its

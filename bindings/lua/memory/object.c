@@ -30,8 +30,18 @@
  * owned one's destructor runs then (capffi_obj_free). A second obj:free()
  * raises instead of reaching capffi. A callback's instance argument
  * (callback/callback.c) is the invocation's: it is never freed here, and
- * once its callback has returned every use raises CAPFFI_ECLOSED
- * (capffi_lua__obj_end), since its capffi_obj lived in that invocation.
+ * once its callback has returned every use raises CAPFFI_ECLOSED, since
+ * its capffi_obj lived in that invocation.
+ *
+ * Callbacks' arguments are made on every invocation, so they are cheap:
+ * what each parameter is (class, array or not, the accessor of a
+ * scalar's p[0]) is worked out once per callback and kept in its record
+ * (capffi_lua__args_*), with the user values the general path needs; an
+ * argument is a small userdata with that record as its one user value
+ * and a metatable without __gc, whose p[0] and arr[i] on numbers and
+ * cstrings go straight to capffi. Whether its invocation still runs is
+ * read from the record (the invocations running, by depth and serial
+ * number), so ending an invocation writes nothing into its arguments.
  */
 #include <stdio.h>
 #include <string.h>
@@ -44,7 +54,7 @@
 enum { LIFE_LIVE, LIFE_FREED, LIFE_ENDED };
 
 struct capffi_lua__obj {
-    capffi_obj *o; /* NULL once freed or its invocation ended */
+    capffi_obj *o; /* NULL once freed */
     struct capffi_lua__state *st;
     struct capffi_lua__obj *root; /* itself; for a part, its instance */
     uint8_t life;                 /* LIFE_*, of an instance */
@@ -54,10 +64,18 @@ struct capffi_lua__obj {
     bool scalar;                  /* an instance of a scalar class: p[0] */
     bool named;                   /* a part whose path holds names only */
     bool has_tok;                 /* tok is the principal; else the context */
+    uint8_t param;                /* a callback's argument: its parameter */
     capffi_token tok;
+    /* A callback's argument: its callback's record (kept by the one user
+     * value), and the invocation it belongs to, live while
+     * args->live[depth] == serial. */
+    struct capffi_lua__args *args;
+    size_t depth;
+    uint64_t serial;
 };
 
-/* The user values of an instance userdata. */
+/* The user values of an instance userdata. A callback's argument has one,
+ * its record, which holds them for all of its callback's arguments. */
 enum {
     UV_CACHE = 1, /* the field cache of the class */
     UV_KEEP,      /* what it keeps alive: its library's function, the
@@ -78,12 +96,93 @@ struct entry {
     capffi_accessor acc;
 };
 
+/*
+ * The record of a callback's instance parameters: what each one is,
+ * worked out from its first instance (its class, array or not, and for a
+ * scalar class the compiled accessor of p[0]) so that an invocation hands
+ * out each argument as a small userdata with one user value, and reads
+ * p[0] and arr[i] without a lookup; and the invocations running, so that
+ * an argument knows whether its own still runs without being written to
+ * when it ends (it may be garbage by then).
+ *
+ * User values: ARGS_LIVE the array live points into, ARGS_META the
+ * arguments' metatable, then per parameter its field cache, lookup type
+ * and class name (arg_uv).
+ */
+enum { ARGS_LIVE = 1, ARGS_META, ARGS_PARAMS };
+
+struct shape {
+    bool known;   /* worked out (from the first non-nil argument) */
+    bool array;   /* an array instance */
+    bool scalar;  /* a single element of a scalar class */
+    bool values;  /* elements are numbers or cstrings, read by index */
+    bool acc_ok;  /* acc compiled: a scalar instance's p[0] */
+    uint8_t kind; /* values: enum capffi_lua__kind of the elements */
+    capffi_accessor acc;
+};
+
+struct capffi_lua__args {
+    uint64_t serial; /* of the last invocation begun */
+    size_t depth;    /* invocations running (nested) */
+    size_t cap;      /* of live */
+    uint64_t *live;  /* live[d]: the serial of the one running at depth d */
+    int nparams;
+    struct shape shape[];
+};
+
+/* The record's user value holding which (UV_CACHE, UV_TYPE, UV_CLASS) of
+ * parameter param. */
+static int
+arg_uv(int param, int which)
+{
+    return ARGS_PARAMS + 3 * param +
+           (which == UV_CACHE  ? 0
+            : which == UV_TYPE ? 1
+                               : 2);
+}
+
+/* Where an instance is in its life; a callback's argument is ended once
+ * its invocation is no longer running. */
+static inline uint8_t
+life_of(const struct capffi_lua__obj *r)
+{
+    const struct capffi_lua__args *a = r->args;
+    if (a && !(r->depth < a->depth && a->live[r->depth] == r->serial))
+        return LIFE_ENDED;
+    return r->life;
+}
+
+/* Push the user value which of the instance (not a part) lo at ud: a
+ * callback's argument's from its record. */
+static int
+push_uv(lua_State *L, const struct capffi_lua__obj *lo, int ud, int which)
+{
+    if (!lo->args)
+        return lua_getiuservalue(L, ud, which);
+    lua_getiuservalue(L, ud, 1);
+    int t = lua_getiuservalue(L, -1, arg_uv(lo->param, which));
+    lua_remove(L, -2);
+    return t;
+}
+
 /* ---- the userdata ------------------------------------------------------ */
+
+/* The instance (or part, or callback's argument) at idx, or NULL. */
+static struct capffi_lua__obj *
+test_obj(lua_State *L, int idx)
+{
+    struct capffi_lua__obj *lo = luaL_testudata(L, idx, CAPFFI_LUA_OBJECT);
+    return lo ? lo : luaL_testudata(L, idx, CAPFFI_LUA_ARG);
+}
 
 static struct capffi_lua__obj *
 check_obj(lua_State *L, int idx)
 {
-    return capffi_lua__check_object(L, idx, CAPFFI_LUA_OBJECT, "instance");
+    struct capffi_lua__obj *lo = test_obj(L, idx);
+    if (!lo)
+        capffi_lua__error(L, CAPFFI_ETYPE, "expected a capffi instance, got %s",
+                          capffi_lua__typename(L, idx));
+    return lo;
 }
 
 /* The class name of the instance lo is in (for messages). */
@@ -93,10 +192,10 @@ class_of(lua_State *L, int ud)
     struct capffi_lua__obj *lo = lua_touserdata(L, ud);
     if (lo->part) {
         lua_getiuservalue(L, ud, UV_KEEP);
-        lua_getiuservalue(L, -1, UV_CLASS);
+        push_uv(L, lo->root, lua_gettop(L), UV_CLASS);
         lua_remove(L, -2);
     } else {
-        lua_getiuservalue(L, ud, UV_CLASS);
+        push_uv(L, lo, ud, UV_CLASS);
     }
     const char *s = lua_tostring(L, -1);
     lua_pop(L, 1); /* the string stays in the user value */
@@ -111,10 +210,11 @@ live(lua_State *L, struct capffi_lua__obj *lo, int ud)
 {
     const struct capffi_lua__obj *r = lo->root;
     capffi_lua__ctx(L, lo->st);
-    if (r->life == LIFE_FREED)
+    uint8_t life = life_of(r);
+    if (life == LIFE_FREED)
         capffi_lua__error(L, CAPFFI_EINVAL, "the instance of %s was freed",
                           class_of(L, ud));
-    if (r->life == LIFE_ENDED)
+    if (life == LIFE_ENDED)
         capffi_lua__error(L, CAPFFI_ECLOSED,
                           "the instance of %s was a callback's argument: "
                           "it is valid only while its callback runs",
@@ -177,8 +277,7 @@ push_lookup_type(lua_State *L, const char *cls, const char *made_as)
 
 static struct capffi_lua__obj *
 push_instance(lua_State *L, struct capffi_lua__state *st, capffi_obj *o,
-              int keep_idx, const capffi_token *tok, bool frame,
-              const char *made_as)
+              int keep_idx, const capffi_token *tok, const char *made_as)
 {
     keep_idx = keep_idx ? lua_absindex(L, keep_idx) : 0;
     struct capffi_lua__obj *lo = lua_newuserdatauv(L, sizeof *lo, UV_COUNT);
@@ -187,7 +286,6 @@ push_instance(lua_State *L, struct capffi_lua__state *st, capffi_obj *o,
     lo->st = st;
     lo->root = lo;
     lo->life = LIFE_LIVE;
-    lo->frame = frame;
     if (tok) {
         lo->has_tok = true;
         lo->tok = *tok;
@@ -212,18 +310,107 @@ push_instance(lua_State *L, struct capffi_lua__state *st, capffi_obj *o,
     return lo;
 }
 
-struct capffi_lua__obj *
+void
 capffi_lua__obj_push(lua_State *L, struct capffi_lua__state *st, capffi_obj *o,
-                     int keep_idx, const capffi_token *tok, bool frame)
+                     int keep_idx, const capffi_token *tok)
 {
-    return push_instance(L, st, o, keep_idx, tok, frame, NULL);
+    push_instance(L, st, o, keep_idx, tok, NULL);
+}
+
+/* ---- callbacks' arguments ---------------------------------------------- */
+
+void
+capffi_lua__args_new(lua_State *L, int nparams)
+{
+    struct capffi_lua__args *a =
+        lua_newuserdatauv(L, sizeof *a + (size_t)nparams * sizeof a->shape[0],
+                          ARGS_PARAMS - 1 + 3 * nparams);
+    memset(a, 0, sizeof *a + (size_t)nparams * sizeof a->shape[0]);
+    a->nparams = nparams;
+    luaL_getmetatable(L, CAPFFI_LUA_ARG);
+    lua_setiuservalue(L, -2, ARGS_META);
+}
+
+struct capffi_lua__args *
+capffi_lua__args_begin(lua_State *L, int rec)
+{
+    struct capffi_lua__args *a = lua_touserdata(L, rec);
+    if (a->depth == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 8;
+        if (cap > SIZE_MAX / sizeof *a->live)
+            luaL_error(L, "callbacks nested too deeply");
+        uint64_t *live = lua_newuserdatauv(L, cap * sizeof *live, 0);
+        if (a->depth)
+            memcpy(live, a->live, a->depth * sizeof *live);
+        lua_setiuservalue(L, rec, ARGS_LIVE);
+        a->live = live;
+        a->cap = cap;
+    }
+    a->live[a->depth++] = ++a->serial;
+    return a;
 }
 
 void
-capffi_lua__obj_end(struct capffi_lua__obj *lo)
+capffi_lua__args_end(struct capffi_lua__args *a)
 {
-    lo->o = NULL;
-    lo->life = LIFE_ENDED;
+    a->depth--;
+}
+
+/* Work out what parameter param's instances are, from o. */
+static void
+learn(lua_State *L, int rec, struct capffi_lua__args *a, int param,
+      capffi_obj *o, const capffi_token *tok)
+{
+    struct shape *sh = &a->shape[param];
+    const char *cls = capffi_obj_class(o);
+    size_t n;
+    sh->array = capffi_obj_len(&n, o, "") == CAPFFI_OK;
+    int k = capffi_lua__kind_of(cls);
+    bool value_class = k >= 0 && k != CAPFFI_LUA__STRUCT;
+    sh->scalar = !sh->array && value_class;
+    sh->values =
+        value_class && (capffi_lua__is_scalar(k) || k == CAPFFI_LUA__CSTRING);
+    sh->kind = (uint8_t)(value_class ? k : 0);
+    if (sh->scalar && capffi_lua__is_scalar(k))
+        sh->acc_ok = capffi_obj_accessor(&sh->acc, o, "") == CAPFFI_OK;
+    lua_pushstring(L, cls);
+    lua_setiuservalue(L, rec, arg_uv(param, UV_CLASS));
+    push_lookup_type(L, cls, NULL);
+    push_cache(L, tok, -1, sh->array);
+    lua_setiuservalue(L, rec, arg_uv(param, UV_CACHE));
+    lua_setiuservalue(L, rec, arg_uv(param, UV_TYPE));
+    sh->known = true;
+}
+
+void
+capffi_lua__args_push(lua_State *L, struct capffi_lua__state *st, int rec,
+                      int param, capffi_obj *o, const capffi_token *tok)
+{
+    rec = lua_absindex(L, rec);
+    struct capffi_lua__args *a = lua_touserdata(L, rec);
+    const struct shape *sh = &a->shape[param];
+    if (!sh->known)
+        learn(L, rec, a, param, o, tok);
+    struct capffi_lua__obj *lo = lua_newuserdatauv(L, sizeof *lo, 1);
+    lo->o = o;
+    lo->st = st;
+    lo->root = lo;
+    lo->life = LIFE_LIVE;
+    lo->part = false;
+    lo->frame = true;
+    lo->array = sh->array;
+    lo->scalar = sh->scalar;
+    lo->named = false;
+    lo->has_tok = true;
+    lo->param = (uint8_t)param;
+    lo->tok = *tok;
+    lo->args = a;
+    lo->depth = a->depth - 1;
+    lo->serial = a->live[a->depth - 1];
+    lua_getiuservalue(L, rec, ARGS_META);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, rec);
+    lua_setiuservalue(L, -2, 1);
 }
 
 bool
@@ -233,7 +420,7 @@ capffi_lua__obj_arg(lua_State *L, int idx, capffi_obj **out)
         *out = NULL;
         return true;
     }
-    struct capffi_lua__obj *lo = luaL_testudata(L, idx, CAPFFI_LUA_OBJECT);
+    struct capffi_lua__obj *lo = test_obj(L, idx);
     if (!lo)
         return false;
     if (lo->part) {
@@ -379,7 +566,7 @@ static const struct entry *
 get_entry(lua_State *L, struct capffi_lua__obj *lo, int ud, capffi_obj *o,
           const char *path, bool named)
 {
-    lua_getiuservalue(L, ud, UV_CACHE);
+    push_uv(L, lo, ud, UV_CACHE);
     push_cache_key(L, path, named);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, -3) == LUA_TUSERDATA) {
@@ -434,7 +621,7 @@ push_part(lua_State *L, struct capffi_lua__obj *lo, int ud, capffi_obj *o,
     size_t n;
     p->array = capffi_obj_len(&n, o, lua_tostring(L, path)) == CAPFFI_OK;
     luaL_setmetatable(L, CAPFFI_LUA_OBJECT);
-    lua_getiuservalue(L, ud, UV_CACHE);
+    push_uv(L, lo, ud, UV_CACHE);
     lua_setiuservalue(L, -2, UV_CACHE);
     push_root(L, lo, ud);
     lua_setiuservalue(L, -2, UV_KEEP);
@@ -467,7 +654,7 @@ read_path(lua_State *L, struct capffi_lua__obj *lo, int ud, capffi_obj *o,
         {
             struct capffi_lua__obj *r = lo->root;
             push_instance(L, lo->st, v.obj, -1, r->has_tok ? &r->tok : NULL,
-                          false, NULL);
+                          NULL);
         }
         lua_remove(L, -2);
         return;
@@ -574,7 +761,8 @@ obj_index(lua_State *L)
 {
     struct capffi_lua__obj *lo = lua_touserdata(L, 1);
     if (!lo->part && is_free_key(L, 2) &&
-        (lo->life != LIFE_LIVE || !lo->st->ctx || !has_free_field(L, lo, 1))) {
+        (life_of(lo) != LIFE_LIVE || !lo->st->ctx ||
+         !has_free_field(L, lo, 1))) {
         lua_pushcfunction(L, obj_free);
         return 1;
     }
@@ -595,6 +783,100 @@ obj_newindex(lua_State *L)
     const char *path = push_path(L, lo, 1, 2, &named);
     write_path(L, lo, 1, o, path, named, 3);
     return 0;
+}
+
+/* "[i]" into buf (at least 24 bytes), for i >= 0. */
+static const char *
+index_path(char *buf, lua_Integer i)
+{
+    char digits[24];
+    int n = 0;
+    uint64_t u = (uint64_t)i;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    char *p = buf;
+    *p++ = '[';
+    while (n)
+        *p++ = digits[--n];
+    *p++ = ']';
+    *p = '\0';
+    return buf;
+}
+
+/*
+ * A callback's argument indexed by an integer, on its shape alone: p[0]
+ * of a scalar through the accessor compiled once, arr[i] of an array of
+ * numbers or cstrings by its path. false, with nothing pushed, when this
+ * does not apply or capffi refuses: the general path then does it again
+ * and raises what it raises.
+ */
+static bool
+arg_read(lua_State *L, struct capffi_lua__obj *lo)
+{
+    const struct shape *sh = &lo->args->shape[lo->param];
+    if (!sh->values || !lua_isinteger(L, 2) || life_of(lo) != LIFE_LIVE ||
+        !lo->st->ctx)
+        return false;
+    lua_Integer i = lua_tointeger(L, 2);
+    capffi_value v;
+    int rc;
+    if (lo->scalar) {
+        if (i != 0 || !sh->acc_ok)
+            return false;
+        rc = capffi_obj_read(&v, lo->o, &sh->acc);
+    } else if (lo->array && i >= 0) {
+        char path[32];
+        rc = capffi_obj_get(&v, lo->o, index_path(path, i));
+    } else {
+        return false;
+    }
+    if (rc)
+        return false;
+    capffi_lua__value_push(L, sh->kind, &v);
+    return true;
+}
+
+/* arg[i] = value, as arg_read reads. */
+static bool
+arg_write(lua_State *L, struct capffi_lua__obj *lo)
+{
+    const struct shape *sh = &lo->args->shape[lo->param];
+    if (!sh->values || !capffi_lua__is_scalar(sh->kind) ||
+        !lua_isinteger(L, 2) || life_of(lo) != LIFE_LIVE || !lo->st->ctx)
+        return false;
+    lua_Integer i = lua_tointeger(L, 2);
+    bool scalar = lo->scalar && i == 0 && sh->acc_ok;
+    if (!scalar && !(lo->array && i >= 0))
+        return false;
+    capffi_value v;
+    memset(&v, 0, sizeof v);
+    char why[128];
+    if (capffi_lua__scalar_in(L, 3, sh->kind, false, &v, why, sizeof why))
+        return false;
+    char path[32];
+    int rc = scalar ? capffi_obj_write(lo->o, &sh->acc, v)
+                    : capffi_obj_set(lo->o, index_path(path, i), v);
+    return rc == CAPFFI_OK;
+}
+
+/* arg[key]: the fast path, else obj_index's. */
+static int
+arg_index(lua_State *L)
+{
+    if (arg_read(L, lua_touserdata(L, 1)))
+        return 1;
+    return obj_index(L);
+}
+
+/* arg[key] = value */
+static int
+arg_newindex(lua_State *L)
+{
+    if (arg_write(L, lua_touserdata(L, 1)))
+        return 0;
+    return obj_newindex(L);
 }
 
 /* #obj: the elements of an array instance or array part; 1 for a scalar
@@ -681,9 +963,10 @@ obj_tostring(lua_State *L)
         return 1;
     }
     size_t n = 0;
-    if (lo->life == LIFE_FREED)
+    uint8_t life = life_of(lo);
+    if (life == LIFE_FREED)
         lua_pushfstring(L, "capffi.instance(%s, freed)", cls);
-    else if (lo->life == LIFE_ENDED)
+    else if (life == LIFE_ENDED)
         lua_pushfstring(L, "capffi.instance(%s, ended)", cls);
     else if (lo->array && lo->st->ctx &&
              capffi_obj_len(&n, lo->o, "") == CAPFFI_OK)
@@ -709,7 +992,7 @@ obj_new(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
                  : capffi_obj_new(&o, ctx, cls);
     if (rc)
         return capffi_lua__fail(L, st, rc, "new");
-    push_instance(L, st, o, 0, tok, false, cls);
+    push_instance(L, st, o, 0, tok, cls);
     if (init)
         write_table(L, lua_gettop(L), idx + 1);
     return 1;
@@ -771,7 +1054,20 @@ capffi_lua__object_init(lua_State *L)
         { "new", token_new },
         { NULL, NULL },
     };
+    /* A callback's argument: no __gc (it is never freed here, and a
+     * finalizer per argument would cost every invocation). */
+    static const luaL_Reg arg_meta[] = {
+        { "__index", arg_index },       { "__newindex", arg_newindex },
+        { "__len", obj_len },           { "__close", obj_gc },
+        { "__tostring", obj_tostring }, { NULL, NULL },
+    };
     capffi_lua__new_class(L, CAPFFI_LUA_OBJECT, NULL, meta);
+    lua_pop(L, 1);
+    capffi_lua__new_class(L, CAPFFI_LUA_ARG, NULL, arg_meta);
+    lua_pushliteral(L, CAPFFI_LUA_OBJECT); /* what scripts see */
+    lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, CAPFFI_LUA_OBJECT);
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
     capffi_lua__add_methods(L, CAPFFI_LUA_TOKEN, token_methods);
 }
