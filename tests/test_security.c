@@ -1,11 +1,16 @@
 /*
- * test_security.c - attacks on tokens and path grants (suite: security).
- * Each case names the THREATS.md item it defends.
+ * test_security.c - attacks on tokens and path grants, and on SafeFFI
+ * instances (suite: security). Each case names the THREATS.md item it
+ * defends, or the threat in words.
  */
 #include "helpers.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -853,6 +858,849 @@ security_token_paths_by_identity(void **state)
     capffi_ctx_free(ctx);
 }
 
+/* ---- SafeFFI: instances ------------------------------------------------- */
+
+#define WAIT_MS 10000 /* a bound on every wait: a hang fails the case */
+
+/* The fixture's record as these cases declare it (struct fx_rec). */
+#define REC_LAYOUT "{ id: i32, score: f64, name: [16]u8, next: ?*u8 }"
+
+/*
+ * What the SafeFFI cases start from: a context with the given flags and
+ * workers that allows the fixture, an audit recorder, a token of every
+ * right the context grants, the fixture opened twice (lib, and aux for the
+ * fixture's counters and gate: it stays open when a case closes lib), the
+ * class Rec, the fixture's free count at 0 and its gate shut.
+ */
+struct sfx {
+    capffi_ctx *ctx;
+    capffi_token tok;
+    capffi_lib *lib, *aux;
+};
+
+static void
+aux_void(struct sfx *f, const char *sym)
+{
+    capffi_fn *fn = bind_sym(f->aux, sym, "() -> void");
+    assert_ok(capffi_fn_call(fn, NULL, NULL));
+    capffi_fn_free(fn);
+}
+
+static int32_t
+aux_i32(struct sfx *f, const char *sym)
+{
+    capffi_fn *fn = bind_sym(f->aux, sym, "() -> i32");
+    capffi_value r;
+    assert_ok(capffi_fn_call(fn, NULL, &r));
+    capffi_fn_free(fn);
+    return (int32_t)r.i64;
+}
+
+static void
+sfx_open(struct sfx *f, uint32_t flags, unsigned workers)
+{
+    const char *allow[] = { env_path("CAPFFI_FIXTURE_DIR") };
+    capffi_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = flags;
+    o.allow_paths = allow;
+    o.n_allow = 1;
+    o.workers = workers;
+    assert_ok(capffi_ctx_new(&f->ctx, &o));
+    assert_ok(capffi_audit_record(f->ctx, 256));
+    assert_ok(capffi_token_new(&f->tok, f->ctx, "safeffi", NULL));
+    assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok,
+                              env_path("CAPFFI_FIXTURE"), 0));
+    assert_ok(capffi_lib_open(&f->aux, f->ctx, &f->tok,
+                              env_path("CAPFFI_FIXTURE"), 0));
+    assert_ok(capffi_type_define(f->ctx, "Rec", REC_LAYOUT));
+    aux_void(f, "fx_rec_reset");
+    aux_void(f, "fx_gate_close");
+}
+
+static void
+sfx_close(struct sfx *f)
+{
+    aux_void(f, "fx_gate_open"); /* no call of a failed case stays there */
+    capffi_ctx_free(f->ctx);
+}
+
+/*
+ * The fixture's free count seen from a context of its own, which keeps
+ * the fixture loaded (and its count) after the case's context is freed:
+ * what the case's context released when it was freed.
+ */
+struct watch {
+    capffi_ctx *ctx;
+    capffi_fn *frees;
+};
+
+static void
+watch_open(struct watch *w)
+{
+    const char *allow[] = { env_path("CAPFFI_FIXTURE_DIR"), NULL };
+    w->ctx = ctx_with(0, allow, NULL);
+    capffi_token t;
+    assert_ok(capffi_token_new(&t, w->ctx, "watch", NULL));
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, w->ctx, &t, env_path("CAPFFI_FIXTURE"), 0));
+    w->frees = bind_sym(lib, "fx_rec_frees", "() -> i32");
+}
+
+static int32_t
+watch_frees(struct watch *w)
+{
+    capffi_value r;
+    assert_ok(capffi_fn_call(w->frees, NULL, &r));
+    return (int32_t)r.i64;
+}
+
+static capffi_obj *
+new_obj(struct sfx *f, const char *cls)
+{
+    capffi_obj *o = NULL;
+    int rc = capffi_obj_new(&o, f->ctx, cls);
+    if (rc)
+        fail_msg("capffi_obj_new %s: %s: %s", cls, capffi_err_name(rc),
+                 capffi_ctx_errmsg(f->ctx));
+    return o;
+}
+
+/* The record fx_rec_new(id) makes, as an owned instance of Rec. */
+static capffi_obj *
+owned_rec(struct sfx *f, int32_t id)
+{
+    capffi_fn *mk =
+        bind_sym(f->lib, "fx_rec_new", "(i32) -> own *Rec by fx_rec_free");
+    capffi_value a = { .i64 = id }, r = { .obj = NULL };
+    assert_ok(capffi_fn_call(mk, &a, &r));
+    assert_non_null(r.obj);
+    capffi_fn_free(mk);
+    return r.obj;
+}
+
+static int64_t
+get_i64(const capffi_obj *o, const char *path)
+{
+    capffi_value v;
+    int rc = capffi_obj_get(&v, o, path);
+    if (rc)
+        fail_msg("capffi_obj_get %s: %s", path, capffi_err_name(rc));
+    return v.i64;
+}
+
+/* Wait until n calls are at the fixture's gate. */
+static void
+gate_reached(struct sfx *f, int32_t n)
+{
+    for (int i = 0; i < WAIT_MS && aux_i32(f, "fx_gate_inside") < n; i++)
+        usleep(1000);
+    assert_int_equal(aux_i32(f, "fx_gate_inside"), n);
+}
+
+/*
+ * H2 (measured): a `*NAME` field was set to a host instance, the instance
+ * was freed, and the field, read back, gave a live instance over the freed
+ * bytes (read and written after the free). A field holds what it points
+ * to: the host's bytes, or an owned instance's native object (whose
+ * destructor waits), until the field lets go.
+ */
+static void
+security_obj_field_holds_the_instance_it_points_to(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 0);
+    assert_ok(capffi_type_define(f.ctx, "Leaf", "{ v: i64 }"));
+    assert_ok(capffi_type_define(f.ctx, "Holder",
+                                 "{ leaf: *Leaf, rec: *Rec, n: i32 }"));
+    capffi_obj *h = new_obj(&f, "Holder");
+    capffi_obj *leaf = new_obj(&f, "Leaf");
+    assert_ok(
+        capffi_obj_set(leaf, "v", (capffi_value){ .i64 = 0x4141414141414141 }));
+    assert_ok(capffi_obj_set(h, "leaf", (capffi_value){ .obj = leaf }));
+    capffi_obj_free(leaf);
+    assert_rc(capffi_obj_status(leaf), CAPFFI_EINVAL); /* freed for the host */
+    capffi_value v = { .obj = NULL };
+    assert_ok(capffi_obj_get(&v, h, "leaf"));
+    assert_non_null(v.obj);
+    assert_int_equal(get_i64(v.obj, "v"), 0x4141414141414141);
+    assert_ok(capffi_obj_set(v.obj, "v", (capffi_value){ .i64 = 7 }));
+    assert_int_equal(get_i64(v.obj, "v"), 7);
+    capffi_obj_free(v.obj);
+
+    /* An owned target: its destructor waits for the field. */
+    capffi_obj *r = owned_rec(&f, 3);
+    assert_ok(capffi_obj_set(h, "rec", (capffi_value){ .obj = r }));
+    capffi_obj_free(r);
+    assert_int_equal(aux_i32(&f, "fx_rec_frees"), 0);
+    assert_ok(capffi_obj_get(&v, h, "rec"));
+    assert_int_equal(get_i64(v.obj, "id"), 3);
+    capffi_obj_free(v.obj);
+    /* The field lets go when it is written... */
+    assert_ok(capffi_obj_set(h, "rec", (capffi_value){ .obj = NULL }));
+    assert_int_equal(aux_i32(&f, "fx_rec_frees"), 1);
+    /* ...or when its instance is freed. */
+    r = owned_rec(&f, 4);
+    assert_ok(capffi_obj_set(h, "rec", (capffi_value){ .obj = r }));
+    capffi_obj_free(r);
+    assert_int_equal(aux_i32(&f, "fx_rec_frees"), 1);
+    capffi_obj_free(h);
+    assert_int_equal(aux_i32(&f, "fx_rec_frees"), 2);
+    assert_int_equal(capffi_ctx_leaks(f.ctx), 0);
+    sfx_close(&f);
+}
+
+/*
+ * H2: an instance read from a `*NAME` field is a view into memory its
+ * parent's field keeps alive; were the parent freed first, the field's
+ * hold would end and the view would read freed memory. The view holds
+ * its parent.
+ */
+static void
+security_obj_read_from_a_field_holds_its_parent(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 0);
+    assert_ok(capffi_type_define(f.ctx, "Leaf", "{ v: i64 }"));
+    assert_ok(
+        capffi_type_define(f.ctx, "Holder", "{ leaf: *Leaf, rec: *Rec }"));
+    capffi_obj *h = new_obj(&f, "Holder");
+    capffi_obj *leaf = new_obj(&f, "Leaf");
+    assert_ok(capffi_obj_set(leaf, "v", (capffi_value){ .i64 = 99 }));
+    assert_ok(capffi_obj_set(h, "leaf", (capffi_value){ .obj = leaf }));
+    capffi_obj *r = owned_rec(&f, 5);
+    assert_ok(capffi_obj_set(h, "rec", (capffi_value){ .obj = r }));
+    capffi_value lv, rv;
+    assert_ok(capffi_obj_get(&lv, h, "leaf"));
+    assert_ok(capffi_obj_get(&rv, h, "rec"));
+    /* Everything the host named is freed; only the two views remain. */
+    capffi_obj_free(leaf);
+    capffi_obj_free(r);
+    capffi_obj_free(h);
+    assert_int_equal(aux_i32(&f, "fx_rec_frees"), 0);
+    assert_int_equal(get_i64(lv.obj, "v"), 99);
+    assert_int_equal(get_i64(rv.obj, "id"), 5);
+    capffi_obj_free(lv.obj);
+    assert_int_equal(aux_i32(&f, "fx_rec_frees"), 0);
+    assert_int_equal(get_i64(rv.obj, "id"), 5);
+    capffi_obj_free(rv.obj);
+    assert_int_equal(aux_i32(&f, "fx_rec_frees"), 1);
+    sfx_close(&f);
+}
+
+/* A handler that closes the library whose function is running. */
+static void
+close_lib_handler(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    (void)args;
+    (void)ret;
+    capffi_lib_close(payload);
+}
+
+/*
+ * H2: capffi_lib_close ran the destructor of an owned instance a running
+ * call still held (here closed from a handler inside that call): the
+ * native function then wrote into the freed object. An instance a call
+ * holds is released when the context is freed, not at the close.
+ */
+static void
+security_lib_close_spares_an_instance_a_call_holds(void **state)
+{
+    (void)state;
+    struct watch w;
+    watch_open(&w);
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 0);
+    int32_t frees0 = watch_frees(&w);
+    capffi_fn *open = bind_sym(f.lib, "fx_rec_open",
+                               "(i32, out own *Rec by fx_rec_free) -> i32");
+    capffi_fn *fill =
+        bind_sym(f.lib, "fx_fill_after", "(function, *Rec, usize, u8) -> void");
+    capffi_value rec = { .obj = NULL }, a[2] = { { .i64 = 5 }, { .p = &rec } },
+                 r;
+    assert_ok(capffi_fn_call(open, a, &r));
+    assert_non_null(rec.obj);
+    capffi_cb *cb;
+    assert_ok(capffi_cb_new(&cb, f.ctx, &f.tok, "() -> void", close_lib_handler,
+                            f.lib, 0));
+    /* fx_fill_after calls the handler, then writes 8 bytes of 0x41. */
+    capffi_value fa[4] = {
+        { .cb = cb }, { .obj = rec.obj }, { .u64 = 8 }, { .u64 = 0x41 }
+    };
+    assert_ok(capffi_fn_call(fill, fa, NULL));
+    assert_int_equal(cb_status(cb).failures, 0);
+    assert_int_equal(watch_frees(&w), frees0); /* not at the close */
+    assert_rc(capffi_obj_status(rec.obj), CAPFFI_ECLOSED);
+    capffi_obj_free(rec.obj);
+    assert_int_equal(watch_frees(&w), frees0);
+    capffi_cb_close(cb);
+    sfx_close(&f);
+    assert_int_equal(watch_frees(&w), frees0 + 1); /* once, at the end */
+    capffi_ctx_free(w.ctx);
+}
+
+/*
+ * H2: capffi_lib_close ran the destructor of an owned instance lent to a
+ * nonblocking call still queued: the job then read the freed object. A
+ * lent instance is released when the context is freed.
+ */
+static void
+security_lib_close_spares_an_instance_lent_to_a_job(void **state)
+{
+    (void)state;
+    struct watch w;
+    watch_open(&w);
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 1);
+    int32_t frees0 = watch_frees(&w);
+    capffi_fn *open = bind_sym(f.lib, "fx_rec_open",
+                               "(i32, out own *Rec by fx_rec_free) -> i32");
+    capffi_fn *gate = bind_sym(f.aux, "fx_gate_wait", "(i32, i32) -> i32");
+    capffi_fn *sum = bind_sym(f.aux, "fx_rec_sum", "(*Rec) -> i64");
+    capffi_value rec = { .obj = NULL }, a[2] = { { .i64 = 5 }, { .p = &rec } },
+                 r;
+    assert_ok(capffi_fn_call(open, a, &r));
+    /* The only worker waits at the gate: the job that reads rec queues. */
+    capffi_job *j0, *j1;
+    capffi_value g[2] = { { .i64 = 1 }, { .i64 = WAIT_MS } };
+    assert_ok(capffi_fn_call_async(&j0, gate, g));
+    gate_reached(&f, 1);
+    capffi_value s[1] = { { .obj = rec.obj } };
+    assert_ok(capffi_fn_call_async(&j1, sum, s));
+    assert_rc(capffi_obj_status(rec.obj), CAPFFI_EBUSY);
+    capffi_lib_close(f.lib);
+    assert_int_equal(watch_frees(&w), frees0); /* not at the close */
+    aux_void(&f, "fx_gate_open");
+    assert_ok(capffi_job_wait(&r, j0, WAIT_MS));
+    assert_int_equal(r.i64, 1);
+    assert_ok(capffi_job_wait(&r, j1, WAIT_MS));
+    assert_int_equal(r.i64, 5 + 7); /* id 5, score 7.5: read intact */
+    capffi_job_free(j0);
+    capffi_job_free(j1);
+    assert_int_equal(watch_frees(&w), frees0);
+    capffi_obj_free(rec.obj);
+    sfx_close(&f);
+    assert_int_equal(watch_frees(&w), frees0 + 1); /* once, at the end */
+    capffi_ctx_free(w.ctx);
+}
+
+/* ---- a free racing a call on another thread ------------------------------ */
+
+struct free_race {
+    capffi_fn *sum;
+    _Atomic(capffi_obj *) cur;
+    atomic_int phase; /* 0 idle, 1 published, 2 called, 3 stop */
+    int rc;           /* the call's */
+};
+
+/* Pass each published instance to one call, as soon as it is published. */
+static void *
+race_caller(void *arg)
+{
+    struct free_race *fr = arg;
+    for (;;) {
+        int ph;
+        for (unsigned spin = 0; (ph = atomic_load(&fr->phase)) != 1 && ph != 3;
+             spin++)
+            if (spin > 1000)
+                sched_yield();
+        if (ph == 3)
+            return NULL;
+        capffi_value a = { .obj = atomic_load(&fr->cur) }, r;
+        fr->rc = capffi_fn_call(fr->sum, &a, &r);
+        atomic_store(&fr->phase, 2);
+    }
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * H2 (measured): the owner freed an instance while another thread passed
+ * it to a call. The free claimed the instance for burial, then marked it
+ * freeing again, so the call's end claimed it a second time: buried twice,
+ * its struct freed twice (a double free under AddressSanitizer, a corrupt
+ * heap without). Exactly one party buries. Each round the caller thread
+ * passes a new instance to a call as the owner frees it; the owner's
+ * delay follows the outcome, so the free keeps landing where the call
+ * takes the instance (a few thousand rounds; 20000 at most, or 10 s).
+ */
+static void
+security_obj_free_racing_a_call_buries_once(void **state)
+{
+    (void)state;
+    long live0 = capffi__alloc_live();
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 0);
+    struct free_race fr = { .sum = bind_sym(f.lib, "fx_rec_sum",
+                                            "(*Rec) -> i64") };
+    atomic_init(&fr.cur, NULL);
+    atomic_init(&fr.phase, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, race_caller, &fr), 0);
+    double end = now_s() + 10;
+    long i = 0, delay = 0, ran = 0;
+    for (; i < 20000 && (i & 255 || now_s() < end); i++) {
+        capffi_obj *o = new_obj(&f, "Rec");
+        atomic_store(&fr.cur, o);
+        atomic_store(&fr.phase, 1);
+        for (volatile long k = 0; k < delay; k++)
+            ;
+        capffi_obj_free(o);
+        for (unsigned spin = 0; atomic_load(&fr.phase) != 2; spin++)
+            if (spin > 1000)
+                sched_yield();
+        atomic_store(&fr.phase, 0);
+        /* Free later when the call was refused, sooner when it ran: the
+         * delay stays where the two meet. */
+        long step = 1 + delay / 64;
+        ran += fr.rc == CAPFFI_OK;
+        delay = fr.rc != CAPFFI_OK ? delay + step
+                : delay > step     ? delay - step
+                                   : 0;
+    }
+    atomic_store(&fr.phase, 3);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(i >= 256);
+    assert_true(ran > 0); /* some calls took the instance before its free */
+    capffi_ctx_poll(f.ctx, 0); /* burials queued by the caller's thread */
+    assert_int_equal(capffi_ctx_leaks(f.ctx), 0);
+    sfx_close(&f);
+    /* Everything the context allocated was freed exactly once. */
+    assert_int_equal(capffi__alloc_live(), live0);
+}
+
+/* ---- callbacks' instances ------------------------------------------------ */
+
+struct lend_try {
+    capffi_ctx *ctx;
+    capffi_fn *gate;
+    int rc;
+    char msg[256];
+    capffi_job *job;
+    int rows;
+};
+
+/* Try to lend the row's values (the invocation's instance) to a job. */
+static void
+lend_row_handler(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    struct lend_try *t = payload;
+    t->rows++;
+    capffi_value a[3] = { { .i64 = 5 }, { .i64 = 0 }, { .obj = args[2].obj } };
+    t->rc = capffi_fn_call_async(&t->job, t->gate, a);
+    snprintf(t->msg, sizeof t->msg, "%s", capffi_ctx_errmsg(t->ctx));
+    if (t->rc == CAPFFI_OK) { /* were it taken, it ends in this frame */
+        capffi_value r;
+        capffi_job_wait(&r, t->job, WAIT_MS);
+        capffi_job_free(t->job);
+    }
+    ret->i64 = 1; /* one row is enough */
+}
+
+/*
+ * H2 (measured): a callback's `*NAME` argument (memory of the invocation,
+ * gone when the handler returns) was lent to a nonblocking call made in
+ * the handler; the job outlived the frame and read and wrote it. A
+ * callback's argument is never lent.
+ */
+static void
+security_callback_argument_is_not_lent_to_a_job(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 1);
+    struct lend_try t = { .ctx = f.ctx, .rc = -1 };
+    /* fx_gate_wait(v, ms) with a third argument it ignores. */
+    t.gate = bind_sym(f.aux, "fx_gate_wait", "(i32, i32, *[2]cstring) -> i32");
+    capffi_cb *cb;
+    assert_ok(capffi_cb_new(&cb, f.ctx, &f.tok,
+                            "(?*u8, i32, *[$1]cstring, *[$1]cstring) -> i32",
+                            lend_row_handler, &t, 0));
+    capffi_fn *rows = bind_sym(f.lib, "fx_rows", "(function, ?*u8) -> i32");
+    capffi_value a[2] = { { .cb = cb }, { .obj = NULL } }, r;
+    assert_ok(capffi_fn_call(rows, a, &r));
+    assert_int_equal(t.rows, 1);
+    assert_int_equal(t.rc, CAPFFI_ETYPE);
+    if (!strstr(t.msg, "callback's argument"))
+        fail_msg("refusal: '%s'", t.msg);
+    capffi_cb_close(cb);
+    sfx_close(&f);
+}
+
+/* ---- safe mode ----------------------------------------------------------- */
+
+/*
+ * H3 (measured): a context in safe mode still handed out raw addresses
+ * through a token that has the pointer right: a `pointer` static,
+ * capffi_lib_symbol, capffi_fn_from_ptr (any address made callable) and
+ * capffi_view_of_buf_tok (pointers read out of a buffer). Safe mode
+ * refuses them all, whatever the token.
+ */
+static void
+security_safe_context_gives_no_raw_address(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 0);
+    capffi_token_desc d;
+    assert_ok(capffi_token_info(&d, f.ctx, &f.tok));
+    assert_true(d.rights & CAPFFI_RIGHT_POINTER);
+    assert_true(d.rights & CAPFFI_RIGHT_FNPTR);
+    capffi_value v = { .u64 = 1 };
+    const char *ptr_types[] = { "pointer", "cstring", "function" };
+    for (size_t i = 0; i < 3; i++)
+        assert_rc(capffi_lib_static(&v, f.lib, "fx_name", ptr_types[i]),
+                  CAPFFI_EPERM);
+    assert_ok(capffi_lib_static(&v, f.lib, "fx_counter", "i32"));
+    void *p = &v;
+    assert_rc(capffi_lib_symbol(&p, f.lib, "fx_counter"), CAPFFI_EPERM);
+    assert_null(p);
+    void (*fp)(void) = any_code;
+    void *code;
+    memcpy(&code, &fp, sizeof code);
+    capffi_fn *fn = NULL;
+    assert_rc(capffi_fn_from_ptr(&fn, f.ctx, &f.tok, code, "() -> void", 0),
+              CAPFFI_EPERM);
+    assert_null(fn);
+    assert_int_equal(audited(f.ctx, CAPFFI_OP_FN_FROM_PTR, CAPFFI_EPERM), 1);
+    capffi_buf *b;
+    assert_ok(capffi_buf_new(&b, f.ctx, 16));
+    capffi_view *view = NULL;
+    assert_rc(capffi_view_of_buf_tok(&view, f.ctx, &f.tok, b, CAPFFI_VIEW_READ),
+              CAPFFI_EPERM);
+    assert_null(view);
+    capffi_buf_free(b);
+    sfx_close(&f);
+}
+
+/*
+ * H3: a copy of an accessor is the host's data; one damaged (its offset
+ * moved past the instance, or its operation changed) read and wrote
+ * outside the instance. Every access checks the accessor's bytes against
+ * the instance's size.
+ */
+static void
+security_damaged_accessor_stays_inside_its_instance(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 0);
+    capffi_obj *o = new_obj(&f, "[4]u8");
+    capffi_accessor good, acc;
+    assert_ok(capffi_obj_accessor(&good, o, "[0]"));
+    capffi_value v;
+    const size_t offsets[] = { 4, 5, 64, 4096, SIZE_MAX };
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+        acc = good;
+        acc.offset = offsets[i];
+        assert_rc(capffi_obj_read(&v, o, &acc), CAPFFI_EBOUNDS);
+        assert_rc(capffi_obj_write(o, &acc, (capffi_value){ .u64 = 0x41 }),
+                  CAPFFI_EBOUNDS);
+    }
+    acc = good;
+    acc.offset = 3; /* the last element: still inside */
+    assert_ok(capffi_obj_write(o, &acc, (capffi_value){ .u64 = 9 }));
+    assert_int_equal(get_i64(o, "[3]"), 9);
+    capffi_obj_free(o);
+
+    /* A 4-byte field moved to straddle the end, or read as 8 bytes. */
+    assert_ok(capffi_type_define(f.ctx, "Pair", "{ a: i32, b: i32 }"));
+    o = new_obj(&f, "Pair");
+    assert_ok(capffi_obj_accessor(&good, o, "b"));
+    acc = good;
+    acc.offset = 6;
+    assert_rc(capffi_obj_read(&v, o, &acc), CAPFFI_EBOUNDS);
+    assert_rc(capffi_obj_write(o, &acc, (capffi_value){ .i64 = 1 }),
+              CAPFFI_EBOUNDS);
+    capffi_accessor wide;
+    assert_ok(capffi_type_define(f.ctx, "Wide", "{ a: i32, b: i64 }"));
+    capffi_obj *w = new_obj(&f, "Wide");
+    assert_ok(capffi_obj_accessor(&wide, w, "b"));
+    acc = good;
+    acc.op = wide.op; /* Pair's b (at 4) read as 8 bytes */
+    assert_rc(capffi_obj_read(&v, o, &acc), CAPFFI_EBOUNDS);
+    acc.op = 0xff;
+    assert_true(capffi_obj_read(&v, o, &acc) != CAPFFI_OK);
+    assert_ok(capffi_obj_read(&v, o, &good));
+    capffi_obj_free(w);
+    capffi_obj_free(o);
+    sfx_close(&f);
+}
+
+/*
+ * H3 (measured): a struct passed by value with a `cstring` field was
+ * accepted in safe mode: its bytes are the host's, so any integer became
+ * an address that native code read. A cstring field, at any depth, is
+ * refused as pointer, *NAME and function fields are.
+ */
+static void
+security_safe_mode_refuses_cstring_fields_by_value(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 0);
+    const char *sigs[] = {
+        "({ s: cstring }) -> usize",
+        "({ n: i32, in: { s: cstring } }) -> usize",
+        "({ s: [2]cstring }) -> usize",
+        "() -> { s: cstring }",
+        "({ p: pointer }) -> usize",
+        "({ r: *Rec }) -> usize",
+        "({ f: function }) -> usize",
+    };
+    capffi_fn *fn;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        fn = NULL;
+        int rc = capffi_lib_bind(&fn, f.lib, "fx_strlen", sigs[i], 0);
+        if (rc != CAPFFI_EPERM)
+            fail_msg("bind %s in safe mode: %s", sigs[i], capffi_err_name(rc));
+        assert_null(fn);
+    }
+    capffi_cb *cb = NULL;
+    assert_rc(capffi_cb_new(&cb, f.ctx, &f.tok, "({ s: cstring }) -> void",
+                            ignore_args, NULL, 0),
+              CAPFFI_EPERM);
+    assert_null(cb);
+    /* Integers in the same place are not addresses. */
+    assert_ok(capffi_lib_bind(&fn, f.lib, "fx_pair_sum",
+                              "({ a: i32, b: i32 }) -> i32", 0));
+    capffi_fn_free(fn);
+    sfx_close(&f);
+}
+
+static void *
+close_on_thread(void *lib)
+{
+    capffi_lib_close(lib);
+    return NULL;
+}
+
+/*
+ * Threads: capffi_lib_close had no owner-thread check; from another thread
+ * it walked the context's instances and ran destructors there, racing the
+ * owner. It is refused there (CAPFFI_ETHREAD, audited) and changes
+ * nothing.
+ */
+static void
+security_lib_close_off_the_owner_thread_changes_nothing(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 0);
+    capffi_obj *rec = owned_rec(&f, 1);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, close_on_thread, f.lib), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(audited(f.ctx, CAPFFI_OP_LIB_CLOSE, CAPFFI_ETHREAD), 1);
+    assert_ok(capffi_obj_status(rec));
+    assert_int_equal(aux_i32(&f, "fx_rec_frees"), 0);
+    capffi_fn *sum = bind_sym(f.lib, "fx_rec_sum", "(*Rec) -> i64");
+    capffi_value a = { .obj = rec }, r;
+    assert_ok(capffi_fn_call(sum, &a, &r));
+    assert_int_equal(r.i64, 1 + 1); /* id 1, score 1.5 */
+    /* On the owner thread the close does its work. */
+    capffi_lib_close(f.lib);
+    assert_int_equal(aux_i32(&f, "fx_rec_frees"), 1);
+    assert_rc(capffi_obj_status(rec), CAPFFI_ECLOSED);
+    capffi_obj_free(rec);
+    assert_int_equal(aux_i32(&f, "fx_rec_frees"), 1);
+    sfx_close(&f);
+}
+
+/*
+ * Resource exhaustion (measured): capffi_obj_new of an unnamed struct
+ * expression parsed it into the context's type arena on every call, never
+ * reclaimed before capffi_ctx_free: new/free pairs grew memory without
+ * bound. Instances are of named classes, scalars, or arrays of them.
+ */
+static void
+security_obj_new_takes_only_named_classes(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, 0, 0);
+    const char *unnamed[] = { "{ a: i32 }", "[64]{ a: i32, b: [8]u8 }",
+                              "[2]{ a: i32 }" };
+    for (size_t i = 0; i < 3; i++) {
+        capffi_obj *o = (capffi_obj *)&f; /* a refusal sets NULL */
+        int rc = capffi_obj_new(&o, f.ctx, unnamed[i]);
+        if (rc != CAPFFI_ETYPE)
+            fail_msg("capffi_obj_new %s: %s", unnamed[i], capffi_err_name(rc));
+        assert_null(o);
+    }
+    assert_ok(capffi_type_define(f.ctx, "Cell", "{ a: i32, b: [8]u8 }"));
+    capffi_obj *o = new_obj(&f, "[64]Cell");
+    capffi_obj_free(o);
+    o = new_obj(&f, "[8]i32");
+    capffi_obj_free(o);
+    sfx_close(&f);
+}
+
+/* ---- the signature and path languages ------------------------------------ */
+
+/*
+ * Ownership confusion: `own` on a plain parameter would have capffi call
+ * a destructor on memory the host still owns; `out *[N]X` and
+ * `out *[$k]X` promise an array the callee never fills. All are
+ * malformed (CAPFFI_ESIG).
+ */
+static void
+security_sig_refuses_own_arguments_and_out_arrays(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, 0, 0);
+    assert_ok(capffi_type_define(f.ctx, "In", "{ x: i32, s: [4]u8 }"));
+    const char *bad[] = {
+        "(own *In by fx_rec_free) -> void",
+        "(own ?*In by fx_rec_free) -> void",
+        "(out *[$1]In, i32) -> void",
+        "(out *[2]In) -> void",
+        "(out own *[2]In by fx_rec_free) -> void",
+    };
+    capffi_fn *fn;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fn = NULL;
+        int rc = capffi_lib_bind(&fn, f.lib, "fx_nop", bad[i], 0);
+        if (rc != CAPFFI_ESIG)
+            fail_msg("bind %s: %s", bad[i], capffi_err_name(rc));
+        assert_null(fn);
+    }
+    const char *good[] = {
+        "(out own *In by fx_rec_free) -> void",
+        "() -> own *In by fx_rec_free",
+        "(out *In) -> void",
+        "(*[$1]In, i32) -> void",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        fn = NULL;
+        int rc = capffi_lib_bind(&fn, f.lib, "fx_nop", good[i], 0);
+        if (rc != CAPFFI_OK)
+            fail_msg("bind %s: %s: %s", good[i], capffi_err_name(rc),
+                     capffi_ctx_errmsg(f.ctx));
+        capffi_fn_free(fn);
+    }
+    sfx_close(&f);
+}
+
+/*
+ * Path confusion: "ins[1]s" read ins[1].s, so a path the host checked
+ * as one field named another. After ']' a path goes on only with '.' or
+ * '['.
+ */
+static void
+security_path_goes_on_after_an_index_only_with_a_separator(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, 0, 0);
+    assert_ok(capffi_type_define(f.ctx, "In", "{ x: i32, s: [4]u8 }"));
+    assert_ok(capffi_type_define(f.ctx, "T",
+                                 "{ str: [50]u8, m: [3][4]i16, ins: [2]In }"));
+    capffi_obj *o = new_obj(&f, "T");
+    const char *bad[] = { "ins[1]s", "ins[1]x", "ins[0]s[1]", "str[3]]",
+                          "m[1]x" };
+    capffi_value v;
+    size_t n;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int g = capffi_obj_get(&v, o, bad[i]);
+        int s = capffi_obj_set(o, bad[i], (capffi_value){ .i64 = 1 });
+        int l = capffi_obj_len(&n, o, bad[i]);
+        if (g != CAPFFI_ENOTFOUND || s != CAPFFI_ENOTFOUND ||
+            l != CAPFFI_ENOTFOUND)
+            fail_msg("path %s: get %s, set %s, len %s", bad[i],
+                     capffi_err_name(g), capffi_err_name(s),
+                     capffi_err_name(l));
+    }
+    capffi_accessor acc;
+    assert_rc(capffi_obj_accessor(&acc, o, "ins[1]x"), CAPFFI_ENOTFOUND);
+    /* The same with the separators. */
+    assert_ok(capffi_obj_set(o, "ins[1].x", (capffi_value){ .i64 = 6 }));
+    assert_int_equal(get_i64(o, "ins[1].x"), 6);
+    assert_ok(capffi_obj_len(&n, o, "ins[1].s"));
+    assert_int_equal(n, 4);
+    assert_ok(capffi_obj_set(o, "m[2][3]", (capffi_value){ .i64 = -2 }));
+    assert_int_equal(get_i64(o, "m[2][3]"), -2);
+    capffi_obj_free(o);
+    sfx_close(&f);
+}
+
+/*
+ * H2 on a list: a class may point to itself (`next: *Node`), and a list
+ * of host instances linked through it is walked and freed in any order:
+ * each field holds the next node, each node read from a field holds the
+ * one it was read from, so no walk reads a freed node.
+ */
+static void
+security_self_linked_list_frees_in_any_order(void **state)
+{
+    (void)state;
+    struct sfx f;
+    sfx_open(&f, CAPFFI_OPT_SAFE, 0);
+    assert_ok(capffi_type_define(f.ctx, "Node", "{ v: i64, next: *Node }"));
+    enum { N = 6 };
+    static const int free_order[N] = { 3, 1, 5, 0, 4, 2 };
+    for (int round = 0; round < 3; round++) {
+        capffi_obj *node[N], *walk[N] = { NULL };
+        for (int i = 0; i < N; i++) {
+            node[i] = new_obj(&f, "Node");
+            assert_ok(
+                capffi_obj_set(node[i], "v", (capffi_value){ .i64 = i * 10 }));
+        }
+        for (int i = 0; i + 1 < N; i++)
+            assert_ok(capffi_obj_set(node[i], "next",
+                                     (capffi_value){ .obj = node[i + 1] }));
+        if (round == 0) {
+            /* Every node but the head freed, then the walk. */
+            for (int k = 0; k < N; k++)
+                if (free_order[k] != 0)
+                    capffi_obj_free(node[free_order[k]]);
+        }
+        walk[0] = node[0];
+        for (int i = 1; i < N; i++) {
+            capffi_value nx = { .obj = NULL };
+            assert_ok(capffi_obj_get(&nx, walk[i - 1], "next"));
+            assert_non_null(nx.obj);
+            walk[i] = nx.obj;
+            assert_int_equal(get_i64(walk[i], "v"), i * 10);
+        }
+        capffi_value last;
+        assert_ok(capffi_obj_get(&last, walk[N - 1], "next"));
+        assert_null(last.obj);
+        if (round == 1) {
+            /* The nodes freed while the walk holds views into them. */
+            for (int k = 0; k < N; k++)
+                capffi_obj_free(node[free_order[k]]);
+        }
+        if (round == 2) {
+            /* The views freed first, in the scrambled order. */
+            for (int k = 0; k < N; k++)
+                if (free_order[k] != 0)
+                    capffi_obj_free(walk[free_order[k]]);
+            for (int k = 0; k < N; k++)
+                capffi_obj_free(node[free_order[k]]);
+            continue;
+        }
+        for (int i = N - 1; i >= 1; i--)
+            assert_int_equal(get_i64(walk[i], "v"), i * 10);
+        for (int k = 0; k < N; k++)
+            if (free_order[k] != 0)
+                capffi_obj_free(walk[free_order[k]]);
+        if (round == 0)
+            capffi_obj_free(node[0]);
+    }
+    assert_int_equal(capffi_ctx_leaks(f.ctx), 0);
+    sfx_close(&f);
+}
+
 int
 main(void)
 {
@@ -873,6 +1721,22 @@ main(void)
         T(security_fork_copies_contexts),
         T(security_token_paths_by_identity),
 #undef T
+        cmocka_unit_test(security_obj_field_holds_the_instance_it_points_to),
+        cmocka_unit_test(security_obj_read_from_a_field_holds_its_parent),
+        cmocka_unit_test(security_lib_close_spares_an_instance_a_call_holds),
+        cmocka_unit_test(security_lib_close_spares_an_instance_lent_to_a_job),
+        cmocka_unit_test(security_obj_free_racing_a_call_buries_once),
+        cmocka_unit_test(security_callback_argument_is_not_lent_to_a_job),
+        cmocka_unit_test(security_safe_context_gives_no_raw_address),
+        cmocka_unit_test(security_damaged_accessor_stays_inside_its_instance),
+        cmocka_unit_test(security_safe_mode_refuses_cstring_fields_by_value),
+        cmocka_unit_test(
+            security_lib_close_off_the_owner_thread_changes_nothing),
+        cmocka_unit_test(security_obj_new_takes_only_named_classes),
+        cmocka_unit_test(security_sig_refuses_own_arguments_and_out_arrays),
+        cmocka_unit_test(
+            security_path_goes_on_after_an_index_only_with_a_separator),
+        cmocka_unit_test(security_self_linked_list_frees_in_any_order),
     };
     return RUN_TESTS("security", tests);
 }
