@@ -298,6 +298,145 @@ t.test("libc_qsort_with_a_typed_comparator", function()
   t.raises("CAPFFI_EBOUNDS", c.qsort, a, n + 1, 4, cmp)
 end)
 
+t.test("callback_arguments_scalar_array_struct_and_nested", function()
+  local c = tok:dlopen(capffi.resolve("libc.so.6"), {
+    qsort = "(*[$1]i32, usize, usize, function) -> void",
+    qsort_pt = { name = "qsort",
+                 sig = "(*[$1]Pt, usize, usize, function) -> void" },
+    qsort_shape = { name = "qsort",
+                    sig = "(*[$1]Shape, usize, usize, function) -> void" },
+  })
+  -- a scalar argument: p[0] read and written, other indices refused
+  local a = capffi.new("[4]i32", { [0] = 3, 1, 4, 1 })
+  local kept, seen = nil, false
+  local cmp <close> = tok:callback("(*i32, *i32) -> i32", function(p, q)
+    if not seen then
+      seen = true
+      t.eq(capffi.classof(p), "i32", "classof an argument")
+      t.eq(tostring(p), "capffi.instance(i32)", "tostring an argument")
+      t.eq(#p, 1, "#p of a scalar argument")
+      t.raises("CAPFFI_EBOUNDS", function() return p[1] end)
+      t.raises("CAPFFI_EBOUNDS", function() return p[-1] end)
+      t.raises("CAPFFI_EBOUNDS", function() p[1] = 0 end)
+      t.raises("CAPFFI_ERANGE", function() p[0] = 2 ^ 40 end)
+      t.raises("CAPFFI_ETYPE", function() p[0] = "x" end)
+      t.raises("CAPFFI_EINVAL", capffi.free, p)
+      t.raises("CAPFFI_EINVAL", p.free, p)
+      local v = p[0]
+      p[0] = v + 1 -- written through the argument
+      t.eq(p[0], v + 1, "p[0] = v")
+      p[0] = v
+      kept = p
+    end
+    return p[0] - q[0]
+  end)
+  c.qsort(a, 4, 4, cmp)
+  t.eq(a[0] .. a[1] .. a[2] .. a[3], "1134", "sorted")
+  t.raises("CAPFFI_ECLOSED", function() return kept[0] end)
+  local e = t.raises("CAPFFI_ECLOSED", function() kept[0] = 1 end)
+  t.says(e, "callback")
+  t.raises("CAPFFI_ECLOSED", function() return #kept end)
+  t.eq(tostring(kept), "capffi.instance(i32, ended)", "tostring ended")
+  t.eq(capffi.classof(kept), "i32", "classof ended")
+  t.raises("CAPFFI_EINVAL", capffi.free, kept)
+
+  -- an array argument: pairs sorted by their first element
+  local pairs_ = capffi.new("[6]i32", { [0] = 5, 50, 2, 20, 9, 90 })
+  local kept_pair
+  local cmp2 <close> = tok:callback("(*[2]i32, *[2]i32) -> i32",
+    function(p, q)
+      t.eq(#p, 2, "#p of an array argument")
+      t.raises("CAPFFI_EBOUNDS", function() return p[2] end)
+      t.raises("CAPFFI_EBOUNDS", function() return p[-1] end)
+      t.raises("CAPFFI_EBOUNDS", function() p[2] = 1 end)
+      t.raises("CAPFFI_ENOTFOUND", function() return p.x end)
+      p[1] = p[1] -- written through the argument
+      kept_pair = q
+      return p[0] - q[0]
+    end)
+  c.qsort(pairs_, 3, 8, cmp2)
+  t.eq(table.concat({ pairs_[0], pairs_[1], pairs_[2], pairs_[3],
+                      pairs_[4], pairs_[5] }, ","), "2,20,5,50,9,90",
+       "pairs sorted")
+  t.raises("CAPFFI_ECLOSED", function() return kept_pair[1] end)
+  t.raises("CAPFFI_ECLOSED", function() kept_pair[0] = 1 end)
+
+  -- a struct argument: named fields and parts go the general way
+  local pts = capffi.new("[3]Pt", { [0] = { x = 3 }, { x = 1 }, { x = 2 } })
+  local kept_pt
+  local cmp3 <close> = tok:callback("(*Pt, *Pt) -> i32", function(p, q)
+    t.eq(capffi.classof(p), "Pt", "classof")
+    t.raises("CAPFFI_ETYPE", function() return p[0] end)
+    t.raises("CAPFFI_ENOTFOUND", function() return p.nope end)
+    p.y = p.x * 10
+    kept_pt = p
+    return p.x - q.x
+  end)
+  c.qsort_pt(pts, 3, tok:sizeof("Pt"), cmp3)
+  t.eq(pts[0].x .. pts[1].x .. pts[2].x, "123", "sorted by x")
+  t.eq(pts[2].y, 30, "written through a struct argument")
+  t.raises("CAPFFI_ECLOSED", function() return kept_pt.x end)
+  t.raises("CAPFFI_ECLOSED", function() kept_pt.y = 0 end)
+
+  local shapes = capffi.new("[3]Shape")
+  for i, x in ipairs({ 7, 5, 6 }) do shapes[i - 1].pts[1].x = x end
+  local kept_part
+  local cmp4 <close> = tok:callback("(*Shape, *Shape) -> i32",
+    function(p, q)
+      kept_part = p.pts[1]
+      t.eq(tostring(kept_part), "capffi.instance(Shape.pts[1])", "a part")
+      t.eq(capffi.classof(kept_part), "Shape", "classof a part")
+      return p.pts[1].x - q["pts[1].x"]
+    end)
+  c.qsort_shape(shapes, 3, tok:sizeof("Shape"), cmp4)
+  t.eq(shapes[0].pts[1].x .. shapes[1].pts[1].x .. shapes[2].pts[1].x,
+       "567", "sorted by a nested field")
+  t.raises("CAPFFI_ECLOSED", function() return kept_part.x end)
+
+  -- the same callback called again from inside itself: each invocation's
+  -- arguments live until it returns, those of the inner ones end first
+  local depth, inner_kept = 0, {}
+  local nested
+  nested = tok:callback("(*i32, *i32) -> i32", function(p, q)
+    depth = depth + 1
+    if depth <= 20 then
+      local b = capffi.new("[2]i32", { [0] = 2, 1 })
+      c.qsort(b, 2, 4, nested)
+      t.eq(b[0] .. b[1], "12", "inner sort at depth " .. depth)
+      t.raises("CAPFFI_ECLOSED", function() return inner_kept[depth + 1] [0] end)
+    end
+    inner_kept[depth] = p
+    local r = p[0] - q[0] -- still live after the inner sorts
+    depth = depth - 1
+    return r
+  end)
+  local b = capffi.new("[2]i32", { [0] = 9, 8 })
+  c.qsort(b, 2, 4, nested)
+  t.eq(b[0] .. b[1], "89", "outer sort")
+  t.eq(nested:status().code, "CAPFFI_OK", "no invocation failed")
+  t.raises("CAPFFI_ECLOSED", function() return inner_kept[1][0] end)
+  nested:close()
+  inner_kept = nil
+  collectgarbage() -- kept arguments of a closed callback
+  collectgarbage()
+  t.raises("CAPFFI_ECLOSED", function() return kept[0] end)
+  t.eq(tostring(kept), "capffi.instance(i32, ended)", "after the collector")
+end)
+
+t.test("callback_argument_kept_by_a_failing_handler", function()
+  local c = tok:dlopen(capffi.resolve("libc.so.6"), {
+    qsort = "(*[$1]i32, usize, usize, function) -> void",
+  })
+  local a = capffi.new("[2]i32", { [0] = 2, 1 })
+  local kept
+  local bad <close> = tok:callback("(*i32, *i32) -> i32", function(p)
+    kept = p
+    error("no")
+  end)
+  t.raises("CAPFFI_ECALLBACK", c.qsort, a, 2, 4, bad)
+  t.raises("CAPFFI_ECLOSED", function() return kept[0] end)
+end)
+
 local function sqlite_lib(through)
   local ok, path = pcall(capffi.resolve, "libsqlite3.so.0")
   if not ok then return nil end
