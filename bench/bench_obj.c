@@ -163,7 +163,7 @@ static double
 run_field(int variant, const struct field *f, capffi_view *v, capffi_obj *o,
           long iters)
 {
-    int64_t acc_i = 0;
+    uint64_t acc_i = 0; /* wraps: f64 bits are added too */
     double acc_f = 0;
     capffi_value x;
     uint64_t t0 = bench_now_ns();
@@ -174,7 +174,7 @@ run_field(int variant, const struct field *f, capffi_view *v, capffi_obj *o,
                 acc_f += direct_get_z(&pt);
         else
             for (long i = 0; i < iters; i++)
-                acc_i += direct_get_y(&pt);
+                acc_i += (uint64_t)direct_get_y(&pt);
         break;
     case F_DIRECT_SET:
         if (f->is_f64)
@@ -188,7 +188,7 @@ run_field(int variant, const struct field *f, capffi_view *v, capffi_obj *o,
         for (long i = 0; i < iters; i++) {
             CHECK("capffi_view_get",
                   capffi_view_get(&x, v, f->offset, f->type));
-            acc_i += x.i64;
+            acc_i += x.u64;
         }
         break;
     case F_VIEW_SET:
@@ -203,7 +203,7 @@ run_field(int variant, const struct field *f, capffi_view *v, capffi_obj *o,
     case F_ACC_READ:
         for (long i = 0; i < iters; i++) {
             CHECK("capffi_obj_read", capffi_obj_read(&x, o, &f->acc));
-            acc_i += x.i64;
+            acc_i += x.u64;
         }
         break;
     case F_ACC_WRITE:
@@ -218,7 +218,7 @@ run_field(int variant, const struct field *f, capffi_view *v, capffi_obj *o,
     case F_NAME_GET:
         for (long i = 0; i < iters; i++) {
             CHECK("capffi_obj_get", capffi_obj_get(&x, o, f->path));
-            acc_i += x.i64;
+            acc_i += x.u64;
         }
         break;
     default:
@@ -231,7 +231,7 @@ run_field(int variant, const struct field *f, capffi_view *v, capffi_obj *o,
         }
     }
     uint64_t t1 = bench_now_ns();
-    sink_i64 = acc_i;
+    sink_i64 = (int64_t)acc_i;
     sink_f64 = acc_f;
     return bench_per_call(t0, t1, (size_t)iters);
 }
