@@ -486,14 +486,11 @@ push_path(lua_State *L, struct capffi_lua__obj *lo, int ud, int key_idx,
     return NULL;
 }
 
-/* Push the key a path is cached under: the path with each index as #. */
+/* Push the key a path with an index is cached under: the path with each
+ * index as #. */
 static void
-push_cache_key(lua_State *L, const char *path, bool named)
+push_cache_key(lua_State *L, const char *path)
 {
-    if (named) {
-        lua_pushstring(L, path);
-        return;
-    }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (const char *p = path; *p; p++) {
@@ -566,8 +563,12 @@ static const struct entry *
 get_entry(lua_State *L, struct capffi_lua__obj *lo, int ud, capffi_obj *o,
           const char *path, bool named)
 {
+    int path_idx = lua_gettop(L); /* pushed by push_path */
     push_uv(L, lo, ud, UV_CACHE);
-    push_cache_key(L, path, named);
+    if (named) /* the path is its own key */
+        lua_pushvalue(L, path_idx);
+    else
+        push_cache_key(L, path);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, -3) == LUA_TUSERDATA) {
         const struct entry *e = lua_touserdata(L, -1);
@@ -737,8 +738,11 @@ write_table(lua_State *L, int ud, int tab)
 static bool
 is_free_key(lua_State *L, int key)
 {
-    return lua_type(L, key) == LUA_TSTRING &&
-           strcmp(lua_tostring(L, key), "free") == 0;
+    if (lua_type(L, key) != LUA_TSTRING)
+        return false;
+    size_t len;
+    const char *s = lua_tolstring(L, key, &len);
+    return len == 4 && memcmp(s, "free", 4) == 0;
 }
 
 static int obj_free(lua_State *L);
@@ -755,11 +759,43 @@ has_free_field(lua_State *L, struct capffi_lua__obj *root, int ud)
     return capffi_obj_field(&f, root->o, "free") == CAPFFI_OK;
 }
 
+/*
+ * The cached entry of the field named by the string key at 2 of the live
+ * instance (not a part) lo at 1, when it has an accessor: the path of a
+ * name is its own cache key, so a repeated obj.x costs one lookup. NULL
+ * otherwise (the general path then does the rest). Leaves the stack as
+ * it was.
+ */
+static const struct entry *
+cached_entry(lua_State *L, struct capffi_lua__obj *lo)
+{
+    if (lo->part || lua_type(L, 2) != LUA_TSTRING || life_of(lo) != LIFE_LIVE ||
+        !lo->st->ctx)
+        return NULL;
+    int top = lua_gettop(L);
+    const struct entry *e = NULL;
+    push_uv(L, lo, 1, UV_CACHE);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+        e = lua_touserdata(L, -1); /* the cache keeps it */
+        if (e->what != E_VALUE || !e->acc_ok)
+            e = NULL;
+    }
+    lua_settop(L, top);
+    return e;
+}
+
 /* obj[key] */
 static int
 obj_index(lua_State *L)
 {
     struct capffi_lua__obj *lo = lua_touserdata(L, 1);
+    const struct entry *e = cached_entry(L, lo);
+    capffi_value v;
+    if (e && capffi_obj_read(&v, lo->o, &e->acc) == CAPFFI_OK) {
+        capffi_lua__value_push(L, e->kind, &v);
+        return 1;
+    }
     if (!lo->part && is_free_key(L, 2) &&
         (life_of(lo) != LIFE_LIVE || !lo->st->ctx ||
          !has_free_field(L, lo, 1))) {
@@ -778,6 +814,15 @@ static int
 obj_newindex(lua_State *L)
 {
     struct capffi_lua__obj *lo = lua_touserdata(L, 1);
+    const struct entry *e = cached_entry(L, lo);
+    if (e && capffi_lua__is_scalar(e->kind)) {
+        capffi_value v;
+        memset(&v, 0, sizeof v);
+        char why[128];
+        if (!capffi_lua__scalar_in(L, 3, e->kind, false, &v, why, sizeof why) &&
+            capffi_obj_write(lo->o, &e->acc, v) == CAPFFI_OK)
+            return 0;
+    }
     capffi_obj *o = live(L, lo, 1);
     bool named;
     const char *path = push_path(L, lo, 1, 2, &named);
