@@ -429,18 +429,30 @@ raw_refused(const capffi_obj *o, const char *path)
                         path);
 }
 
-int
-capffi_obj_get(capffi_value *out, const capffi_obj *o, const char *path)
+/*
+ * The start of every query of a field (fn names it): out (size bytes)
+ * cleared, o usable, out given, then the place of path in o.
+ */
+static int
+lookup(void *out, size_t size, const capffi_obj *o, const char *path,
+       const char *fn, struct capffi__place *pl)
 {
     if (out)
-        memset(out, 0, sizeof *out);
-    int rc = unusable(o, "capffi_obj_get");
+        memset(out, 0, size);
+    int rc = unusable(o, fn);
     if (rc)
         return rc;
     if (!out)
-        return capffi__fail(o->ctx, CAPFFI_EINVAL, "out is NULL");
+        return capffi__fail(o->ctx, CAPFFI_EINVAL, "%s: out is NULL", fn);
+    return place(o, path, pl);
+}
+
+int
+capffi_obj_get(capffi_value *out, const capffi_obj *o, const char *path)
+{
     struct capffi__place pl;
-    if ((rc = place(o, path, &pl)))
+    int rc = lookup(out, sizeof *out, o, path, "capffi_obj_get", &pl);
+    if (rc)
         return rc;
     const struct capffi__type *t = pl.type;
     const unsigned char *p = (const unsigned char *)o->addr + pl.offset;
@@ -650,20 +662,16 @@ capffi_obj_len(size_t *n, const capffi_obj *o, const char *path)
 int
 capffi_obj_field(capffi_field *out, const capffi_obj *o, const char *path)
 {
-    if (out)
+    if (o && out && path && !*path && o->array &&
+        atomic_load(&o->magic) == CAPFFI__OBJ_LIVE) {
         memset(out, 0, sizeof *out);
-    int rc = unusable(o, "capffi_obj_field");
-    if (rc)
-        return rc;
-    if (!out || !path)
-        return capffi__fail(o->ctx, CAPFFI_EINVAL, "an argument is NULL");
-    if (o->array && !*path) {
         out->size = o->bytes;
         out->type = "array";
         return CAPFFI_OK;
     }
     struct capffi__place pl;
-    if ((rc = place(o, path, &pl)))
+    int rc = lookup(out, sizeof *out, o, path, "capffi_obj_field", &pl);
+    if (rc)
         return rc;
     const struct capffi__type *t = pl.type;
     out->offset = pl.offset;
@@ -698,15 +706,9 @@ enum { ACC_READONLY = 0x1, ACC_ARRAY = 0x2, ACC_RAW = 0x4 };
 int
 capffi_obj_accessor(capffi_accessor *out, const capffi_obj *o, const char *path)
 {
-    if (out)
-        memset(out, 0, sizeof *out);
-    int rc = unusable(o, "capffi_obj_accessor");
-    if (rc)
-        return rc;
-    if (!out)
-        return capffi__fail(o->ctx, CAPFFI_EINVAL, "out is NULL");
     struct capffi__place pl;
-    if ((rc = place(o, path, &pl)))
+    int rc = lookup(out, sizeof *out, o, path, "capffi_obj_accessor", &pl);
+    if (rc)
         return rc;
     const struct capffi__type *t = pl.type;
     if (t->kind == CAPFFI__STRUCT || t->kind == CAPFFI__ARRAY ||
