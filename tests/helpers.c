@@ -210,6 +210,21 @@ lib_fx_open(struct lib_fx *f, uint32_t ctx_flags, const char *dir_env,
     assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok, env_path(lib_env), 0));
 }
 
+capffi_ctx *
+ctx_for_fixtures(uint32_t flags, unsigned workers)
+{
+    const char *allow[] = { env_path("CAPFFI_FIXTURE_DIR") };
+    capffi_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = flags;
+    o.allow_paths = allow;
+    o.n_allow = 1;
+    o.workers = workers;
+    capffi_ctx *ctx = NULL;
+    assert_ok(capffi_ctx_new(&ctx, &o));
+    return ctx;
+}
+
 int
 lib_fx_teardown(void **state)
 {

@@ -72,6 +72,10 @@ unop_fn cb_unop(const capffi_cb *cb);
 capffi_ctx *ctx_with(uint32_t flags, const char *const *allow,
                      const char *const *deny);
 
+/* A context with flags and a pool of `workers` job threads (0: the
+ * default) that allows the fixtures' directory (CAPFFI_FIXTURE_DIR). */
+capffi_ctx *ctx_for_fixtures(uint32_t flags, unsigned workers);
+
 /*
  * What the call tests start from: a context, a token of every right it
  * grants, and a library opened through that token.

@@ -42,14 +42,7 @@ static int
 setup_with(void **state, uint32_t flags, unsigned workers)
 {
     struct lib_fx *f = calloc(1, sizeof *f);
-    const char *allow[] = { env_path("CAPFFI_FIXTURE_DIR"), NULL };
-    capffi_options o;
-    memset(&o, 0, sizeof o);
-    o.flags = flags;
-    o.allow_paths = allow;
-    o.n_allow = 1;
-    o.workers = workers;
-    assert_ok(capffi_ctx_new(&f->ctx, &o));
+    f->ctx = ctx_for_fixtures(flags, workers);
     assert_ok(capffi_audit_record(f->ctx, 4096));
     assert_ok(capffi_token_new(&f->tok, f->ctx, "obj", NULL));
     assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok,

@@ -899,14 +899,7 @@ aux_i32(struct sfx *f, const char *sym)
 static void
 sfx_open(struct sfx *f, uint32_t flags, unsigned workers)
 {
-    const char *allow[] = { env_path("CAPFFI_FIXTURE_DIR") };
-    capffi_options o;
-    memset(&o, 0, sizeof o);
-    o.flags = flags;
-    o.allow_paths = allow;
-    o.n_allow = 1;
-    o.workers = workers;
-    assert_ok(capffi_ctx_new(&f->ctx, &o));
+    f->ctx = ctx_for_fixtures(flags, workers);
     assert_ok(capffi_audit_record(f->ctx, 256));
     assert_ok(capffi_token_new(&f->tok, f->ctx, "safeffi", NULL));
     assert_ok(capffi_lib_open(&f->lib, f->ctx, &f->tok,
