@@ -203,24 +203,44 @@ capffi__obj_reap(capffi_ctx *ctx)
     }
 }
 
-static capffi_obj *
-make(capffi_ctx *ctx, uint8_t kind, const struct capffi__type *cls,
-     size_t count, bool array, void *addr)
+/*
+ * Set every member an instance's uses read: live, unheld, of kind, with
+ * no source, parent, pins or destructor. Member by member: a callback
+ * argument is set up on every invocation, and that is cheaper than
+ * clearing the struct (its list link and bury_next are never used).
+ */
+static void
+init(capffi_obj *o, capffi_ctx *ctx, uint8_t kind,
+     const struct capffi__type *cls, size_t count, bool array, void *addr)
 {
-    capffi_obj *o = capffi__calloc(1, sizeof *o);
-    if (!o)
-        return NULL;
     atomic_init(&o->magic, CAPFFI__OBJ_LIVE);
     atomic_init(&o->lent, false);
     atomic_init(&o->released, false);
     atomic_init(&o->calls, 0);
     o->kind = kind;
+    o->array = array;
+    o->raw_ok = false;
+    o->tok_state = false;
     o->cls = cls;
     o->count = count;
     o->bytes = cls->size * count;
-    o->array = array;
     o->addr = addr;
+    o->parent = NULL;
+    o->pins = NULL;
+    o->npins = o->cap_pins = 0;
+    o->state = NULL;
     o->ctx = ctx;
+    o->dtor = NULL;
+}
+
+static capffi_obj *
+make(capffi_ctx *ctx, uint8_t kind, const struct capffi__type *cls,
+     size_t count, bool array, void *addr)
+{
+    capffi_obj *o = capffi__malloc(sizeof *o);
+    if (!o)
+        return NULL;
+    init(o, ctx, kind, cls, count, array, addr);
     capffi__list_add(&capffi__objs_of(ctx)->objs, &o->link);
     return o;
 }
@@ -261,27 +281,8 @@ void
 capffi__obj_arg(capffi_obj *o, capffi_ctx *ctx, const struct capffi__type *cls,
                 size_t count, bool array, void *addr, bool raw)
 {
-    /* Member by member, on every invocation: cheaper than clearing the
-     * struct (the list link and bury_next of an argument are never
-     * used). */
-    atomic_init(&o->magic, CAPFFI__OBJ_LIVE);
-    atomic_init(&o->lent, false);
-    atomic_init(&o->released, false);
-    atomic_init(&o->calls, 0);
-    o->kind = CAPFFI__OBJ_ARG;
-    o->array = array;
+    init(o, ctx, CAPFFI__OBJ_ARG, cls, count, array, addr);
     o->raw_ok = raw;
-    o->tok_state = false;
-    o->cls = cls;
-    o->count = count;
-    o->bytes = cls->size * count;
-    o->addr = addr;
-    o->parent = NULL;
-    o->pins = NULL;
-    o->npins = o->cap_pins = 0;
-    o->state = NULL;
-    o->ctx = ctx;
-    o->dtor = NULL;
 }
 
 /* The class of a type expression or name: a named class or a scalar
