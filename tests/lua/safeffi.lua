@@ -254,6 +254,27 @@ t.test("callback_instances_live_during_the_call", function()
   t.eq(fx.rows(stop, nil), 4, "a nonzero result stops the rows")
 end)
 
+t.test("cached_fields_still_checked", function()
+  -- once a field is cached, obj.x goes straight to its accessor: every
+  -- refusal must still come out as it did the first time
+  local p = capffi.new("Shape", { small = 1 })
+  for i = 1, 3 do
+    p.small = i
+    t.eq(p.small, i, "cached read and write " .. i)
+    t.raises("CAPFFI_ERANGE", function() p.small = 200 end)
+    t.raises("CAPFFI_ETYPE", function() p.small = "x" end)
+    t.raises("CAPFFI_ERANGE", function() p.small = 1.5 end)
+    t.raises("CAPFFI_EPERM", function() p["origin.x"] = 1 end)
+    t.eq(p["origin.x"], 0, "a readonly field reads")
+  end
+  local q = capffi.new("Pt")
+  t.eq(q.x, 0, "another class's x")
+  p:free()
+  t.raises("CAPFFI_EINVAL", function() return p.small end)
+  t.raises("CAPFFI_EINVAL", function() p.small = 1 end)
+  t.eq(q.x, 0, "unaffected")
+end)
+
 t.test("class_with_a_field_named_free", function()
   capffi.class("Pool", "{ free: i32, used: i32 }")
   local p = capffi.new("Pool", { free = 3 })
