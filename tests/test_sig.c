@@ -490,6 +490,22 @@ sig_unknown_type_names(void **state)
     free(text);
 }
 
+/* A C type name gets the word the signature language uses for it. */
+static void
+sig_c_type_names_get_their_capffi_name(void **state)
+{
+    struct fx *f = *state;
+    sig_refused(f->ctx, "(int) -> void",
+                "unknown type name 'int': C's int is 'i32' here");
+    sig_refused(f->ctx, "(size_t, u8) -> void", "C's size_t is 'usize'");
+    sig_refused(f->ctx, "(char *) -> i32", "a C string (char *) is 'cstring'");
+    sig_refused(f->ctx, "(const char *) -> i32",
+                "signatures have no const (a const char * is 'cstring')");
+    sig_refused(f->ctx, "(uint8_t *) -> void",
+                "C's uint8_t is 'u8' here (a pointer: 'pointer' or *NAME)");
+    sig_refused(f->ctx, "(Unknown) -> void", "unknown type name 'Unknown'");
+}
+
 static void
 sig_typed_pointer_needs_defined_name(void **state)
 {
@@ -1552,6 +1568,7 @@ main(void)
         T(sig_struct_duplicate_field_names),
         T(sig_empty_struct_refused),
         T(sig_unknown_type_names),
+        T(sig_c_type_names_get_their_capffi_name),
         T(sig_typed_pointer_needs_defined_name),
         T(sig_type_define_valid_and_nested),
         T(sig_type_define_refusals),

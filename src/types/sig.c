@@ -616,6 +616,51 @@ parse_tptr(struct parser *p, enum place at_, size_t at, uint8_t pflags,
     return CAPFFI_OK;
 }
 
+/* C's names for the types the language spells its own way. */
+static const struct {
+    const char *c, *ours;
+} c_names[] = {
+    { "int", "i32" },        { "unsigned", "u32" },
+    { "long", "i64" },       { "short", "i16" },
+    { "char", "i8 or u8" },  { "double", "f64" },
+    { "float", "f32" },      { "size_t", "usize" },
+    { "ssize_t", "isize" },  { "ptrdiff_t", "isize" },
+    { "intptr_t", "isize" }, { "uintptr_t", "usize" },
+    { "int8_t", "i8" },      { "uint8_t", "u8" },
+    { "int16_t", "i16" },    { "uint16_t", "u16" },
+    { "int32_t", "i32" },    { "uint32_t", "u32" },
+    { "int64_t", "i64" },    { "uint64_t", "u64" },
+    { "_Bool", "bool" },     { "struct", "{ ... } or a defined name" },
+};
+
+/* An unknown type name at start: a C type name gets the word the
+ * language uses for it ("char *" is cstring, "void *" pointer). */
+static int
+unknown_name(struct parser *p, size_t start, size_t len)
+{
+    const char *w = p->s + start;
+    size_t after = p->pos;
+    skip_ws(p);
+    bool star = p->pos < p->len && p->s[p->pos] == '*';
+    p->pos = after;
+    if (len == 5 && memcmp(w, "const", 5) == 0)
+        return error_at(p, start,
+                        "unknown type name 'const': signatures have no "
+                        "const (a const char * is 'cstring')");
+    if (star && len == 4 && memcmp(w, "char", 4) == 0)
+        return error_at(p, start,
+                        "unknown type name 'char': a C string (char *) is "
+                        "'cstring'");
+    for (size_t i = 0; i < sizeof c_names / sizeof *c_names; i++)
+        if (strlen(c_names[i].c) == len && memcmp(c_names[i].c, w, len) == 0)
+            return error_at(p, start,
+                            "unknown type name '%.*s': C's %.*s is "
+                            "'%s' here%s",
+                            (int)len, w, (int)len, w, c_names[i].ours,
+                            star ? " (a pointer: 'pointer' or *NAME)" : "");
+    return error_at(p, start, "unknown type name '%.*s'", (int)len, w);
+}
+
 /* Whether the identifier at the cursor is word; if so it is taken. */
 static bool
 word(struct parser *p, const char *w)
@@ -696,8 +741,7 @@ parse_type(struct parser *p, enum place at_, const struct capffi__type **out)
     const struct capffi__type *named =
         capffi__type_lookup(p->ctx, p->scope, p->s + start, len);
     if (!named)
-        return error_at(p, start, "unknown type name '%.*s'", (int)len,
-                        p->s + start);
+        return unknown_name(p, start, len);
     if (named->kind == CAPFFI__OPAQUE && at_ != AT_TYPE)
         return error_at(p, start,
                         "'%.*s' is opaque: it is reached through *%.*s",
