@@ -189,4 +189,36 @@ t.test("metatables_are_locked", function()
   t.eq(getmetatable(fx), "capffi.library", "library")
 end)
 
+
+-- The errors a script meets most say what to do, in the binding's terms.
+t.test("friendly_messages", function()
+  -- a symbol of a dependency: the Lua option, not the C flag
+  local e = t.raises("CAPFFI_EPERM", tok.dlopen, tok, FIXTURE, {
+    fixdep_add = "(i32, i32) -> i32" })
+  t.says(e, "fixdep_add: symbol 'fixdep_add' lives in")
+  t.says(e, "bind with deps = true")
+  t.ok(not e.message:find("CAPFFI_FN_DEPS", 1, true), e.message)
+  -- a plain Lua function for a function parameter: make a callback
+  local cb = tok:dlopen(FIXTURE, { fx_call_twice = "(function, i32) -> i32" })
+  e = t.raises("CAPFFI_ETYPE", cb.fx_call_twice, function(x) return x end, 1)
+  t.eq(e.message, 'fx_call_twice: argument 1 (function): got a Lua '
+    .. 'function; native code calls a callback: pass '
+    .. 'tok:callback("(params) -> result", fn) instead', "callback hint")
+  e = t.raises("CAPFFI_ETYPE", cb.fx_call_twice, {}, 1)
+  t.says(e, "expected a callback, a bound function or nil, got table")
+  -- nil for a cstring: an error, never NULL (strlen(NULL) would crash)
+  e = t.raises("CAPFFI_ETYPE", fx.fx_strlen, nil)
+  t.eq(e.message, "fx_strlen: argument 1 (cstring): expected a string, got "
+    .. "nil (native code reads a cstring, so it is never NULL: pass a string)",
+    "cstring nil")
+  e = t.raises("CAPFFI_ETYPE", fx.fx_strlen, 1)
+  t.says(e, "fx_strlen: argument 1 (cstring): expected a string, got ")
+  local libc = tok:dlopen(nil, { strlen = "(cstring) -> usize" })
+  t.says(t.raises("CAPFFI_ETYPE", libc.strlen, nil), "never NULL")
+  t.eq(libc.strlen("four"), 4, "a string still passes")
+  t.says(t.raises("CAPFFI_ETYPE", function()
+    return libc.strlen:async(nil):wait()
+  end), "never NULL")
+end)
+
 t.done()

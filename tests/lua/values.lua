@@ -146,7 +146,7 @@ t.test("strings", function()
   t.eq(fx.fx_greeting(), "hello from fixture", "cstring result")
   t.eq(fx.fx_strlen("capffi"), 6, "cstring argument")
   t.eq(fx.fx_strlen(""), 0, "empty")
-  t.eq(fx.fx_strlen(nil), -1, "nil is NULL")
+  t.raises("CAPFFI_ETYPE", fx.fx_strlen, nil) -- never NULL (errors.lua)
   t.eq(fx.fx_strlen(("x"):rep(100000)), 100000, "long")
 end)
 

@@ -68,10 +68,15 @@ arg_value(lua_State *L, const struct capffi_lua__fn *f, int idx, int i,
                                   "a NUL byte at %zu",
                                   f->name, argno, strlen(v->str) + 1);
         } else if (lua_isnil(L, idx)) {
-            v->str = NULL;
+            /* Native code given a cstring reads it (strlen(NULL) would
+             * crash the process): a cstring is never NULL. */
+            capffi_lua__error(L, CAPFFI_ETYPE,
+                              "%s: argument %d (cstring): expected a string, "
+                              "got nil (native code reads a cstring, so it "
+                              "is never NULL: pass a string)",
+                              f->name, argno);
         } else {
-            arg_error(L, f, idx, i, argno, CAPFFI_ETYPE,
-                      "expected a string or nil");
+            arg_error(L, f, idx, i, argno, CAPFFI_ETYPE, "expected a string");
         }
         break;
     case K_BUFFER:
@@ -87,9 +92,17 @@ arg_value(lua_State *L, const struct capffi_lua__fn *f, int idx, int i,
         }
         break;
     case K_FUNCTION:
-        if (!capffi_lua__handle_in(L, idx, v))
+        if (!capffi_lua__handle_in(L, idx, v)) {
+            if (lua_isfunction(L, idx))
+                capffi_lua__error(L, CAPFFI_ETYPE,
+                                  "%s: argument %d (function): got a Lua "
+                                  "function; native code calls a callback: "
+                                  "pass tok:callback(\"(params) -> "
+                                  "result\", fn) instead",
+                                  f->name, argno);
             arg_error(L, f, idx, i, argno, CAPFFI_ETYPE,
                       "expected a callback, a bound function or nil");
+        }
         break;
     case K_OBJECT:
         if (!capffi_lua__obj_arg(L, idx, &v->obj))

@@ -62,6 +62,24 @@ deno_signature(lua_State *L, int idx, const char *what)
 }
 
 /*
+ * A symbol found in a dependency of the library is refused unless bound
+ * with CAPFFI_FN_DEPS, and the context's message says so in C's terms:
+ * raise it in the Lua option's name, `deps = true`. Returns when the
+ * message is about something else.
+ */
+static void
+deps_hint(lua_State *L, const struct capffi_lua__state *st, const char *key)
+{
+    static const char flag[] = "CAPFFI_FN_DEPS";
+    const char *msg = capffi_ctx_errmsg(st->ctx);
+    const char *at = strstr(msg, flag);
+    if (!at)
+        return;
+    capffi_lua__error(L, CAPFFI_EPERM, "%s: %.*sdeps = true%s", key,
+                      (int)(at - msg), msg, at + sizeof flag - 1);
+}
+
+/*
  * Bind the symbol described by the value at val_idx under the Lua name
  * `key` into the symbols table at tab_idx.
  */
@@ -129,6 +147,8 @@ bind_one(lua_State *L, struct lib *l, int lib_idx, int tab_idx, const char *key,
         lua_settop(L, top);
         return;
     }
+    if (rc == CAPFFI_EPERM && !(flags & CAPFFI_FN_DEPS))
+        deps_hint(L, l->st, key);
     if (rc)
         capffi_lua__fail(L, l->st, rc, key);
     capffi_lua__fn_push(L, l->st, lib_idx, cfn, key, sig, &l->ref.tok,
