@@ -8,7 +8,7 @@
  * /proc/self/fd/N, so a swapped symlink or replaced file is never what
  * loads), L4 (the descriptor stays open while the library is loaded, so
  * its /proc/self/fd name cannot be reused; after loading, the object's
- * mapping is checked to be that file), L5 (soname.c), L6 (NULL needs
+ * mapping is checked to be that file), L5 (perm/soname.c), L6 (NULL needs
  * DLOPEN_GLOBAL), L9 (nothing reaches dlopen before the check), L10 (a
  * library the process could write is flagged in the audit event).
  */
@@ -28,7 +28,7 @@
 #include "base/maps.h"
 #include "call/lib.h"
 #include "call/fn.h"
-#include "call/soname.h"
+#include "perm/soname.h"
 #include "types/value.h"
 
 struct capffi_lib {
@@ -106,21 +106,14 @@ capffi__lib_free_all(capffi_ctx *ctx)
         lib_free(capffi__container_of(k, struct capffi_lib, link));
 }
 
-/* Resolve path (a bare soname through soname.c) and open the file. */
+/* Resolve path (a bare soname as grants and scopes resolve it, through
+ * perm/soname.c) and open the file. */
 static int
 open_file(capffi_ctx *ctx, const char *path, int *fd_out,
           struct capffi__file *f)
 {
-    char found[PATH_MAX];
-    int rc = capffi__path_validate(ctx, path, "path");
+    int rc = capffi__file_open(ctx, f, path, fd_out);
     if (rc)
-        return rc;
-    if (!strchr(path, '/')) {
-        if ((rc = capffi__soname_resolve(ctx, path, found)))
-            return rc;
-        path = found;
-    }
-    if ((rc = capffi__file_open(ctx, f, path, fd_out)))
         return rc;
     if (!f->regular) {
         close(*fd_out);
@@ -488,7 +481,7 @@ capffi_lib_resolve(char *out, size_t cap, capffi_ctx *ctx, const char *name)
     int rc = capffi__path_validate(ctx, name, "name");
     if (rc)
         return rc;
-    if (!strchr(name, '/')) {
+    if (capffi__soname_is_bare(name)) {
         if ((rc = capffi__soname_resolve(ctx, name, found)))
             return rc;
         name = found;

@@ -4,9 +4,12 @@
  * Threats answered here (THREATS.md): L3 and L7 (a path is its identity,
  * whatever the spelling: relative, "..", "//", ".", a trailing "/", a
  * symlink, or a later chdir), L4 (/proc, /dev and /sys need a grant that
- * names them), L8 (deny entries match by identity too).
+ * names them), L5 (a bare soname names the file the loader would load,
+ * found by soname.c, wherever a path is taken), L8 (deny entries match by
+ * identity too).
  */
 #include "perm/path.h"
+#include "perm/soname.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -222,6 +225,12 @@ resolve(capffi_ctx *ctx, struct capffi__file *out, const char *path,
     int rc = capffi__path_validate(ctx, path, "path");
     if (rc)
         return rc;
+    char found[PATH_MAX];
+    if (capffi__soname_is_bare(path)) {
+        if ((rc = capffi__soname_resolve(ctx, path, found)))
+            return rc;
+        path = found;
+    }
     char canon[PATH_MAX];
     if (!realpath(path, canon)) {
         int e = errno;

@@ -5,6 +5,9 @@
  * Grants are never compared as strings. A path is resolved once (symlinks
  * followed, "." and ".." folded, relative to the working directory at that
  * moment) and then only its identity and its ancestors' identities count.
+ * A bare soname (no '/': "libz.so.1") is first found as the loader would
+ * find it (soname.h), so every caller, from capffi_lib_open to a deny
+ * list, means the same file by it.
  */
 #ifndef CAPFFI_PATH_H
 #define CAPFFI_PATH_H
@@ -41,7 +44,8 @@ CAPFFI__HIDDEN int capffi__path_validate(capffi_ctx *ctx, const char *path,
                                          const char *what);
 
 /*
- * Resolve path into *out (validated first): symlinks followed, then walked
+ * Resolve path into *out (validated first; a bare soname found through
+ * capffi__soname_resolve): symlinks followed, then walked
  * from "/" one directory at a time, so the identities recorded are those
  * of what was actually traversed. A path spelled under /proc, /dev or /sys
  * is special even when it resolves elsewhere. Returns CAPFFI_OK,

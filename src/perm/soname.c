@@ -3,6 +3,11 @@
  * the dynamic loader would, so that the file checked against a token is
  * the file loaded.
  *
+ * It lives in the permission layer because grants, deny lists, token
+ * scopes and checked paths name libraries by soname too, and each must
+ * mean the file capffi_lib_open would load (path.c resolves every bare
+ * name through here).
+ *
  * Order: LD_LIBRARY_PATH (ignored in set-uid processes, as the loader
  * does), then /etc/ld.so.cache (glibc's 1.1 format), then the default
  * directories. DT_RPATH and DT_RUNPATH of the calling object are not
@@ -10,7 +15,7 @@
  * found; whatever an attacker puts first in LD_LIBRARY_PATH is what gets
  * checked, and refused unless granted).
  */
-#include "call/soname.h"
+#include "perm/soname.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -144,6 +149,13 @@ static const char *const default_dirs[] = {
     NULL
 };
 
+bool
+capffi__soname_is_bare(const char *path)
+{
+    return !strchr(path, '/') && strcmp(path, ".") != 0 &&
+           strcmp(path, "..") != 0;
+}
+
 int
 capffi__soname_resolve(capffi_ctx *ctx, const char *name, char *out)
 {
@@ -154,7 +166,7 @@ capffi__soname_resolve(capffi_ctx *ctx, const char *name, char *out)
             return CAPFFI_OK;
     out[0] = '\0';
     return capffi__fail(ctx, CAPFFI_ENOTFOUND,
-                        "library '%s' not found in LD_LIBRARY_PATH, "
+                        "soname '%s' not found in LD_LIBRARY_PATH, "
                         "/etc/ld.so.cache or the default directories",
                         name);
 }
