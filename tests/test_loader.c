@@ -891,6 +891,114 @@ loader_deny_beats_allow_every_spelling(void **state)
     capffi_ctx_free(ctx);
 }
 
+/* ---- L5 and L8: grants and deny lists by soname ------------------------- */
+
+/* The canonical file a soname names, as capffi_lib_open would load it. */
+static void
+soname_file(char *out, const char *soname)
+{
+    char found[PATH_MAX];
+    assert_ok(capffi_lib_resolve(found, sizeof found, NULL, soname));
+    assert_non_null(realpath(found, out));
+}
+
+/* L5: a grant by soname is the file it named when given: opened by
+ * soname and by path, never another file, and not what an attacker
+ * later puts first in LD_LIBRARY_PATH. */
+static void
+loader_soname_grant_is_one_file(void **state)
+{
+    struct fx *f = *state;
+    char libz[PATH_MAX];
+    soname_file(libz, "libz.so.1");
+    const char *allow[] = { "libz.so.1", NULL };
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_PATHS_ONLY, allow, NULL);
+    capffi_token t = mint(ctx, "libz", 0);
+    capffi_lib *lib = NULL;
+    assert_ok(capffi_lib_open(&lib, ctx, &t, "libz.so.1", 0));
+    assert_string_equal(capffi_lib_path(lib), libz);
+    capffi_lib_close(lib);
+    assert_ok(capffi_lib_open(&lib, ctx, &t, libz, 0));
+    capffi_lib_close(lib);
+    assert_rc(capffi_lib_open(&lib, ctx, &t, "libm.so.6", 0), CAPFFI_EPERM);
+    assert_null(lib);
+
+    char attack[PATH_MAX], planted[PATH_MAX];
+    pathf(attack, "%s/attacker", f->s.dir);
+    assert_int_equal(mkdir(attack, 0755), 0);
+    pathf(planted, "%s/libz.so.1", attack);
+    copy_file(f->evil, planted, 0644);
+    const char *old = getenv("LD_LIBRARY_PATH");
+    char *saved = old ? strdup(old) : NULL;
+    char value[PATH_MAX];
+    pathf(value, "%s%s%s", attack, old ? ":" : "", old ? old : "");
+    assert_int_equal(setenv("LD_LIBRARY_PATH", value, 1), 0);
+    int rc = capffi_lib_open(&lib, ctx, &t, "libz.so.1", 0);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", capffi_ctx_errmsg(ctx));
+    /* A grant given now by the same soname is the attacker's file. */
+    capffi_ctx *later = NULL;
+    capffi_options o;
+    memset(&o, 0, sizeof o);
+    o.allow_paths = allow;
+    o.n_allow = 1;
+    int rc_later = capffi_ctx_new(&later, &o);
+    if (saved)
+        setenv("LD_LIBRARY_PATH", saved, 1);
+    else
+        unsetenv("LD_LIBRARY_PATH");
+    free(saved);
+    if (rc == CAPFFI_OK)
+        capffi_lib_close(lib);
+
+    assert_rc(rc, CAPFFI_EPERM);
+    if (!strstr(msg, planted))
+        fail_msg("the message does not name '%s': %s", planted, msg);
+    assert_false(exists(f->mark));
+    assert_ok(rc_later);
+    capffi_perm_state st;
+    assert_ok(capffi_perm_query(&st, later, planted));
+    assert_int_equal(st, CAPFFI_PERM_GRANTED);
+    assert_ok(capffi_perm_query(&st, later, libz));
+    assert_int_equal(st, CAPFFI_PERM_DENIED);
+    capffi_ctx_free(later);
+    capffi_ctx_free(ctx);
+}
+
+/* L8: a deny by soname beats allow-all for every spelling of the file. */
+static void
+loader_soname_deny_beats_allow_all(void **state)
+{
+    struct fx *f = *state;
+    char libz[PATH_MAX], found[PATH_MAX], sym[PATH_MAX], dots[PATH_MAX];
+    soname_file(libz, "libz.so.1");
+    assert_ok(capffi_lib_resolve(found, sizeof found, NULL, "libz.so.1"));
+    pathf(sym, "%s/libz-link.so", f->s.dir);
+    assert_int_equal(symlink(libz, sym), 0);
+    pathf(dots, "/../.%s", libz);
+    const char *deny[] = { "libz.so.1", NULL };
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, deny);
+    capffi_token t = mint(ctx, "all", 0);
+    const char *spellings[] = { "libz.so.1", libz, found, sym, dots };
+    for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++) {
+        capffi_lib *lib = NULL;
+        int rc = capffi_lib_open(&lib, ctx, &t, spellings[i], 0);
+        if (rc != CAPFFI_EPERM)
+            fail_msg("'%s': %s, expected CAPFFI_EPERM (%s)", spellings[i],
+                     capffi_err_name(rc), capffi_ctx_errmsg(ctx));
+        assert_non_null(strstr(capffi_ctx_errmsg(ctx), "denied"));
+        assert_null(lib);
+        assert_rc(
+            capffi_token_check(ctx, &t, CAPFFI_RIGHT_DLOPEN, spellings[i]),
+            CAPFFI_EPERM);
+    }
+    /* Another library still opens. */
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, ctx, &t, "libm.so.6", 0));
+    capffi_lib_close(lib);
+    capffi_ctx_free(ctx);
+}
+
 /* ---- L9: no load before the check --------------------------------------- */
 
 static void
@@ -1037,6 +1145,8 @@ main(void)
         T(loader_process_scope_needs_its_own_right),
         T(loader_relative_spellings_and_chdir),
         T(loader_deny_beats_allow_every_spelling),
+        T(loader_soname_grant_is_one_file),
+        T(loader_soname_deny_beats_allow_all),
         T(loader_refused_library_never_runs),
         T(loader_writable_library_is_flagged),
         T(loader_closed_library_calls_fail),

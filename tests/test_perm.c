@@ -401,6 +401,89 @@ perm_decisions_are_audited(void **state)
     capffi_ctx_free(ctx);
 }
 
+/* The canonical file a soname names, as capffi_lib_open would load it. */
+static void
+soname_file(char *out, const char *soname)
+{
+    char found[PATH_MAX];
+    assert_ok(capffi_lib_resolve(found, sizeof found, NULL, soname));
+    assert_non_null(realpath(found, out));
+}
+
+static void
+perm_soname_grant_is_the_file(void **state)
+{
+    struct fx *f = *state;
+    char libz[PATH_MAX], libm[PATH_MAX], link_z[PATH_MAX];
+    soname_file(libz, "libz.so.1");
+    soname_file(libm, "libm.so.6");
+    pathf(link_z, "%s/libz-link", f->s.dir);
+    assert_int_equal(symlink(libz, link_z), 0);
+    const char *allow[] = { "libz.so.1", NULL };
+    capffi_ctx *ctx = ctx_with(0, allow, NULL);
+    /* The grant is the file, whatever names it now. */
+    assert_int_equal(query(ctx, "libz.so.1"), CAPFFI_PERM_GRANTED);
+    assert_int_equal(query(ctx, libz), CAPFFI_PERM_GRANTED);
+    assert_int_equal(query(ctx, link_z), CAPFFI_PERM_GRANTED);
+    /* And no other file. */
+    assert_int_equal(query(ctx, "libm.so.6"), CAPFFI_PERM_DENIED);
+    assert_int_equal(query(ctx, libm), CAPFFI_PERM_DENIED);
+    capffi_ctx_free(ctx);
+}
+
+static void
+perm_soname_deny_beats_allow_all(void **state)
+{
+    struct fx *f = *state;
+    char libz[PATH_MAX], found[PATH_MAX], link_z[PATH_MAX], dots[PATH_MAX];
+    soname_file(libz, "libz.so.1");
+    assert_ok(capffi_lib_resolve(found, sizeof found, NULL, "libz.so.1"));
+    pathf(link_z, "%s/libz-link", f->s.dir);
+    assert_int_equal(symlink(libz, link_z), 0);
+    pathf(dots, "/../.%s", libz);
+    const char *deny[] = { "libz.so.1", NULL };
+    const char *allow[] = { libz, NULL };
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, allow, deny);
+    const char *spellings[] = { "libz.so.1", libz, found, link_z, dots };
+    for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++) {
+        assert_int_equal(query(ctx, spellings[i]), CAPFFI_PERM_DENIED);
+        capffi_perm_state st;
+        assert_ok(capffi_perm_request(&st, ctx, spellings[i]));
+        assert_int_equal(st, CAPFFI_PERM_DENIED);
+    }
+    assert_int_equal(query(ctx, "libm.so.6"), CAPFFI_PERM_GRANTED);
+    capffi_ctx_free(ctx);
+}
+
+static void
+perm_unknown_soname_is_not_found(void **state)
+{
+    (void)state;
+    const char *names[] = { "libcapffi-no-such-lib.so.9" };
+    capffi_options o;
+    capffi_ctx *ctx = (capffi_ctx *)&o;
+    memset(&o, 0, sizeof o);
+    o.allow_paths = names;
+    o.n_allow = 1;
+    assert_rc(capffi_ctx_new(&ctx, &o), CAPFFI_ENOTFOUND);
+    assert_null(ctx);
+    const char *msg = capffi_ctx_errmsg(NULL);
+    if (!strstr(msg, "allow_paths[0]") ||
+        !strstr(msg, "soname 'libcapffi-no-such-lib.so.9' not found"))
+        fail_msg("unexpected message: %s", msg);
+    memset(&o, 0, sizeof o);
+    o.flags = CAPFFI_OPT_ALLOW_ALL;
+    o.deny_paths = names;
+    o.n_deny = 1;
+    assert_rc(capffi_ctx_new(&ctx, &o), CAPFFI_ENOTFOUND);
+    assert_non_null(strstr(capffi_ctx_errmsg(NULL), "deny_paths[0]"));
+    ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_perm_state st;
+    assert_rc(capffi_perm_query(&st, ctx, names[0]), CAPFFI_ENOTFOUND);
+    assert_non_null(strstr(capffi_ctx_errmsg(ctx), names[0]));
+    capffi_ctx_free(ctx);
+}
+
 int
 main(void)
 {
@@ -420,6 +503,9 @@ main(void)
         T(perm_regrant_below_withdrawal_reaches_tokens),
         T(perm_rejects_bad_input),
         T(perm_decisions_are_audited),
+        T(perm_soname_grant_is_the_file),
+        T(perm_soname_deny_beats_allow_all),
+        T(perm_unknown_soname_is_not_found),
 #undef T
     };
     return RUN_TESTS("perm", tests);

@@ -456,6 +456,101 @@ token_info_describes(void **state)
     assert_rc(capffi_token_info(NULL, f->ctx, &t), CAPFFI_EINVAL);
 }
 
+/* The canonical file a soname names, as capffi_lib_open would load it. */
+static void
+soname_file(char *out, const char *soname)
+{
+    char found[PATH_MAX];
+    assert_ok(capffi_lib_resolve(found, sizeof found, NULL, soname));
+    assert_non_null(realpath(found, out));
+}
+
+static void
+token_scope_by_soname(void **state)
+{
+    struct fx *f = *state;
+    char libz[PATH_MAX];
+    soname_file(libz, "libz.so.1");
+    capffi_token t, c;
+    capffi_scope sc;
+    const char *paths[] = { "libz.so.1" };
+    memset(&sc, 0, sizeof sc);
+    sc.paths = paths;
+    sc.n_paths = 1;
+    assert_ok(capffi_token_new(&t, f->ctx, "libz", &sc));
+    capffi_token_desc d;
+    assert_ok(capffi_token_info(&d, f->ctx, &t));
+    assert_int_equal(d.n_paths, 1);
+    assert_false(d.all_paths);
+    /* The scope is the file: by soname, by its canonical path. */
+    assert_ok(capffi_token_check(f->ctx, &t, CAPFFI_RIGHT_DLOPEN, "libz.so.1"));
+    assert_ok(capffi_token_check(f->ctx, &t, CAPFFI_RIGHT_DLOPEN, libz));
+    assert_rc(capffi_token_check(f->ctx, &t, CAPFFI_RIGHT_DLOPEN, "libm.so.6"),
+              CAPFFI_EPERM);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "not in the scope"));
+    assert_rc(capffi_token_check(f->ctx, &t, CAPFFI_RIGHT_DLOPEN, f->s.a),
+              CAPFFI_EPERM);
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &t, "libz.so.1", 0));
+    assert_string_equal(capffi_lib_path(lib), libz);
+    capffi_lib_close(lib);
+    assert_ok(capffi_lib_open(&lib, f->ctx, &t, libz, 0));
+    capffi_lib_close(lib);
+    assert_rc(capffi_lib_open(&lib, f->ctx, &t, "libm.so.6", 0), CAPFFI_EPERM);
+    /* Attenuating by soname keeps the file; another soname widens. */
+    sc.label = "libz again";
+    assert_ok(capffi_token_attenuate(&c, f->ctx, &t, &sc));
+    assert_ok(capffi_token_check(f->ctx, &c, CAPFFI_RIGHT_DLOPEN, libz));
+    const char *other[] = { "libm.so.6" };
+    sc.paths = other;
+    assert_rc(capffi_token_attenuate(&c, f->ctx, &t, &sc), CAPFFI_EPERM);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "not granted"));
+}
+
+static void
+token_check_by_soname(void **state)
+{
+    struct fx *f = *state;
+    char libz[PATH_MAX];
+    soname_file(libz, "libz.so.1");
+    capffi_token all, one;
+    assert_ok(capffi_token_new(&all, f->ctx, "all", NULL));
+    assert_ok(
+        capffi_token_check(f->ctx, &all, CAPFFI_RIGHT_DLOPEN, "libz.so.1"));
+    /* A token scoped by path is checked by soname against that file. */
+    capffi_scope sc;
+    const char *paths[] = { libz };
+    memset(&sc, 0, sizeof sc);
+    sc.paths = paths;
+    sc.n_paths = 1;
+    assert_ok(capffi_token_new(&one, f->ctx, "libz by path", &sc));
+    assert_ok(
+        capffi_token_check(f->ctx, &one, CAPFFI_RIGHT_DLOPEN, "libz.so.1"));
+    assert_rc(
+        capffi_token_check(f->ctx, &one, CAPFFI_RIGHT_DLOPEN, "libm.so.6"),
+        CAPFFI_EPERM);
+    /* An unknown soname: not found, named, audited. */
+    size_t before = capffi_audit_count(f->ctx, CAPFFI_OP_TOKEN_CHECK,
+                                       CAPFFI_ENOTFOUND, NULL);
+    assert_rc(capffi_token_check(f->ctx, &all, CAPFFI_RIGHT_DLOPEN,
+                                 "libcapffi-no-such-lib.so.9"),
+              CAPFFI_ENOTFOUND);
+    const char *msg = capffi_ctx_errmsg(f->ctx);
+    if (!strstr(msg, "soname 'libcapffi-no-such-lib.so.9' not found"))
+        fail_msg("unexpected message: %s", msg);
+    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_TOKEN_CHECK,
+                                        CAPFFI_ENOTFOUND, NULL),
+                     before + 1);
+    /* So is a scope naming one. */
+    const char *none[] = { "libcapffi-no-such-lib.so.9" };
+    sc.paths = none;
+    capffi_token bad;
+    assert_rc(capffi_token_new(&bad, f->ctx, "none", &sc), CAPFFI_ENOTFOUND);
+    assert_non_null(
+        strstr(capffi_ctx_errmsg(f->ctx), "libcapffi-no-such-lib.so.9"));
+    assert_int_equal(bad.id, 0);
+}
+
 int
 main(void)
 {
@@ -478,6 +573,8 @@ main(void)
         T(token_expires),
         T(token_revoke_from_another_thread),
         T(token_info_describes),
+        T(token_scope_by_soname),
+        T(token_check_by_soname),
 #undef T
     };
     return RUN_TESTS("token", tests);
