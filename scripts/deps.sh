@@ -6,10 +6,13 @@ set -eu
 
 # zlib1g and libsqlite3-0 hold libz.so.1 and libsqlite3.so.0, which the
 # examples and the Lua tests dlopen by soname (the -dev packages pull
-# them in too; they are named for what is loaded).
+# them in too; they are named for what is loaded). libuv1-dev and
+# libglib2.0-dev are the event loops the examples loop_libuv and
+# loop_glib run in (without them those two tests are skipped).
 packages="meson ninja-build pkg-config gcc g++ python3
 libffi-dev libsodium-dev uthash-dev libcmocka-dev
-zlib1g zlib1g-dev libsqlite3-0 libsqlite3-dev liblua5.4-dev lua5.4 clang-format clang libclang-rt-14-dev valgrind $*"
+zlib1g zlib1g-dev libsqlite3-0 libsqlite3-dev liblua5.4-dev lua5.4 clang-format clang libclang-rt-14-dev valgrind
+libuv1-dev libglib2.0-dev $*"
 
 missing=""
 for p in $packages; do
