@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,20 +38,20 @@
 #include "capffi_lua.h"
 
 static const char usage[] =
-    "usage: capffi-lua [options] script [args...]\n"
+    "usage: capffi-lua [options] [script [args...]]\n"
     "\n"
-    "Runs a Lua 5.4 script with the capffi module preloaded "
-    "(require \"capffi\").\n"
-    "Without an --allow-ffi option the script gets no FFI.\n"
+    "Runs Lua 5.4 with the capffi module preloaded (require \"capffi\"), as\n"
+    "lua5.4 does. Without an --allow-ffi option nothing gets FFI. The\n"
+    "grants hold for everything run: -e, -l, the script and the REPL.\n"
     "\n"
-    "options:\n"
+    "grants:\n"
     "  --allow-ffi              allow FFI for every library and every right\n"
     "  --allow-ffi=PATH[,PATH]  allow these library files or directories\n"
     "                           (a bare soname such as libz.so.1 is looked\n"
     "                           up as the dynamic loader would)\n"
     "  --deny-ffi=PATH[,PATH]   deny these; deny wins over every allow\n"
-    "  --allow-run              allow the script to start processes\n"
-    "                           (os.execute, io.popen); off by default\n"
+    "  --allow-run              allow starting processes (os.execute,\n"
+    "                           io.popen); off by default\n"
     "  --prompt                 ask on the terminal when the script calls\n"
     "                           capffi.permissions.request\n"
     "  --audit=FILE             write every audit event to FILE as JSON Lines\n"
@@ -59,12 +60,26 @@ static const char usage[] =
     "                           pointer_of, pointer_from or views of native\n"
     "                           memory; native memory only through classes\n"
     "                           (capffi.class)\n"
+    "\n"
+    "as lua5.4:\n"
+    "  -e stat                  execute the string 'stat'\n"
+    "  -l mod                   require library 'mod' into global 'mod'\n"
+    "  -l g=mod                 require library 'mod' into global 'g'\n"
+    "  -i                       enter interactive mode after running the\n"
+    "                           script (or the -e and -l options)\n"
+    "  -v                       show the versions\n"
+    "  -E                       ignore LUA_PATH and LUA_CPATH\n"
+    "  -W                       turn warnings on\n"
+    "  --                       stop handling options\n"
+    "  -                        stop handling options and run standard input\n"
+    "\n"
     "  --help                   show this text\n"
     "  --version                show the versions\n"
-    "  --                       end of options\n"
     "\n"
-    "A script of \"-\" is read from standard input. The script's arguments\n"
-    "are in the global table `arg` (arg[0] is the script) and in `...`.\n";
+    "-e and -l run in the order given, before the script. The script's\n"
+    "arguments are in the global table `arg` (arg[0] is the script) and in\n"
+    "`...`. With no script, no -e and no -v, the runner is interactive when\n"
+    "standard input is a terminal and runs standard input otherwise.\n";
 
 static const char *progname = "capffi-lua";
 
@@ -73,6 +88,8 @@ struct config {
     bool allow_run;
     bool prompt;
     bool safe; /* CAPFFI_OPT_SAFE */
+    /* lua5.4's options (-e, -l and -W are run from argv, in order) */
+    bool has_e, has_i, has_v, has_E;
     const char *audit;
     char **allow, **deny;
     size_t n_allow, n_deny;
@@ -144,9 +161,11 @@ free_config(struct config *c)
 }
 
 /*
- * Parse the options. Returns the index of the script in argv, argc when
+ * Parse the options: the runner's long ones and lua5.4's (collectargs in
+ * lua.c), in any order. Returns the index of the script in argv, argc when
  * there is none, or -1 (usage error, message printed) or -2 (--help or
- * --version done).
+ * --version done). -e, -l and -W are only checked here; they run later,
+ * from argv, in the order given (run_options).
  */
 static int
 parse_args(int argc, char **argv, struct config *c)
@@ -180,6 +199,20 @@ parse_args(int argc, char **argv, struct config *c)
         } else if (strcmp(a, "--version") == 0) {
             printf("capffi-lua %s, %s\n", capffi_version(), LUA_RELEASE);
             return -2;
+        } else if ((a[1] == 'e' || a[1] == 'l') && a[2] == '\0' &&
+                   (i + 1 >= argc || argv[i + 1][0] == '-')) {
+            /* as lua.c: the argument is the next word, never an option */
+            fprintf(stderr, "%s: '%s' needs an argument\n%s", progname, a,
+                    usage);
+            return -1;
+        } else if (a[1] == 'e' || a[1] == 'l') {
+            c->has_e |= a[1] == 'e';
+            if (a[2] == '\0')
+                i++;
+        } else if (a[1] && strchr("iEvW", a[1]) && a[2] == '\0') {
+            c->has_i |= a[1] == 'i';
+            c->has_v |= a[1] == 'i' || a[1] == 'v';
+            c->has_E |= a[1] == 'E';
         } else {
             fprintf(stderr, "%s: unknown option '%s'\n%s", progname, a, usage);
             return -1;
@@ -1016,18 +1049,295 @@ msghandler(lua_State *L)
     return 1;
 }
 
+/* The state running Lua code, for the SIGINT handler; NULL when none. */
+static lua_State *volatile running_L;
+
+/* Set by on_sigint: stop the running code with an error. */
+static void
+stop_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+/*
+ * SIGINT while Lua code runs stops that code with an error, as lua.c does:
+ * lua_sethook is the one Lua function that may be called from a signal
+ * handler. The next SIGINT gets the default action, so native code that
+ * never returns can still be interrupted by a second one.
+ */
+static void
+on_sigint(int sig)
+{
+    signal(sig, SIG_DFL);
+    if (running_L)
+        lua_sethook(running_L, stop_hook,
+                    LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT,
+                    1);
+}
+
+/*
+ * Call the function below the narg arguments at the top, protected, with
+ * the traceback handler, SIGINT stopping it. Leaves nres results or the
+ * message; returns the status.
+ */
+static int
+docall(lua_State *L, int narg, int nres)
+{
+    int base = lua_gettop(L) - narg;
+    lua_pushcfunction(L, msghandler);
+    lua_insert(L, base);
+    running_L = L;
+    signal(SIGINT, on_sigint);
+    int status = lua_pcall(L, narg, nres, base);
+    signal(SIGINT, SIG_DFL);
+    running_L = NULL;
+    lua_remove(L, base);
+    return status;
+}
+
+static void
+print_version(void)
+{
+    printf("capffi-lua %s, %s\n", capffi_version(), LUA_COPYRIGHT);
+    fflush(stdout);
+}
+
+/* -l [g=]mod: g = require(mod), g being mod when not given. */
+static int
+dolibrary(lua_State *L, const char *spec)
+{
+    const char *eq = strchr(spec, '=');
+    lua_getglobal(L, "require");
+    lua_pushstring(L, eq ? eq + 1 : spec);
+    int status = docall(L, 1, 1);
+    if (status == LUA_OK) {
+        lua_pushglobaltable(L);
+        lua_pushlstring(L, spec, eq ? (size_t)(eq - spec) : strlen(spec));
+        lua_pushvalue(L, -3);
+        lua_settable(L, -3);
+        lua_pop(L, 2);
+    }
+    return status;
+}
+
+/*
+ * -e, -l and -W in the order given (runargs in lua.c); script is where
+ * the options end. The first failure is raised. A -e string is text
+ * only, as every chunk the runner loads.
+ */
+static void
+run_options(lua_State *L, char **argv, int script)
+{
+    for (int i = 1; i < script; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strcmp(a, "-W") == 0)
+            lua_warning(L, "@on", 0);
+        if (a[0] != '-' || (a[1] != 'e' && a[1] != 'l'))
+            continue;
+        const char *extra = a[2] ? a + 2 : argv[++i];
+        int status;
+        if (a[1] == 'e') {
+            status = luaL_loadbufferx(L, extra, strlen(extra),
+                                      "=(command line)", "t");
+            if (status == LUA_OK)
+                status = docall(L, 0, 0);
+        } else {
+            status = dolibrary(L, extra);
+        }
+        if (status != LUA_OK)
+            lua_error(L);
+    }
+}
+
+/* ---- the REPL (doREPL in lua.c) ------------------------------------------ */
+
+/* Push _PROMPT or _PROMPT2 as a string, or the default; return it. */
+static const char *
+get_prompt(lua_State *L, bool first)
+{
+    if (lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2") == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushstring(L, first ? "> " : ">> ");
+        return lua_tostring(L, -1);
+    }
+    const char *p = luaL_tolstring(L, -1, NULL);
+    lua_remove(L, -2);
+    return p;
+}
+
+/*
+ * Show the prompt and push the next line of standard input, without its
+ * newline, however long; 0 (nothing pushed) at the end of input. No line
+ * editing: the runner depends on no line-editing library.
+ */
+static int
+push_line(lua_State *L, bool first)
+{
+    const char *prompt = get_prompt(L, first);
+    fputs(prompt, stdout);
+    fflush(stdout);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    char chunk[512];
+    bool any = false;
+    while (fgets(chunk, sizeof chunk, stdin)) {
+        size_t n = strlen(chunk);
+        bool end = n > 0 && chunk[n - 1] == '\n';
+        any = true;
+        luaL_addlstring(&b, chunk, end ? n - 1 : n);
+        if (end)
+            break;
+    }
+    luaL_pushresult(&b);
+    lua_remove(L, -2); /* the prompt */
+    if (!any) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    const char *line = lua_tostring(L, -1);
+    if (first && line[0] == '=') { /* "=expr", as in Lua 5.2 */
+        lua_pushfstring(L, "return %s", line + 1);
+        lua_remove(L, -2);
+    }
+    return 1;
+}
+
+/* Compile the line at the top as "return line;": an expression. */
+static int
+add_return(lua_State *L)
+{
+    const char *line = lua_tostring(L, -1);
+    const char *ret = lua_pushfstring(L, "return %s;", line);
+    int status = luaL_loadbufferx(L, ret, strlen(ret), "=stdin", "t");
+    if (status == LUA_OK)
+        lua_remove(L, -2); /* the "return" line */
+    else
+        lua_pop(L, 2);
+    return status;
+}
+
+/* Is the message at the top a syntax error at the end of the input? */
+static bool
+incomplete(lua_State *L, int status)
+{
+    static const char mark[] = "<eof>";
+    size_t n;
+    const char *msg = lua_tolstring(L, -1, &n);
+    if (status != LUA_ERRSYNTAX || n < sizeof mark - 1 ||
+        strcmp(msg + n - (sizeof mark - 1), mark) != 0)
+        return false;
+    lua_pop(L, 1);
+    return true;
+}
+
+/* Compile the line at 1 as a statement, reading more lines while it is
+ * incomplete. */
+static int
+multi_line(lua_State *L)
+{
+    for (;;) {
+        size_t n;
+        const char *text = lua_tolstring(L, 1, &n);
+        int status = luaL_loadbufferx(L, text, n, "=stdin", "t");
+        if (!incomplete(L, status) || !push_line(L, false))
+            return status;
+        lua_pushliteral(L, "\n");
+        lua_insert(L, -2);
+        lua_concat(L, 3);
+    }
+}
+
+/* Read and compile one entry: the chunk or the message at 1; -1 at the
+ * end of input. */
+static int
+load_line(lua_State *L)
+{
+    lua_settop(L, 0);
+    if (!push_line(L, true))
+        return -1;
+    int status = add_return(L);
+    if (status != LUA_OK)
+        status = multi_line(L);
+    lua_remove(L, 1);
+    return status;
+}
+
+/*
+ * The REPL: each entry runs with the script's grants, in its globals; an
+ * expression's values are printed with the global print. Errors are
+ * reported on standard error and the REPL goes on, as in lua.c.
+ */
+static int
+repl(lua_State *L)
+{
+    int status;
+    while ((status = load_line(L)) != -1) {
+        if (status == LUA_OK)
+            status = docall(L, 0, LUA_MULTRET);
+        int n = lua_gettop(L);
+        if (status == LUA_OK && n > 0) {
+            luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+            lua_getglobal(L, "print");
+            lua_insert(L, 1);
+            if (lua_pcall(L, n, 0, 0) != LUA_OK)
+                fprintf(stderr, "%s: error calling 'print' (%s)\n", progname,
+                        luaL_tolstring(L, -1, NULL));
+        } else if (status != LUA_OK) {
+            const char *msg = lua_tostring(L, -1);
+            fprintf(stderr, "%s\n", msg ? msg : "(error object)");
+        }
+        fflush(stderr);
+    }
+    lua_settop(L, 0);
+    fputs("\n", stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* ---- the script ---------------------------------------------------------- */
+
 struct run {
     struct config *c;
     int argc, script;
     char **argv;
 };
 
-/* Everything that may raise, in protected mode: set up, then run. */
+/* The script at argv[script] with its arguments; raises its error. "-"
+ * is standard input, unless "--" came just before it (as in lua.c). */
+static void
+run_script(lua_State *L, const struct run *r)
+{
+    const char *file = r->argv[r->script];
+    if (strcmp(file, "-") == 0 && strcmp(r->argv[r->script - 1], "--") != 0)
+        file = NULL;
+    if (load_checked(L, file) != LUA_OK)
+        lua_error(L);
+    for (int i = r->script + 1; i < r->argc; i++)
+        lua_pushstring(L, r->argv[i]);
+    if (docall(L, r->argc - r->script - 1, 0) != LUA_OK)
+        lua_error(L);
+}
+
+/*
+ * Everything that may raise, in protected mode: set up, then what the
+ * command line asks, in lua.c's order: -v, -e and -l in order, the
+ * script, the REPL. The grants are in force from the start.
+ */
 static int
 run_protected(lua_State *L)
 {
     struct run *r = lua_touserdata(L, 1);
     struct config *c = r->c;
+    if (c->has_v)
+        print_version();
+    if (c->has_E) { /* LUA_PATH and LUA_CPATH are not read */
+        lua_pushboolean(L, 1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+    }
     luaL_openlibs(L);
 
     capffi_options opts;
@@ -1055,8 +1365,10 @@ run_protected(lua_State *L)
     lua_pushcfunction(L, checked_loadfile);
     lua_call(L, 3, 0);
 
-    /* arg: the script at 0, its arguments after, the runner before. */
-    int script = r->script;
+    /* arg: the script at 0, its arguments after, the runner before; with
+     * no script, the runner at 0 and its options after, as in lua.c. */
+    bool has_script = r->script < r->argc;
+    int script = has_script ? r->script : 0;
     lua_createtable(L, r->argc - script, script + 1);
     for (int i = 0; i < r->argc; i++) {
         lua_pushstring(L, r->argv[i]);
@@ -1064,16 +1376,22 @@ run_protected(lua_State *L)
     }
     lua_setglobal(L, "arg");
 
-    lua_pushcfunction(L, msghandler);
-    int handler = lua_gettop(L);
-    const char *file =
-        strcmp(r->argv[script], "-") == 0 ? NULL : r->argv[script];
-    if (load_checked(L, file) != LUA_OK)
-        return lua_error(L);
-    for (int i = script + 1; i < r->argc; i++)
-        lua_pushstring(L, r->argv[i]);
-    if (lua_pcall(L, r->argc - script - 1, 0, handler) != LUA_OK)
-        return lua_error(L);
+    run_options(L, r->argv, r->script);
+    if (has_script)
+        run_script(L, r);
+    if (c->has_i) {
+        lua_pushcfunction(L, repl);
+        lua_call(L, 0, 0);
+    } else if (!has_script && !c->has_e && !c->has_v) {
+        if (isatty(STDIN_FILENO)) {
+            print_version();
+            lua_pushcfunction(L, repl);
+            lua_call(L, 0, 0);
+        } else {
+            if (load_checked(L, NULL) != LUA_OK || docall(L, 0, 0) != LUA_OK)
+                return lua_error(L);
+        }
+    }
     return 0;
 }
 
@@ -1085,12 +1403,7 @@ main(int argc, char **argv)
     int script = parse_args(argc, argv, &c);
     if (script < 0) {
         free_config(&c);
-        return script == -2 ? 0 : 2;
-    }
-    if (script >= argc) {
-        fprintf(stderr, "%s: no script given\n%s", progname, usage);
-        free_config(&c);
-        return 2;
+        return script == -2 ? 0 : 1;
     }
     if (open_audit(c.audit)) {
         free_config(&c);

@@ -125,24 +125,36 @@ t.test("a_token_does_not_escape_deny", function()
 end)
 
 t.test("bad_flags", function()
-  local status, _, err = run({ "--allow-ff" }, "")
-  t.eq(status, 2, "unknown option")
+  -- usage errors: a message and the usage, status 1 (as lua5.4)
+  local status, out, err = run({ "--allow-ff" }, "print('ran')")
+  t.eq(status, 1, "unknown option")
   t.ok(err:find("unknown option '--allow-ff'", 1, true), err)
-  status, _, err = run({}, nil)
-  t.eq(status, 2, "no script")
-  t.ok(err:find("no script", 1, true), err)
+  t.ok(err:find("usage: capffi-lua", 1, true), "the usage")
+  t.eq(out, "", "nothing ran")
+  status, _, err = run({ "-x" }, "")
+  t.eq(status, 1, "unknown short option")
+  t.ok(err:find("unknown option '-x'", 1, true), err)
+  status, _, err = run({ "-ix" }, "")
+  t.eq(status, 1, "extra characters")
+  t.ok(err:find("unknown option '-ix'", 1, true), err)
+  status, _, err = run({ "-e" }, nil)
+  t.eq(status, 1, "-e without its argument")
+  t.ok(err:find("'-e' needs an argument", 1, true), err)
+  status, _, err = run({ "-l", "--allow-ffi" }, nil)
+  t.eq(status, 1, "-l followed by an option")
+  t.ok(err:find("'-l' needs an argument", 1, true), err)
   status, _, err = run({ "--allow-ffi=libcapffi-none.so.9" }, "")
-  t.eq(status, 2, "unknown soname")
+  t.eq(status, 1, "unknown soname")
   t.ok(err:find("libcapffi-none.so.9", 1, true), err)
   status = run({ "--allow-ffi=" }, "")
-  t.eq(status, 2, "empty list")
+  t.eq(status, 1, "empty list")
   status = run({ "--deny-ffi=a,,b" }, "")
-  t.eq(status, 2, "empty item")
+  t.eq(status, 1, "empty item")
   status, _, err = run({ "--allow-ffi=/no/such/dir" }, "print('ran')")
   t.eq(status, 1, "a grant that does not exist")
   t.ok(err:find("CAPFFI_ENOTFOUND", 1, true), err)
   status = run({ "--audit=" }, "")
-  t.eq(status, 2, "empty audit file name")
+  t.eq(status, 1, "empty audit file name")
 end)
 
 t.test("help_and_version", function()
@@ -150,12 +162,163 @@ t.test("help_and_version", function()
   t.eq(status, 0, "help")
   t.ok(out:find("usage: capffi-lua", 1, true), "usage")
   for _, flag in ipairs{ "--allow-ffi", "--deny-ffi", "--allow-run", "--prompt",
-                         "--audit" } do
+                         "--audit", "--safe", "-e stat", "-l mod", "-l g=mod",
+                         "-i ", "-v ", "-E ", "-W ", "-- ", "- " } do
     t.ok(out:find(flag, 1, true), flag)
   end
   status, out = run({ "--version" }, nil)
   t.eq(status, 0, "version")
   t.ok(out:match("^capffi%-lua %d+%.%d+%.%d+, Lua 5%.4"), out)
+  local o2
+  status, o2 = run({ "-v" }, nil)
+  t.eq(status, 0, "-v")
+  t.ok(o2:match("^capffi%-lua %d+%.%d+%.%d+, Lua 5%.4"), o2)
+  t.eq(select(2, run({ "-v", "-e", "print'x'" }, nil)):match("\n(.*)$"),
+       "x\n", "-v then -e")
+end)
+
+-- What the runner runs besides a script, as lua5.4: -e, -l, standard
+-- input, in lua5.4's order, each with the runner's grants.
+t.test("execute_strings", function()
+  local status, out, err = run({ "-e", "print(1 + 1)", "-eprint'two'" }, nil)
+  t.eq(status, 0, "status (" .. err .. ")")
+  t.eq(out, "2\ntwo\n", "both, in order, and no REPL or stdin after")
+  -- -e runs with the grants, wherever the grant flags are
+  local q = "print(require('capffi').permissions.query())"
+  status, out = run({ "-e", q, "--allow-ffi" }, nil)
+  t.eq(out, "granted\n", "a grant after -e holds for it")
+  status, out = run({ "-e", q }, nil)
+  t.eq(out, "denied\n", "no grant, no FFI")
+  status, out = run({ "--deny-ffi=" .. FIXTURE, "--allow-ffi", "-e",
+    "print(select(2, pcall(require('capffi').dlopen, os.getenv('CAPFFI_FIXTURE'), {})).code)" }, nil)
+  t.eq(out, "CAPFFI_EPERM\n", "a denial holds for -e")
+  -- the script's arg table; no script: the runner at 0
+  status, out = run({ "-e", "print(arg[0] == os.getenv('CAPFFI_LUA'), arg[1], arg[2], #arg)" }, nil)
+  t.eq(out, "true\t-e\tprint(arg[0] == os.getenv('CAPFFI_LUA'), arg[1], arg[2], #arg)\t2\n",
+       "arg without a script")
+  status, out = run({ "-e", "x = 5" }, "print(x, arg[0] ~= nil, ...)", { "a" })
+  t.eq(status, 0, "-e then the script")
+  t.eq(out, "5\ttrue\ta\n", "-e runs first, in the script's globals")
+  -- errors: status 1, the message and a traceback, nothing after
+  status, out, err = run({ "-e", "error('bad')", "-e", "print('after')" }, "print('script')")
+  t.eq(status, 1, "an error in -e")
+  t.eq(out, "", "nothing after it ran")
+  t.ok(err:find("capffi-lua: (command line):1: bad", 1, true), err)
+  t.ok(err:find("stack traceback", 1, true), "a traceback")
+  status, _, err = run({ "-e", "this is not Lua" }, nil)
+  t.eq(status, 1, "a syntax error in -e")
+  t.ok(err:find("(command line):1:", 1, true), err)
+  status, _, err = run({ "-e", "\27Lua" }, nil)
+  t.eq(status, 1, "a binary chunk in -e")
+  t.ok(err:find("binary chunk", 1, true), err)
+  status = run({ "-e", "os.exit(4)" }, "print('script')")
+  t.eq(status, 4, "os.exit in -e")
+end)
+
+t.test("require_libraries", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  t.eq(os.execute("mkdir " .. q(dir)), true, "mkdir")
+  spit(dir .. "/cfmod.lua", "n = (n or 0) + 1\nreturn { n = n, name = ... }")
+  spit(dir .. "/cfbad.lua", "error('cfbad fails')")
+  t.eq(os.execute("cp " .. q(FIXTURE) .. " " .. q(dir .. "/cfnative.so")),
+       true, "cp")
+  local path = "LUA_PATH=" .. q(dir .. "/?.lua") .. " LUA_CPATH="
+    .. q(dir .. "/?.so") .. " "
+  local function lrun(flags, code)
+    local cmd = { path .. q(RUNNER) }
+    for _, f in ipairs(flags) do cmd[#cmd + 1] = q(f) end
+    local out, err = os.tmpname(), os.tmpname()
+    local script
+    if code then
+      script = os.tmpname()
+      spit(script, code)
+      cmd[#cmd + 1] = q(script)
+    end
+    local _, _, status = os.execute(table.concat(cmd, " ") .. " </dev/null >"
+      .. q(out) .. " 2>" .. q(err))
+    local o, e = slurp(out), slurp(err)
+    os.remove(out)
+    os.remove(err)
+    if script then os.remove(script) end
+    return status, o, e
+  end
+  local status, out, err = lrun({ "-l", "cfmod", "-e", "print(cfmod.n, cfmod.name)" })
+  t.eq(status, 0, "status (" .. err .. ")")
+  t.eq(out, "1\tcfmod\n", "-l mod: the global mod")
+  status, out = lrun({ "-lm=cfmod", "-e", "print(m.n, cfmod, n)" })
+  t.eq(out, "1\tnil\t1\n", "-l g=mod: the global g")
+  -- order: -e and -l run as given
+  status, out = lrun({ "-e", "n = 10", "-l", "cfmod", "-e", "print(cfmod.n)" })
+  t.eq(out, "11\n", "-e before -l")
+  status, out = lrun({ "-l", "cfmod", "-e", "n = 10", "-l", "c2=cfmod",
+                       "-e", "print(cfmod.n, c2 == cfmod)" })
+  t.eq(out, "1\ttrue\n", "a module is required once")
+  status, out = lrun({ "-l", "cf=capffi", "--allow-ffi", "-e",
+                       "print(cf.permissions.query())" })
+  t.eq(out, "granted\n", "capffi itself, with the grants")
+  status, out, err = lrun({ "-l", "cfbad", "-e", "print('after')" })
+  t.eq(status, 1, "a module that fails")
+  t.eq(out, "", "nothing after it")
+  t.ok(err:find("cfbad fails", 1, true), err)
+  status, _, err = lrun({ "-l", "cfnone" })
+  t.eq(status, 1, "no such module")
+  t.ok(err:find("module 'cfnone' not found", 1, true), err)
+  -- a C module goes through the FFI permission, as require does
+  status, _, err = lrun({ "-l", "cfnative" })
+  t.eq(status, 1, "a C module without a grant")
+  t.ok(err:find("needs FFI permission", 1, true), err)
+  status, _, err = lrun({ "--allow-ffi=" .. dir, "-l", "cfnative" })
+  os.execute("rm -rf " .. q(dir))
+  t.eq(status, 1, "granted, it loads (and has no luaopen_cfnative)")
+  t.ok(err:find("luaopen_cfnative", 1, true), err)
+  t.ok(not err:find("needs FFI permission", 1, true), err)
+end)
+
+t.test("stdin_and_end_of_options", function()
+  local path = os.tmpname()
+  spit(path, "print('from stdin', ...)")
+  -- no script, no -e: standard input (not a terminal here)
+  local status, out = run({}, nil, nil, path)
+  t.eq(status, 0, "status")
+  t.eq(out, "from stdin\n", "standard input ran")
+  status, out = run({ "-e", "print'e'" }, nil, { "-", "x" }, path)
+  t.eq(out, "e\nfrom stdin\tx\n", "-e, then - with its arguments")
+  status, out = run({ "-e", "print'e'" }, nil, nil, path)
+  t.eq(out, "e\n", "with -e alone, standard input is not read")
+  -- after --, "-" is a file of that name and options are arguments
+  local status2, _, err = run({ "--" }, nil, { "-" }, path)
+  t.eq(status2, 1, "-- -: a file named -")
+  t.ok(err:find("cannot open -", 1, true), err)
+  status, out = run({ "--", "-" }, nil, nil, path)
+  t.eq(status, 1, "the same, written with run's flags")
+  status, out = run({ "-" }, nil, { "-e", "x" }, path)
+  t.eq(out, "from stdin\t-e\tx\n", "options after - are arguments")
+  os.remove(path)
+  status, out = run({ "-e", "x=1" }, nil, { "--", "-v" })
+  t.eq(status, 1, "a script named -v after --")
+end)
+
+t.test("interactive_without_a_terminal", function()
+  -- -i reads entries from standard input, prints expressions' values,
+  -- reports errors and goes on; the grants hold there too
+  local path = os.tmpname()
+  spit(path, table.concat({
+    "x = 20", "=x", "x + 1", "for i = 1, 2 do", "  io.write(i, ';')", "end",
+    "error('oops')", "return 'after', nil", "require('capffi').permissions.query()",
+    "os.exit(6)" }, "\n") .. "\n")
+  local status, out, err = run({ "-i", "--allow-ffi", "-e", "y = 1" }, nil,
+    nil, path)
+  os.remove(path)
+  t.eq(status, 6, "os.exit leaves with its status")
+  t.ok(out:find("^capffi%-lua %d+%.%d+%.%d+, Lua 5%.4"), "the version first")
+  t.ok(out:find("> 20\n", 1, true), "=x")
+  t.ok(out:find("> 21\n", 1, true), "an expression")
+  t.ok(out:find(">> >> 1;2;> ", 1, true), "continuation lines")
+  t.ok(out:find("> after\tnil\n", 1, true), "several values")
+  t.ok(out:find("> granted\n", 1, true), "the grants")
+  t.ok(err:find("stdin:1: oops", 1, true), err)
+  t.ok(not err:find("capffi-lua:", 1, true), "no program name on REPL errors")
 end)
 
 t.test("script_arguments", function()
