@@ -71,9 +71,9 @@ typedef capffi_perm_state (*capffi_prompt_fn)(void *payload, const char *path);
  */
 typedef struct capffi_options {
     uint32_t flags;                 /**< CAPFFI_OPT_* */
-    const char *const *allow_paths; /**< files or directories to grant */
+    const char *const *allow_paths; /**< files, directories or sonames */
     size_t n_allow;                 /**< entries in allow_paths */
-    const char *const *deny_paths;  /**< files or directories to deny */
+    const char *const *deny_paths;  /**< files, directories or sonames */
     size_t n_deny;                  /**< entries in deny_paths */
     capffi_prompt_fn prompt;        /**< NULL: requests are denied */
     void *prompt_payload;           /**< passed to prompt */
@@ -96,13 +96,17 @@ typedef struct capffi_options {
  * created: it is resolved (symlinks followed) and remembered as the
  * identity (device, inode) of the file or directory it names, so later
  * renames, symlink swaps and other spellings cannot change what is granted.
+ * A bare soname (no '/', not "." or "..": "libz.so.1") names the file
+ * capffi_lib_open would load for it, found by the same search once, now;
+ * it then grants or denies that file under every spelling, and no other.
  * Deny always wins over allow, including over CAPFFI_OPT_ALLOW_ALL.
  *
  * @param out  receives the new context; NULL on failure.
  * @param opts NULL denies everything.
  * @return CAPFFI_OK; CAPFFI_EINVAL (out NULL, unknown flag bits, a NULL
  *         list with a non-zero count, an empty, overlong or control-character
- *         path); CAPFFI_ENOTFOUND (a path that does not exist);
+ *         path); CAPFFI_ENOTFOUND (a path that does not exist, a soname
+ *         found nowhere);
  *         CAPFFI_ENOMEM. Failures of capffi_ctx_new have no context to hold
  *         their message: capffi_ctx_errmsg(NULL) returns it.
  * Ownership: the caller owns *out and frees it with capffi_ctx_free. The

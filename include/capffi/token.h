@@ -56,12 +56,14 @@ CAPFFI_BEGIN_DECLS
  *
  * Rights and paths must be a subset of the source (the context's grants for
  * capffi_token_new, the parent for capffi_token_attenuate); asking for more
- * is CAPFFI_EPERM. Uses and lifetime combine with the parent's: the tighter
- * limit wins.
+ * is CAPFFI_EPERM. A path without '/' (not "." or "..") is a soname,
+ * resolved once, when the token is made, to the file capffi_lib_open would
+ * load for it ("libz.so.1": that file by every spelling, no other). Uses
+ * and lifetime combine with the parent's: the tighter limit wins.
  */
 typedef struct capffi_scope {
     uint32_t rights;          /**< CAPFFI_RIGHT_* bits; 0: all the source has */
-    const char *const *paths; /**< files or directories; NULL: the source's */
+    const char *const *paths; /**< files, dirs, sonames; NULL: the source's */
     size_t n_paths;           /**< entries in paths */
     uint64_t max_uses;        /**< successful checks allowed; 0: no limit */
     uint64_t ttl_ms;          /**< lifetime from now; 0: no limit */
@@ -92,7 +94,8 @@ typedef struct capffi_token_desc {
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL out or ctx, bad label, bad scope
  *         field); CAPFFI_EPERM (nothing is granted, or the scope asks for a
  *         right or path the context does not grant now);
- *         CAPFFI_ENOTFOUND (a scope path does not exist); CAPFFI_ETHREAD;
+ *         CAPFFI_ENOTFOUND (a scope path does not exist or a soname is
+ *         found nowhere); CAPFFI_ETHREAD;
  *         CAPFFI_ENOMEM. Audited (CAPFFI_OP_TOKEN_NEW).
  */
 CAPFFI_API int capffi_token_new(capffi_token *out, capffi_ctx *ctx,
@@ -131,13 +134,16 @@ CAPFFI_API int capffi_token_revoke(capffi_ctx *ctx, const capffi_token *tok);
  * Verify a token for a use: it must be genuine and of this context, not
  * revoked, expired or used up, hold every right in `rights`, and (when path
  * is not NULL) have the file or directory at `path` in its scope and not
- * denied. A successful check counts as one use. Every capffi function that
- * takes a token performs exactly this check.
+ * denied. A bare soname ("libz.so.1") as path means the file
+ * capffi_lib_open would load for it. A successful check counts as one
+ * use. Every capffi function that takes a token performs exactly this
+ * check.
  * @return CAPFFI_OK; CAPFFI_EINVAL (NULL ctx or tok, unknown right bits,
  *         bad path); CAPFFI_ETOKEN (forged or from another context);
  *         CAPFFI_EREVOKED (revoked, expired, used up); CAPFFI_EPERM (a
  *         right missing, path outside the scope or denied);
- *         CAPFFI_ENOTFOUND (path does not exist); CAPFFI_ETHREAD;
+ *         CAPFFI_ENOTFOUND (path does not exist, soname found nowhere);
+ *         CAPFFI_ETHREAD;
  *         CAPFFI_ENOMEM. The token is verified before the path is looked
  *         at. Audited (CAPFFI_OP_TOKEN_CHECK) with the reason.
  */
