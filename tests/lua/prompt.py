@@ -6,8 +6,8 @@ usage: prompt.py RUNNER FIXTURE
 Runs the runner on a pseudo-terminal and answers its question, then
 without a terminal at all. Prints TAP. Where no pseudo-terminal can be
 opened (a container without /dev/pts, or CAPFFI_TEST_NO_PTY set, which
-only this test reads, to try that path), it prints "1..0 # SKIP" with the
-reason, which meson counts as skipped.
+only the pty tests (this and repl.py) read, to try that path), it prints
+"1..0 # SKIP" with the reason, which meson counts as skipped.
 """
 import errno
 import os
