@@ -164,6 +164,7 @@ after_poll(gpointer data)
 static gboolean
 deadline(gpointer data)
 {
+    (void)data;
     fprintf(stderr, "not everything arrived within %d s\n", DEADLINE_S);
     exit(1);
 }
