@@ -10,6 +10,8 @@
  * Paths are compared as files, never as strings: a query or request for a
  * path resolves it (symlinks followed) to a file or directory identity
  * (device, inode); a grant of a directory covers every file below it.
+ * A bare name without '/' (a soname such as "libz.so.1") names the file
+ * capffi_lib_open would load for it, found when it is given.
  * Paths under /proc, /dev and /sys are covered only by a grant that names
  * them (or a directory below those trees), never by CAPFFI_OPT_ALLOW_ALL
  * alone: loading from those trees is a known way around path checks.
@@ -40,7 +42,8 @@ CAPFFI_API const char *capffi_perm_state_name(capffi_perm_state s);
 /**
  * The state of FFI permission for a path, or unscoped.
  * @param out  receives the state.
- * @param path a library file or directory; NULL asks about unscoped FFI
+ * @param path a library file or directory, or a soname; NULL asks about
+ *             unscoped FFI
  *             (every file and every right), which is GRANTED only under
  *             CAPFFI_OPT_ALLOW_ALL (or after an unscoped request).
  * @return CAPFFI_OK; CAPFFI_EINVAL (out or ctx NULL, empty, overlong or
