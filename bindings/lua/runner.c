@@ -84,15 +84,13 @@ static const char usage[] =
 static const char *progname = "capffi-lua";
 
 struct config {
-    bool allow_all;
+    struct capffi_lua__grants grants; /* --allow-ffi, --deny-ffi */
     bool allow_run;
     bool prompt;
     bool safe; /* CAPFFI_OPT_SAFE */
     /* lua5.4's options (-e, -l and -W are run from argv, in order) */
     bool has_e, has_i, has_v, has_E;
     const char *audit;
-    char **allow, **deny;
-    size_t n_allow, n_deny;
 };
 
 /*
@@ -112,52 +110,24 @@ static struct {
 
 /* ---- options ----------------------------------------------------------- */
 
-/* Append each comma-separated item of list to *v, resolving sonames. */
+/* Add the --allow-ffi=LIST or --deny-ffi=LIST value to c's grants,
+ * parsed as CAPFFI_ALLOW_FFI and CAPFFI_DENY_FFI are (module.c). */
 static int
-add_paths(char ***v, size_t *n, const char *list, const char *flag)
+add_paths(struct config *c, bool deny, const char *list, const char *flag)
 {
-    const char *p = list;
-    do {
-        size_t len = strcspn(p, ",");
-        if (len == 0 || len >= PATH_MAX) {
-            fprintf(stderr, "%s: %s: empty or overlong path in '%s'\n",
-                    progname, flag, list);
-            return -1;
-        }
-        char item[PATH_MAX], found[PATH_MAX];
-        memcpy(item, p, len);
-        item[len] = '\0';
-        int rc = capffi_lib_resolve(found, sizeof found, NULL, item);
-        if (rc) {
-            fprintf(stderr, "%s: %s: %s\n", progname, flag,
-                    capffi_ctx_errmsg(NULL));
-            return -1;
-        }
-        char **grown = realloc(*v, (*n + 1) * sizeof *grown);
-        char *copy = strdup(found);
-        if (!grown || !copy) {
-            free(copy);
-            if (grown)
-                *v = grown;
-            fprintf(stderr, "%s: out of memory\n", progname);
-            return -1;
-        }
-        *v = grown;
-        (*v)[(*n)++] = copy;
-        p += len;
-    } while (*p++ == ',');
-    return 0;
+    char msg[PATH_MAX + 256];
+    int rc =
+        capffi_lua__grants_add(&c->grants, deny, list, flag, msg, sizeof msg);
+    if (rc == 0)
+        return 0;
+    fprintf(stderr, "%s: %s: %s\n", progname, capffi_err_name(rc), msg);
+    return -1;
 }
 
 static void
 free_config(struct config *c)
 {
-    for (size_t i = 0; i < c->n_allow; i++)
-        free(c->allow[i]);
-    for (size_t i = 0; i < c->n_deny; i++)
-        free(c->deny[i]);
-    free(c->allow);
-    free(c->deny);
+    capffi_lua__grants_free(&c->grants);
 }
 
 /*
@@ -178,12 +148,12 @@ parse_args(int argc, char **argv, struct config *c)
         if (a[0] != '-' || strcmp(a, "-") == 0)
             return i;
         if (strcmp(a, "--allow-ffi") == 0) {
-            c->allow_all = true;
+            c->grants.allow_all = true;
         } else if (strncmp(a, "--allow-ffi=", 12) == 0) {
-            if (add_paths(&c->allow, &c->n_allow, a + 12, "--allow-ffi"))
+            if (add_paths(c, false, a + 12, "--allow-ffi"))
                 return -1;
         } else if (strncmp(a, "--deny-ffi=", 11) == 0) {
-            if (add_paths(&c->deny, &c->n_deny, a + 11, "--deny-ffi"))
+            if (add_paths(c, true, a + 11, "--deny-ffi"))
                 return -1;
         } else if (strcmp(a, "--allow-run") == 0) {
             c->allow_run = true;
@@ -1342,12 +1312,8 @@ run_protected(lua_State *L)
 
     capffi_options opts;
     memset(&opts, 0, sizeof opts);
-    opts.flags = (c->allow_all ? CAPFFI_OPT_ALLOW_ALL : 0) |
-                 (c->safe ? CAPFFI_OPT_SAFE : 0);
-    opts.allow_paths = (const char *const *)c->allow;
-    opts.n_allow = c->n_allow;
-    opts.deny_paths = (const char *const *)c->deny;
-    opts.n_deny = c->n_deny;
+    opts.flags = c->safe ? CAPFFI_OPT_SAFE : 0;
+    capffi_lua__grants_options(&c->grants, &opts);
     if (c->prompt)
         opts.prompt = prompt_tty;
     capffi_lua_setup(L, &opts);
