@@ -8,11 +8,13 @@ set -eu
 # examples and the Lua tests dlopen by soname (the -dev packages pull
 # them in too; they are named for what is loaded). libuv1-dev and
 # libglib2.0-dev are the event loops the examples loop_libuv and
-# loop_glib run in (without them those two tests are skipped).
+# loop_glib run in (without them those two tests are skipped). luarocks
+# builds capffi-scm-1.rockspec in the lua_luarocks test (skipped without
+# it); Debian's package brings lua5.1 along, which capffi does not use.
 packages="meson ninja-build pkg-config gcc g++ python3
 libffi-dev libsodium-dev uthash-dev libcmocka-dev
 zlib1g zlib1g-dev libsqlite3-0 libsqlite3-dev liblua5.4-dev lua5.4 clang-format clang libclang-rt-14-dev valgrind
-libuv1-dev libglib2.0-dev $*"
+libuv1-dev libglib2.0-dev luarocks $*"
 
 missing=""
 for p in $packages; do
