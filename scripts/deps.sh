@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the Debian 12 packages capffi needs to build and test, if any
 # are missing. Runs apt-get as root, or through sudo.
-# usage: scripts/deps.sh [extra packages...]
+# usage: scripts/deps.sh [--demo] [extra packages...]
+#   --demo: only what scripts/demo.sh needs (the library, the Lua runner,
+#           the C examples, and the libz and libsqlite3 the demo loads)
 set -eu
 
 # zlib1g and libsqlite3-0 hold libz.so.1 and libsqlite3.so.0, which the
@@ -11,10 +13,16 @@ set -eu
 # loop_glib run in (without them those two tests are skipped). luarocks
 # builds capffi-scm-1.rockspec in the lua_luarocks test (skipped without
 # it); Debian's package brings lua5.1 along, which capffi does not use.
-packages="meson ninja-build pkg-config gcc g++ python3
+if [ "${1:-}" = --demo ]; then
+    shift
+    packages="meson ninja-build pkg-config gcc python3
+libffi-dev libsodium-dev uthash-dev zlib1g libsqlite3-0 liblua5.4-dev $*"
+else
+    packages="meson ninja-build pkg-config gcc g++ python3
 libffi-dev libsodium-dev uthash-dev libcmocka-dev
 zlib1g zlib1g-dev libsqlite3-0 libsqlite3-dev liblua5.4-dev lua5.4 clang-format clang libclang-rt-14-dev valgrind
 libuv1-dev libglib2.0-dev luarocks $*"
+fi
 
 missing=""
 for p in $packages; do
