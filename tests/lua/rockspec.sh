@@ -2,15 +2,16 @@
 # `luarocks make` of capffi-scm-1.rockspec in a temporary copy, against
 # capffi installed by `meson install --destdir` of this build, then the
 # stock lua5.4 requiring the module from the rocks tree, granted through
-# CAPFFI_ALLOW_FFI. TAP; skipped (exit 77, with the reason) without
-# luarocks or lua5.4, or when luarocks cannot build offline.
+# CAPFFI_ALLOW_FFI. TAP; skipped ("1..0 # SKIP" and the reason, which
+# meson counts as a skip) without luarocks or lua5.4, in a sanitizer
+# build, or when luarocks cannot build offline.
 # usage: rockspec.sh MESON BUILD_DIR SOURCE_ROOT SANITIZE
 set -u
 meson=$1 build=$2 root=$3 sanitize=$4
 
 skip() {
     echo "1..0 # SKIP $*"
-    exit 77
+    exit 0
 }
 [ "$sanitize" = none ] ||
     skip "a -Db_sanitize=$sanitize build's libcapffi needs its runtime first"
