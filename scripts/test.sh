@@ -210,6 +210,8 @@ for path in sys.argv[3:]:
     except OSError:
         failed += 1
 failed += builds_failed
-print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+if skipped:
+    print(f"{skipped} skipped (their reasons are in the logs above)")
+print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
