@@ -9,12 +9,13 @@ opened (a container without /dev/pts, or CAPFFI_TEST_NO_PTY set, which
 only the pty tests (this and repl.py) read, to try that path), it prints
 "1..0 # SKIP" with the reason, which meson counts as skipped.
 """
-import errno
 import os
 import pty
 import subprocess
 import sys
 import tempfile
+
+import ptytap
 
 RUNNER, FIXTURE = sys.argv[1], sys.argv[2]
 
@@ -29,38 +30,9 @@ print("dlopen", (pcall(capffi.dlopen, os.getenv("CAPFFI_FIXTURE"), {})))
 """
 
 
-def no_pty_reason():
-    """Why no pseudo-terminal can be opened here; None when one can."""
-    try:
-        if os.environ.get("CAPFFI_TEST_NO_PTY"):
-            raise OSError(errno.ENODEV, "CAPFFI_TEST_NO_PTY is set")
-        master, slave = os.openpty()
-    except OSError as e:
-        return f"no pseudo-terminal can be opened: {e}"
-    os.close(master)
-    os.close(slave)
-    return None
-
-
-reason = no_pty_reason()
-if reason:
-    print(f"1..0 # SKIP {reason}")
-    sys.exit(0)
-
-count = 0
-failed = 0
-
-
-def check(name, cond, detail=""):
-    global count, failed
-    count += 1
-    if cond:
-        print(f"ok {count} - {name}")
-    else:
-        failed += 1
-        print(f"not ok {count} - {name}")
-        for line in detail.splitlines():
-            print("# " + line)
+ptytap.skip_without_pty()
+tap = ptytap.Tap()
+check = tap.check
 
 
 def on_tty(script, what, answer):
@@ -144,5 +116,4 @@ try:
 finally:
     os.unlink(script)
 
-print(f"1..{count}")
-sys.exit(1 if failed else 0)
+tap.finish()
