@@ -389,22 +389,13 @@ convert_arg(const capffi_fn *fn, size_t i, const capffi_value *args,
 {
     const capffi_value *v = &args[i];
     if (fn->arg_op[i] == ARG_OBJ) {
-        const struct capffi__type *t = fn->sig.args[i];
-        uint64_t need = t->count ? t->count : 1;
-        if (t->count_arg >= 0) {
-            const struct capffi__type *ct = fn->sig.args[t->count_arg];
-            capffi_value c;
-            capffi__value_load(&c, capffi__vop(ct->kind), &args[t->count_arg]);
-            if (capffi__vop_signed(capffi__vop(ct->kind)) && c.i64 < 0)
-                return capffi__fail(fn->call.ctx, CAPFFI_ERANGE,
-                                    "argument %d counts the elements of "
-                                    "argument %zu: %" PRId64 " is negative",
-                                    t->count_arg + 1, i + 1, c.i64);
-            need = c.u64;
-        }
+        uint64_t need;
+        int rc = capffi__fn_arg_need(fn, i, args, &need);
+        if (rc)
+            return rc;
         *av = slot;
-        return capffi__obj_call_begin(fn->call.ctx, v->obj, t, need, i + 1,
-                                      slot);
+        return capffi__obj_call_begin(fn->call.ctx, v->obj, fn->sig.args[i],
+                                      need, i + 1, slot);
     }
     if (fn->arg_op[i] == ARG_OUT) {
         if (!v->p)
@@ -439,6 +430,26 @@ convert_arg(const capffi_fn *fn, size_t i, const capffi_value *args,
                             "%zu declared",
                             i + 1, v->agg.len, size);
     *av = v->agg.ptr;
+    return CAPFFI_OK;
+}
+
+int
+capffi__fn_arg_need(const capffi_fn *fn, size_t i, const capffi_value *args,
+                    uint64_t *need)
+{
+    const struct capffi__type *t = fn->sig.args[i];
+    *need = t->count ? t->count : 1;
+    if (t->count_arg < 0)
+        return CAPFFI_OK;
+    uint8_t op = capffi__vop(fn->sig.args[t->count_arg]->kind);
+    capffi_value c;
+    capffi__value_load(&c, op, &args[t->count_arg]);
+    if (capffi__vop_signed(op) && c.i64 < 0)
+        return capffi__fail(fn->call.ctx, CAPFFI_ERANGE,
+                            "argument %d counts the elements of argument "
+                            "%zu: %" PRId64 " is negative",
+                            t->count_arg + 1, i + 1, c.i64);
+    *need = c.u64;
     return CAPFFI_OK;
 }
 

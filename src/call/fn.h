@@ -94,6 +94,12 @@ capffi__fn_bind_dtors(capffi_fn *fn,
                       int (*find)(void *lib, const char *symbol, void **out),
                       void *lib);
 
+/* The elements a *NAME argument i must have: its *[N]T count, argument
+ * k's value for *[$k]T (CAPFFI_ERANGE when negative), else 1. */
+CAPFFI__HIDDEN int capffi__fn_arg_need(const capffi_fn *fn, size_t i,
+                                       const capffi_value *args,
+                                       uint64_t *need);
+
 /* Turn the address a call produced for *NAME type t into an instance
  * of fn's (a result, an out-parameter, a job's result). Owner thread. */
 CAPFFI__HIDDEN int capffi__fn_wrap(capffi_fn *fn, const struct capffi__type *t,

@@ -307,8 +307,9 @@ mem_needed(const capffi_fn *fn, const capffi_value *args)
 
 /* Take argument i into the job. */
 static int
-take_arg(capffi_job *job, size_t i, const capffi_value *v, size_t *used)
+take_arg(capffi_job *job, size_t i, const capffi_value *args, size_t *used)
 {
+    const capffi_value *v = &args[i];
     const capffi_fn *fn = job->fn;
     const struct capffi__type *t = fn->sig.args[i];
     capffi_ctx *ctx = job->ctx;
@@ -338,25 +339,17 @@ take_arg(capffi_job *job, size_t i, const capffi_value *v, size_t *used)
     case ARG_OBJ: {
         /* Lent like a buffer: held, and its fields busy, until the end. */
         void *addr = NULL;
-        uint64_t need = t->count ? t->count : 1;
-        if (t->count_arg >= 0) {
-            const struct capffi__type *ct = fn->sig.args[t->count_arg];
-            capffi_value c;
-            capffi__value_load(&c, capffi__vop(ct->kind),
-                               &v[t->count_arg - (int)i]);
-            if (capffi__vop_signed(capffi__vop(ct->kind)) && c.i64 < 0)
-                return capffi__fail(ctx, CAPFFI_ERANGE,
-                                    "argument %d is a negative count",
-                                    t->count_arg + 1);
-            need = c.u64;
-        }
+        uint64_t need;
+        int rc = capffi__fn_arg_need(fn, i, args, &need);
+        if (rc)
+            return rc;
         if (v->obj && v->obj->kind == CAPFFI__OBJ_ARG)
             return capffi__fail(ctx, CAPFFI_ETYPE,
                                 "argument %zu: a callback's argument ends "
                                 "with its callback; copy what the call "
                                 "needs into an instance (capffi_obj_new)",
                                 i + 1);
-        int rc = capffi__obj_call_begin(ctx, v->obj, t, need, i + 1, &addr);
+        rc = capffi__obj_call_begin(ctx, v->obj, t, need, i + 1, &addr);
         if (rc)
             return rc;
         if (v->obj) {
@@ -490,7 +483,7 @@ capffi_fn_call_async_opts(capffi_job **out, capffi_fn *fn,
     job->payload = opts ? opts->payload : NULL;
     size_t used = 0;
     for (size_t i = 0; i < fn->sig.nargs && !rc; i++)
-        rc = take_arg(job, i, &args[i], &used);
+        rc = take_arg(job, i, args, &used);
     job->retp = fn->ret_struct && fn->sig.ret->size > sizeof job->ret.bytes
                     ? (void *)(job->mem + used)
                     : (void *)&job->ret;
