@@ -737,9 +737,6 @@ capffi_obj_accessor(capffi_accessor *out, const capffi_obj *o, const char *path)
     return CAPFFI_OK;
 }
 
-/* The bytes a value op loads or stores (enum capffi__vop's order). */
-static const uint8_t op_bytes[] = { 0, 8, 1, 1, 1, 2, 2, 4, 4, 4, 0 };
-
 /* Whether a may be used on o: o usable, of a's class, and holding the
  * bytes a names (a copy of an accessor may have been damaged). */
 static inline bool
@@ -749,8 +746,8 @@ fits(const capffi_obj *o, const capffi_accessor *a)
            atomic_load_explicit(&o->magic, memory_order_relaxed) ==
                CAPFFI__OBJ_LIVE &&
            o->cls == a->cls && o->array == ((a->flags & ACC_ARRAY) != 0) &&
-           a->op < sizeof op_bytes && a->offset <= o->bytes &&
-           o->bytes - a->offset >= op_bytes[a->op] &&
+           a->offset <= o->bytes &&
+           o->bytes - a->offset >= capffi__vop_bytes(a->op) &&
            (!o->state || atomic_load_explicit(o->state, memory_order_acquire) ==
                              CAPFFI__LIVE) &&
            !atomic_load_explicit(&o->released, memory_order_relaxed) &&

@@ -65,6 +65,31 @@ capffi__vop(enum capffi__kind k)
     }
 }
 
+/* The bytes op loads or stores at most; 8 for an op that is not one
+ * (a damaged accessor), so a bounds check on it is never too lenient. */
+static inline size_t
+capffi__vop_bytes(uint8_t op)
+{
+    switch (op) {
+    case CAPFFI__V_VOID:
+    case CAPFFI__V_STRUCT:
+        return 0;
+    case CAPFFI__V_BOOL:
+    case CAPFFI__V_I8:
+    case CAPFFI__V_U8:
+        return 1;
+    case CAPFFI__V_I16:
+    case CAPFFI__V_U16:
+        return 2;
+    case CAPFFI__V_I32:
+    case CAPFFI__V_U32:
+    case CAPFFI__V_F32:
+        return 4;
+    default: /* V_W64, and anything else */
+        return 8;
+    }
+}
+
 /* Whether op is a small integer, range-checked on the way in. */
 static inline bool
 capffi__vop_small(uint8_t op)
