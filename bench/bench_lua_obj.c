@@ -578,22 +578,8 @@ int
 main(int argc, char **argv)
 {
     bench_name = "bench_lua_obj";
-    bool quick = false;
-    size_t n = 0;
-    for (int i = 1; i < argc; i++) {
-        char *end;
-        if (strcmp(argv[i], "--quick") == 0) {
-            quick = true;
-        } else if (argv[i][0] != '-' && (n = strtoul(argv[i], &end, 10)) > 1 &&
-                   *end == '\0' && n <= INT32_MAX / 4) {
-            continue;
-        } else {
-            fprintf(stderr, "usage: bench_lua_obj [--quick] [N]\n");
-            return 2;
-        }
-    }
-    if (!n)
-        n = quick ? 10000 : 100000;
+    bool quick;
+    size_t n = bench_args_n(argc, argv, &quick, INT32_MAX / 4);
     lua_State *L = luaL_newstate();
     if (!L)
         bench_die("cannot create a Lua state");

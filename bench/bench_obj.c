@@ -592,22 +592,8 @@ int
 main(int argc, char **argv)
 {
     bench_name = "bench_obj";
-    bool quick = false;
-    size_t n = 0;
-    for (int i = 1; i < argc; i++) {
-        char *end;
-        if (strcmp(argv[i], "--quick") == 0) {
-            quick = true;
-        } else if (argv[i][0] != '-' && (n = strtoul(argv[i], &end, 10)) > 1 &&
-                   *end == '\0') {
-            continue;
-        } else {
-            fprintf(stderr, "usage: bench_obj [--quick] [N]\n");
-            return 2;
-        }
-    }
-    if (!n)
-        n = quick ? 10000 : 100000;
+    bool quick;
+    size_t n = bench_args_n(argc, argv, &quick, INT32_MAX / 4);
 
     capffi_options o = { .flags = CAPFFI_OPT_ALLOW_ALL };
     CHECK("capffi_ctx_new", capffi_ctx_new(&ctx, &o));

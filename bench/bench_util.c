@@ -65,3 +65,23 @@ bench_median(const double *v, size_t n, double *min)
     free(s);
     return m;
 }
+
+size_t
+bench_args_n(int argc, char **argv, bool *quick, size_t max)
+{
+    size_t n = 0;
+    *quick = false;
+    for (int i = 1; i < argc; i++) {
+        char *end;
+        if (strcmp(argv[i], "--quick") == 0) {
+            *quick = true;
+        } else if (argv[i][0] != '-' && (n = strtoul(argv[i], &end, 10)) > 1 &&
+                   *end == '\0' && n <= max) {
+            continue;
+        } else {
+            fprintf(stderr, "usage: %s [--quick] [N]\n", bench_name);
+            exit(2);
+        }
+    }
+    return n ? n : *quick ? 10000 : 100000;
+}

@@ -5,6 +5,7 @@
 #ifndef CAPFFI_BENCH_UTIL_H
 #define CAPFFI_BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,12 @@ _Noreturn void bench_die(const char *what);
  * and exit with a failure status. */
 _Noreturn void bench_die_capffi(const capffi_ctx *ctx, const char *what,
                                 int rc);
+
+/* The arguments of a benchmark that sorts or fills N elements:
+ * [--quick] [N], N from 2 to max; *quick set by --quick. Returns N, by
+ * default 10^4 with --quick and 10^5 without; prints the usage and exits
+ * with status 2 on anything else. */
+size_t bench_args_n(int argc, char **argv, bool *quick, size_t max);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
