@@ -145,7 +145,8 @@ CAPFFI_API const char *capffi_fn_param_type(const capffi_fn *fn, size_t i,
  * keyword for `*i32`); for a scalar `out T` the keyword T ("i32"), so a
  * host knows which member of the capffi_value the call fills. Use
  * SIZE_MAX for the result. NULL for other types, a NULL fn or i out of
- * range. Valid while the context lives.
+ * range.
+ * Ownership: the string is capffi's, valid while the context lives.
  * Thread safety: any thread.
  */
 CAPFFI_API const char *capffi_fn_param_class(const capffi_fn *fn, size_t i);

@@ -104,16 +104,19 @@ CAPFFI_API int capffi_obj_get(capffi_value *out, const capffi_obj *o,
  * to keep alive).
  * @return as capffi_obj_get, plus CAPFFI_EPERM (readonly field) and
  *         CAPFFI_ERANGE.
+ * Ownership: v is read during the call; a `*NAME` field then holds
+ *            the instance in v.obj, which is not freed while the
+ *            field points to it.
  * Thread safety: any thread.
  */
 CAPFFI_API int capffi_obj_set(capffi_obj *o, const char *path, capffi_value v);
 
 /**
  * The class of an instance: its name ("Point") or keyword ("i32"); for
- * an array instance the class of its
- * elements (capffi_obj_len with "" gives their count). "" for NULL or a
- * freed instance. Valid while the context lives. Thread safety: any
- * thread.
+ * an array instance the class of its elements (capffi_obj_len with ""
+ * gives their count). "" for NULL or a freed instance.
+ * Ownership: the string is capffi's, valid while the context lives.
+ * Thread safety: any thread.
  */
 CAPFFI_API const char *capffi_obj_class(const capffi_obj *o);
 
@@ -122,6 +125,7 @@ CAPFFI_API const char *capffi_obj_class(const capffi_obj *o);
  * instance, "str" for a `[50]u8` field).
  * @return CAPFFI_OK; CAPFFI_EINVAL; CAPFFI_ENOTFOUND; CAPFFI_ETYPE (not an
  *         array); CAPFFI_ECLOSED; CAPFFI_EREVOKED.
+ * Ownership: o and path are read during the call only.
  * Thread safety: any thread.
  */
 CAPFFI_API int capffi_obj_len(size_t *n, const capffi_obj *o, const char *path);
@@ -147,6 +151,7 @@ CAPFFI_API int capffi_obj_field(capffi_field *out, const capffi_obj *o,
  * was closed, or an owned instance was released); CAPFFI_EREVOKED (its
  * token was revoked; once the library is closed too, closed is what
  * stays); CAPFFI_EINVAL (NULL or freed).
+ * Ownership: o is read during the call only.
  * Thread safety: any thread.
  */
 CAPFFI_API int capffi_obj_status(const capffi_obj *o);
@@ -161,6 +166,7 @@ CAPFFI_API int capffi_obj_status(const capffi_obj *o);
  * is refused (CAPFFI_EINVAL in capffi_ctx_errmsg, audited as
  * CAPFFI_OP_OBJ_FREE) while capffi still remembers it (the last 256
  * instances freed): after that it is a use after free, as with free(3).
+ * Ownership: o is the caller's no more once the call returns.
  * Thread safety: owner thread.
  */
 CAPFFI_API void capffi_obj_free(capffi_obj *o);
@@ -169,6 +175,7 @@ CAPFFI_API void capffi_obj_free(capffi_obj *o);
  * The owned instances of the context not yet freed: what capffi_ctx_free
  * would release (in reverse order of creation, with one
  * CAPFFI_OP_OBJ_LEAK event per class with the count). For tests.
+ * Ownership: ctx is read during the call only.
  * Thread safety: owner thread (0 elsewhere).
  */
 CAPFFI_API size_t capffi_ctx_leaks(const capffi_ctx *ctx);
@@ -191,6 +198,7 @@ typedef struct capffi_accessor {
  * Compile path for o's class.
  * @return as capffi_obj_get (a struct, array or cstring field is
  *         CAPFFI_ETYPE: accessors read and write scalars).
+ * Ownership: *out is a plain value, the caller's to copy freely.
  * Thread safety: any thread.
  */
 CAPFFI_API int capffi_obj_accessor(capffi_accessor *out, const capffi_obj *o,
@@ -200,6 +208,7 @@ CAPFFI_API int capffi_obj_accessor(capffi_accessor *out, const capffi_obj *o,
  * Read or write through an accessor: as capffi_obj_get and capffi_obj_set
  * on the path it was compiled from. CAPFFI_ETYPE when o is not of the
  * accessor's class.
+ * Ownership: o, a and v are read during the call only.
  * Thread safety: any thread.
  */
 CAPFFI_API int capffi_obj_read(capffi_value *out, const capffi_obj *o,
