@@ -1,5 +1,6 @@
 /*
- * ctx.c - creating and freeing contexts.
+ * ctx.c - creating and freeing contexts, and the audit switch that
+ * reaches every function and callback of one (capffi_audit_calls).
  */
 #include "ctx.h"
 
@@ -104,4 +105,20 @@ capffi_ctx_keepalive(const capffi_ctx *ctx)
     if (!ctx || !capffi__ctx_on_owner(ctx))
         return 0;
     return capffi__cb_keepalive(ctx) + capffi__job_unended(ctx);
+}
+
+int
+capffi_audit_calls(capffi_ctx *ctx, unsigned what)
+{
+    int rc = capffi__ctx_owner_check(ctx, "capffi_audit_calls");
+    if (rc)
+        return rc;
+    const unsigned all = CAPFFI_AUDIT_FN_CALLS | CAPFFI_AUDIT_CB_INVOKES;
+    if (what & ~all)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "unknown bits 0x%x",
+                            what & ~all);
+    capffi__audit_of(ctx)->audit.calls = what;
+    capffi__fn_audit_all(ctx, what & CAPFFI_AUDIT_FN_CALLS);
+    capffi__cb_audit_all(ctx, what & CAPFFI_AUDIT_CB_INVOKES);
+    return CAPFFI_OK;
 }

@@ -282,6 +282,150 @@ CAPFFI_API int capffi_audit_write_jsonl(const capffi_ctx *ctx, FILE *f);
 CAPFFI_API size_t capffi_audit_format_json(char *buf, size_t cap,
                                            const capffi_event *ev);
 
+/* ---- reading part of the trail ------------------------------------------ */
+
+/** Matches every reason in a capffi_audit_filter. */
+#define CAPFFI_AUDIT_ANY_REASON ((capffi_reason)-1)
+
+/**
+ * Which recorded events a reader wants. Start from CAPFFI_AUDIT_FILTER_ALL
+ * (zero is not "all": op 0 is token.new) and set what matters; every set
+ * field must match.
+ */
+typedef struct capffi_audit_filter {
+    capffi_op op;            /**< CAPFFI_OP_ANY or one op */
+    int status;              /**< CAPFFI_AUDIT_ANY_STATUS or one status */
+    capffi_reason reason;    /**< CAPFFI_AUDIT_ANY_REASON or one reason */
+    const char *label;       /**< NULL for any, else the exact token label */
+    const char *target_glob; /**< NULL for any, else an fnmatch(3) pattern
+                                  matched against the (escaped) target */
+    uint64_t since;          /**< only events with seq > since (a mark) */
+} capffi_audit_filter;
+
+/** A filter every event matches. */
+#define CAPFFI_AUDIT_FILTER_ALL                                                \
+    {                                                                          \
+        CAPFFI_OP_ANY, CAPFFI_AUDIT_ANY_STATUS, CAPFFI_AUDIT_ANY_REASON, NULL, \
+            NULL, 0                                                            \
+    }
+
+/**
+ * The sequence number of the newest event delivered so far, 0 before the
+ * first. Events that come after it have a greater seq, so a test takes a
+ * mark, acts, and reads the events since the mark (the `since` field of a
+ * filter, capffi_expect in capffi/testing.h). Refusals still being
+ * coalesced are delivered first (capffi_audit_flush), so they fall before
+ * the mark.
+ * @param ctx the context (NULL: 0).
+ * @return the newest seq.
+ * Thread safety: any thread.
+ */
+CAPFFI_API uint64_t capffi_audit_mark(capffi_ctx *ctx);
+
+/**
+ * Count the recorded events a filter matches.
+ * @param ctx    the context (NULL: 0).
+ * @param filter what to count (NULL: every event).
+ * @return the number of matching recorded events (0 without a recorder);
+ *         a coalesced event counts once.
+ * Thread safety: any thread.
+ */
+CAPFFI_API size_t capffi_audit_count_where(const capffi_ctx *ctx,
+                                           const capffi_audit_filter *filter);
+
+/**
+ * The next recorded event a filter matches, oldest first: start with
+ * *pos = 0 and call again until CAPFFI_EBOUNDS.
+ *   size_t pos = 0; capffi_event ev;
+ *   while (capffi_audit_next(&ev, ctx, &f, &pos) == CAPFFI_OK) ...
+ * @param out    receives the event.
+ * @param ctx    the context.
+ * @param filter what to return (NULL: every event).
+ * @param pos    in: where to look from (a recorder index, as
+ *               capffi_audit_get's); out: past the event returned.
+ * @return CAPFFI_OK; CAPFFI_EBOUNDS (no more; *out zeroed, no message
+ *         set); CAPFFI_EINVAL (NULL out, ctx or pos).
+ * Ownership: as capffi_audit_get: the strings stay valid until the next
+ *            event is recorded or the recorder is reset.
+ * Thread safety: any thread; *pos stays meaningful while no event is
+ *                recorded (a reader of a live context takes a mark and
+ *                filters by `since` rather than keeping positions).
+ */
+CAPFFI_API int capffi_audit_next(capffi_event *out, const capffi_ctx *ctx,
+                                 const capffi_audit_filter *filter,
+                                 size_t *pos);
+
+/**
+ * Empty the recorder and zero its drop counts, keeping its capacity. The
+ * sequence numbers go on (a mark taken before stays meaningful), and the
+ * sink is not affected.
+ * @param ctx the context.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL).
+ * Thread safety: any thread.
+ */
+CAPFFI_API int capffi_audit_reset(capffi_ctx *ctx);
+
+/** capffi_audit_write_jsonl_where: the deterministic form (below). */
+#define CAPFFI_JSONL_STABLE 0x1u
+
+/**
+ * Write the recorded events a filter matches as JSON Lines, as
+ * capffi_audit_write_jsonl does (with its dropped-summary line when the
+ * recorder dropped events).
+ *
+ * With CAPFFI_JSONL_STABLE the output depends only on what happened, not
+ * on when or where, so that it can be compared with a golden file:
+ * - no time_ns;
+ * - seq counts the written events from 1;
+ * - token and parent ids become "t1", "t2"... in order of first
+ *   appearance ("" for none);
+ * - every address in target and detail (`0x` and at least four hex
+ *   digits) becomes "@1", "@2"... in order of first appearance, the same
+ *   address the same name throughout the output.
+ * @param ctx    the context.
+ * @param f      a stream open for writing; flushed, not closed.
+ * @param filter which events (NULL: all).
+ * @param flags  0 or CAPFFI_JSONL_STABLE.
+ * @return as capffi_audit_write_jsonl; CAPFFI_EINVAL for unknown flags.
+ * Thread safety: any thread.
+ */
+CAPFFI_API int capffi_audit_write_jsonl_where(const capffi_ctx *ctx, FILE *f,
+                                              const capffi_audit_filter *filter,
+                                              unsigned flags);
+
+/* ---- calls and invocations ---------------------------------------------- */
+
+/** capffi_audit_calls: a fn.call event for every call of a function. */
+#define CAPFFI_AUDIT_FN_CALLS 0x1u
+/** capffi_audit_calls: a cb.invoke event for every callback invocation. */
+#define CAPFFI_AUDIT_CB_INVOKES 0x2u
+
+/**
+ * Audit every call of the context's functions and every invocation of its
+ * callbacks, present and future (capffi_fn_audit and capffi_cb_audit do
+ * it for one). Off by default, and then free: the call path reads a flag
+ * it reads anyway. On, each call or invocation takes the careful path and
+ * writes one event (a lock and a formatted event: bench/bench_audit
+ * measures it):
+ * - fn.call: the status of the call (CAPFFI_OK once the native function
+ *   returned, or the error that stopped it before), target the function's
+ *   symbol (a capffi_fn_from_ptr function: its address), detail
+ *   "returned" or the error's message. Calls from nonblocking jobs are
+ *   audited on the worker thread that makes them.
+ * - cb.invoke: CAPFFI_OK once the handler's result was stored, target the
+ *   callback's code address; a refused or failed invocation writes its
+ *   refusal event as it always does (coalesced: at most one per second per
+ *   callback, with a count), and no success.
+ * @param ctx  the context.
+ * @param what CAPFFI_AUDIT_FN_CALLS, CAPFFI_AUDIT_CB_INVOKES, both, or 0
+ *             to stop.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL, unknown bits);
+ *         CAPFFI_ETHREAD.
+ * Thread safety: owner thread. Calls on other threads see the change at
+ *                their next call.
+ */
+CAPFFI_API int capffi_audit_calls(capffi_ctx *ctx, unsigned what);
+
 /** The text of an op ("token.check"), "?" for unknown values. */
 CAPFFI_API const char *capffi_op_name(capffi_op op);
 

@@ -183,6 +183,19 @@ CAPFFI_API const char *capffi_cb_result_type(const capffi_cb *cb, size_t *size);
 CAPFFI_API void capffi_cb_close(capffi_cb *cb);
 
 /**
+ * Audit every invocation of this callback: one cb.invoke event per stored
+ * result, as capffi_audit_calls does for every callback of a context
+ * (capffi/audit.h says what the event holds). A callback is audited when
+ * its own switch or its context's is on. Off by default, and then free.
+ * @param cb the callback.
+ * @param on true to audit its invocations, false to stop.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (cb NULL or not a callback).
+ * Thread safety: any thread; an invocation running on another thread
+ * sees the change at its next invocation.
+ */
+CAPFFI_API int capffi_cb_audit(capffi_cb *cb, bool on);
+
+/**
  * Count a reference to a thread-safe callback (Deno's ref): while a live
  * thread-safe callback has references, capffi_ctx_keepalive counts it, so
  * a host's loop knows to keep polling for it.

@@ -95,6 +95,19 @@ CAPFFI_API int capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx,
 CAPFFI_API void capffi_fn_free(capffi_fn *fn);
 
 /**
+ * Audit every call of this function: one fn.call event per call, as
+ * capffi_audit_calls does for every function of a context (capffi/audit.h
+ * says what the event holds). A function is audited when its own switch
+ * or its context's is on. Off by default, and then free.
+ * @param fn the function.
+ * @param on true to audit its calls, false to stop.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (fn NULL or not a function).
+ * Thread safety: any thread; a call running on another thread sees the
+ * change at its next call.
+ */
+CAPFFI_API int capffi_fn_audit(capffi_fn *fn, bool on);
+
+/**
  * Where a field of the function's struct result lies, so a host that
  * received the result into a buffer (capffi_view_of_buf) can read fields
  * by name:

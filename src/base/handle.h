@@ -15,6 +15,19 @@
 /* Values of the state word every use of a handle loads (acquire). */
 enum { CAPFFI__LIVE = 0, CAPFFI__CLOSED = 1, CAPFFI__REVOKED = 2 };
 
+/*
+ * Why a call leaves the common path (capffi_fn.careful, .raw_slow; a
+ * callback's slow): what its signature or flags need, an audit of this
+ * function or callback (capffi_fn_audit, capffi_cb_audit), an audit of
+ * every call in the context (capffi_audit_calls).
+ */
+enum {
+    CAPFFI__SLOW_PLAN = 1,
+    CAPFFI__SLOW_AUDIT = 2,
+    CAPFFI__SLOW_AUDIT_CTX = 4,
+    CAPFFI__SLOW_AUDITED = CAPFFI__SLOW_AUDIT | CAPFFI__SLOW_AUDIT_CTX
+};
+
 /* The struct that holds member m at p. */
 #define capffi__container_of(p, type, m)                                       \
     ((type *)(void *)((char *)(p)-offsetof(type, m)))

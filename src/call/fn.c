@@ -165,11 +165,17 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
 #endif
     if (capffi__base(ctx)->owner.lend)
         flags |= CAPFFI__FN_LEND;
-    fn->careful = fn->ret_struct || fn->buffer_args || fn->objs ||
-                  (flags & (CAPFFI_FN_ERRNO | CAPFFI__FN_LEND));
+    unsigned audited =
+        (capffi__audit_of(ctx)->audit.calls & CAPFFI_AUDIT_FN_CALLS)
+            ? CAPFFI__SLOW_AUDIT_CTX
+            : 0;
+    bool careful = fn->ret_struct || fn->buffer_args || fn->objs ||
+                   (flags & (CAPFFI_FN_ERRNO | CAPFFI__FN_LEND));
+    atomic_init(&fn->careful, (careful ? CAPFFI__SLOW_PLAN : 0) | audited);
     /* A direct call never writes the argument array; libffi may. */
-    fn->raw_slow = fn->objs || (fn->big_struct_args && !fn->abi.shape) ||
-                   (flags & CAPFFI_FN_ERRNO) || (flags & CAPFFI__FN_LEND);
+    bool raw_slow = fn->objs || (fn->big_struct_args && !fn->abi.shape) ||
+                    (flags & CAPFFI_FN_ERRNO) || (flags & CAPFFI__FN_LEND);
+    atomic_init(&fn->raw_slow, (raw_slow ? CAPFFI__SLOW_PLAN : 0) | audited);
     fn->tok = scope; /* its library's or pointer's token */
     fn->call.magic = CAPFFI__FN_MAGIC;
     fn->call.code = code;
@@ -180,6 +186,46 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     capffi__list_add(&capffi__fns_of(ctx)->fns, &fn->link);
     *out = fn;
     return CAPFFI_OK;
+}
+
+/* Set or clear audit bits of one function. Any thread. */
+static void
+set_audit(capffi_fn *fn, unsigned bits, bool on)
+{
+    if (on) {
+        atomic_fetch_or(&fn->careful, bits);
+        atomic_fetch_or(&fn->raw_slow, bits);
+    } else {
+        atomic_fetch_and(&fn->careful, ~bits & 0xff);
+        atomic_fetch_and(&fn->raw_slow, ~bits & 0xff);
+    }
+}
+
+int
+capffi_fn_audit(capffi_fn *fn, bool on)
+{
+    if (!fn || fn->call.magic != CAPFFI__FN_MAGIC)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "fn is %s",
+                            fn ? "not a function" : "NULL");
+    set_audit(fn, CAPFFI__SLOW_AUDIT, on);
+    return CAPFFI_OK;
+}
+
+void
+capffi__fn_audit_all(capffi_ctx *ctx, bool on)
+{
+    for (struct capffi__link *k = capffi__fns_of(ctx)->fns.head; k; k = k->next)
+        set_audit(capffi__container_of(k, capffi_fn, link),
+                  CAPFFI__SLOW_AUDIT_CTX, on);
+}
+
+const char *
+capffi__fn_target(const capffi_fn *fn, char addr[32])
+{
+    if (fn->name)
+        return fn->name;
+    snprintf(addr, 32, "%p", fn->call.code);
+    return addr;
 }
 
 static void
@@ -348,15 +394,39 @@ dead(const capffi_fn *fn, int state)
                              : "the function's token was revoked";
     int rc = closed ? CAPFFI_ECLOSED : CAPFFI_EREVOKED;
     if (capffi__audit_on(fn->call.ctx)) {
-        char target[32];
-        snprintf(target, sizeof target, "%p", fn->call.code);
+        char addr[32];
         struct capffi__who who = capffi__token_who(fn->tok);
-        capffi__audit_refuse(fn->call.ctx, fn, CAPFFI_OP_FN_CALL, rc,
-                             closed ? CAPFFI_REASON_CLOSED
-                                    : CAPFFI_REASON_REVOKED,
-                             &who, 0, target, "call refused: %s", why);
+        capffi__audit_refuse(
+            fn->call.ctx, fn, CAPFFI_OP_FN_CALL, rc,
+            closed ? CAPFFI_REASON_CLOSED : CAPFFI_REASON_REVOKED, &who, 0,
+            capffi__fn_target(fn, addr), "call refused: %s", why);
     }
     return capffi__fail(fn->call.ctx, rc, "%s", why);
+}
+
+/*
+ * The fn.call event of an audited call (capffi_audit_calls,
+ * capffi_fn_audit): its status, and the error's message when it failed.
+ */
+static __attribute__((noinline)) void
+audit_call(const capffi_fn *fn, int rc)
+{
+    char addr[32];
+    struct capffi__who who = capffi__token_who(fn->tok);
+    capffi__audit_emit(fn->call.ctx, CAPFFI_OP_FN_CALL, rc,
+                       rc ? CAPFFI_REASON_INVALID : CAPFFI_REASON_NONE, &who, 0,
+                       capffi__fn_target(fn, addr), "%s",
+                       rc ? capffi_ctx_errmsg(fn->call.ctx) : "returned");
+}
+
+/* A call that stopped before the native call: audited when it is. */
+static __attribute__((noinline, cold)) int
+failed(const capffi_fn *fn, int rc)
+{
+    if (atomic_load_explicit(&fn->careful, memory_order_relaxed) &
+        CAPFFI__SLOW_AUDITED)
+        audit_call(fn, rc);
+    return rc;
 }
 
 static __attribute__((noinline, cold)) int
@@ -618,8 +688,8 @@ capffi__fn_bind_dtors(capffi_fn *fn,
 
 /* The rest of a call that returns a struct, captures errno, lends the
  * host or holds buffers. */
-static __attribute__((noinline)) int
-call_careful(capffi_fn *fn, const capffi_value *args, void **av,
+static int
+careful_call(capffi_fn *fn, const capffi_value *args, void **av,
              capffi_value *ret)
 {
     union rbuf r;
@@ -627,7 +697,7 @@ call_careful(capffi_fn *fn, const capffi_value *args, void **av,
     if (fn->ret_struct) {
         size_t size = fn->sig.ret->size;
         if (!ret || !ret->agg.ptr || ret->agg.len < size) {
-            if (fn->buffer_args)
+            if (fn->buffer_args || fn->objs)
                 release_buffers(fn, args, fn->sig.nargs);
             return capffi__fail(fn->call.ctx, CAPFFI_EINVAL,
                                 "a struct result needs ret->agg with at "
@@ -651,6 +721,18 @@ call_careful(capffi_fn *fn, const capffi_value *args, void **av,
     return CAPFFI_OK;
 }
 
+/* The careful path, and the fn.call event when the call is audited. */
+static __attribute__((noinline)) int
+call_careful(capffi_fn *fn, const capffi_value *args, void **av,
+             capffi_value *ret)
+{
+    int rc = careful_call(fn, args, av, ret);
+    if (atomic_load_explicit(&fn->careful, memory_order_relaxed) &
+        CAPFFI__SLOW_AUDITED)
+        audit_call(fn, rc);
+    return rc;
+}
+
 int
 capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
 {
@@ -663,7 +745,8 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
     void *slots[2 * CAPFFI_MAX_ARGS]; /* the second half: out slots' */
     if (n) {
         if (CAPFFI__UNLIKELY(!args))
-            return capffi__fail(fn->call.ctx, CAPFFI_EINVAL, "args is NULL");
+            return failed(
+                fn, capffi__fail(fn->call.ctx, CAPFFI_EINVAL, "args is NULL"));
         /* libffi reads arguments, never writes them. Small integers are
          * passed from the value's low bytes once their range is checked. */
         for (size_t i = 0; i < n; i++)
@@ -672,15 +755,16 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
             const capffi_value *v = &args[fn->ranged[k].arg];
             if (CAPFFI__UNLIKELY(v->u64 + fn->ranged[k].off >
                                  fn->ranged[k].span))
-                return out_of_range(fn, fn->ranged[k].arg, v);
+                return failed(fn, out_of_range(fn, fn->ranged[k].arg, v));
         }
         if (fn->convert_args) {
             int rc = convert_args(fn, args, slots, av);
             if (CAPFFI__UNLIKELY(rc))
-                return rc;
+                return failed(fn, rc);
         }
     }
-    if (CAPFFI__UNLIKELY(fn->careful))
+    if (CAPFFI__UNLIKELY(
+            atomic_load_explicit(&fn->careful, memory_order_relaxed)))
         return call_careful(fn, args, av, ret);
     union rbuf r;
     invoke(fn, &r, av);
@@ -692,8 +776,8 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
 /* call_raw with large struct arguments, capturing errno, lending the host,
  * or with a NULL ret or args: kept out of the common path so that path
  * needs no frame. */
-static __attribute__((noinline)) int
-call_raw_careful(capffi_fn *fn, void **args, void *ret, bool held)
+static int
+raw_careful(capffi_fn *fn, void **args, void *ret, bool held)
 {
     union rbuf scratch;
     void *av[CAPFFI_MAX_ARGS];
@@ -721,6 +805,17 @@ call_raw_careful(capffi_fn *fn, void **args, void *ret, bool held)
     return CAPFFI_OK;
 }
 
+/* raw_careful, and the fn.call event when the call is audited. */
+static __attribute__((noinline)) int
+call_raw_careful(capffi_fn *fn, void **args, void *ret, bool held)
+{
+    int rc = raw_careful(fn, args, ret, held);
+    if (atomic_load_explicit(&fn->raw_slow, memory_order_relaxed) &
+        CAPFFI__SLOW_AUDITED)
+        audit_call(fn, rc);
+    return rc;
+}
+
 int
 capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
 {
@@ -728,7 +823,9 @@ capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
                    : CAPFFI__REVOKED;
     if (CAPFFI__UNLIKELY(!fn || state != CAPFFI__LIVE))
         return dead(fn, state);
-    if (CAPFFI__UNLIKELY(fn->raw_slow || !ret || !args))
+    if (CAPFFI__UNLIKELY(
+            atomic_load_explicit(&fn->raw_slow, memory_order_relaxed) || !ret ||
+            !args))
         return call_raw_careful(fn, args, ret, false);
 #if CAPFFI__ABI_SYSV64
     if (fn->abi.shape)

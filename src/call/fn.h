@@ -46,11 +46,14 @@ struct capffi_fn {
     bool ret_struct;
     bool convert_args; /* buffer, struct or function args */
     bool buffer_args;  /* held for the call (H2) */
-    bool careful;      /* the call takes call_careful */
-    bool objs;         /* *NAME or out arguments, or a *NAME result */
-    bool obj_raw_ok;   /* instances it makes may hold raw pointers */
-    bool raw_slow;     /* call_raw needs its careful path */
-    uint8_t ret_op;    /* enum capffi__vop: the result into capffi_value */
+    /* CAPFFI__SLOW_* bits: the call takes call_careful. Atomic because
+     * audit switches flip bits while other threads call; the relaxed load
+     * is the plain load the call path made anyway. */
+    atomic_uchar careful;
+    bool objs;             /* *NAME or out arguments, or a *NAME result */
+    bool obj_raw_ok;       /* instances it makes may hold raw pointers */
+    atomic_uchar raw_slow; /* CAPFFI__SLOW_* bits: call_raw's careful path */
+    uint8_t ret_op;        /* enum capffi__vop: the result into capffi_value */
     uint8_t arg_op[CAPFFI_MAX_ARGS]; /* enum capffi__arg_op */
     /*
      * The small-integer arguments, checked as one unsigned compare each:
@@ -64,6 +67,7 @@ struct capffi_fn {
         uint64_t off, span;
     } ranged[CAPFFI_MAX_ARGS];
     struct capffi__sig sig;
+    const char *name;     /* the symbol (in sig's arena); NULL: from_ptr */
     void **dtors;         /* own ... by SYMBOL: per argument, then the result */
     atomic_int own_state; /* capffi_fn_from_ptr */
     unsigned jobs;        /* jobs not ended (owner thread) */
@@ -114,6 +118,15 @@ CAPFFI__HIDDEN int capffi__fn_call_held(capffi_fn *fn, void **args, void *ret);
 
 /* Set what capffi_last_errno answers on this thread (a job's errno). */
 CAPFFI__HIDDEN void capffi__fn_set_errno(int e);
+
+/* What audit events call a function (their target): its symbol, or its
+ * address (written into addr) for a function made from a pointer. */
+CAPFFI__HIDDEN const char *capffi__fn_target(const capffi_fn *fn,
+                                             char addr[32]);
+
+/* Set or clear the context's audit bit of every function (owner thread):
+ * capffi_audit_calls. */
+CAPFFI__HIDDEN void capffi__fn_audit_all(capffi_ctx *ctx, bool on);
 
 /* Free every function of the context (capffi_ctx_free). */
 CAPFFI__HIDDEN void capffi__fn_free_all(capffi_ctx *ctx);

@@ -402,14 +402,14 @@ static __attribute__((noinline, cold)) int
 refuse_submit(capffi_ctx *ctx, int rc, const capffi_fn *fn)
 {
     char target[32];
-    snprintf(target, sizeof target, "%p", fn ? fn->call.code : NULL);
+    const char *name = fn ? capffi__fn_target(fn, target) : "";
     capffi__audit_emit(ctx, CAPFFI_OP_JOB_SUBMIT, rc,
                        rc == CAPFFI_EBUSY      ? CAPFFI_REASON_BUSY
                        : rc == CAPFFI_EREVOKED ? CAPFFI_REASON_REVOKED
                        : rc == CAPFFI_ECLOSED  ? CAPFFI_REASON_CLOSED
                        : rc == CAPFFI_ENOMEM   ? CAPFFI_REASON_NOMEM
                                                : CAPFFI_REASON_INVALID,
-                       NULL, 0, target, "%s", capffi_ctx_errmsg(ctx));
+                       NULL, 0, name, "%s", capffi_ctx_errmsg(ctx));
     return rc;
 }
 
@@ -682,9 +682,9 @@ capffi_job_cancel(capffi_job *job)
                                            : "finished (it ends at the "
                                              "next poll)");
     char target[32];
-    snprintf(target, sizeof target, "%p", job->fn->call.code);
+    const char *name = capffi__fn_target(job->fn, target);
     capffi__audit_emit(ctx, CAPFFI_OP_JOB_CANCEL, CAPFFI_OK, CAPFFI_REASON_NONE,
-                       NULL, 0, target, "canceled before it started");
+                       NULL, 0, name, "canceled before it started");
     end(job, false); /* the buffers come back now; no handler */
     return CAPFFI_OK;
 }

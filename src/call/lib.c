@@ -153,9 +153,22 @@ capffi_lib_open(capffi_lib **out, capffi_ctx *ctx, const capffi_token *tok,
                            capffi_ctx_errmsg(ctx));
         return rc;
     }
-    /* The token first: a forged token learns nothing about the path. */
-    if ((rc = capffi__token_peek(ctx, tok, rights, CAPFFI_OP_LIB_OPEN,
-                                 path ? path : "", &t)))
+    /* The token first: a forged token learns nothing about the path. Its
+     * refusal names the canonical path, as every lib.open event does,
+     * when the name resolves (looked up only for the trail). */
+    char *canon = NULL;
+    if (path && capffi__audit_on(ctx) &&
+        capffi__file_resolve(ctx, &f, path) == CAPFFI_OK) {
+        canon = capffi__strdup(f.canon);
+        capffi__file_release(&f);
+    }
+    rc = capffi__token_peek(ctx, tok, rights, CAPFFI_OP_LIB_OPEN,
+                            canon  ? canon
+                            : path ? path
+                                   : "",
+                            &t);
+    capffi__free(canon);
+    if (rc)
         return rc;
     if (path) {
         if ((rc = open_file(ctx, path, &fd, &f)))
@@ -384,7 +397,17 @@ capffi_lib_bind(capffi_fn **out, capffi_lib *lib, const char *symbol,
     if (!rc)
         rc = capffi__fn_new(out, ctx, lib->tok, code, signature, flags,
                             &lib->state);
-    if (!rc && (rc = capffi__fn_bind_dtors(*out, find_dtor, lib))) {
+    if (!rc) {
+        size_t n = strlen(symbol) + 1;
+        char *name = capffi__arena_alloc(&(*out)->sig.arena, n);
+        if (name)
+            (*out)->name = memcpy(name, symbol, n);
+        else
+            rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    }
+    if (!rc)
+        rc = capffi__fn_bind_dtors(*out, find_dtor, lib);
+    if (rc && out && *out) {
         capffi_fn_free(*out);
         *out = NULL;
     }

@@ -176,7 +176,16 @@ build(capffi_cb *cb, const char *signature, const capffi_cb_options *o)
                             "libffi cannot prepare a closure for '%s' "
                             "(status %d)",
                             signature, (int)st);
-    snprintf(cb->target, sizeof cb->target, "%p", cb->call.code);
+    size_t n = strlen(signature) + 1;
+    char *text = capffi__arena_alloc(&cb->sig.arena, n);
+    if (!text)
+        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    cb->target = memcpy(text, signature, n);
+    atomic_init(&cb->slow, (cb->obj_args ? CAPFFI__SLOW_PLAN : 0) |
+                               ((capffi__audit_of(ctx)->audit.calls &
+                                 CAPFFI_AUDIT_CB_INVOKES)
+                                    ? CAPFFI__SLOW_AUDIT_CTX
+                                    : 0));
     return CAPFFI_OK;
 }
 
@@ -256,10 +265,13 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
             *out = cb;
         }
     }
-    capffi__token_audit(
-        ctx, CAPFFI_OP_CB_NEW, rc,
-        rc == CAPFFI_EPERM ? CAPFFI_REASON_RIGHT : CAPFFI_REASON_FAILED, t,
-        CAPFFI_RIGHT_CALLBACK, rc ? target : cb->target, signature);
+    char at[40] = "";
+    if (!rc)
+        snprintf(at, sizeof at, "at %p", cb->call.code);
+    capffi__token_audit(ctx, CAPFFI_OP_CB_NEW, rc,
+                        rc == CAPFFI_EPERM ? CAPFFI_REASON_RIGHT
+                                           : CAPFFI_REASON_FAILED,
+                        t, CAPFFI_RIGHT_CALLBACK, target, at);
     return rc;
 }
 
@@ -286,6 +298,34 @@ const char *
 capffi_cb_result_type(const capffi_cb *cb, size_t *size)
 {
     return capffi__type_word(cb ? cb->sig.ret : NULL, size);
+}
+
+/* Set or clear audit bits of one callback. Any thread. */
+static void
+set_audit(capffi_cb *cb, unsigned bits, bool on)
+{
+    if (on)
+        atomic_fetch_or(&cb->slow, bits);
+    else
+        atomic_fetch_and(&cb->slow, ~bits & 0xff);
+}
+
+int
+capffi_cb_audit(capffi_cb *cb, bool on)
+{
+    if (!cb || cb->call.magic != CAPFFI__CB_MAGIC)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "cb is %s",
+                            cb ? "not a callback" : "NULL");
+    set_audit(cb, CAPFFI__SLOW_AUDIT, on);
+    return CAPFFI_OK;
+}
+
+void
+capffi__cb_audit_all(capffi_ctx *ctx, bool on)
+{
+    for (struct capffi__link *k = capffi__cbs_of(ctx)->cbs.head; k; k = k->next)
+        set_audit(capffi__container_of(k, capffi_cb, link),
+                  CAPFFI__SLOW_AUDIT_CTX, on);
 }
 
 void

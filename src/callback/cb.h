@@ -11,6 +11,10 @@
 /* Live thread-safe callbacks with references (capffi_ctx_keepalive). */
 CAPFFI__HIDDEN size_t capffi__cb_keepalive(const capffi_ctx *ctx);
 
+/* Set or clear the context's audit bit of every callback (owner thread):
+ * capffi_audit_calls. */
+CAPFFI__HIDDEN void capffi__cb_audit_all(capffi_ctx *ctx, bool on);
+
 /* Make every callback fail closed, without events (capffi_ctx_free, before
  * libraries are unloaded); then free them all with their closures. */
 CAPFFI__HIDDEN void capffi__cb_close_all(capffi_ctx *ctx);

@@ -16,9 +16,9 @@
  *   either started before a revocation returned or fails closed.
  *
  * The invocation on the owner thread is the data plane: no lock, no
- * allocation, no audit; one atomic load, the arguments converted on the
- * stack, the handler, the result stored. Everything else (refusals,
- * failures, other threads) is out of line.
+ * allocation, no audit unless asked (capffi_cb_audit); one atomic load, the
+ * arguments converted on the stack, the handler, the result stored. Everything
+ * else (refusals, failures, other threads) is out of line.
  */
 #include "callback/invoke.h"
 
@@ -187,14 +187,16 @@ capffi__cb_store(const capffi_cb *cb, const capffi_value *v, void *ret,
     return CAPFFI_OK;
 }
 
-/* The results store_fast leaves: handles, structs, out of range. */
-static __attribute__((noinline)) void
+/* The results store_fast leaves: handles, structs, out of range. False
+ * when the result was refused. */
+static __attribute__((noinline)) bool
 store_slow(capffi_cb *cb, const capffi_value *v, void *ret)
 {
     char why[CAPFFI_CB_DETAIL_MAX];
     int rc = capffi__cb_store(cb, v, ret, why, sizeof why);
     if (rc)
         refuse(cb, ret, rc, CAPFFI_REASON_INVALID, why);
+    return rc == CAPFFI_OK;
 }
 
 static __attribute__((noinline, cold)) void
@@ -203,14 +205,14 @@ handler_failed(capffi_cb *cb, void *ret, const struct inv *inv)
     refuse(cb, ret, CAPFFI_ECALLBACK, CAPFFI_REASON_FAILED, inv->msg);
 }
 
-static void handle(capffi_cb *cb, void *ret, capffi_value *vals);
+static bool handle(capffi_cb *cb, void *ret, capffi_value *vals);
 
 /*
  * run for a callback with *NAME parameters: each non-NULL address becomes
  * an instance in this frame, valid while the handler runs (the host must
  * not keep it: capffi/cb.h).
  */
-static __attribute__((noinline)) void
+static bool
 run_objs(capffi_cb *cb, void *ret, capffi_value *vals)
 {
     capffi_obj objs[CAPFFI__CB_MAX_OBJS];
@@ -232,10 +234,29 @@ run_objs(capffi_cb *cb, void *ret, capffi_value *vals)
                         cb->obj_raw_ok);
         vals[i].obj = &objs[j++];
     }
-    handle(cb, ret, vals);
+    bool ok = handle(cb, ret, vals);
     for (size_t k = 0; k < j; k++)
         atomic_store(&objs[k].magic, 0); /* its frame ends: keeping one
                                             is the host's error (cb.h) */
+    return ok;
+}
+
+/*
+ * run for a callback with instance parameters or an audited one
+ * (capffi_cb_audit, capffi_audit_calls): a stored result is a cb.invoke
+ * event; a refused one has written its refusal already.
+ */
+static __attribute__((noinline)) void
+run_slow(capffi_cb *cb, void *ret, capffi_value *vals)
+{
+    bool ok = cb->obj_args ? run_objs(cb, ret, vals) : handle(cb, ret, vals);
+    if (ok && (atomic_load_explicit(&cb->slow, memory_order_relaxed) &
+               CAPFFI__SLOW_AUDITED)) {
+        struct capffi__who who = capffi__token_who(cb->tok);
+        capffi__audit_emit(cb->call.ctx, CAPFFI_OP_CB_INVOKE, CAPFFI_OK,
+                           CAPFFI_REASON_NONE, &who, CAPFFI_RIGHT_CALLBACK,
+                           cb->target, "at %p", cb->call.code);
+    }
 }
 
 /* Run the handler of a live callback on a thread that holds the host. */
@@ -254,14 +275,15 @@ run(capffi_cb *cb, void *ret, void **args)
         else
             convert_arg(cb, i, args[i], &vals[i]);
     }
-    if (CAPFFI__UNLIKELY(cb->obj_args))
-        run_objs(cb, ret, vals);
+    if (CAPFFI__UNLIKELY(atomic_load_explicit(&cb->slow, memory_order_relaxed)))
+        run_slow(cb, ret, vals);
     else
         handle(cb, ret, vals);
 }
 
-/* The handler's part of run, once the arguments are values. */
-static void
+/* The handler's part of run, once the arguments are values: false when
+ * the invocation was refused (the default result went to native code). */
+static bool
 handle(capffi_cb *cb, void *ret, capffi_value *vals)
 {
     capffi_value r = cb->dflt;
@@ -276,10 +298,13 @@ handle(capffi_cb *cb, void *ret, capffi_value *vals)
     cur_inv = &inv;
     cb->fn(cb->payload, vals, &r);
     cur_inv = inv.up;
-    if (CAPFFI__UNLIKELY(inv.failed))
+    if (CAPFFI__UNLIKELY(inv.failed)) {
         handler_failed(cb, ret, &inv);
-    else if (CAPFFI__UNLIKELY(!store_fast(cb, &r, ret)))
-        store_slow(cb, &r, ret);
+        return false;
+    }
+    if (CAPFFI__UNLIKELY(!store_fast(cb, &r, ret)))
+        return store_slow(cb, &r, ret);
+    return true;
 }
 
 /* run, after a wait during which the callback may have been closed. */

@@ -21,6 +21,8 @@ struct capffi_cb {
     bool ret_struct; /* the handler writes a struct result */
     bool ret_handle; /* the result is a `function` value: a handle's code */
     bool obj_args;   /* *NAME parameters: instances for the handler */
+    /* CAPFFI__SLOW_* bits (call/fn.h): the invocation takes run_slow */
+    atomic_uchar slow;
     bool obj_raw_ok; /* their raw pointer fields may be read (H3) */
     uint8_t ret_op;  /* how the result is stored (invoke.c) */
     uint8_t arg_op[CAPFFI_MAX_ARGS];
@@ -38,9 +40,9 @@ struct capffi_cb {
     char *dflt_str;     /* a cstring default's copy, else NULL */
     uint64_t dflt_word; /* the default, stored for native code (not struct) */
     int timeout_ms;
-    uint32_t refs;   /* owner thread */
-    bool closed;     /* owner thread */
-    char target[24]; /* the code address, for audit events */
+    uint32_t refs;      /* owner thread */
+    bool closed;        /* owner thread */
+    const char *target; /* the signature (sig's arena): audit events' */
     struct capffi__tok *tok;
     struct capffi__res res;
     /* Under the owner lock: any thread records failures. */

@@ -6,10 +6,12 @@
  */
 #include "perm/audit.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -75,6 +77,17 @@ capffi__audit_on(const capffi_ctx *ctx)
 {
     return atomic_load_explicit(&capffi__audit_of(ctx)->audit.listening,
                                 memory_order_relaxed);
+}
+
+bool
+capffi__audit_recording(const capffi_ctx *ctx)
+{
+    struct capffi__audit *a =
+        (struct capffi__audit *)&capffi__audit_of(ctx)->audit;
+    pthread_mutex_lock(&a->lock);
+    bool on = a->cap != 0;
+    pthread_mutex_unlock(&a->lock);
+    return on;
 }
 
 static void
@@ -703,9 +716,22 @@ audit_of(const capffi_ctx *ctx)
     return (struct capffi__audit *)&capffi__audit_of(ctx)->audit;
 }
 
+/* Whether a recorded event passes a filter (NULL passes everything). */
+static bool
+matches(const capffi_event *ev, const capffi_audit_filter *f)
+{
+    if (!f)
+        return true;
+    return ev->seq > f->since && (f->op == CAPFFI_OP_ANY || ev->op == f->op) &&
+           (f->status == CAPFFI_AUDIT_ANY_STATUS || ev->status == f->status) &&
+           (f->reason == CAPFFI_AUDIT_ANY_REASON || ev->reason == f->reason) &&
+           (!f->label || strcmp(f->label, ev->label) == 0) &&
+           (!f->target_glob || fnmatch(f->target_glob, ev->target, 0) == 0);
+}
+
 size_t
-capffi_audit_count(const capffi_ctx *ctx, capffi_op op, int status,
-                   const char *target_glob)
+capffi_audit_count_where(const capffi_ctx *ctx,
+                         const capffi_audit_filter *filter)
 {
     if (!ctx)
         return 0;
@@ -714,18 +740,78 @@ capffi_audit_count(const capffi_ctx *ctx, capffi_op op, int status,
     pthread_mutex_lock(&a->lock);
     for (size_t i = 0; i < a->cap; i++) {
         const capffi_event *ev = &a->ring[i].ev;
-        if (ev->seq == 0) /* a free slot: events are numbered from 1 */
-            continue;
-        if (op != CAPFFI_OP_ANY && ev->op != op)
-            continue;
-        if (status != CAPFFI_AUDIT_ANY_STATUS && ev->status != status)
-            continue;
-        if (target_glob && fnmatch(target_glob, ev->target, 0) != 0)
-            continue;
-        n++;
+        /* seq 0 is a free slot: events are numbered from 1 */
+        if (ev->seq != 0 && matches(ev, filter))
+            n++;
     }
     pthread_mutex_unlock(&a->lock);
     return n;
+}
+
+size_t
+capffi_audit_count(const capffi_ctx *ctx, capffi_op op, int status,
+                   const char *target_glob)
+{
+    capffi_audit_filter f = CAPFFI_AUDIT_FILTER_ALL;
+    f.op = op;
+    f.status = status;
+    f.target_glob = target_glob;
+    return capffi_audit_count_where(ctx, &f);
+}
+
+uint64_t
+capffi_audit_mark(capffi_ctx *ctx)
+{
+    if (!ctx)
+        return 0;
+    capffi_audit_flush(ctx);
+    struct capffi__audit *a = audit_of(ctx);
+    pthread_mutex_lock(&a->lock);
+    uint64_t seq = a->seq;
+    pthread_mutex_unlock(&a->lock);
+    return seq;
+}
+
+int
+capffi_audit_next(capffi_event *out, const capffi_ctx *ctx,
+                  const capffi_audit_filter *filter, size_t *pos)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!ctx || !out || !pos)
+        return capffi__fail((capffi_ctx *)ctx, CAPFFI_EINVAL, "%s is NULL",
+                            !ctx   ? "ctx"
+                            : !out ? "out"
+                                   : "pos");
+    struct capffi__audit *a = audit_of(ctx);
+    int rc = CAPFFI_EBOUNDS;
+    pthread_mutex_lock(&a->lock);
+    order_fresh(a);
+    for (size_t i = *pos; i < a->len; i++) {
+        const capffi_event *ev = &a->ring[a->order[i]].ev;
+        if (matches(ev, filter)) {
+            *out = *ev;
+            *pos = i + 1;
+            rc = CAPFFI_OK;
+            break;
+        }
+    }
+    if (rc)
+        *pos = a->len;
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+int
+capffi_audit_reset(capffi_ctx *ctx)
+{
+    if (!ctx)
+        return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
+    struct capffi__audit *a = audit_of(ctx);
+    pthread_mutex_lock(&a->lock);
+    ring_reset(a);
+    pthread_mutex_unlock(&a->lock);
+    return CAPFFI_OK;
 }
 
 uint64_t
@@ -833,6 +919,127 @@ put_str(struct out *o, const char *s)
     put(o, "\"", 1);
 }
 
+/*
+ * What CAPFFI_JSONL_STABLE renames, in order of first appearance: token
+ * ids ("t1") and addresses ("@1"). The output counts its own lines.
+ */
+struct stable {
+    uint64_t *ids, *addrs;
+    size_t n_ids, n_addrs, cap_ids, cap_addrs;
+    uint64_t lines;
+    bool nomem;
+};
+
+/* The 1-based name of v in a list, appending it when new (0 when out of
+ * memory). */
+static size_t
+name_of(uint64_t **list, size_t *n, size_t *cap, bool *nomem, uint64_t v)
+{
+    for (size_t i = 0; i < *n; i++)
+        if ((*list)[i] == v)
+            return i + 1;
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        uint64_t *grown = capffi__realloc(*list, c * sizeof **list);
+        if (!grown) {
+            *nomem = true;
+            return 0;
+        }
+        *list = grown;
+        *cap = c;
+    }
+    (*list)[(*n)++] = v;
+    return *n;
+}
+
+static bool
+is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+           (c >= 'A' && c <= 'F');
+}
+
+/* A JSON string of s with every address (0x and at least four hex digits,
+ * not inside a word) renamed "@N". */
+static void
+put_str_stable(struct out *o, struct stable *st, const char *s)
+{
+    /* "@N" (N up to 20 digits) replaces at least six bytes. */
+    char *copy = capffi__malloc(4 * strlen(s) + 1);
+    if (!copy) {
+        st->nomem = true;
+        put_str(o, s);
+        return;
+    }
+    char *w = copy;
+    for (const char *p = s; *p;) {
+        size_t k = 0;
+        bool word = p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        if (!word && p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+            while (is_hex((unsigned char)p[2 + k]))
+                k++;
+        if (k >= 4 && !isalnum((unsigned char)p[2 + k]) && p[2 + k] != '_') {
+            uint64_t v = strtoull(p + 2, NULL, 16);
+            size_t name = name_of(&st->addrs, &st->n_addrs, &st->cap_addrs,
+                                  &st->nomem, v);
+            w += sprintf(w, "@%zu", name);
+            p += 2 + k;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    put_str(o, copy);
+    capffi__free(copy);
+}
+
+/* A token id as JSON: 16 hex digits, or in stable form "tN" ("" for 0). */
+static void
+put_id(struct out *o, struct stable *st, uint64_t id)
+{
+    if (!st) {
+        putf(o, "\"%016" PRIx64 "\"", id);
+    } else if (!id) {
+        put(o, "\"\"", 2);
+    } else {
+        putf(o, "\"t%zu\"",
+             name_of(&st->ids, &st->n_ids, &st->cap_ids, &st->nomem, id));
+    }
+}
+
+/* One event as a JSON object; st: the stable form. */
+static void
+format_event(struct out *o, const capffi_event *ev, struct stable *st)
+{
+    if (st)
+        putf(o, "{\"seq\":%" PRIu64 ",\"op\":", ++st->lines);
+    else
+        putf(o, "{\"seq\":%" PRIu64 ",\"time_ns\":%" PRId64 ",\"op\":", ev->seq,
+             ev->time_ns);
+    put_str(o, capffi_op_name(ev->op));
+    putf(o, ",\"status\":");
+    put_str(o, capffi_err_name(ev->status));
+    putf(o, ",\"reason\":");
+    put_str(o, capffi_reason_name(ev->reason));
+    putf(o, ",\"token\":");
+    put_id(o, st, ev->token_id);
+    putf(o, ",\"parent\":");
+    put_id(o, st, ev->parent_id);
+    putf(o, ",\"label\":");
+    put_str(o, ev->label ? ev->label : "");
+    putf(o, ",\"rights\":%" PRIu32 ",\"target\":", ev->rights);
+    if (st)
+        put_str_stable(o, st, ev->target ? ev->target : "");
+    else
+        put_str(o, ev->target ? ev->target : "");
+    putf(o, ",\"detail\":");
+    if (st)
+        put_str_stable(o, st, ev->detail ? ev->detail : "");
+    else
+        put_str(o, ev->detail ? ev->detail : "");
+    putf(o, ",\"count\":%" PRIu64 "}", ev->count);
+}
+
 size_t
 capffi_audit_format_json(char *buf, size_t cap, const capffi_event *ev)
 {
@@ -842,23 +1049,7 @@ capffi_audit_format_json(char *buf, size_t cap, const capffi_event *ev)
             buf[0] = '\0';
         return 0;
     }
-    putf(&o, "{\"seq\":%" PRIu64 ",\"time_ns\":%" PRId64 ",\"op\":", ev->seq,
-         ev->time_ns);
-    put_str(&o, capffi_op_name(ev->op));
-    putf(&o, ",\"status\":");
-    put_str(&o, capffi_err_name(ev->status));
-    putf(&o, ",\"reason\":");
-    put_str(&o, capffi_reason_name(ev->reason));
-    putf(&o,
-         ",\"token\":\"%016" PRIx64 "\",\"parent\":\"%016" PRIx64
-         "\",\"label\":",
-         ev->token_id, ev->parent_id);
-    put_str(&o, ev->label ? ev->label : "");
-    putf(&o, ",\"rights\":%" PRIu32 ",\"target\":", ev->rights);
-    put_str(&o, ev->target ? ev->target : "");
-    putf(&o, ",\"detail\":");
-    put_str(&o, ev->detail ? ev->detail : "");
-    putf(&o, ",\"count\":%" PRIu64 "}", ev->count);
+    format_event(&o, ev, NULL);
     if (cap)
         buf[o.len < cap ? o.len : cap - 1] = '\0';
     return o.len;
@@ -866,19 +1057,26 @@ capffi_audit_format_json(char *buf, size_t cap, const capffi_event *ev)
 
 /* Write one line: the JSON object of ev and a newline. Lock held. */
 static int
-write_event(FILE *f, const capffi_event *ev)
+write_event(FILE *f, const capffi_event *ev, struct stable *st)
 {
     char small[1024];
-    size_t n = capffi_audit_format_json(small, sizeof small, ev);
+    uint64_t lines = st ? st->lines : 0;
+    struct out o = { small, sizeof small, 0 };
+    format_event(&o, ev, st);
     char *line = small;
-    if (n >= sizeof small) {
-        line = capffi__malloc(n + 1);
+    if (o.len >= sizeof small) {
+        line = capffi__malloc(o.len + 1);
         if (!line)
             return CAPFFI_ENOMEM;
-        capffi_audit_format_json(line, n + 1, ev);
+        if (st)
+            st->lines = lines; /* the same line, formatted again */
+        o = (struct out){ line, o.len + 1, 0 };
+        format_event(&o, ev, st);
     }
     int rc = CAPFFI_OK;
-    if (fwrite(line, 1, n, f) != n || fputc('\n', f) == EOF)
+    if (st && st->nomem)
+        rc = CAPFFI_ENOMEM;
+    else if (fwrite(line, 1, o.len, f) != o.len || fputc('\n', f) == EOF)
         rc = CAPFFI_EBUSY;
     if (line != small)
         capffi__free(line);
@@ -910,20 +1108,31 @@ write_summary(FILE *f, const struct capffi__audit *a)
 }
 
 int
-capffi_audit_write_jsonl(const capffi_ctx *ctx, FILE *f)
+capffi_audit_write_jsonl_where(const capffi_ctx *ctx, FILE *f,
+                               const capffi_audit_filter *filter,
+                               unsigned flags)
 {
     if (!ctx || !f)
         return capffi__fail((capffi_ctx *)ctx, CAPFFI_EINVAL, "%s is NULL",
                             ctx ? "f" : "ctx");
+    if (flags & ~CAPFFI_JSONL_STABLE)
+        return capffi__fail((capffi_ctx *)ctx, CAPFFI_EINVAL,
+                            "unknown flag bits 0x%x",
+                            flags & ~CAPFFI_JSONL_STABLE);
     struct capffi__audit *a = audit_of(ctx);
+    struct stable stable = { 0 };
+    struct stable *st = (flags & CAPFFI_JSONL_STABLE) ? &stable : NULL;
     int rc = CAPFFI_OK;
     pthread_mutex_lock(&a->lock);
     order_fresh(a);
     for (size_t i = 0; i < a->len && !rc; i++)
-        rc = write_event(f, &a->ring[a->order[i]].ev);
+        if (matches(&a->ring[a->order[i]].ev, filter))
+            rc = write_event(f, &a->ring[a->order[i]].ev, st);
     if (!rc && a->dropped)
         rc = write_summary(f, a);
     pthread_mutex_unlock(&a->lock);
+    capffi__free(stable.ids);
+    capffi__free(stable.addrs);
     if (!rc && fflush(f) != 0)
         rc = CAPFFI_EBUSY;
     if (rc)
@@ -931,6 +1140,12 @@ capffi_audit_write_jsonl(const capffi_ctx *ctx, FILE *f)
             (capffi_ctx *)ctx, rc, "writing the audit trail failed: %s",
             rc == CAPFFI_ENOMEM ? "out of memory" : strerror(errno));
     return CAPFFI_OK;
+}
+
+int
+capffi_audit_write_jsonl(const capffi_ctx *ctx, FILE *f)
+{
+    return capffi_audit_write_jsonl_where(ctx, f, NULL, 0);
 }
 
 const char *

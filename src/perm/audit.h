@@ -61,6 +61,7 @@ struct capffi__audit {
     size_t n_pending;      /* slots whose pending count is not 0 */
     int64_t window_ns;     /* the coalescing window: one second */
     atomic_bool listening; /* sink or recorder set: emit has work */
+    unsigned calls;        /* capffi_audit_calls (owner thread) */
 };
 
 CAPFFI__HIDDEN int capffi__audit_init(struct capffi__audit *a);
@@ -120,6 +121,9 @@ CAPFFI__HIDDEN int capffi__wrong_thread(capffi_ctx *ctx, capffi_op op,
  * thread may act for it (capffi__wrong_thread). fn names the function.
  */
 CAPFFI__HIDDEN int capffi__entry(capffi_ctx *ctx, capffi_op op, const char *fn);
+
+/* True when the in-memory recorder is on (capffi_audit_record). */
+CAPFFI__HIDDEN bool capffi__audit_recording(const capffi_ctx *ctx);
 
 /* True when an event would be delivered somewhere. */
 CAPFFI__HIDDEN bool capffi__audit_on(const capffi_ctx *ctx);
