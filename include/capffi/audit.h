@@ -35,6 +35,39 @@
  * `"\\x1b"` in the JSON). Labels need no escaping: they are printable
  * ASCII (capffi_token_new).
  *
+ * Targets: an event's target names what the operation was about, in one
+ * form per op, the same for its successes, refusals and failures:
+ *   token.new, token.attenuate, token.revoke   "" (the label and ids say
+ *                                              which token)
+ *   token.check, perm.query, perm.request,     the canonical path checked,
+ *   perm.revoke                                "" for none
+ *   lib.open                                   the library's canonical path
+ *                                              (a soname resolved as the
+ *                                              loader would); the name as
+ *                                              given when it resolves to no
+ *                                              file; "(process)" for NULL
+ *   lib.close                                  the canonical path
+ *   lib.bind                                   the symbol (capffi_lib_bind,
+ *                                              capffi_lib_static)
+ *   fn.call, job.submit, job.cancel            the function's symbol; the
+ *                                              code address for a
+ *                                              capffi_fn_from_ptr function
+ *   fn.from_ptr, ptr.from_addr                 the address
+ *   cb.new, cb.invoke, cb.close                the callback's signature as
+ *                                              written (the code address is
+ *                                              in the detail: "at 0x...")
+ *   ptr.of                                     "buffer of N bytes"
+ *   view.new                                   "ADDRESS+LENGTH" ("buffer
+ *                                              ADDRESS" for a buffer's view)
+ *   view.access                                "ADDRESS+LENGTH [OFFSET, +N)"
+ *   type.define                                the name defined
+ *   obj.leak                                   the class
+ *   buf.free, obj.free, ctx.poll               ""
+ * A call refused because it was made off the owner thread (reason "wrong
+ * thread") names the C function refused ("capffi_lib_open"), whatever the
+ * op. Addresses are written by %p ("0x7f..."), so CAPFFI_JSONL_STABLE can
+ * name them.
+ *
  * Thread safety: owner thread for the sink and the recorder's set-up; the
  * readers (count, get, write) may run on any thread. Events caused on other
  * threads (a revoke, a callback failing closed) are delivered on the thread
