@@ -50,6 +50,13 @@ static const luaL_Reg module_fns[] = {
     { NULL, NULL },
 };
 
+/* Added to capffi.audit (perm/audit.c) from the layers above it. */
+static const luaL_Reg audit_fns[] = {
+    { "fn", capffi_lua__fn_audit },
+    { "cb", capffi_lua__cb_audit },
+    { NULL, NULL },
+};
+
 /* Finalizer of a state holding a host's context: forget it, never free. */
 static int
 borrowed_gc(lua_State *L)
@@ -127,6 +134,9 @@ setup(lua_State *L, capffi_ctx *borrowed, const capffi_options *opts,
     lua_setfield(L, -2, "permissions");
     lua_pushvalue(L, -2);
     capffi_lua__audit_push(L);
+    /* The per-object audit switches belong to the layers that know the
+     * objects; they reach their state through the object. */
+    luaL_setfuncs(L, audit_fns, 0);
     lua_setfield(L, -2, "audit");
     lua_pushliteral(L, CAPFFI_VERSION_STRING);
     lua_setfield(L, -2, "version");

@@ -120,6 +120,13 @@ void capffi_lua__fn_init(lua_State *L);
  * with errno = true. */
 int capffi_lua__errno(lua_State *L);
 
+/* The `on` argument of capffi.audit.fn and .cb at idx: absent or nil is
+ * true, else a boolean (CAPFFI_ETYPE naming `what`). */
+bool capffi_lua__audit_on(lua_State *L, int idx, const char *what);
+
+/* capffi.audit.fn(f [, on]): audit every call of a bound function. */
+int capffi_lua__fn_audit(lua_State *L);
+
 /* The `struct` option of the table at idx (absent: a string). */
 enum capffi_lua__smode capffi_lua__opt_smode(lua_State *L, int idx,
                                              const char *what);

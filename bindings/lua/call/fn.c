@@ -488,6 +488,36 @@ token_fnptr(lua_State *L)
     return fn_from_ptr(L, t->st, &tok, 2, 3, 4);
 }
 
+/* The `on` argument of an audit switch at idx: absent or nil is true. */
+bool
+capffi_lua__audit_on(lua_State *L, int idx, const char *what)
+{
+    if (lua_isnoneornil(L, idx))
+        return true;
+    if (!lua_isboolean(L, idx))
+        capffi_lua__error(L, CAPFFI_ETYPE, "%s: expected a boolean, got %s",
+                          what, capffi_lua__typename(L, idx));
+    return lua_toboolean(L, idx);
+}
+
+/* capffi.audit.fn(f [, on]): a fn.call event for every call of the bound
+ * function f (capffi_fn_audit). */
+int
+capffi_lua__fn_audit(lua_State *L)
+{
+    const struct capffi_lua__fn *f = capffi_lua__fn_of(L, 1);
+    if (!f)
+        return capffi_lua__error(L, CAPFFI_ETYPE,
+                                 "audit.fn: expected a bound function, got %s",
+                                 capffi_lua__typename(L, 1));
+    bool on = capffi_lua__audit_on(L, 2, "audit.fn: on");
+    capffi_lua__ctx(L, f->st);
+    int rc = capffi_fn_audit(f->fn, on);
+    if (rc)
+        return capffi_lua__fail(L, f->st, rc, "audit.fn");
+    return 0;
+}
+
 int
 capffi_lua__errno(lua_State *L)
 {

@@ -512,6 +512,22 @@ cb_status(lua_State *L)
     return 1;
 }
 
+/* capffi.audit.cb(cb [, on]): a cb.invoke event for every invocation of
+ * cb whose result is stored (capffi_cb_audit). A closed callback is
+ * accepted: its invocations are refused, and audited as refusals. */
+int
+capffi_lua__cb_audit(lua_State *L)
+{
+    struct lcb *c =
+        capffi_lua__check_object(L, 1, CAPFFI_LUA_CALLBACK, "callback");
+    bool on = capffi_lua__audit_on(L, 2, "audit.cb: on");
+    capffi_lua__ctx(L, c->h.st);
+    int rc = capffi_cb_audit(c->h.cb, on);
+    if (rc)
+        return capffi_lua__fail(L, c->h.st, rc, "audit.cb");
+    return 0;
+}
+
 static int
 cb_tostring(lua_State *L)
 {

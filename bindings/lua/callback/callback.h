@@ -17,4 +17,7 @@ void capffi_lua__callback_init(lua_State *L);
 int capffi_lua__poll(lua_State *L);      /* capffi.poll */
 int capffi_lua__keepalive(lua_State *L); /* capffi.keepalive */
 
+/* capffi.audit.cb(cb [, on]): audit every invocation of a callback. */
+int capffi_lua__cb_audit(lua_State *L);
+
 #endif
