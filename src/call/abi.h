@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "capffi/value.h"
 #include "types/sig.h"
 
 #if defined(__x86_64__) && !defined(_WIN32) && !defined(__ILP32__)
@@ -71,7 +72,29 @@ CAPFFI__HIDDEN bool capffi__abi_plan(struct capffi__abi *plan,
  */
 CAPFFI__HIDDEN size_t capffi__abi_libffi_defect(const struct capffi__sig *sig);
 
+/*
+ * A call through a signature stub (abi.c, "signature stubs"): code called
+ * with the arguments a[ix[0..5]] in the integer registers and
+ * a[ix[6..13]] in the SSE registers, as many as the stub's shape has; the
+ * result's 8 register bytes returned.
+ */
+typedef uint64_t (*capffi__abi_stub)(void *code, const capffi_value *a,
+                                     const uint8_t *ix);
+
+struct capffi__abi_stub_plan {
+    capffi__abi_stub call; /* NULL: no stub fits */
+    uint8_t ix[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
+};
+
 #if CAPFFI__ABI_SYSV64
+/*
+ * Choose the stub for a scalar signature whose arguments a caller passes
+ * straight from capffi_value (no conversion, small integers range-checked,
+ * no bool): false (p->call NULL) when none fits.
+ */
+CAPFFI__HIDDEN bool capffi__abi_plan_stub(struct capffi__abi_stub_plan *p,
+                                          const struct capffi__sig *sig);
+
 /*
  * Call code as planned. av[i] points to argument i in its native
  * representation (a struct's bytes for a struct); it is only read. ret

@@ -136,6 +136,7 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
             capffi__vop_range(vop, &fn->ranged[k].off, &fn->ranged[k].span);
         }
     }
+    fn->nargs = (uint8_t)s->nargs;
     fn->ret_struct = s->ret->kind == CAPFFI__STRUCT;
     fn->ret_op = capffi__vop(s->ret->kind);
     fn->objs |= s->ret->kind == CAPFFI__TPTR;
@@ -147,6 +148,18 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     fn->obj_raw_ok = capffi__raw_ok(ctx, scope);
     if (!(flags & CAPFFI_FN_LIBFFI))
         capffi__abi_plan(&fn->abi, s);
+#if CAPFFI__ABI_SYSV64
+    /* The stub passes each value's 64 bits: small integers must be
+     * range-checked (so already extended) and bools are one byte. */
+    bool straight = fn->abi.shape && !fn->convert_args && !fn->ret_struct;
+    for (size_t i = 0; i < s->nargs && straight; i++) {
+        uint8_t vop = capffi__vop(s->args[i]->kind);
+        straight = vop != CAPFFI__V_BOOL &&
+                   !(capffi__vop_small(vop) && (flags & CAPFFI_FN_WRAP));
+    }
+    if (straight)
+        capffi__abi_plan_stub(&fn->stub, s);
+#endif
 #ifdef CAPFFI_LIBFFI_STRUCT_DEFECT
     size_t bad = fn->abi.shape ? 0 : capffi__abi_libffi_defect(s);
     if (bad) {
@@ -733,6 +746,9 @@ call_careful(capffi_fn *fn, const capffi_value *args, void **av,
     return rc;
 }
 
+static int call_planned(capffi_fn *fn, const capffi_value *args,
+                        capffi_value *ret, unsigned careful);
+
 int
 capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
 {
@@ -740,31 +756,51 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
                    : CAPFFI__REVOKED;
     if (CAPFFI__UNLIKELY(!fn || state != CAPFFI__LIVE))
         return dead(fn, state);
-    size_t n = fn->sig.nargs;
-    void *av[CAPFFI_MAX_ARGS];
-    void *slots[2 * CAPFFI_MAX_ARGS]; /* the second half: out slots' */
-    if (n) {
+    if (fn->nargs) {
         if (CAPFFI__UNLIKELY(!args))
             return failed(
                 fn, capffi__fail(fn->call.ctx, CAPFFI_EINVAL, "args is NULL"));
-        /* libffi reads arguments, never writes them. Small integers are
-         * passed from the value's low bytes once their range is checked. */
-        for (size_t i = 0; i < n; i++)
-            av[i] = (void *)(uintptr_t)&args[i];
         for (unsigned k = 0; k < fn->n_ranged; k++) {
             const capffi_value *v = &args[fn->ranged[k].arg];
             if (CAPFFI__UNLIKELY(v->u64 + fn->ranged[k].off >
                                  fn->ranged[k].span))
                 return failed(fn, out_of_range(fn, fn->ranged[k].arg, v));
         }
-        if (fn->convert_args) {
-            int rc = convert_args(fn, args, slots, av);
-            if (CAPFFI__UNLIKELY(rc))
-                return failed(fn, rc);
-        }
     }
-    if (CAPFFI__UNLIKELY(
-            atomic_load_explicit(&fn->careful, memory_order_relaxed)))
+    unsigned careful = atomic_load_explicit(&fn->careful, memory_order_relaxed);
+    if (CAPFFI__LIKELY(fn->stub.call != NULL) && CAPFFI__LIKELY(!careful)) {
+        /* A scalar signature: its stub loads the registers from args. */
+        uint64_t r = fn->stub.call(fn->call.code, args, fn->stub.ix);
+        if (ret)
+            capffi__value_load(ret, fn->ret_op, &r);
+        return CAPFFI_OK;
+    }
+    return call_planned(fn, args, ret, careful);
+}
+
+/*
+ * capffi_fn_call past its checks, for the signatures no stub fits and for
+ * careful calls: the arguments as an array of pointers, converted where
+ * they are handles, structs or instances, then the plan or libffi. Its own
+ * frame (the argument arrays) stays off the stub's path.
+ */
+static __attribute__((noinline)) int
+call_planned(capffi_fn *fn, const capffi_value *args, capffi_value *ret,
+             unsigned careful)
+{
+    size_t n = fn->sig.nargs;
+    void *av[CAPFFI_MAX_ARGS];
+    void *slots[2 * CAPFFI_MAX_ARGS]; /* the second half: out slots' */
+    /* libffi reads arguments, never writes them. Small integers are passed
+     * from the value's low bytes once their range is checked. */
+    for (size_t i = 0; i < n; i++)
+        av[i] = (void *)(uintptr_t)&args[i];
+    if (fn->convert_args) {
+        int rc = convert_args(fn, args, slots, av);
+        if (CAPFFI__UNLIKELY(rc))
+            return failed(fn, rc);
+    }
+    if (CAPFFI__UNLIKELY(careful))
         return call_careful(fn, args, av, ret);
     union rbuf r;
     invoke(fn, &r, av);

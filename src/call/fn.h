@@ -37,24 +37,16 @@ enum capffi__arg_op {
 struct capffi_fn {
     /* magic CAPFFI__FN_MAGIC; state: the library's, or own_state */
     struct capffi__callable call;
-    /* abi.c: the direct call, when shape != 0. Next to the head, so that a
-     * call reads one stretch of the struct. */
-    struct capffi__abi abi;
-    ffi_cif cif;
-    uint32_t flags;
-    bool big_struct_args; /* libffi rewrites avalue for these */
-    bool ret_struct;
-    bool convert_args; /* buffer, struct or function args */
-    bool buffer_args;  /* held for the call (H2) */
+    /* What every call reads, next to the head: the stub, the careful bits,
+     * how the result is loaded, the range checks. */
+    struct capffi__abi_stub_plan stub; /* abi.c: a scalar signature's stub,
+                                          or call NULL */
     /* CAPFFI__SLOW_* bits: the call takes call_careful. Atomic because
      * audit switches flip bits while other threads call; the relaxed load
      * is the plain load the call path made anyway. */
     atomic_uchar careful;
-    bool objs;             /* *NAME or out arguments, or a *NAME result */
-    bool obj_raw_ok;       /* instances it makes may hold raw pointers */
-    atomic_uchar raw_slow; /* CAPFFI__SLOW_* bits: call_raw's careful path */
-    uint8_t ret_op;        /* enum capffi__vop: the result into capffi_value */
-    uint8_t arg_op[CAPFFI_MAX_ARGS]; /* enum capffi__arg_op */
+    uint8_t ret_op; /* enum capffi__vop: the result into capffi_value */
+    uint8_t nargs;  /* sig.nargs */
     /*
      * The small-integer arguments, checked as one unsigned compare each:
      * value.u64 + off > span means out of range (for a signed N-bit type,
@@ -66,6 +58,19 @@ struct capffi_fn {
         uint8_t arg;
         uint64_t off, span;
     } ranged[CAPFFI_MAX_ARGS];
+    /* abi.c: the direct call, when shape != 0. Next to the head, so that a
+     * call reads one stretch of the struct. */
+    struct capffi__abi abi;
+    ffi_cif cif;
+    uint32_t flags;
+    bool big_struct_args; /* libffi rewrites avalue for these */
+    bool ret_struct;
+    bool convert_args;     /* buffer, struct or function args */
+    bool buffer_args;      /* held for the call (H2) */
+    bool objs;             /* *NAME or out arguments, or a *NAME result */
+    bool obj_raw_ok;       /* instances it makes may hold raw pointers */
+    atomic_uchar raw_slow; /* CAPFFI__SLOW_* bits: call_raw's careful path */
+    uint8_t arg_op[CAPFFI_MAX_ARGS]; /* enum capffi__arg_op */
     struct capffi__sig sig;
     const char *name;     /* the symbol (in sig's arena); NULL: from_ptr */
     void **dtors;         /* own ... by SYMBOL: per argument, then the result */
