@@ -505,12 +505,12 @@ capffi_lua__audit_on(lua_State *L, int idx, const char *what)
 int
 capffi_lua__fn_audit(lua_State *L)
 {
+    bool on = capffi_lua__audit_on(L, 2, "audit.fn: on");
     const struct capffi_lua__fn *f = capffi_lua__fn_of(L, 1);
     if (!f)
         return capffi_lua__error(L, CAPFFI_ETYPE,
                                  "audit.fn: expected a bound function, got %s",
                                  capffi_lua__typename(L, 1));
-    bool on = capffi_lua__audit_on(L, 2, "audit.fn: on");
     capffi_lua__ctx(L, f->st);
     int rc = capffi_fn_audit(f->fn, on);
     if (rc)

@@ -66,7 +66,7 @@ check_status(lua_State *L, int idx, const char *fn)
     if (strcmp(name, "ok") == 0)
         return CAPFFI_OK;
     const char *bare = strncmp(name, "CAPFFI_", 7) == 0 ? name + 7 : name;
-    for (int code = -1; code > CAPFFI__ERR_LAST; code--) {
+    for (int code = 0; code > CAPFFI__ERR_LAST; code--) {
         const char *known = capffi_err_name(code);
         if (strncmp(known, "CAPFFI_", 7) == 0 && strcmp(known + 7, bare) == 0)
             return code;
@@ -146,11 +146,12 @@ check_filter(lua_State *L, int idx, const char *fn, capffi_audit_filter *f)
 static const capffi_audit_filter *
 opt_filter(lua_State *L, int idx, const char *fn, capffi_audit_filter *f)
 {
-    lua_pushfstring(L, "%s: filter", fn);
-    bool given = capffi_lua__opt_table(L, idx, lua_tostring(L, -1));
-    lua_pop(L, 1);
-    if (!given)
+    if (lua_isnoneornil(L, idx))
         return NULL;
+    if (!lua_istable(L, idx))
+        capffi_lua__error(L, CAPFFI_ETYPE,
+                          "%s: filter: expected a table, got %s", fn,
+                          capffi_lua__typename(L, idx));
     check_filter(L, idx, fn, f);
     return f;
 }
@@ -162,6 +163,7 @@ audit_count(lua_State *L)
 {
     struct capffi_lua__state *st = capffi_lua__upstate(L);
     capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    lua_settop(L, 3); /* what a filter pushes goes above */
     capffi_audit_filter f = CAPFFI_AUDIT_FILTER_ALL;
     if (lua_istable(L, 1)) {
         if (!lua_isnoneornil(L, 2))
@@ -220,6 +222,7 @@ audit_events(lua_State *L)
 {
     struct capffi_lua__state *st = capffi_lua__upstate(L);
     capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    lua_settop(L, 1); /* what a filter pushes goes above */
     capffi_audit_filter f;
     const capffi_audit_filter *fp = opt_filter(L, 1, "audit.events", &f);
     capffi_audit_flush(ctx);
@@ -242,6 +245,7 @@ audit_jsonl(lua_State *L)
     static const char *const keys[] = { "stable", NULL };
     struct capffi_lua__state *st = capffi_lua__upstate(L);
     capffi_ctx *ctx = capffi_lua__ctx(L, st);
+    lua_settop(L, 2); /* what a filter pushes goes above */
     capffi_audit_filter f;
     const capffi_audit_filter *fp = opt_filter(L, 1, "audit.jsonl", &f);
     unsigned flags = 0;
