@@ -446,7 +446,8 @@ CAPFFI_API int capffi_audit_write_jsonl_where(const capffi_ctx *ctx, FILE *f,
  *   "returned" or the error's message. Calls from nonblocking jobs are
  *   audited on the worker thread that makes them.
  * - cb.invoke: CAPFFI_OK once the handler's result was stored, target the
- *   callback's code address; a refused or failed invocation writes its
+ *   callback's signature as written, detail "at " and its code address; a
+ *   refused or failed invocation writes its
  *   refusal event as it always does (coalesced: at most one per second per
  *   callback, with a count), and no success.
  * @param ctx  the context.
