@@ -182,6 +182,26 @@ audited(capffi_ctx *ctx, capffi_op op, int status)
     return n;
 }
 
+void
+events_match(capffi_ctx *ctx, uint64_t mark, unsigned flags, const char *file,
+             int line, ...)
+{
+    const char *pats[32];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, line);
+    for (const char *p; (p = va_arg(ap, const char *));) {
+        assert_true(n < sizeof pats / sizeof pats[0]);
+        pats[n++] = p;
+    }
+    va_end(ap);
+    char report[4096];
+    int rc = capffi_expect(ctx, mark, flags, pats, n, report, sizeof report);
+    if (rc)
+        fail_msg("%s:%d: capffi_expect: %s: %s\n%s", file, line,
+                 capffi_err_name(rc), capffi_ctx_errmsg(ctx), report);
+}
+
 capffi_cb_status
 cb_status(capffi_cb *cb)
 {

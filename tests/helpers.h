@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "capffi.h"
+#include "capffi/testing.h"
 
 /*
  * A scratch tree, made fresh for each test that asks for it:
@@ -62,6 +63,20 @@ bool value_same(char kind, const capffi_value *a, const capffi_value *b);
  * event counted as the refusals it stands for (its count).
  */
 size_t audited(capffi_ctx *ctx, capffi_op op, int status);
+/*
+ * Fail the test, with capffi_expect's report, unless the recorded events
+ * since mark match the patterns (capffi/testing.h) under flags
+ * (CAPFFI_EXPECT_ORDERED, CAPFFI_EXPECT_EXACT). assert_no_events: nothing
+ * was recorded since mark.
+ */
+#define assert_events(ctx, mark, flags, ...)                                   \
+    events_match((ctx), (mark), (flags), __FILE__, __LINE__, __VA_ARGS__,      \
+                 (const char *)NULL)
+#define assert_no_events(ctx, mark)                                            \
+    events_match((ctx), (mark), CAPFFI_EXPECT_EXACT, __FILE__, __LINE__,       \
+                 (const char *)NULL)
+void events_match(capffi_ctx *ctx, uint64_t mark, unsigned flags,
+                  const char *file, int line, ...);
 /* A callback's status, read and reset (capffi_cb_take_status must work). */
 capffi_cb_status cb_status(capffi_cb *cb);
 /* The code of an "(i32) -> i32" callback, as native code calls it. */

@@ -16,19 +16,6 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* The number of recorded events of op with status and exactly target. */
-static size_t
-events_for(capffi_ctx *ctx, capffi_op op, int status, const char *target)
-{
-    size_t n = 0;
-    capffi_event ev;
-    for (size_t i = 0; capffi_audit_get(&ev, ctx, i) == CAPFFI_OK; i++)
-        if (ev.op == op && ev.status == status &&
-            (!target || strcmp(ev.target, target) == 0))
-            n++;
-    return n;
-}
-
 /* ---- fixture: a context granting the fixture directory ------------------ */
 
 struct fx {
@@ -247,23 +234,20 @@ lib_bind_missing_symbol_is_audited(void **state)
     capffi_lib *lib;
     assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
     capffi_fn *fn = (capffi_fn *)&fn;
-    size_t before = capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND,
-                                       CAPFFI_ENOTFOUND, "fx_no_such_symbol");
-    assert_int_equal(before, 0);
+    uint64_t mark = capffi_audit_mark(f->ctx);
     assert_rc(capffi_lib_bind(&fn, lib, "fx_no_such_symbol", "() -> void", 0),
               CAPFFI_ENOTFOUND);
     assert_null(fn);
     assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "fx_no_such_symbol"));
-    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND,
-                                        CAPFFI_ENOTFOUND, "fx_no_such_symbol"),
-                     1);
+    assert_events(f->ctx, mark, CAPFFI_EXPECT_EXACT,
+                  "lib.bind ENOTFOUND fx_no_such_symbol");
     /* A static that does not exist, likewise. */
+    mark = capffi_audit_mark(f->ctx);
     capffi_value v;
     assert_rc(capffi_lib_static(&v, lib, "fx_no_such_static", "i32"),
               CAPFFI_ENOTFOUND);
-    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND,
-                                        CAPFFI_ENOTFOUND, "fx_no_such_static"),
-                     1);
+    assert_events(f->ctx, mark, CAPFFI_EXPECT_EXACT,
+                  "lib.bind ENOTFOUND fx_no_such_static");
     capffi_lib_close(lib);
 }
 
@@ -273,22 +257,18 @@ lib_bind_optional_missing_symbol_is_silent(void **state)
     struct fx *f = *state;
     capffi_lib *lib;
     assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
-    size_t all_before = capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND,
-                                           CAPFFI_AUDIT_ANY_STATUS, NULL);
+    uint64_t mark = capffi_audit_mark(f->ctx);
     capffi_fn *fn = (capffi_fn *)&fn;
     assert_rc(capffi_lib_bind(&fn, lib, "fx_optional_missing", "() -> void",
                               CAPFFI_FN_OPTIONAL),
               CAPFFI_ENOTFOUND);
     assert_null(fn);
-    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND,
-                                        CAPFFI_AUDIT_ANY_STATUS, NULL),
-                     all_before);
+    assert_no_events(f->ctx, mark);
     /* An optional symbol that exists binds, and that is audited. */
     assert_ok(
         capffi_lib_bind(&fn, lib, "fx_nop", "() -> void", CAPFFI_FN_OPTIONAL));
     assert_ok(capffi_fn_call(fn, NULL, NULL));
-    assert_int_equal(
-        capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND, 0, "fx_nop"), 1);
+    assert_events(f->ctx, mark, CAPFFI_EXPECT_EXACT, "lib.bind ok fx_nop");
     capffi_fn_free(fn);
     capffi_lib_close(lib);
 }
@@ -383,13 +363,13 @@ lib_symbol_gives_the_address_under_the_binding_rules(void **state)
     capffi_lib *lib;
     assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
     void *addr = (void *)&addr;
+    uint64_t mark = capffi_audit_mark(f->ctx);
     assert_ok(capffi_lib_symbol(&addr, lib, "fx_add_i32"));
+    assert_events(f->ctx, mark, CAPFFI_EXPECT_EXACT, "lib.bind ok fx_add_i32");
     void *h = dlopen(f->fixture, RTLD_NOW | RTLD_NOLOAD);
     assert_non_null(h);
     assert_ptr_equal(addr, dlsym(h, "fx_add_i32"));
     dlclose(h);
-    assert_int_equal(
-        capffi_audit_count(f->ctx, CAPFFI_OP_LIB_BIND, 0, "fx_add_i32"), 1);
 
     addr = (void *)&addr;
     assert_rc(capffi_lib_symbol(&addr, lib, "fixdep_secret"), CAPFFI_EPERM);
@@ -412,9 +392,11 @@ lib_close_then_use_is_closed(void **state)
     assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
     capffi_fn *fn;
     assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
+    uint64_t mark = capffi_audit_mark(f->ctx);
     capffi_lib_close(lib);
-    assert_int_equal(
-        capffi_audit_count(f->ctx, CAPFFI_OP_LIB_CLOSE, 0, f->fixture), 1);
+    char closed[PATH_MAX + 16];
+    snprintf(closed, sizeof closed, "lib.close ok %s", f->fixture);
+    assert_events(f->ctx, mark, CAPFFI_EXPECT_EXACT, closed);
 
     capffi_fn *late = (capffi_fn *)&late;
     assert_rc(capffi_lib_bind(&late, lib, "fx_add_i32", "(i32, i32) -> i32", 0),
@@ -431,10 +413,10 @@ lib_close_then_use_is_closed(void **state)
     assert_rc(capffi_fn_call_raw(fn, av, &ret), CAPFFI_ECLOSED);
 
     /* Closing again and closing NULL do nothing (no second audit event). */
+    mark = capffi_audit_mark(f->ctx);
     capffi_lib_close(lib);
     capffi_lib_close(NULL);
-    assert_int_equal(
-        capffi_audit_count(f->ctx, CAPFFI_OP_LIB_CLOSE, 0, f->fixture), 1);
+    assert_no_events(f->ctx, mark);
     add_i32(fn, 1, 2, &rc);
     assert_rc(rc, CAPFFI_ECLOSED);
     assert_string_equal(capffi_lib_path(lib), f->fixture);
@@ -575,10 +557,12 @@ lib_fn_from_ptr_needs_fnptr(void **state)
         CAPFFI_ESIG);
     assert_null(fn);
 
+    uint64_t mark = capffi_audit_mark(f->ctx);
     assert_ok(
         capffi_fn_from_ptr(&fn, f->ctx, &fnp, adder, "(i32, i32) -> i32", 0));
-    assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_FN_FROM_PTR, 0, NULL),
-                     1);
+    char made[64];
+    snprintf(made, sizeof made, "fn.from_ptr ok %p", adder);
+    assert_events(f->ctx, mark, CAPFFI_EXPECT_EXACT, made);
     int rc;
     assert_int_equal(add_i32(fn, 19, 23, &rc), 42);
     assert_ok(rc);
@@ -603,7 +587,7 @@ lib_successful_open_is_audited(void **state)
 {
     struct fx *f = *state;
     capffi_lib *lib;
-    assert_int_equal(events_for(f->ctx, CAPFFI_OP_LIB_OPEN, 0, NULL), 0);
+    uint64_t mark = capffi_audit_mark(f->ctx);
     assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
     capffi_lib_close(lib);
     /* Another spelling is audited under the canonical path. */
@@ -614,8 +598,11 @@ lib_successful_open_is_audited(void **state)
     assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, spelled, 0));
     assert_string_equal(capffi_lib_path(lib), f->fixture);
     capffi_lib_close(lib);
-    assert_int_equal(events_for(f->ctx, CAPFFI_OP_LIB_OPEN, 0, f->fixture), 2);
-    assert_int_equal(events_for(f->ctx, CAPFFI_OP_LIB_OPEN, 0, NULL), 2);
+    char opened[PATH_MAX + 16], closed[PATH_MAX + 16];
+    snprintf(opened, sizeof opened, "lib.open ok %s", f->fixture);
+    snprintf(closed, sizeof closed, "lib.close ok %s", f->fixture);
+    assert_events(f->ctx, mark, CAPFFI_EXPECT_ORDERED | CAPFFI_EXPECT_EXACT,
+                  opened, closed, opened, closed);
 
     capffi_event ev;
     bool seen = false;
@@ -634,18 +621,21 @@ lib_successful_open_is_audited(void **state)
     capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
     assert_ok(capffi_audit_record(ctx, 64));
     capffi_token t = mint(ctx, "all", 0);
+    mark = capffi_audit_mark(ctx);
     assert_ok(capffi_lib_open(&lib, ctx, &t, "libz.so.1", 0));
-    assert_int_equal(
-        events_for(ctx, CAPFFI_OP_LIB_OPEN, 0, capffi_lib_path(lib)), 1);
+    snprintf(opened, sizeof opened, "lib.open ok %s", capffi_lib_path(lib));
+    assert_events(ctx, mark, CAPFFI_EXPECT_EXACT, opened);
     capffi_lib_close(lib);
+    mark = capffi_audit_mark(ctx);
     assert_ok(capffi_lib_open(&lib, ctx, &t, NULL, 0));
-    assert_int_equal(events_for(ctx, CAPFFI_OP_LIB_OPEN, 0, NULL), 2);
+    assert_events(ctx, mark, CAPFFI_EXPECT_EXACT, "lib.open ok (process)");
     capffi_lib_close(lib);
-    /* A failure is audited with its status. */
+    /* A failure is audited with its status and the name as given. */
+    mark = capffi_audit_mark(ctx);
     assert_rc(capffi_lib_open(&lib, ctx, &t, "libcapffi-no-such-lib.so.9", 0),
               CAPFFI_ENOTFOUND);
-    assert_int_equal(
-        events_for(ctx, CAPFFI_OP_LIB_OPEN, CAPFFI_ENOTFOUND, NULL), 1);
+    assert_events(ctx, mark, CAPFFI_EXPECT_EXACT,
+                  "lib.open ENOTFOUND libcapffi-no-such-lib.so.9");
     capffi_ctx_free(ctx);
 }
 
