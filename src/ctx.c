@@ -122,3 +122,9 @@ capffi_audit_calls(capffi_ctx *ctx, unsigned what)
     capffi__cb_audit_all(ctx, what & CAPFFI_AUDIT_CB_INVOKES);
     return CAPFFI_OK;
 }
+
+unsigned
+capffi_audit_calls_get(const capffi_ctx *ctx)
+{
+    return ctx ? capffi__audit_of(ctx)->audit.calls : 0;
+}

@@ -460,6 +460,16 @@ CAPFFI_API int capffi_audit_write_jsonl_where(const capffi_ctx *ctx, FILE *f,
  */
 CAPFFI_API int capffi_audit_calls(capffi_ctx *ctx, unsigned what);
 
+/**
+ * What capffi_audit_calls last turned on: so that a part of a program
+ * (an embedded script's binding) can add to the host's setting and later
+ * take back only what it added.
+ * @param ctx the context (NULL: 0).
+ * @return CAPFFI_AUDIT_FN_CALLS, CAPFFI_AUDIT_CB_INVOKES, both, or 0.
+ * Thread safety: owner thread.
+ */
+CAPFFI_API unsigned capffi_audit_calls_get(const capffi_ctx *ctx);
+
 /** The text of an op ("token.check"), "?" for unknown values. */
 CAPFFI_API const char *capffi_op_name(capffi_op op);
 

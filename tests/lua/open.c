@@ -85,6 +85,21 @@ main(void)
     check(capffi_audit_count(ctx, CAPFFI_OP_LIB_BIND, CAPFFI_OK, NULL) == 1,
           "the module's events are in the host's context");
 
+    /* A script adds to the host's call audit, never takes it away. */
+    check(capffi_audit_calls(ctx, CAPFFI_AUDIT_FN_CALLS) == CAPFFI_OK,
+          "the host audits calls");
+    run(L, "ffi.audit.calls(false)", buf, sizeof buf);
+    check(capffi_audit_calls_get(ctx) == CAPFFI_AUDIT_FN_CALLS,
+          "a script cannot switch the host's call audit off");
+    run(L, "ffi.audit.calls('invokes')", buf, sizeof buf);
+    check(capffi_audit_calls_get(ctx) ==
+              (CAPFFI_AUDIT_FN_CALLS | CAPFFI_AUDIT_CB_INVOKES),
+          "a script adds invocations to it");
+    run(L, "ffi.audit.calls(false)", buf, sizeof buf);
+    check(capffi_audit_calls_get(ctx) == CAPFFI_AUDIT_FN_CALLS,
+          "and takes back only what it added");
+    check(capffi_audit_calls(ctx, 0) == CAPFFI_OK, "the host stops it");
+
     check(capffi_lua_open(L, ctx, NULL) == CAPFFI_OK, "again: the same");
     lua_pushinteger(L, 7);
     check(capffi_lua_open(L, other, NULL) == CAPFFI_EBUSY,

@@ -352,9 +352,13 @@ audit_calls(lua_State *L)
                                  "got %s",
                                  capffi_lua__typename(L, 1));
     }
-    int rc = capffi_audit_calls(ctx, what);
+    /* A script adds to what the host audits and takes back only what it
+     * added: a host's call audit cannot be switched off from Lua. */
+    unsigned host = capffi_audit_calls_get(ctx) & ~st->audit_calls_added;
+    int rc = capffi_audit_calls(ctx, host | what);
     if (rc)
         return capffi_lua__fail(L, st, rc, "audit.calls");
+    st->audit_calls_added = what & ~host;
     return 0;
 }
 
