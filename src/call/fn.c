@@ -424,6 +424,8 @@ dead(const capffi_fn *fn, int state)
 static __attribute__((noinline)) void
 audit_call(const capffi_fn *fn, int rc)
 {
+    if (!capffi__audit_on(fn->call.ctx))
+        return; /* nobody listens: nothing to build */
     char addr[32];
     struct capffi__who who = capffi__token_who(fn->tok);
     capffi__audit_emit(fn->call.ctx, CAPFFI_OP_FN_CALL, rc,

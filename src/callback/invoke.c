@@ -250,8 +250,10 @@ static __attribute__((noinline)) void
 run_slow(capffi_cb *cb, void *ret, capffi_value *vals)
 {
     bool ok = cb->obj_args ? run_objs(cb, ret, vals) : handle(cb, ret, vals);
-    if (ok && (atomic_load_explicit(&cb->slow, memory_order_relaxed) &
-               CAPFFI__SLOW_AUDITED)) {
+    if (ok &&
+        (atomic_load_explicit(&cb->slow, memory_order_relaxed) &
+         CAPFFI__SLOW_AUDITED) &&
+        capffi__audit_on(cb->call.ctx)) {
         struct capffi__who who = capffi__token_who(cb->tok);
         capffi__audit_emit(cb->call.ctx, CAPFFI_OP_CB_INVOKE, CAPFFI_OK,
                            CAPFFI_REASON_NONE, &who, CAPFFI_RIGHT_CALLBACK,
