@@ -2,20 +2,35 @@
  * bench_lua.c - what a native call from Lua costs through capffi, next to
  * a plain Lua C function doing the same work.
  *
- * Two fixture functions (tests/fixtures/fixture.h), bound through the Lua
+ * Fixture functions (tests/fixtures/fixture.h), bound through the Lua
  * binding exactly as a script binds them:
  *
  *   fx_nop      () -> void
  *   fx_add_i32  (i32, i32) -> i32
+ *   fx_mixed6   (i32, f64, i64, f32, u8, f64) -> f64
+ *   fx_pair_sum ({ a: i32, b: i32 }) -> i32, given an 8-byte string
  *
  * For each, per call from a Lua loop, in nanoseconds:
  *
- *   1. a Lua function doing the work (`function() end`, `a + b`);
+ *   1. a Lua function doing the work (`function() end`, `a + b`, ...);
  *   2. a plain Lua C function doing the same work (lua_CFunction: nothing;
- *      two luaL_checkinteger and a lua_pushinteger of the 32-bit sum),
- *      the baseline the ratio is taken against;
+ *      a luaL_check* per argument and a lua_push* of the result computed
+ *      as C computes it), the baseline the ratio is taken against;
  *   3. the capffi function: argument count, conversion and range checks,
  *      capffi_fn_call, the result pushed.
+ *
+ * And a callback round trip, (i32, i32) -> i32: the handler
+ * `function(a, b) return a + b end` reached from Lua through native code.
+ *
+ *   1. a Lua function calling the handler;
+ *   2. a plain Lua C function that checks its two integers and calls the
+ *      handler with lua_pcall (a C function reached from native code must
+ *      not let a Lua error unwind through it: what any C bridge from
+ *      native code to Lua does), then checks and pushes its result: the
+ *      baseline;
+ *   3. capffi: tok:callback("(i32, i32) -> i32", handler), called through
+ *      tok:fnptr(cb:pointer(), "(i32, i32) -> i32"): a bound function
+ *      call, capffi's callback entry, the handler, and back.
  *
  * A sample times one Lua loop of `iters` calls (clock_gettime around
  * lua_call) and divides by `iters`. The three variants of a signature are
@@ -74,15 +89,84 @@ plain_add(lua_State *L)
     return 1;
 }
 
+static int
+plain_mixed6(lua_State *L)
+{
+    int32_t a = (int32_t)luaL_checkinteger(L, 1);
+    double b = luaL_checknumber(L, 2);
+    int64_t c = luaL_checkinteger(L, 3);
+    float d = (float)luaL_checknumber(L, 4);
+    uint8_t e = (uint8_t)luaL_checkinteger(L, 5);
+    double f = luaL_checknumber(L, 6);
+    lua_pushnumber(L, (double)a + b + (double)c + (double)d + (double)e + f);
+    return 1;
+}
+
+static int
+plain_pair_sum(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int32_t p[2];
+    if (len != sizeof p)
+        return luaL_error(L, "expected %d bytes", (int)sizeof p);
+    memcpy(p, s, sizeof p);
+    lua_pushinteger(L, (int32_t)(p[0] + p[1]));
+    return 1;
+}
+
+/* The handler (upvalue 1) called with two integers, protected. */
+static int
+plain_cb(lua_State *L)
+{
+    lua_Integer a = luaL_checkinteger(L, 1), b = luaL_checkinteger(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushinteger(L, a);
+    lua_pushinteger(L, b);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+        return lua_error(L);
+    int isnum;
+    lua_Integer r = lua_tointegerx(L, -1, &isnum);
+    if (!isnum)
+        return luaL_error(L, "the handler returned no integer");
+    lua_pushinteger(L, (int32_t)r);
+    return 1;
+}
+
+/* plain_cb closed over the handler given. */
+static int
+make_plain_cb(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushcclosure(L, plain_cb, 1);
+    return 1;
+}
+
 /* The Lua side: the functions to time and the loops that call them. */
 static const char setup_lua[] =
-    "local capffi, plain_nop, plain_add, fixture = ...\n"
+    "local capffi, plain_nop, plain_add, plain_mixed6, plain_pair_sum,\n"
+    "      make_plain_cb, fixture = ...\n"
     "local tok = capffi.token{ label = 'bench', paths = { fixture } }\n"
     "local fx = tok:dlopen(fixture, {\n"
     "  fx_nop = '() -> void',\n"
     "  fx_add_i32 = '(i32, i32) -> i32',\n"
+    "  fx_mixed6 = '(i32, f64, i64, f32, u8, f64) -> f64',\n"
+    "  fx_pair_sum = '({ a: i32, b: i32 }) -> i32',\n"
     "})\n"
     "assert(fx.fx_add_i32(40, 2) == 42 and plain_add(40, 2) == 42)\n"
+    "local function mixed6(a, b, c, d, e, f) return a + b + c + d + e + f end\n"
+    "assert(fx.fx_mixed6(1, 0.5, 3, 0.25, 5, 2) == 11.75)\n"
+    "assert(plain_mixed6(1, 0.5, 3, 0.25, 5, 2) == 11.75)\n"
+    "local pair = string.pack('<i4i4', 40, 2)\n"
+    "local function pair_sum(s)\n"
+    "  local a, b = string.unpack('<i4i4', s) return a + b\n"
+    "end\n"
+    "assert(fx.fx_pair_sum(pair) == 42 and plain_pair_sum(pair) == 42)\n"
+    "local function handler(a, b) return a + b end\n"
+    "local cb = tok:callback('(i32, i32) -> i32', handler)\n"
+    "local roundtrip = tok:fnptr(cb:pointer(), '(i32, i32) -> i32')\n"
+    "local plain_rt = make_plain_cb(handler)\n"
+    "assert(roundtrip(40, 2) == 42 and plain_rt(40, 2) == 42)\n"
     "assert(select('#', fx.fx_nop()) == 0)\n"
     "local function loop0(f, n) for _ = 1, n do f() end end\n"
     "local nop = fx.fx_nop\n"
@@ -102,6 +186,10 @@ static const char setup_lua[] =
     "end\n"
     "rt_async(1); drain(10)\n"
     "local function loop2(f, n) for i = 1, n do f(i, 7) end end\n"
+    "local function loop6(f, n)\n"
+    "  for i = 1, n do f(i, 0.5, 3, 0.25, 5, 2) end\n"
+    "end\n"
+    "local function loop_pair(f, n) for _ = 1, n do f(pair) end end\n"
     "return {\n"
     "  async = { rt_async = rt_async, rt_sync = rt_sync, drain = drain },\n"
     "  { name = 'fx_nop () -> void', loop = loop0,\n"
@@ -109,6 +197,13 @@ static const char setup_lua[] =
     "  { name = 'fx_add_i32 (i32, i32) -> i32', loop = loop2,\n"
     "    fns = { function(a, b) return a + b end, plain_add,\n"
     "            fx.fx_add_i32 } },\n"
+    "  { name = 'fx_mixed6 (6 mixed) -> f64', loop = loop6,\n"
+    "    fns = { mixed6, plain_mixed6, fx.fx_mixed6 } },\n"
+    "  { name = 'fx_pair_sum ({i32,i32}) -> i32', loop = loop_pair,\n"
+    "    fns = { pair_sum, plain_pair_sum, fx.fx_pair_sum } },\n"
+    "  { name = 'callback (i32, i32) -> i32', loop = loop2,\n"
+    "    fns = { function(a, b) return handler(a, b) end, plain_rt,\n"
+    "            roundtrip } },\n"
     "}\n";
 
 static int
@@ -225,15 +320,18 @@ run(lua_State *L)
     lua_pushvalue(L, module);
     lua_pushcfunction(L, plain_nop);
     lua_pushcfunction(L, plain_add);
+    lua_pushcfunction(L, plain_mixed6);
+    lua_pushcfunction(L, plain_pair_sum);
+    lua_pushcfunction(L, make_plain_cb);
     lua_pushstring(L, fixture);
-    lua_call(L, 4, 1);
+    lua_call(L, 7, 1);
     int cases = lua_gettop(L);
     int ncases = (int)luaL_len(L, cases);
 
     printf("bench_lua: calls from %s through capffi %s; %d samples of %ld "
            "calls\n",
            LUA_RELEASE, capffi_version(), samples, iters);
-    printf("%-30s %14s %14s %14s %9s\n", "ns per call (median / min)",
+    printf("%-32s %14s %14s %14s %9s\n", "ns per call (median / min)",
            "Lua function", "Lua C function", "capffi", "capffi/C");
     for (int c = 1; c <= ncases; c++) {
         double t[VARIANTS][MAX_SAMPLES];
@@ -246,7 +344,7 @@ run(lua_State *L)
             }
         lua_geti(L, cases, c);
         lua_getfield(L, -1, "name");
-        printf("%-30s", lua_tostring(L, -1));
+        printf("%-32s", lua_tostring(L, -1));
         lua_pop(L, 2);
         for (int v = 0; v < VARIANTS; v++)
             printf(" %6.1f / %5.1f", median(t[v], samples),
