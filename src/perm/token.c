@@ -1,115 +1,499 @@
 /*
  * token.c - minting, attenuating, verifying and revoking tokens.
  *
- * Threats answered here (THREATS.md): T1 (ids and tags are random; the tag
- * is compared in constant time, so guessing needs 2^128 tries), T2 (the
- * MAC covers the context's serial and instance; lookups are per context),
- * T3 (revoked entries stay in the table and answer EREVOKED; expiry and use
- * limits), T4 (children are checked as subsets and linked under their
- * parent, which cascades revocation), T6 (tags never reach a message or an
- * event), T7 (check, attach and revoke serialise on the token lock).
+ * Threats answered here (THREATS.md): T1 (a tag is a 128-bit MAC of the
+ * id under a per-context secret, compared in constant time, so guessing
+ * needs 2^128 tries), T2 (the MAC covers the context's serial and
+ * instance under that context's own secret; the table is per context),
+ * T3 (revoked tokens answer EREVOKED while their slot waits for reuse and,
+ * through the MAC of their id, after it; ids never repeat in a context;
+ * expiry and use limits), T4 (children are checked as subsets and linked
+ * under their parent, which cascades revocation), T6 (tags never reach a
+ * message or an event), T7 (attach and revoke serialise on the token lock;
+ * a check reads the revoked flag with acquire, so no check starts after a
+ * revocation returned).
+ *
+ * The id. A token's id is its slot (bits 0-23), the slot's generation
+ * (bits 24-43, from 1) and the epoch of its tag's key (bits 44-63), so a
+ * check is a direct index and a compare of the id and the tag, with no
+ * hash walk. A slot is reused with the next generation and retired when
+ * its generation is used up, so an id is never handed out twice by one
+ * context.
+ *
+ * Secrets. The master secret lives in guarded memory, no-access at rest.
+ * Tags are keyed by a per-epoch key derived from it (an epoch is
+ * EPOCH_MINTS mints); the current epoch's keyed MAC state lives in guarded
+ * memory that stays readable, so minting makes no system call. The
+ * master is opened only to start an epoch and to recognise a token whose
+ * slot was reused since (SECURITY.md: "Token secrets").
  */
 #include "perm/token.h"
 
 #include <inttypes.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "perm/perm.h"
 
-/* ---- process-wide registry: tells "foreign" from "forged" ------------- */
+/* ---- the id ----------------------------------------------------------- */
+
+#define SLOT_BITS 24
+#define GEN_BITS 20
+#define EPOCH_BITS 20
+#define SLOT_LIMIT (UINT32_C(1) << SLOT_BITS)
+#define GEN_MAX ((UINT32_C(1) << GEN_BITS) - 1)
+#define EPOCH_MASK ((UINT32_C(1) << EPOCH_BITS) - 1)
+
+/* Mints per epoch: the master is opened once per EPOCH_MINTS mints. */
+#define EPOCH_MINTS 1024
+
+/* The first chunk of slots has 2^CHUNK0_BITS entries, each next twice as
+ * many: CAPFFI__TOK_CHUNKS chunks hold more than SLOT_LIMIT slots. */
+#define CHUNK0_BITS 6
+#define CHUNK0 (UINT64_C(1) << CHUNK0_BITS)
+
+/* Entry flags (struct capffi__tok.flags), written under tok_lock. */
+#define TOK_PINNED 0x01u /* something was attached: never reused */
+#define TOK_QUEUED 0x02u /* waiting in the free queue */
+
+static uint32_t
+id_slot(uint64_t id)
+{
+    return (uint32_t)(id & (SLOT_LIMIT - 1));
+}
+
+static uint32_t
+id_gen(uint64_t id)
+{
+    return (uint32_t)(id >> SLOT_BITS) & GEN_MAX;
+}
+
+static uint32_t
+id_epoch(uint64_t id)
+{
+    return (uint32_t)(id >> (SLOT_BITS + GEN_BITS)) & EPOCH_MASK;
+}
+
+static uint64_t
+id_make(uint32_t slot, uint32_t gen, uint32_t epoch)
+{
+    return (uint64_t)slot | (uint64_t)gen << SLOT_BITS |
+           (uint64_t)epoch << (SLOT_BITS + GEN_BITS);
+}
+
+/* The entry of slot s (s < n_slots). Chunk k holds CHUNK0 << k entries. */
+static struct capffi__tok *
+slot_entry(const struct capffi__ctx_tok *c, uint32_t s)
+{
+    uint64_t v = (uint64_t)s + CHUNK0;
+    unsigned k = (unsigned)(63 - __builtin_clzll(v)) - CHUNK0_BITS;
+    return &c->chunk[k][v - (CHUNK0 << k)];
+}
+
+/* Slot number plus one of an entry (links are stored that way). */
+static uint32_t
+link_of(const struct capffi__tok *t)
+{
+    return id_slot(t->id) + 1;
+}
+
+/* ---- secrets ---------------------------------------------------------- */
 
 /*
- * Every live token of every context, keyed by id. Consulted only when a
- * token fails to verify in a context, to say whether it is a genuine token
- * of another live context (reason FOREIGN) or not (FORGED). Foreign tokens
- * are still refused: the registry never makes anything succeed.
+ * The keyed MAC state of epoch e: BLAKE2b keyed with a key derived from
+ * the master secret, the context's serial and instance and e. The master
+ * is readable only for the length of the derivation. Caller holds
+ * tok_lock (the master's protection is shared state).
  */
-struct reg_entry {
-    uint64_t id;
-    uint64_t serial;
-    uint8_t tag[16];
-    struct reg_entry *next_same_id;
+static void
+epoch_state(struct capffi__ctx_tok *c, uint32_t e, crypto_generichash_state *st)
+{
+    struct {
+        char domain[16];
+        uint64_t serial;
+        uint8_t instance[16];
+        uint32_t epoch;
+    } in;
+    unsigned char key[crypto_generichash_KEYBYTES];
+    memset(&in, 0, sizeof in);
+    memcpy(in.domain, "capffi.token.ep", 15);
+    in.serial = c->serial;
+    memcpy(in.instance, c->instance, sizeof in.instance);
+    in.epoch = e;
+    sodium_mprotect_readonly(c->secret);
+    crypto_generichash(key, sizeof key, (const unsigned char *)&in, sizeof in,
+                       c->secret, crypto_generichash_KEYBYTES);
+    sodium_mprotect_noaccess(c->secret);
+    crypto_generichash_init(st, key, sizeof key, 16);
+    sodium_memzero(key, sizeof key);
+}
+
+/*
+ * The tag of id: the MAC, under its epoch's key, of the context's serial
+ * and instance and the id. Caller holds tok_lock. Only the id is covered:
+ * the token's rights, scope, limits and parent live in this context's
+ * table, found by the id, and a token whose entry is gone must still be
+ * recognised as one this context minted.
+ */
+static void
+tag_of(struct capffi__ctx_tok *c, uint64_t id, uint8_t out[16])
+{
+    crypto_generichash_state st;
+    struct {
+        char domain[16];
+        uint64_t serial;
+        uint8_t instance[16];
+        uint64_t id;
+    } in;
+    memset(&in, 0, sizeof in);
+    memcpy(in.domain, "capffi.token.v2", 15);
+    in.serial = c->serial;
+    memcpy(in.instance, c->instance, sizeof in.instance);
+    in.id = id;
+    if (id_epoch(id) == c->epoch)
+        memcpy(&st, c->epoch_key, sizeof st);
+    else
+        epoch_state(c, id_epoch(id), &st);
+    crypto_generichash_update(&st, (const unsigned char *)&in, sizeof in);
+    crypto_generichash_final(&st, out, 16);
+    sodium_memzero(&st, sizeof st);
+}
+
+/* Start epoch e: its MAC state replaces the last one. Caller holds
+ * tok_lock. */
+static void
+epoch_start(struct capffi__ctx_tok *c, uint32_t e)
+{
+    crypto_generichash_state st;
+    epoch_state(c, e, &st);
+    memcpy(c->epoch_key, &st, sizeof st);
+    sodium_memzero(&st, sizeof st);
+    c->epoch = e;
+    c->epoch_left = EPOCH_MINTS;
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+/*
+ * 0 when the 16 bytes at a and b are equal, else 1, in time independent
+ * of where they differ: two 64-bit XORs folded with OR, no early exit
+ * (as crypto_verify_16, but inlined into the check).
+ */
+static int
+tag_differs(const uint8_t *a, const uint8_t *b)
+{
+    uint64_t a0, a1, b0, b1;
+    memcpy(&a0, a, 8);
+    memcpy(&a1, a + 8, 8);
+    memcpy(&b0, b, 8);
+    memcpy(&b1, b + 8, 8);
+    uint64_t d = (a0 ^ b0) | (a1 ^ b1);
+    return (int)((d | (0 - d)) >> 63);
+}
+
+/*
+ * The entry of a presented token: its slot's entry when the id is that
+ * entry's (this generation) and the tag matches, in constant time in the
+ * tag; the id is not secret. NULL otherwise. The owner thread calls this
+ * without tok_lock (it is the only writer of the table); other threads
+ * hold it.
+ */
+static struct capffi__tok *
+lookup(const struct capffi__ctx_tok *c, const capffi_token *tok)
+{
+    static const uint8_t dummy[16];
+    uint32_t s = id_slot(tok->id);
+    struct capffi__tok *t = s < c->n_slots ? slot_entry(c, s) : NULL;
+    if (t && t->id != tok->id)
+        t = NULL;
+    /* Compare against a dummy when the id is unknown, so the time taken
+     * does not depend on how many tag bytes match either way. */
+    int differs = tag_differs(t ? t->tag : dummy, tok->tag);
+    return t && !differs ? t : NULL;
+}
+
+/*
+ * Is tok a token this context minted into a slot that has since been
+ * reused (so it was revoked)? Its generation is older than the slot's and
+ * its tag is the MAC of its id. Caller holds tok_lock.
+ */
+static bool
+minted_before(struct capffi__ctx_tok *c, const capffi_token *tok)
+{
+    uint32_t s = id_slot(tok->id), g = id_gen(tok->id);
+    if (s >= c->n_slots || g == 0 || g >= id_gen(slot_entry(c, s)->id))
+        return false;
+    uint8_t want[16];
+    tag_of(c, tok->id, want);
+    bool same = crypto_verify_16(want, tok->tag) == 0;
+    sodium_memzero(want, sizeof want);
+    return same;
+}
+
+/* Was tok minted here into a slot reused since? Takes tok_lock. */
+static bool
+reused_token(capffi_ctx *ctx, const capffi_token *tok)
+{
+    struct capffi__ctx_tok *c = capffi__tok_of(ctx);
+    pthread_mutex_lock(&c->tok_lock);
+    bool was = minted_before(c, tok);
+    pthread_mutex_unlock(&c->tok_lock);
+    return was;
+}
+
+/* ---- labels and scopes ------------------------------------------------ */
+
+/* An interned label; tokens point at s. Owner thread. */
+struct capffi__label {
+    unsigned refs;
     UT_hash_handle hh;
+    char s[];
 };
 
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct reg_entry *registry;
-
-static int
-reg_add(uint64_t id, uint64_t serial, const uint8_t tag[16])
+static const char *
+label_intern(struct capffi__ctx_tok *c, const char *label)
 {
-    struct reg_entry *r = capffi__calloc(1, sizeof *r);
-    if (!r)
-        return CAPFFI_ENOMEM;
-    r->id = id;
-    r->serial = serial;
-    memcpy(r->tag, tag, 16);
-    pthread_mutex_lock(&reg_lock);
-    struct reg_entry *head;
-    HASH_FIND(hh, registry, &id, sizeof id, head);
-    if (head) {
-        /* Same id in another context: chain it behind the first. */
-        r->next_same_id = head->next_same_id;
-        head->next_same_id = r;
-    } else {
-        HASH_ADD(hh, registry, id, sizeof r->id, r);
-        if (!r->hh.tbl) {
-            pthread_mutex_unlock(&reg_lock);
-            capffi__free(r);
-            return CAPFFI_ENOMEM;
-        }
+    size_t n = strlen(label);
+    struct capffi__label *l;
+    HASH_FIND(hh, c->labels, label, n, l);
+    if (l) {
+        l->refs++;
+        return l->s;
     }
-    pthread_mutex_unlock(&reg_lock);
-    return CAPFFI_OK;
+    l = capffi__malloc(sizeof *l + n + 1);
+    if (!l)
+        return NULL;
+    memset(l, 0, sizeof *l);
+    l->refs = 1;
+    memcpy(l->s, label, n + 1);
+    HASH_ADD_KEYPTR(hh, c->labels, l->s, n, l);
+    if (!l->hh.tbl) {
+        capffi__free(l);
+        return NULL;
+    }
+    return l->s;
 }
 
 static void
-reg_remove(uint64_t id, uint64_t serial)
+label_release(struct capffi__ctx_tok *c, const char *label)
+{
+    if (!label)
+        return;
+    struct capffi__label *l =
+        (struct capffi__label *)(uintptr_t)(label -
+                                            offsetof(struct capffi__label, s));
+    if (--l->refs == 0) {
+        HASH_DEL(c->labels, l);
+        capffi__free(l);
+    }
+}
+
+static void
+scope_release(struct capffi__tscope *sc)
+{
+    if (sc && --sc->refs == 0) {
+        capffi__grants_release(&sc->g);
+        capffi__free(sc);
+    }
+}
+
+/* A scope holding g (taken over, released on failure); NULL: no memory. */
+static struct capffi__tscope *
+scope_wrap(struct capffi__grants *g)
+{
+    struct capffi__tscope *sc = capffi__malloc(sizeof *sc);
+    if (!sc) {
+        capffi__grants_release(g);
+        return NULL;
+    }
+    sc->refs = 1;
+    sc->g = *g;
+    return sc;
+}
+
+static bool
+fid_same(const struct capffi__fid *a, const struct capffi__fid *b)
+{
+    return a->dev == b->dev && a->ino == b->ino;
+}
+
+/* Same entries in the same order (what a judgement reads of them). */
+static bool
+sets_same(const struct capffi__pathset *a, const struct capffi__pathset *b)
+{
+    if (a == b)
+        return true;
+    if (!a || !b || a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct capffi__pathent *x = &a->ent[i], *y = &b->ent[i];
+        if (!fid_same(&x->id, &y->id) || x->dir != y->dir ||
+            x->special != y->special || x->n_anc != y->n_anc ||
+            strcmp(x->canon, y->canon) != 0)
+            return false;
+        for (size_t k = 0; k < x->n_anc; k++)
+            if (!fid_same(&x->anc[k], &y->anc[k]))
+                return false;
+    }
+    return true;
+}
+
+/*
+ * The scope of a token minted from the context's grants as they are now:
+ * the last snapshot when the grants have not changed since (the deny list
+ * is shared, not copied, so the same list), else a new snapshot, which
+ * becomes the last. The caller owns one reference. Owner thread.
+ */
+static struct capffi__tscope *
+context_scope(capffi_ctx *ctx)
+{
+    struct capffi__ctx_tok *c = capffi__tok_of(ctx);
+    const struct capffi__grants *g = &capffi__perm_of(ctx)->perm.g;
+    struct capffi__tscope *s = c->snap;
+    if (s && s->g.all == g->all && s->g.deny == g->deny &&
+        sets_same(s->g.allow, g->allow) &&
+        sets_same(s->g.withdrawn, g->withdrawn)) {
+        s->refs++;
+        return s;
+    }
+    struct capffi__grants copy;
+    if (capffi__grants_snapshot(&copy, g))
+        return NULL;
+    s = scope_wrap(&copy);
+    if (!s)
+        return NULL;
+    s->refs++;
+    scope_release(c->snap);
+    c->snap = s;
+    return s;
+}
+
+/* ---- slots ------------------------------------------------------------ */
+
+/*
+ * Queue t for reuse when nothing refers to it any more: revoked, never
+ * attached to (resources, and objects made through them, keep pointers to
+ * its revoked flag), no child left in the table (children point at their
+ * parent), and a generation left. Caller holds tok_lock. The entry keeps
+ * answering for its token, as revoked, until the slot is taken.
+ */
+static void
+maybe_queue(struct capffi__ctx_tok *c, struct capffi__tok *t)
+{
+    if (!atomic_load_explicit(&t->revoked, memory_order_relaxed) ||
+        (t->flags & (TOK_PINNED | TOK_QUEUED)) || t->first_child ||
+        id_gen(t->id) == GEN_MAX)
+        return;
+    t->flags |= TOK_QUEUED;
+    t->next_free = 0;
+    if (c->free_tail)
+        slot_entry(c, c->free_tail - 1)->next_free = link_of(t);
+    else
+        c->free_head = link_of(t);
+    c->free_tail = link_of(t);
+    c->n_tokens--;
+}
+
+/*
+ * A slot for a new token: the oldest queued one (first unlinked from its
+ * parent, which may queue the parent, and its label and scope let go), or
+ * a new one. *slot is its number, *gen the generation the new token gets. NULL
+ * when the table is full or a chunk cannot be allocated. Caller holds tok_lock,
+ * on the owner thread.
+ */
+static struct capffi__tok *
+take_slot(struct capffi__ctx_tok *c, uint32_t *slot, uint32_t *gen)
+{
+    if (c->free_head) {
+        struct capffi__tok *t = slot_entry(c, c->free_head - 1);
+        c->free_head = t->next_free;
+        if (!c->free_head)
+            c->free_tail = 0;
+        struct capffi__tok *p = t->parent;
+        if (p) {
+            if (t->prev_sibling)
+                slot_entry(c, t->prev_sibling - 1)->next_sibling =
+                    t->next_sibling;
+            else
+                p->first_child = t->next_sibling;
+            if (t->next_sibling)
+                slot_entry(c, t->next_sibling - 1)->prev_sibling =
+                    t->prev_sibling;
+            maybe_queue(c, p);
+        }
+        label_release(c, t->label);
+        scope_release(t->sc);
+        *slot = id_slot(t->id);
+        *gen = id_gen(t->id) + 1;
+        return t;
+    }
+    if (c->n_slots == SLOT_LIMIT)
+        return NULL;
+    uint64_t v = (uint64_t)c->n_slots + CHUNK0;
+    unsigned k = (unsigned)(63 - __builtin_clzll(v)) - CHUNK0_BITS;
+    if (!c->chunk[k]) {
+        c->chunk[k] =
+            capffi__malloc(sizeof(struct capffi__tok) * (CHUNK0 << k));
+        if (!c->chunk[k])
+            return NULL;
+    }
+    *slot = c->n_slots++;
+    *gen = 1;
+    return slot_entry(c, *slot);
+}
+
+/* ---- telling "foreign" from "forged" ---------------------------------- */
+
+/*
+ * Every live context. Consulted only when a token fails to verify in a
+ * context, to say whether another live context minted it (reason
+ * FOREIGN) or none did (FORGED). Foreign tokens are still refused: this
+ * never makes anything succeed. Lock order: reg_lock, then a context's
+ * tok_lock; nothing takes reg_lock while holding a tok_lock.
+ */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct capffi__ctx_tok *registry;
+
+static void
+reg_add(struct capffi__ctx_tok *c)
 {
     pthread_mutex_lock(&reg_lock);
-    struct reg_entry *head;
-    HASH_FIND(hh, registry, &id, sizeof id, head);
-    if (head && head->serial == serial) {
-        HASH_DEL(registry, head);
-        struct reg_entry *next = head->next_same_id;
-        if (next) {
-            HASH_ADD(hh, registry, id, sizeof next->id, next);
-            if (!next->hh.tbl) {
-                /* The table could not be rebuilt: drop the chain rather
-                 * than keep it unreachable. This only loses the FOREIGN
-                 * diagnosis for those tokens. */
-                while (next) {
-                    struct reg_entry *n = next->next_same_id;
-                    capffi__free(next);
-                    next = n;
-                }
-            }
-        }
-        capffi__free(head);
-    } else if (head) {
-        for (struct reg_entry *p = head; p->next_same_id; p = p->next_same_id)
-            if (p->next_same_id->serial == serial) {
-                struct reg_entry *victim = p->next_same_id;
-                p->next_same_id = victim->next_same_id;
-                capffi__free(victim);
-                break;
-            }
-    }
+    c->reg_prev = NULL;
+    c->reg_next = registry;
+    if (registry)
+        registry->reg_prev = c;
+    registry = c;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static void
+reg_remove(struct capffi__ctx_tok *c)
+{
+    pthread_mutex_lock(&reg_lock);
+    if (c->reg_prev)
+        c->reg_prev->reg_next = c->reg_next;
+    else if (registry == c)
+        registry = c->reg_next;
+    if (c->reg_next)
+        c->reg_next->reg_prev = c->reg_prev;
+    c->reg_prev = c->reg_next = NULL;
     pthread_mutex_unlock(&reg_lock);
 }
 
 static bool
-reg_is_foreign(const capffi_token *tok, uint64_t serial)
+reg_is_foreign(const capffi_token *tok, const struct capffi__ctx_tok *self)
 {
     bool foreign = false;
     pthread_mutex_lock(&reg_lock);
-    struct reg_entry *r;
-    HASH_FIND(hh, registry, &tok->id, sizeof tok->id, r);
-    for (; r; r = r->next_same_id)
-        if (r->serial != serial && crypto_verify_16(r->tag, tok->tag) == 0)
-            foreign = true;
+    for (struct capffi__ctx_tok *o = registry; o && !foreign; o = o->reg_next) {
+        if (o == self)
+            continue;
+        pthread_mutex_lock(&o->tok_lock);
+        foreign = lookup(o, tok) || minted_before(o, tok);
+        pthread_mutex_unlock(&o->tok_lock);
+    }
     pthread_mutex_unlock(&reg_lock);
     return foreign;
 }
@@ -212,103 +596,62 @@ validate_label(capffi_ctx *ctx, const char *label)
     return CAPFFI_OK;
 }
 
-/* Compute the tag of an entry whose other fields are final. */
-static void
-compute_tag(capffi_ctx *ctx, struct capffi__tok *t)
-{
-    struct {
-        char domain[16];
-        uint64_t serial;
-        uint8_t instance[16];
-        uint64_t id, parent_id, uses;
-        int64_t expires;
-        uint32_t rights, depth, all_paths;
-        uint8_t allow[32], withdrawn[32], deny[32];
-        char label[CAPFFI_LABEL_MAX + 1];
-    } in;
-    memset(&in, 0, sizeof in);
-    memcpy(in.domain, "capffi.token.v1", 15);
-    in.serial = capffi__tok_of(ctx)->serial;
-    memcpy(in.instance, capffi__tok_of(ctx)->instance, 16);
-    in.id = t->id;
-    in.parent_id = t->parent ? t->parent->id : 0;
-    in.uses = t->uses_left;
-    in.expires = t->expires_ns;
-    in.rights = t->rights;
-    in.depth = t->depth;
-    in.all_paths = t->g.all;
-    capffi__pathset_digest(t->g.allow, in.allow);
-    capffi__pathset_digest(t->g.withdrawn, in.withdrawn);
-    capffi__pathset_digest(t->g.deny, in.deny);
-    memcpy(in.label, t->label, sizeof in.label);
-
-    /* The secret is readable only for the length of this computation. */
-    sodium_mprotect_readonly(capffi__tok_of(ctx)->secret);
-    crypto_generichash(t->tag, sizeof t->tag, (const unsigned char *)&in,
-                       sizeof in, capffi__tok_of(ctx)->secret,
-                       crypto_generichash_KEYBYTES);
-    sodium_mprotect_noaccess(capffi__tok_of(ctx)->secret);
-    sodium_memzero(&in, sizeof in);
-}
-
-static void
-entry_free(struct capffi__tok *t)
-{
-    capffi__grants_release(&t->g);
-    capffi__free(t);
-}
-
 /*
- * Make an entry, give it a fresh id and tag, and link it into the table
- * (and under its parent). Takes ownership of proto's grants whether it
- * succeeds or not.
+ * Give the token described by proto (label, scope, parent, rights, depth,
+ * limits) a slot, an id and a tag, and link it under its parent. Takes
+ * over proto's label and scope references whether it succeeds or not.
+ * Owner thread.
  */
 static int
-mint(capffi_ctx *ctx, struct capffi__tok *proto, capffi_token *out,
+mint(capffi_ctx *ctx, const struct capffi__tok *proto, capffi_token *out,
      struct capffi__tok **entry_out)
 {
-    struct capffi__tok *t = capffi__malloc(sizeof *t);
-    if (!t) {
-        capffi__grants_release(&proto->g);
-        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    }
-    *t = *proto;
-    atomic_init(&t->revoked, 0);
-    t->first_child = t->next_sibling = NULL;
-    t->res.prev = t->res.next = &t->res;
-    t->res.on_revoke = NULL;
+    struct capffi__ctx_tok *c = capffi__tok_of(ctx);
+    uint32_t slot, gen;
 
-    pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
-    if (t->parent && atomic_load(&t->parent->revoked)) {
-        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
-        entry_free(t);
+    pthread_mutex_lock(&c->tok_lock);
+    if (proto->parent && atomic_load(&proto->parent->revoked)) {
+        pthread_mutex_unlock(&c->tok_lock);
+        label_release(c, proto->label);
+        scope_release(proto->sc);
         return capffi__fail(ctx, CAPFFI_EREVOKED,
                             "parent token was revoked during attenuation");
     }
-    struct capffi__tok *clash;
-    do {
-        randombytes_buf(&t->id, sizeof t->id);
-        HASH_FIND(hh, capffi__tok_of(ctx)->tokens, &t->id, sizeof t->id, clash);
-    } while (t->id == 0 || clash);
-    compute_tag(ctx, t);
-    HASH_ADD(hh, capffi__tok_of(ctx)->tokens, id, sizeof t->id, t);
-    if (!t->hh.tbl) {
-        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
-        entry_free(t);
-        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+    struct capffi__tok *t = take_slot(c, &slot, &gen);
+    if (!t) {
+        pthread_mutex_unlock(&c->tok_lock);
+        label_release(c, proto->label);
+        scope_release(proto->sc);
+        return capffi__fail(ctx, CAPFFI_ENOMEM,
+                            c->n_slots == SLOT_LIMIT ? "the token table is full"
+                                                     : "out of memory");
     }
-    if (reg_add(t->id, capffi__tok_of(ctx)->serial, t->tag)) {
-        HASH_DEL(capffi__tok_of(ctx)->tokens, t);
-        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
-        entry_free(t);
-        return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    }
+    if (!c->epoch_left)
+        epoch_start(c, (c->epoch + 1) & EPOCH_MASK);
+    c->epoch_left--;
+
+    t->id = id_make(slot, gen, c->epoch);
+    tag_of(c, t->id, t->tag);
+    atomic_store_explicit(&t->revoked, 0, memory_order_relaxed);
+    t->rights = proto->rights;
+    t->depth = proto->depth;
+    t->flags = 0;
+    t->uses_left = proto->uses_left;
+    t->expires_ns = proto->expires_ns;
+    t->parent = proto->parent;
+    t->first_child = t->prev_sibling = t->next_sibling = t->next_free = 0;
+    t->res.prev = t->res.next = &t->res;
+    t->res.on_revoke = NULL;
+    t->label = proto->label;
+    t->sc = proto->sc;
     if (t->parent) {
         t->next_sibling = t->parent->first_child;
-        t->parent->first_child = t;
+        if (t->next_sibling)
+            slot_entry(c, t->next_sibling - 1)->prev_sibling = slot + 1;
+        t->parent->first_child = slot + 1;
     }
-    capffi__tok_of(ctx)->n_tokens++;
-    pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
+    c->n_tokens++;
+    pthread_mutex_unlock(&c->tok_lock);
 
     out->id = t->id;
     memcpy(out->tag, t->tag, sizeof out->tag);
@@ -318,26 +661,19 @@ mint(capffi_ctx *ctx, struct capffi__tok *proto, capffi_token *out,
 }
 
 /*
- * Find the entry of a presented token. Constant-time in the tag; the id is
- * not secret. Caller holds tok_lock.
+ * Message and reason for a token that did not verify: one this context
+ * minted into a slot reused since (revoked), another live context's
+ * (foreign), or none (forged). Caller does not hold tok_lock.
  */
-static struct capffi__tok *
-find(capffi_ctx *ctx, const capffi_token *tok)
-{
-    static const uint8_t dummy[16];
-    struct capffi__tok *t;
-    HASH_FIND(hh, capffi__tok_of(ctx)->tokens, &tok->id, sizeof tok->id, t);
-    /* Compare against a dummy when the id is unknown, so the time taken
-     * does not depend on how many tag bytes match either way. */
-    int same = crypto_verify_16(t ? t->tag : dummy, tok->tag);
-    return t && same == 0 ? t : NULL;
-}
-
-/* Message and reason for a token that did not verify. */
 static int
 unknown_token(capffi_ctx *ctx, const capffi_token *tok, capffi_reason *why)
 {
-    if (reg_is_foreign(tok, capffi__tok_of(ctx)->serial)) {
+    if (reused_token(ctx, tok)) {
+        *why = CAPFFI_REASON_REVOKED;
+        return capffi__fail(ctx, CAPFFI_EREVOKED,
+                            "token %016" PRIx64 " was revoked", tok->id);
+    }
+    if (reg_is_foreign(tok, capffi__tok_of(ctx))) {
         *why = CAPFFI_REASON_FOREIGN;
         return capffi__fail(ctx, CAPFFI_ETOKEN,
                             "token %016" PRIx64 " belongs to another context",
@@ -381,7 +717,7 @@ path_in_scope(capffi_ctx *ctx, const struct capffi__tok *t,
               const struct capffi__file *f, capffi_reason *why)
 {
     const struct capffi__pathent *d;
-    switch (capffi__grants_judge(&t->g, f, &d)) {
+    switch (capffi__grants_judge(&t->sc->g, f, &d)) {
     case CAPFFI__GRANTED:
         return CAPFFI_OK;
     case CAPFFI__DENIED:
@@ -391,7 +727,7 @@ path_in_scope(capffi_ctx *ctx, const struct capffi__tok *t,
     default:
         *why = CAPFFI_REASON_PATH;
         return capffi__fail(ctx, CAPFFI_EPERM,
-                            f->special && t->g.all
+                            f->special && t->sc->g.all
                                 ? "'%s' is under /proc, /dev or /sys and "
                                   "token '%s' has no grant naming it"
                                 : "'%s' is not in the scope of token '%s'",
@@ -443,10 +779,10 @@ verify(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
                           rights & ~CAPFFI_RIGHTS_ALL);
         goto done;
     }
-    pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
-    t = find(ctx, tok);
+    /* Owner thread: the table's only writer, so no lock. Revocation on
+     * another thread only sets revoked flags, read here with acquire. */
+    t = lookup(capffi__tok_of(ctx), tok);
     if (!t) {
-        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
         rc = unknown_token(ctx, tok, &why);
         goto done;
     }
@@ -459,7 +795,6 @@ verify(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
         for (struct capffi__tok *a = t; a; a = a->parent)
             if (a->uses_left != UINT64_MAX)
                 a->uses_left--;
-    pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
 
 done:
     if (rc || (consume && op == CAPFFI_OP_TOKEN_CHECK)) {
@@ -511,6 +846,10 @@ capffi__token_attach(capffi_ctx *ctx, struct capffi__tok *t,
         return capffi__fail(ctx, CAPFFI_EREVOKED, "token '%s' was revoked",
                             t->label);
     }
+    /* What is made through t, and what that hands out, may keep t's
+     * revoked flag without being attached (capffi__fn_wrap): never reuse
+     * the slot. */
+    t->flags |= TOK_PINNED;
     r->next = t->res.next;
     r->prev = &t->res;
     t->res.next->prev = r;
@@ -539,19 +878,33 @@ int
 capffi__token_init(capffi_ctx *ctx)
 {
     struct capffi__ctx_tok *c = capffi__tok_of(ctx);
+    uint32_t epoch;
     c->serial = atomic_fetch_add(&next_serial, 1);
     randombytes_buf(c->instance, sizeof c->instance);
-    c->tokens = NULL;
+    randombytes_buf(&epoch, sizeof epoch);
+    memset(c->chunk, 0, sizeof c->chunk);
+    c->n_slots = c->free_head = c->free_tail = 0;
     c->n_tokens = 0;
+    c->snap = NULL;
+    c->labels = NULL;
+    c->reg_prev = c->reg_next = NULL;
     if (pthread_mutex_init(&c->tok_lock, NULL))
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     c->secret = capffi__secure_alloc(crypto_generichash_KEYBYTES);
-    if (!c->secret) {
+    c->epoch_key = capffi__secure_alloc(sizeof(crypto_generichash_state));
+    if (!c->secret || !c->epoch_key) {
+        capffi__secure_free(c->secret);
+        capffi__secure_free(c->epoch_key);
+        c->secret = c->epoch_key = NULL;
         pthread_mutex_destroy(&c->tok_lock);
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     }
     crypto_generichash_keygen(c->secret);
     sodium_mprotect_noaccess(c->secret);
+    pthread_mutex_lock(&c->tok_lock);
+    epoch_start(c, epoch & EPOCH_MASK);
+    pthread_mutex_unlock(&c->tok_lock);
+    reg_add(c);
     return CAPFFI_OK;
 }
 
@@ -559,16 +912,28 @@ void
 capffi__token_fini(capffi_ctx *ctx)
 {
     struct capffi__ctx_tok *c = capffi__tok_of(ctx);
-    struct capffi__tok *t, *tmp;
-    HASH_ITER(hh, c->tokens, t, tmp)
-    {
-        HASH_DEL(c->tokens, t);
-        reg_remove(t->id, c->serial);
-        entry_free(t);
+    /* Out of the registry first: no other thread looks at the table
+     * once this returns. */
+    reg_remove(c);
+    for (uint32_t s = 0; s < c->n_slots; s++)
+        scope_release(slot_entry(c, s)->sc);
+    for (unsigned k = 0; k < CAPFFI__TOK_CHUNKS; k++) {
+        capffi__free(c->chunk[k]);
+        c->chunk[k] = NULL;
     }
+    c->n_slots = c->free_head = c->free_tail = 0;
     c->n_tokens = 0;
+    scope_release(c->snap);
+    c->snap = NULL;
+    struct capffi__label *l, *tmp;
+    HASH_ITER(hh, c->labels, l, tmp)
+    {
+        HASH_DEL(c->labels, l);
+        capffi__free(l);
+    }
     capffi__secure_free(c->secret);
-    c->secret = NULL;
+    capffi__secure_free(c->epoch_key);
+    c->secret = c->epoch_key = NULL;
     pthread_mutex_destroy(&c->tok_lock);
 }
 
@@ -688,16 +1053,22 @@ capffi_token_new(capffi_token *out, capffi_ctx *ctx, const char *label,
     }
 
     memset(&proto, 0, sizeof proto);
-    snprintf(proto.label, sizeof proto.label, "%s", label);
-    proto.rights = scope->rights ? scope->rights : granted;
+    proto.rights = (uint16_t)(scope->rights ? scope->rights : granted);
     proto.uses_left = scope->max_uses ? scope->max_uses : UINT64_MAX;
     proto.expires_ns =
         scope->ttl_ms ? capffi__now_ns() + (int64_t)scope->ttl_ms * 1000000 : 0;
     if (scope->paths || scope->n_paths) {
-        rc = scope_grants(ctx, scope, &p->g, &proto.g, &why);
+        struct capffi__grants g;
+        rc = scope_grants(ctx, scope, &p->g, &g, &why);
         if (rc)
             goto done;
-    } else if (capffi__grants_snapshot(&proto.g, &p->g)) {
+        proto.sc = scope_wrap(&g);
+    } else {
+        proto.sc = context_scope(ctx);
+    }
+    proto.label = proto.sc ? label_intern(capffi__tok_of(ctx), label) : NULL;
+    if (!proto.label) {
+        scope_release(proto.sc);
         why = CAPFFI_REASON_NOMEM;
         rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
         goto done;
@@ -754,10 +1125,8 @@ capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
     if (narrower->label && (rc = validate_label(ctx, narrower->label)))
         goto done;
 
-    pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
-    pt = find(ctx, parent);
+    pt = lookup(capffi__tok_of(ctx), parent);
     rc = pt ? stale(ctx, pt, &why) : CAPFFI_OK;
-    pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
     if (!pt) {
         rc = unknown_token(ctx, parent, &why);
         goto done;
@@ -781,13 +1150,14 @@ capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
     }
 
     memset(&proto, 0, sizeof proto);
+    char lab[CAPFFI_LABEL_MAX + 1];
     if (narrower->label)
-        snprintf(proto.label, sizeof proto.label, "%s", narrower->label);
+        snprintf(lab, sizeof lab, "%s", narrower->label);
     else
-        derived_label(proto.label, pt->label);
+        derived_label(lab, pt->label);
     proto.parent = pt;
-    proto.depth = pt->depth + 1;
-    proto.rights = narrower->rights ? narrower->rights : pt->rights;
+    proto.depth = (uint8_t)(pt->depth + 1);
+    proto.rights = (uint16_t)(narrower->rights ? narrower->rights : pt->rights);
     proto.uses_left = narrower->max_uses ? narrower->max_uses : UINT64_MAX;
     proto.expires_ns = pt->expires_ns;
     if (narrower->ttl_ms) {
@@ -796,11 +1166,21 @@ capffi_token_attenuate(capffi_token *out, capffi_ctx *ctx,
             proto.expires_ns = e;
     }
     if (narrower->paths || narrower->n_paths) {
-        rc = scope_grants(ctx, narrower, &pt->g, &proto.g, &why);
+        struct capffi__grants g;
+        rc = scope_grants(ctx, narrower, &pt->sc->g, &g, &why);
         if (rc)
             goto done;
+        proto.sc = scope_wrap(&g);
     } else {
-        capffi__grants_share(&proto.g, &pt->g);
+        proto.sc = pt->sc;
+        proto.sc->refs++;
+    }
+    proto.label = proto.sc ? label_intern(capffi__tok_of(ctx), lab) : NULL;
+    if (!proto.label) {
+        scope_release(proto.sc);
+        why = CAPFFI_REASON_NOMEM;
+        rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+        goto done;
     }
     rc = mint(ctx, &proto, out, &made);
     if (rc)
@@ -821,10 +1201,11 @@ done:;
     return rc;
 }
 
-/* Mark t and its subtree revoked and tell their resources. Caller holds
- * tok_lock. Depth is bounded by CAPFFI_TOKEN_DEPTH_MAX. */
+/* Mark t and its subtree revoked, tell their resources, and queue for
+ * reuse what nothing refers to. Caller holds tok_lock. Depth is bounded by
+ * CAPFFI_TOKEN_DEPTH_MAX. */
 static size_t
-revoke_tree(struct capffi__tok *t)
+revoke_tree(struct capffi__ctx_tok *c, struct capffi__tok *t)
 {
     size_t n = 0;
     if (!atomic_exchange_explicit(&t->revoked, 1, memory_order_acq_rel))
@@ -832,8 +1213,9 @@ revoke_tree(struct capffi__tok *t)
     for (struct capffi__res *r = t->res.next; r != &t->res; r = r->next)
         if (r->on_revoke)
             r->on_revoke(r);
-    for (struct capffi__tok *c = t->first_child; c; c = c->next_sibling)
-        n += revoke_tree(c);
+    for (uint32_t k = t->first_child; k; k = slot_entry(c, k - 1)->next_sibling)
+        n += revoke_tree(c, slot_entry(c, k - 1));
+    maybe_queue(c, t);
     return n;
 }
 
@@ -851,12 +1233,15 @@ capffi_token_revoke(capffi_ctx *ctx, const capffi_token *tok)
         why = CAPFFI_REASON_INVALID;
         rc = capffi__fail(ctx, CAPFFI_EINVAL, "token is NULL");
     } else {
-        pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
-        t = find(ctx, tok);
+        struct capffi__ctx_tok *c = capffi__tok_of(ctx);
+        pthread_mutex_lock(&c->tok_lock);
+        t = lookup(c, tok);
         if (t)
-            n = revoke_tree(t);
-        pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
-        if (!t)
+            n = revoke_tree(c, t);
+        pthread_mutex_unlock(&c->tok_lock);
+        /* A token whose slot was reused was revoked: revoking it again
+         * succeeds and changes nothing. */
+        if (!t && !reused_token(ctx, tok))
             rc = unknown_token(ctx, tok, &why);
     }
     struct capffi__who who = capffi__token_who(t);
@@ -871,6 +1256,25 @@ capffi_token_revoke(capffi_ctx *ctx, const capffi_token *tok)
     return rc;
 }
 
+/*
+ * The common case of a check without a path, in full: the token found,
+ * not revoked, without expiry, without a use limit on it or an ancestor
+ * (so there is no use to count), holding the rights. False sends the
+ * check through verify, which decides and says why. Owner thread.
+ */
+static bool
+plain_pass(const capffi_ctx *ctx, const capffi_token *tok, uint32_t rights)
+{
+    const struct capffi__tok *t = lookup(capffi__tok_of(ctx), tok);
+    if (!t || (rights & ~(uint32_t)t->rights) || t->expires_ns ||
+        atomic_load_explicit(&t->revoked, memory_order_acquire))
+        return false;
+    for (const struct capffi__tok *a = t; a; a = a->parent)
+        if (a->uses_left != UINT64_MAX)
+            return false;
+    return true;
+}
+
 int
 capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
                    const char *path)
@@ -878,6 +1282,10 @@ capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
     int rc = capffi__entry(ctx, CAPFFI_OP_TOKEN_CHECK, "capffi_token_check");
     if (rc)
         return rc;
+    /* Nobody listening: a pass builds no event, so it can be answered
+     * here; everything else, and every audited check, takes verify. */
+    if (!path && tok && !capffi__audit_on(ctx) && plain_pass(ctx, tok, rights))
+        return CAPFFI_OK;
     if (!path)
         return capffi__token_use(ctx, tok, rights, NULL, CAPFFI_OP_TOKEN_CHECK,
                                  NULL, NULL);
@@ -915,7 +1323,7 @@ capffi_token_info(capffi_token_desc *out, capffi_ctx *ctx,
         return capffi__fail(ctx, CAPFFI_EINVAL, "%s is NULL",
                             out ? "token" : "out");
     pthread_mutex_lock(&capffi__tok_of(ctx)->tok_lock);
-    const struct capffi__tok *t = find(ctx, tok);
+    const struct capffi__tok *t = lookup(capffi__tok_of(ctx), tok);
     if (t) {
         snprintf(out->label, sizeof out->label, "%s", t->label);
         out->rights = t->rights;
@@ -930,11 +1338,16 @@ capffi_token_info(capffi_token_desc *out, capffi_ctx *ctx,
             int64_t left = t->expires_ns - capffi__now_ns();
             out->expires_in_ms = left > 0 ? (left + 999999) / 1000000 : 0;
         }
-        out->all_paths = t->g.all;
-        out->n_paths = t->g.allow ? t->g.allow->n : 0;
+        out->all_paths = t->sc->g.all;
+        out->n_paths = t->sc->g.allow ? t->sc->g.allow->n : 0;
         out->revoked = atomic_load(&t->revoked);
     }
     pthread_mutex_unlock(&capffi__tok_of(ctx)->tok_lock);
+    if (!t && reused_token(ctx, tok)) {
+        /* Minted here, revoked, its slot reused: nothing else is known. */
+        out->revoked = 1;
+        return CAPFFI_OK;
+    }
     if (!t) {
         capffi_reason why;
         return unknown_token(ctx, tok, &why);

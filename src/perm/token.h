@@ -13,27 +13,50 @@
 #include "perm/path.h"
 #include "perm/perm.h"
 
+/*
+ * A path scope shared by the tokens that have it: tokens minted while the
+ * context's grants stay the same, and a child attenuated without paths,
+ * point at one copy. Immutable; the count is plain (owner thread).
+ */
+struct capffi__tscope {
+    unsigned refs;
+    struct capffi__grants g;
+};
+
+/*
+ * One slot of the token table (token.c: "the table"). Entries live in
+ * chunks that never move, so a pointer to one stays valid until the
+ * context is freed; a slot is reused only once its token is revoked,
+ * nothing was ever attached to it and it has no child left, and reuse
+ * changes its generation, so the old token value no longer finds it.
+ * The sibling and free-queue links are slot numbers plus one (0: none).
+ */
 struct capffi__tok {
-    uint64_t id;
+    uint64_t id; /* slot, generation and epoch (token.c: "the id") */
     uint8_t tag[16];
-    atomic_int revoked; /* set (release) by revocation; never cleared */
-    uint32_t rights;
-    unsigned depth;
-    struct capffi__grants g; /* the path scope; immutable, shared */
-    uint64_t uses_left;      /* UINT64_MAX: unlimited */
-    int64_t expires_ns;      /* monotonic; 0: never */
-    struct capffi__tok *parent, *first_child, *next_sibling;
-    struct capffi__res res; /* sentinel of the resource list */
-    char label[CAPFFI_LABEL_MAX + 1];
-    UT_hash_handle hh;
+    atomic_int revoked; /* set (release) by revocation; cleared only when
+                           the slot is reused, which a slot something was
+                           ever attached to never is */
+    uint16_t rights;
+    uint8_t depth;
+    uint8_t flags;      /* token.c: TOK_* */
+    uint64_t uses_left; /* UINT64_MAX: unlimited */
+    int64_t expires_ns; /* monotonic; 0: never */
+    struct capffi__tok *parent;
+    uint32_t first_child, next_sibling, prev_sibling, next_free;
+    struct capffi__res res;    /* sentinel of the resource list */
+    const char *label;         /* interned in the context; shared */
+    struct capffi__tscope *sc; /* the path scope; immutable, shared */
 };
 
 /*
  * Verify tok for one use of `rights` (and of `file`, when not NULL), and
  * count the use. On success *out is the token's entry, valid until the
- * context is freed. On failure the message is set and a denial event with
- * `op` and `target` is emitted; on success an event is emitted only for
- * CAPFFI_OP_TOKEN_CHECK: other operations emit their own when they finish.
+ * context is freed (a slot is reused only after its token was revoked,
+ * and never once something was attached to it). On failure the message is set
+ * and a denial event with `op` and `target` is emitted; on success an event is
+ * emitted only for CAPFFI_OP_TOKEN_CHECK: other operations emit their own when
+ * they finish.
  */
 CAPFFI__HIDDEN int capffi__token_use(capffi_ctx *ctx, const capffi_token *tok,
                                      uint32_t rights,
@@ -104,18 +127,30 @@ capffi__token_who(const struct capffi__tok *t);
 CAPFFI__HIDDEN int capffi__token_init(capffi_ctx *ctx);
 CAPFFI__HIDDEN void capffi__token_fini(capffi_ctx *ctx);
 
-/* The context as far as tokens (audit.h). The token table is written on
- * the owner thread and read by revocation on any thread, so both take
- * tok_lock; entries live until the context is freed (resources keep
- * pointers to their revocation flags). */
+/* Slots come in chunks of 64, 128, 256, ... entries (token.c). */
+#define CAPFFI__TOK_CHUNKS 19
+
+/* The context as far as tokens (audit.h). The table is written on the
+ * owner thread under tok_lock; the owner thread reads it without the lock
+ * (checks), other threads (revocation, telling a foreign token) read it
+ * under the lock. The secrets are only touched under tok_lock. */
 struct capffi__ctx_tok {
     struct capffi__ctx_perm up;
     uint64_t serial;       /* process-unique, never reused */
     uint8_t instance[16];  /* random per context */
-    unsigned char *secret; /* token MAC key: guarded, no-access at rest */
+    unsigned char *secret; /* master key: guarded, no-access at rest */
+    void *epoch_key;       /* the current epoch's keyed MAC state: guarded,
+                              readable (token.c: "secrets") */
+    uint32_t epoch;        /* the current epoch */
+    uint32_t epoch_left;   /* mints left before the next epoch */
     pthread_mutex_t tok_lock;
-    struct capffi__tok *tokens;
-    size_t n_tokens;
+    struct capffi__tok *chunk[CAPFFI__TOK_CHUNKS];
+    uint32_t n_slots;              /* slots ever handed out */
+    uint32_t free_head, free_tail; /* FIFO of reusable slots, + 1 */
+    size_t n_tokens;               /* slots in use or waiting for reuse */
+    struct capffi__tscope *snap;   /* the last context snapshot (1 ref) */
+    struct capffi__label *labels;  /* interned labels */
+    struct capffi__ctx_tok *reg_prev, *reg_next; /* every live context */
 };
 
 static inline struct capffi__ctx_tok *
