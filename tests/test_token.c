@@ -4,9 +4,12 @@
  */
 #include "helpers.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "base/internal.h"
 
 struct fx {
     struct scratch s;
@@ -551,6 +554,220 @@ token_check_by_soname(void **state)
     assert_int_equal(bad.id, 0);
 }
 
+/* ---- the table: slots, generations, reuse, size ----------------------- */
+
+/* The id's fields as token.c lays them out (docs/tokens.md). */
+#define ID_SLOT(id) ((id)&0xffffffu)
+#define ID_GEN(id) (((id) >> 24) & 0xfffffu)
+
+/* The reason of the one event recorded since the reset before op. */
+static capffi_reason
+only_reason(capffi_ctx *ctx)
+{
+    capffi_event ev;
+    assert_ok(capffi_audit_get(&ev, ctx, 0));
+    return ev.reason;
+}
+
+/* A revoked token's slot is reused with the next generation; the old
+ * token is still refused as revoked, and the new one is not affected. */
+static void
+token_reused_slot_refuses_old_generation(void **state)
+{
+    struct fx *f = *state;
+    capffi_token old, fresh;
+    assert_ok(capffi_token_new(&old, f->ctx, "old", NULL));
+    assert_ok(capffi_token_revoke(f->ctx, &old));
+    assert_ok(capffi_token_new(&fresh, f->ctx, "fresh", NULL));
+    assert_int_equal(ID_SLOT(fresh.id), ID_SLOT(old.id));
+    assert_int_equal(ID_GEN(fresh.id), ID_GEN(old.id) + 1);
+    assert_true(fresh.id != old.id);
+
+    assert_ok(capffi_audit_reset(f->ctx));
+    assert_rc(capffi_token_check(f->ctx, &old, 0, NULL), CAPFFI_EREVOKED);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "was revoked"));
+    assert_int_equal(only_reason(f->ctx), CAPFFI_REASON_REVOKED);
+    capffi_token child;
+    assert_rc(capffi_token_attenuate(&child, f->ctx, &old, NULL),
+              CAPFFI_EREVOKED);
+    assert_int_equal(child.id, 0);
+    /* Revoking it again succeeds and leaves the slot's new token alone. */
+    assert_ok(capffi_token_revoke(f->ctx, &old));
+    capffi_token_desc d;
+    assert_ok(capffi_token_info(&d, f->ctx, &old));
+    assert_int_equal(d.revoked, 1);
+    assert_ok(capffi_token_check(f->ctx, &fresh, 0, NULL));
+    assert_ok(capffi_token_info(&d, f->ctx, &fresh));
+    assert_string_equal(d.label, "fresh");
+    assert_int_equal(d.revoked, 0);
+}
+
+/* A parent's slot is not reused while a child (even a revoked one) is in
+ * the table, and a revoked family's slots all come back. */
+static void
+token_parent_slot_waits_for_children(void **state)
+{
+    struct fx *f = *state;
+    capffi_token p, c1, c2, n[3];
+    assert_ok(capffi_token_new(&p, f->ctx, "p", NULL));
+    assert_ok(capffi_token_attenuate(&c1, f->ctx, &p, NULL));
+    assert_ok(capffi_token_attenuate(&c2, f->ctx, &c1, NULL));
+    assert_ok(capffi_token_revoke(f->ctx, &p));
+    for (int i = 0; i < 3; i++)
+        assert_ok(capffi_token_new(&n[i], f->ctx, "n", NULL));
+    /* Children first (leaves before their parents), the parent last. */
+    assert_int_equal(ID_SLOT(n[0].id), ID_SLOT(c2.id));
+    assert_int_equal(ID_SLOT(n[1].id), ID_SLOT(c1.id));
+    assert_int_equal(ID_SLOT(n[2].id), ID_SLOT(p.id));
+    const capffi_token *gone[] = { &p, &c1, &c2 };
+    for (int i = 0; i < 3; i++)
+        assert_rc(capffi_token_check(f->ctx, gone[i], 0, NULL),
+                  CAPFFI_EREVOKED);
+    for (int i = 0; i < 3; i++)
+        assert_ok(capffi_token_check(f->ctx, &n[i], 0, NULL));
+}
+
+/* Changing the slot, the generation or the epoch of a genuine id (tag
+ * kept) is a forgery, whether or not the slot or generation exists. */
+static void
+token_rejects_tampered_slot_and_generation(void **state)
+{
+    struct fx *f = *state;
+    capffi_token a, b, old, now;
+    assert_ok(capffi_token_new(&a, f->ctx, "a", NULL));
+    assert_ok(capffi_token_new(&b, f->ctx, "b", NULL));
+    assert_ok(capffi_token_new(&old, f->ctx, "old", NULL));
+    assert_ok(capffi_token_revoke(f->ctx, &old));
+    assert_ok(capffi_token_new(&now, f->ctx, "now", NULL));
+    assert_int_equal(ID_SLOT(now.id), ID_SLOT(old.id));
+
+    capffi_token t[6];
+    for (int i = 0; i < 6; i++)
+        t[i] = a;
+    t[0].id = (a.id & ~UINT64_C(0xffffff)) | ID_SLOT(b.id); /* b's slot */
+    t[1].id = a.id ^ 0x800000u;                             /* no slot */
+    t[2].id = a.id + (UINT64_C(1) << 24);                   /* next gen */
+    t[3].id = a.id & ~(UINT64_C(0xfffff) << 24);            /* gen 0 */
+    t[4].id = a.id ^ (UINT64_C(1) << 50);                   /* epoch */
+    /* An older generation of a reused slot with a tag that is not its. */
+    t[5] = now;
+    t[5].id = now.id - (UINT64_C(1) << 24);
+    assert_int_equal(t[5].id, old.id);
+    for (int i = 0; i < 6; i++) {
+        assert_ok(capffi_audit_reset(f->ctx));
+        assert_rc(capffi_token_check(f->ctx, &t[i], 0, NULL), CAPFFI_ETOKEN);
+        assert_int_equal(only_reason(f->ctx), CAPFFI_REASON_FORGED);
+        assert_rc(capffi_token_revoke(f->ctx, &t[i]), CAPFFI_ETOKEN);
+    }
+    assert_ok(capffi_token_check(f->ctx, &a, 0, NULL));
+    assert_ok(capffi_token_check(f->ctx, &b, 0, NULL));
+}
+
+/* Another context's token is foreign even after its slot was reused
+ * there, and a token of this context is never found in another's slot
+ * of the same number. */
+static void
+token_reused_slot_stays_foreign(void **state)
+{
+    struct fx *f = *state;
+    capffi_ctx *b = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_token tb, tb2, ta;
+    assert_ok(capffi_token_new(&tb, b, "b", NULL));
+    assert_ok(capffi_token_revoke(b, &tb));
+    assert_ok(capffi_token_new(&tb2, b, "b2", NULL));
+    assert_int_equal(ID_SLOT(tb2.id), ID_SLOT(tb.id));
+    assert_ok(capffi_token_new(&ta, f->ctx, "a", NULL));
+    const capffi_token *probe[] = { &tb, &tb2 };
+    for (int i = 0; i < 2; i++) {
+        assert_ok(capffi_audit_reset(f->ctx));
+        assert_rc(capffi_token_check(f->ctx, probe[i], 0, NULL), CAPFFI_ETOKEN);
+        assert_int_equal(only_reason(f->ctx), CAPFFI_REASON_FOREIGN);
+    }
+    assert_rc(capffi_token_check(b, &ta, 0, NULL), CAPFFI_ETOKEN);
+    capffi_ctx_free(b);
+    /* Once b is gone, its tokens are no one's. */
+    assert_ok(capffi_audit_reset(f->ctx));
+    assert_rc(capffi_token_check(f->ctx, &tb2, 0, NULL), CAPFFI_ETOKEN);
+    assert_int_equal(only_reason(f->ctx), CAPFFI_REASON_FORGED);
+}
+
+/* Resources keep their token's slot: a revoked token something was
+ * attached to is never reused, so its revoked flag stays set. */
+static void
+token_slot_with_resources_is_kept(void **state)
+{
+    struct fx *f = *state;
+    capffi_token t, n;
+    capffi_lib *lib;
+    assert_ok(capffi_token_new(&t, f->ctx, "lib", NULL));
+    assert_ok(capffi_lib_open(&lib, f->ctx, &t, NULL, 0));
+    capffi_lib_close(lib);
+    assert_ok(capffi_token_revoke(f->ctx, &t));
+    assert_ok(capffi_token_new(&n, f->ctx, "n", NULL));
+    assert_true(ID_SLOT(n.id) != ID_SLOT(t.id));
+    assert_rc(capffi_token_check(f->ctx, &t, 0, NULL), CAPFFI_EREVOKED);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "'lib' was revoked"));
+}
+
+#define MANY 1000000
+
+/* 10^6 live tokens of one context all verify, and each is its own. */
+static void
+token_million_live_tokens_verify(void **state)
+{
+    (void)state;
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_token *t = calloc(MANY, sizeof *t);
+    assert_non_null(t);
+    for (size_t i = 0; i < MANY; i++)
+        assert_ok(capffi_token_new(&t[i], ctx, "many", NULL));
+    for (size_t i = 0; i < MANY; i++)
+        if (capffi_token_check(ctx, &t[i], CAPFFI_RIGHT_CALLBACK, NULL))
+            fail_msg("token %zu: %s", i, capffi_ctx_errmsg(ctx));
+    /* Revoke every other one: they are refused, the rest still pass. */
+    for (size_t i = 0; i < MANY; i += 2)
+        assert_ok(capffi_token_revoke(ctx, &t[i]));
+    for (size_t i = 0; i < MANY; i++) {
+        int rc = capffi_token_check(ctx, &t[i], 0, NULL);
+        if (rc != (i % 2 ? CAPFFI_OK : CAPFFI_EREVOKED))
+            fail_msg("token %zu: %d %s", i, rc, capffi_ctx_errmsg(ctx));
+    }
+    free(t);
+    capffi_ctx_free(ctx);
+}
+
+#define COUNTED 100000
+
+/*
+ * Memory per live token, counted, never timed: the allocator's live
+ * blocks grow by the table's chunks only, and (where glibc's mallinfo2
+ * sees the heap: not under a sanitizer's allocator) the heap by at most
+ * 128 bytes a token.
+ */
+static void
+token_memory_per_live_token_is_bounded(void **state)
+{
+    (void)state;
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_token t;
+    assert_ok(capffi_token_new(&t, ctx, "warm", NULL));
+    long blocks0 = capffi__alloc_live();
+    struct mallinfo2 m0 = mallinfo2();
+    for (size_t i = 0; i < COUNTED; i++)
+        assert_ok(capffi_token_new(&t, ctx, "counted", NULL));
+    struct mallinfo2 m1 = mallinfo2();
+    long blocks = capffi__alloc_live() - blocks0;
+    /* No block per token: chunks of slots, the directory, one label. */
+    assert_true(blocks >= 0 && blocks <= COUNTED / 1024 + 8);
+    size_t before = m0.uordblks + m0.hblkhd, after = m1.uordblks + m1.hblkhd;
+    if (after > before) {
+        double per = (double)(after - before) / COUNTED;
+        if (per > 128.0)
+            fail_msg("%.1f bytes per live token", per);
+    }
+    capffi_ctx_free(ctx);
+}
+
 int
 main(void)
 {
@@ -575,6 +792,13 @@ main(void)
         T(token_info_describes),
         T(token_scope_by_soname),
         T(token_check_by_soname),
+        T(token_reused_slot_refuses_old_generation),
+        T(token_parent_slot_waits_for_children),
+        T(token_rejects_tampered_slot_and_generation),
+        T(token_reused_slot_stays_foreign),
+        T(token_slot_with_resources_is_kept),
+        T(token_million_live_tokens_verify),
+        T(token_memory_per_live_token_is_bounded),
 #undef T
     };
     return RUN_TESTS("token", tests);

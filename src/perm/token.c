@@ -49,10 +49,16 @@
 /* Mints per epoch: the master is opened once per EPOCH_MINTS mints. */
 #define EPOCH_MINTS 1024
 
-/* The first chunk of slots has 2^CHUNK0_BITS entries, each next twice as
- * many: CAPFFI__TOK_CHUNKS chunks hold more than SLOT_LIMIT slots. */
+/* Slots come in chunks that never move: SMALL_CHUNKS of 64, 128, ...
+ * 2048 entries (a context with few tokens stays small), then chunks of
+ * 2^BIG_BITS entries (the last chunk's unused room stays under 4096
+ * entries, whatever the table's size). */
 #define CHUNK0_BITS 6
 #define CHUNK0 (UINT64_C(1) << CHUNK0_BITS)
+#define SMALL_CHUNKS 6u
+#define SMALL_SLOTS ((CHUNK0 << SMALL_CHUNKS) - CHUNK0)
+#define BIG_BITS 12
+#define BIG_CHUNK (UINT32_C(1) << BIG_BITS)
 
 /* Entry flags (struct capffi__tok.flags), written under tok_lock. */
 #define TOK_PINNED 0x01u /* something was attached: never reused */
@@ -83,13 +89,34 @@ id_make(uint32_t slot, uint32_t gen, uint32_t epoch)
            (uint64_t)epoch << (SLOT_BITS + GEN_BITS);
 }
 
-/* The entry of slot s (s < n_slots). Chunk k holds CHUNK0 << k entries. */
+/* Chunk of slot s, and s's place in it. */
+static uint32_t
+chunk_of(uint32_t s, uint32_t *at)
+{
+    if (s < SMALL_SLOTS) {
+        uint64_t v = (uint64_t)s + CHUNK0;
+        unsigned k = (unsigned)(63 - __builtin_clzll(v)) - CHUNK0_BITS;
+        *at = (uint32_t)(v - (CHUNK0 << k));
+        return k;
+    }
+    s -= (uint32_t)SMALL_SLOTS;
+    *at = s & (BIG_CHUNK - 1);
+    return SMALL_CHUNKS + (s >> BIG_BITS);
+}
+
+/* Entries in chunk k. */
+static uint32_t
+chunk_size(uint32_t k)
+{
+    return k < SMALL_CHUNKS ? (uint32_t)(CHUNK0 << k) : BIG_CHUNK;
+}
+
+/* The entry of slot s (s < n_slots). */
 static struct capffi__tok *
 slot_entry(const struct capffi__ctx_tok *c, uint32_t s)
 {
-    uint64_t v = (uint64_t)s + CHUNK0;
-    unsigned k = (unsigned)(63 - __builtin_clzll(v)) - CHUNK0_BITS;
-    return &c->chunk[k][v - (CHUNK0 << k)];
+    uint32_t at, k = chunk_of(s, &at);
+    return &c->chunk[k][at];
 }
 
 /* Slot number plus one of an entry (links are stored that way). */
@@ -431,11 +458,20 @@ take_slot(struct capffi__ctx_tok *c, uint32_t *slot, uint32_t *gen)
     }
     if (c->n_slots == SLOT_LIMIT)
         return NULL;
-    uint64_t v = (uint64_t)c->n_slots + CHUNK0;
-    unsigned k = (unsigned)(63 - __builtin_clzll(v)) - CHUNK0_BITS;
-    if (!c->chunk[k]) {
+    uint32_t at, k = chunk_of(c->n_slots, &at);
+    if (at == 0) {
+        /* A new chunk; the directory grows by doubling. The owner thread
+         * reads it without the lock, and is the one writing it here. */
+        if (k == c->n_chunks) {
+            uint32_t cap = c->n_chunks ? 2 * c->n_chunks : 16;
+            struct capffi__tok **d = capffi__realloc(c->chunk, cap * sizeof *d);
+            if (!d)
+                return NULL;
+            c->chunk = d;
+            c->n_chunks = cap;
+        }
         c->chunk[k] =
-            capffi__malloc(sizeof(struct capffi__tok) * (CHUNK0 << k));
+            capffi__malloc(sizeof(struct capffi__tok) * chunk_size(k));
         if (!c->chunk[k])
             return NULL;
     }
@@ -882,7 +918,8 @@ capffi__token_init(capffi_ctx *ctx)
     c->serial = atomic_fetch_add(&next_serial, 1);
     randombytes_buf(c->instance, sizeof c->instance);
     randombytes_buf(&epoch, sizeof epoch);
-    memset(c->chunk, 0, sizeof c->chunk);
+    c->chunk = NULL;
+    c->n_chunks = 0;
     c->n_slots = c->free_head = c->free_tail = 0;
     c->n_tokens = 0;
     c->snap = NULL;
@@ -917,10 +954,14 @@ capffi__token_fini(capffi_ctx *ctx)
     reg_remove(c);
     for (uint32_t s = 0; s < c->n_slots; s++)
         scope_release(slot_entry(c, s)->sc);
-    for (unsigned k = 0; k < CAPFFI__TOK_CHUNKS; k++) {
-        capffi__free(c->chunk[k]);
-        c->chunk[k] = NULL;
+    if (c->n_slots) {
+        uint32_t at, last = chunk_of(c->n_slots - 1, &at);
+        for (uint32_t k = 0; k <= last; k++)
+            capffi__free(c->chunk[k]);
     }
+    capffi__free(c->chunk);
+    c->chunk = NULL;
+    c->n_chunks = 0;
     c->n_slots = c->free_head = c->free_tail = 0;
     c->n_tokens = 0;
     scope_release(c->snap);

@@ -127,9 +127,6 @@ capffi__token_who(const struct capffi__tok *t);
 CAPFFI__HIDDEN int capffi__token_init(capffi_ctx *ctx);
 CAPFFI__HIDDEN void capffi__token_fini(capffi_ctx *ctx);
 
-/* Slots come in chunks of 64, 128, 256, ... entries (token.c). */
-#define CAPFFI__TOK_CHUNKS 19
-
 /* The context as far as tokens (audit.h). The table is written on the
  * owner thread under tok_lock; the owner thread reads it without the lock
  * (checks), other threads (revocation, telling a foreign token) read it
@@ -144,7 +141,8 @@ struct capffi__ctx_tok {
     uint32_t epoch;        /* the current epoch */
     uint32_t epoch_left;   /* mints left before the next epoch */
     pthread_mutex_t tok_lock;
-    struct capffi__tok *chunk[CAPFFI__TOK_CHUNKS];
+    struct capffi__tok **chunk;    /* chunks of slots (token.c) */
+    uint32_t n_chunks;             /* room in chunk */
     uint32_t n_slots;              /* slots ever handed out */
     uint32_t free_head, free_tail; /* FIFO of reusable slots, + 1 */
     size_t n_tokens;               /* slots in use or waiting for reuse */
