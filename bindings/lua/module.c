@@ -102,6 +102,7 @@ setup(lua_State *L, capffi_ctx *borrowed, const capffi_options *opts,
     st->ctx = NULL;
     st->L = NULL;
     st->cb_failures = 0;
+    st->audit_calls_added = 0;
     if (borrowed) {
         /* The state class's finalizer frees the context; a borrowed one
          * is only forgotten, so that capffi_lua_ctx and the module's
