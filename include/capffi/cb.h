@@ -41,8 +41,12 @@ CAPFFI_BEGIN_DECLS
 /** Small-integer results are wrapped to the declared width as a C cast
  *  would, instead of being range-checked. */
 #define CAPFFI_CB_WRAP 0x2u
+/** Invocations enter through a libffi closure even when one of capffi's
+ *  own compiled entry points would do (they are used for scalar
+ *  signatures while the process has one free): for comparing the two. */
+#define CAPFFI_CB_LIBFFI 0x4u
 /** The union of the valid CAPFFI_CB_* bits. */
-#define CAPFFI_CB__ALL 0x3u
+#define CAPFFI_CB__ALL 0x7u
 
 /** Longest detail kept in a capffi_cb_status, with its NUL. */
 #define CAPFFI_CB_DETAIL_MAX 256

@@ -1,6 +1,7 @@
 /*
- * cb.c - callbacks: making them (a libffi closure over the trampoline of
- * invoke.c), closing them, their references and status.
+ * cb.c - callbacks: making them (a thunk of thunk.c or a libffi closure,
+ * over the trampoline of invoke.c), closing them, their references and
+ * status.
  *
  * Threat answered here (THREATS.md): C2. A callback is never freed before
  * its context; closing it, or revoking its token, only flips its state
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "callback/invoke.h"
+#include "callback/thunk.h"
 
 /* ---- making and closing ------------------------------------------------- */
 
@@ -28,6 +30,7 @@ cb_on_revoke(struct capffi__res *r)
 static void
 cb_release(capffi_cb *cb)
 {
+    capffi__thunk_release(cb);
     capffi__closure_free(cb->closure);
     capffi__sig_free(&cb->sig);
     capffi__free(cb->dflt_bytes);
@@ -164,18 +167,22 @@ build(capffi_cb *cb, const char *signature, const capffi_cb_options *o)
     rc = set_default(cb, o->result);
     if (rc)
         return rc;
-    cb->closure = capffi__closure_alloc(&cb->call.code);
-    if (!cb->closure)
-        return capffi__fail(ctx, CAPFFI_ENOMEM,
-                            "cannot allocate a closure (out of memory, or "
-                            "executable memory is refused)");
-    st = ffi_prep_closure_loc(cb->closure, &cb->cif, capffi__cb_trampoline, cb,
-                              cb->call.code);
-    if (st != FFI_OK)
-        return capffi__fail(ctx, CAPFFI_ESIG,
-                            "libffi cannot prepare a closure for '%s' "
-                            "(status %d)",
-                            signature, (int)st);
+    /* A thunk of capffi's own when the signature fits one and the pool
+     * has one free (thunk.c), else a libffi closure. */
+    if (!capffi__thunk_take(cb)) {
+        cb->closure = capffi__closure_alloc(&cb->call.code);
+        if (!cb->closure)
+            return capffi__fail(ctx, CAPFFI_ENOMEM,
+                                "cannot allocate a closure (out of memory, "
+                                "or executable memory is refused)");
+        st = ffi_prep_closure_loc(cb->closure, &cb->cif, capffi__cb_trampoline,
+                                  cb, cb->call.code);
+        if (st != FFI_OK)
+            return capffi__fail(ctx, CAPFFI_ESIG,
+                                "libffi cannot prepare a closure for '%s' "
+                                "(status %d)",
+                                signature, (int)st);
+    }
     size_t n = strlen(signature) + 1;
     char *text = capffi__arena_alloc(&cb->sig.arena, n);
     if (!text)
@@ -239,6 +246,8 @@ capffi_cb_new_opts(capffi_cb **out, capffi_ctx *ctx, const capffi_token *tok,
         cb = capffi__calloc(1, sizeof *cb);
         if (!cb)
             rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
+        else
+            cb->thunk = -1;
     }
     if (cb) {
         cb->call.magic = CAPFFI__CB_MAGIC;

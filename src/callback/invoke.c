@@ -27,7 +27,7 @@
 
 #include "call/fn.h"
 
-#define CB_OP_FLAGS (CAPFFI_CB_THREADSAFE | CAPFFI_CB_WRAP)
+#define CB_OP_FLAGS (CAPFFI_CB_THREADSAFE | CAPFFI_CB_WRAP | CAPFFI_CB_LIBFFI)
 _Static_assert(CB_OP_FLAGS == CAPFFI_CB__ALL, "every flag is handled");
 
 /*

@@ -32,7 +32,9 @@ struct capffi_cb {
     const void *owner_key;
     capffi_cb_fn fn;
     void *payload;
-    ffi_closure *closure;
+    ffi_closure *closure; /* NULL for a thunk */
+    int thunk;            /* thunk.c: the pool index, or -1 */
+    uint8_t thunk_ix[14]; /* thunk.c: each argument's register word */
     ffi_cif cif;
     struct capffi__sig sig;
     capffi_value dflt;  /* the default result, as the handler's ret starts */

@@ -26,6 +26,7 @@
 #include "abi_cases.h"
 #include "abi_table.h"
 #include "call/fn.h"
+#include "callback/invoke.h"
 
 #ifndef ABI_LIBFFI_DEFECT
 #define ABI_LIBFFI_DEFECT 0
@@ -364,6 +365,94 @@ abi_plan_chooses_direct(void **state)
     print_message("# %u of %u cases call directly\n", direct, abi_ncases);
 }
 
+/* A callback's handler that calls the case it stands for with the values
+ * it received, and returns what the case returned. */
+static void
+forward(void *payload, const capffi_value *args, capffi_value *ret)
+{
+    capffi_fn *fn = payload;
+    if (capffi_fn_call(fn, args, ret) != CAPFFI_OK)
+        capffi_cb_fail(capffi_ctx_errmsg(NULL));
+}
+
+/*
+ * Every case (but the variadic ones, which a callback cannot be, and the
+ * libffi defect shapes) as a callback: native code calls the callback
+ * (through capffi_fn_from_ptr, whose calls the tests above check against
+ * C), its handler calls the case through capffi_fn_call, and the case must
+ * receive every argument and the caller every result as in the direct C
+ * call. Without flags the scalar signatures enter through capffi's thunks
+ * (callback/thunk.c), the others through libffi closures; with
+ * CAPFFI_CB_LIBFFI all of them through closures. The thunks are the
+ * process's and stay with their callbacks until the context is freed, so
+ * the cases run in batches, a context each.
+ */
+static unsigned
+run_callbacks(uint32_t cb_flags, const char *path, unsigned *thunked)
+{
+    struct abi_call *c = malloc(sizeof *c);
+    void *rawargs[ABI_MAX_ARGS];
+    unsigned failed = 0;
+    char how[32];
+    assert_non_null(c);
+    *thunked = 0;
+    for (unsigned i0 = 0; i0 < abi_ncases; i0 += 200) {
+        struct lib_fx f;
+        lib_fx_open(&f, 0, "CAPFFI_ABICASES_DIR", "CAPFFI_ABICASES", "abi");
+        for (unsigned i = i0; i < abi_ncases && i < i0 + 200; i++) {
+            const struct abi_case *k = &abi_cases[i];
+            if (strstr(k->signature, "...") || k->libffi_defect)
+                continue;
+            capffi_fn *fn = bind_case(&f, k, 0), *via = NULL;
+            capffi_cb *cb = NULL;
+            int rc = capffi_cb_new(&cb, f.ctx, &f.tok, k->signature, forward,
+                                   fn, cb_flags);
+            if (!rc)
+                rc = capffi_fn_from_ptr(&via, f.ctx, &f.tok, capffi_cb_code(cb),
+                                        k->signature, 0);
+            if (rc)
+                fail_msg("case %u \"%s\": callback: %s: %s", k->id,
+                         k->signature, capffi_err_name(rc),
+                         capffi_ctx_errmsg(f.ctx));
+            *thunked += cb->thunk >= 0;
+            unsigned bad = 0;
+            for (unsigned set = 0; set < SETS; set++) {
+                draw(k, set, c, rawargs);
+                snprintf(how, sizeof how, "callback/%s", path);
+                bad += check_call(&f, k, via, false, how, set, c, rawargs);
+            }
+            failed += bad != 0;
+            capffi_fn_free(via);
+            capffi_cb_close(cb);
+            capffi_fn_free(fn);
+        }
+        capffi_ctx_free(f.ctx);
+    }
+    free(c);
+    return failed;
+}
+
+static void
+abi_callbacks_match_c(void **state)
+{
+    (void)state;
+    unsigned thunked, closures;
+    unsigned failed = run_callbacks(0, "thunk", &thunked);
+    print_message("# %u cases entered through thunks\n", thunked);
+    if (failed)
+        fail_msg("%u cases differ from C as callbacks", failed);
+    failed = run_callbacks(CAPFFI_CB_LIBFFI, "closure", &closures);
+    if (failed)
+        fail_msg("%u cases differ from C as callbacks through libffi "
+                 "closures",
+                 failed);
+    if (closures != 0)
+        fail_msg("%u callbacks made with CAPFFI_CB_LIBFFI took a thunk",
+                 closures);
+    if (thunked == 0)
+        fail_msg("no case entered through a thunk");
+}
+
 int
 main(void)
 {
@@ -374,6 +463,7 @@ main(void)
                                         lib_fx_teardown),
         cmocka_unit_test_setup_teardown(abi_libffi_matches_c, setup,
                                         lib_fx_teardown),
+        cmocka_unit_test(abi_callbacks_match_c),
     };
     return RUN_TESTS("abi", tests);
 }
