@@ -20,6 +20,7 @@
  * that for any bound function. Both share the
  * argument and result conversions below with a synchronous call.
  */
+#include <float.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -263,10 +264,156 @@ fn_call(lua_State *L)
     return nres + f->nouts;
 }
 
+/* ---- the direct path -------------------------------------------------- */
+
+/* Most parameters a function called by the direct path has: its frame
+ * stays small. */
+#define DIRECT_MAX 16
+
+#if defined(__GNUC__)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define LIKELY(x) (x)
+#define UNLIKELY(x) (x)
+#endif
+
+/*
+ * Whether a bound function is called by fn_call_direct: chosen once, when
+ * it is bound. Its parameters are scalars or cstrings, its result void, a
+ * scalar or a cstring; it has no out-parameter and is not async. Every
+ * other function takes fn_call.
+ */
+static bool
+direct_fits(const struct capffi_lua__fn *f)
+{
+    if (f->async || f->nouts || f->nparams > DIRECT_MAX)
+        return false;
+    for (int i = 0; i < f->nparams; i++)
+        if (!capffi_lua__is_scalar(f->kind[i]) && f->kind[i] != K_CSTRING)
+            return false;
+    return f->ret == K_VOID || f->ret == K_CSTRING ||
+           capffi_lua__is_scalar(f->ret);
+}
+
+/*
+ * The argument at idx for parameter i, by the kind fixed at bind time, in
+ * the fewest Lua API calls; false when the value is not the plain case
+ * (a float for an integer, a negative for u8..u32, a string with a NUL,
+ * a wrong type), which arg_value then converts or refuses with the
+ * message it always gave.
+ */
+static inline bool
+direct_arg(lua_State *L, int kind, bool wrap, int idx, capffi_value *v)
+{
+    switch (kind) {
+    case CAPFFI_LUA__INT:
+    case CAPFFI_LUA__I64:
+    case CAPFFI_LUA__U64:
+        if (!lua_isinteger(L, idx))
+            return false;
+        v->i64 = lua_tointegerx(L, idx, NULL);
+        return true;
+    case CAPFFI_LUA__UINT:
+        if (!lua_isinteger(L, idx))
+            return false;
+        v->i64 = lua_tointegerx(L, idx, NULL);
+        return v->i64 >= 0 || wrap;
+    case CAPFFI_LUA__F64:
+        if (lua_type(L, idx) != LUA_TNUMBER)
+            return false;
+        v->f64 = (double)lua_tonumberx(L, idx, NULL);
+        return true;
+    case CAPFFI_LUA__F32: {
+        if (lua_type(L, idx) != LUA_TNUMBER)
+            return false;
+        double d = (double)lua_tonumberx(L, idx, NULL);
+        if (d > FLT_MAX || d < -FLT_MAX)
+            return false; /* beyond FLT_MAX, or infinite: arg_value says */
+        v->u64 = 0;
+        v->f32 = (float)d;
+        return true;
+    }
+    case CAPFFI_LUA__BOOL:
+        if (lua_type(L, idx) != LUA_TBOOLEAN)
+            return false;
+        v->b = lua_toboolean(L, idx);
+        return true;
+    case CAPFFI_LUA__POINTER:
+        switch (lua_type(L, idx)) {
+        case LUA_TLIGHTUSERDATA:
+            v->p = lua_touserdata(L, idx);
+            return true;
+        case LUA_TNIL:
+            v->p = NULL;
+            return true;
+        default:
+            return false;
+        }
+    case CAPFFI_LUA__CSTRING: {
+        if (lua_type(L, idx) != LUA_TSTRING)
+            return false;
+        size_t len;
+        v->str = lua_tolstring(L, idx, &len);
+        return strlen(v->str) == len;
+    }
+    default:
+        return false;
+    }
+}
+
+/*
+ * The closure of a function direct_fits: upvalue 1 its fn userdata (what
+ * keeps it, and what capffi_lua__fn_of finds), upvalue 2 the same record
+ * as a light userdata, reached without the userdata's header. What it
+ * checks, and in which order, is fn_call's: the argument count and a
+ * closed context go to fn_call, which raises as it always did; a value
+ * that is not the plain case goes to arg_value. The call itself is
+ * capffi_fn_call, which checks the library and the token on every call.
+ */
+static int
+fn_call_direct(lua_State *L)
+{
+    const struct capffi_lua__fn *f = lua_touserdata(L, lua_upvalueindex(2));
+    int n = f->nparams;
+    if (UNLIKELY(lua_gettop(L) != n || !f->st->ctx))
+        return fn_call(L);
+    capffi_value args[DIRECT_MAX];
+    for (int i = 0; i < n; i++)
+        if (UNLIKELY(!direct_arg(L, f->kind[i], f->wrap, i + 1, &args[i])))
+            arg_value(L, f, i + 1, i, i + 1, &args[i]);
+    capffi_value r;
+    struct capffi_lua__native call;
+    capffi_lua__native_enter(L, f->st, &call);
+    int rc = capffi_fn_call(f->fn, args, &r);
+    capffi_lua__native_leave(L, f->st, &call, f->name);
+    if (UNLIKELY(rc))
+        return capffi_lua__fail(L, f->st, rc, f->name);
+    switch (f->ret) {
+    case K_VOID:
+        return 0;
+    case CAPFFI_LUA__INT:
+    case CAPFFI_LUA__I64:
+        lua_pushinteger(L, r.i64);
+        return 1;
+    case CAPFFI_LUA__UINT:
+    case CAPFFI_LUA__U64:
+        lua_pushinteger(L, (lua_Integer)r.u64);
+        return 1;
+    case CAPFFI_LUA__F64:
+        lua_pushnumber(L, r.f64);
+        return 1;
+    default:
+        capffi_lua__value_push(L, f->ret, &r);
+        return 1;
+    }
+}
+
 const struct capffi_lua__fn *
 capffi_lua__fn_of(lua_State *L, int idx)
 {
-    if (lua_tocfunction(L, idx) != fn_call)
+    lua_CFunction cf = lua_tocfunction(L, idx);
+    if (cf != fn_call && cf != fn_call_direct)
         return NULL;
     lua_getupvalue(L, idx, 1);
     const struct capffi_lua__fn *f = luaL_testudata(L, -1, CAPFFI_LUA_FN);
@@ -414,7 +561,12 @@ capffi_lua__fn_push(lua_State *L, struct capffi_lua__state *st, int keep_idx,
                           "and the result is %s",
                           name, capffi_fn_result_type(cfn, NULL));
     f->smode = (uint8_t)smode;
-    lua_pushcclosure(L, fn_call, 1);
+    if (direct_fits(f)) {
+        lua_pushlightuserdata(L, f);
+        lua_pushcclosure(L, fn_call_direct, 2);
+    } else {
+        lua_pushcclosure(L, fn_call, 1);
+    }
 }
 
 enum capffi_lua__smode

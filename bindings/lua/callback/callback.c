@@ -25,6 +25,7 @@
  * the bound function had called the Lua function itself.
  */
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +43,7 @@ struct lcb {
     bool ret_function; /* the result is declared `function` */
     bool objects;      /* some parameter is an instance (user value 3: the
                           record of them) */
+    bool direct;       /* handler_direct fits it (direct_fits) */
     capffi_token tok;  /* whose class names its instance arguments use */
     uint8_t kind[];    /* enum capffi_lua__kind, per parameter */
 };
@@ -60,6 +62,9 @@ struct invocation {
 };
 
 /* ---- values ------------------------------------------------------------- */
+
+static int scalar_result(lua_State *L, const struct lcb *c, int idx,
+                         capffi_value *ret, char *why, size_t n);
 
 /*
  * The result a handler returned (at idx), into *ret as the declared type
@@ -122,7 +127,21 @@ result_in(lua_State *L, struct lcb *c, int self, int idx, capffi_value *ret)
     default:
         break;
     }
-    rc = capffi_lua__scalar_in(L, idx, c->ret, c->wrap, ret, why, sizeof why);
+    rc = scalar_result(L, c, idx, ret, why, sizeof why);
+    if (rc)
+        capffi_lua__error(L, rc, "callback result (%s): %s",
+                          capffi_cb_result_type(c->h.cb, NULL), why);
+}
+
+/*
+ * A scalar result at idx into *ret, raising nothing: CAPFFI_OK, or the
+ * code with the reason in why (n bytes).
+ */
+static int
+scalar_result(lua_State *L, const struct lcb *c, int idx, capffi_value *ret,
+              char *why, size_t n)
+{
+    int rc = capffi_lua__scalar_in(L, idx, c->ret, c->wrap, ret, why, n);
     if (!rc && !c->wrap && c->ret_size < 8 &&
         (c->ret == CAPFFI_LUA__INT || c->ret == CAPFFI_LUA__UINT)) {
         /* capffi checks too; checking here makes the failure a Lua error
@@ -134,13 +153,11 @@ result_in(lua_State *L, struct lcb *c, int self, int idx, capffi_value *ret)
                                                : (INT64_C(1) << bits) - 1;
         if (ret->i64 < lo || ret->i64 > hi) {
             rc = CAPFFI_ERANGE;
-            snprintf(why, sizeof why, "%lld is outside [%lld, %lld]",
+            snprintf(why, n, "%lld is outside [%lld, %lld]",
                      (long long)ret->i64, (long long)lo, (long long)hi);
         }
     }
-    if (rc)
-        capffi_lua__error(L, rc, "callback result (%s): %s",
-                          capffi_cb_result_type(c->h.cb, NULL), why);
+    return rc;
 }
 
 /* ---- invocation ------------------------------------------------------- */
@@ -192,6 +209,92 @@ invoke(lua_State *L)
     return 0;
 }
 
+/*
+ * Whether a callback's invocations take the direct path of handler():
+ * every parameter reaches Lua by a push that can neither fail nor
+ * allocate (scalars; buffers and functions arrive as addresses), there
+ * is no instance to record, and the result is void or a scalar. Then
+ * nothing but the Lua function and the result's conversion can raise,
+ * and both run protected.
+ */
+static bool
+direct_fits(const struct lcb *c)
+{
+    if (c->objects || c->ret_function)
+        return false;
+    for (int i = 0; i < c->nparams; i++)
+        if (!capffi_lua__is_scalar(c->kind[i]) &&
+            c->kind[i] != CAPFFI_LUA__BUFFER)
+            return false;
+    return c->ret == CAPFFI_LUA__VOID || capffi_lua__is_scalar(c->ret);
+}
+
+/* Raise the error of a result that did not convert on the direct path
+ * (result_in, protected): the invocation at 1, the value at 2. */
+static int
+result_protected(lua_State *L)
+{
+    struct invocation *inv = lua_touserdata(L, 1);
+    result_in(L, inv->c, 0, 2, inv->ret);
+    return 0;
+}
+
+/*
+ * The direct path of handler() for a callback direct_fits: the userdata
+ * (kept on the stack for the invocation, as invoke keeps it), the Lua
+ * function and the arguments are pushed here, where none of those
+ * pushes can raise, and the Lua function is called with lua_pcall
+ * itself. Returns the status; an error value is on the top. A callback
+ * closed meanwhile (no anchor) takes invoke's path, which says so.
+ */
+static int
+invoke_direct(lua_State *L, struct invocation *inv)
+{
+    struct lcb *c = inv->c;
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, c->self) != LUA_TUSERDATA) {
+        lua_pop(L, 1);
+        lua_pushcfunction(L, invoke);
+        lua_pushlightuserdata(L, inv);
+        return lua_pcall(L, 1, 0, 0);
+    }
+    lua_getiuservalue(L, -1, 1);
+    const capffi_value *a = inv->args;
+    for (int i = 0; i < c->nparams; i++) {
+        switch (c->kind[i]) {
+        case CAPFFI_LUA__INT:
+        case CAPFFI_LUA__I64:
+            lua_pushinteger(L, a[i].i64);
+            break;
+        case CAPFFI_LUA__UINT:
+        case CAPFFI_LUA__U64:
+            lua_pushinteger(L, (lua_Integer)a[i].u64);
+            break;
+        default:
+            capffi_lua__scalar_push(L, c->kind[i], &a[i]);
+            break;
+        }
+    }
+    int status = lua_pcall(L, c->nparams, 1, 0);
+    if (status != LUA_OK || c->ret == CAPFFI_LUA__VOID)
+        return status;
+    if (c->ret == CAPFFI_LUA__INT && !c->wrap && c->ret_size == 4 &&
+        lua_isinteger(L, -1)) {
+        lua_Integer v = lua_tointegerx(L, -1, NULL);
+        if (v >= INT32_MIN && v <= INT32_MAX) {
+            inv->ret->i64 = v;
+            return LUA_OK;
+        }
+    } else {
+        char why[160];
+        if (!scalar_result(L, c, lua_gettop(L), inv->ret, why, sizeof why))
+            return LUA_OK;
+    }
+    lua_pushcfunction(L, result_protected);
+    lua_pushlightuserdata(L, inv);
+    lua_pushvalue(L, -3);
+    return lua_pcall(L, 2, 0, 0);
+}
+
 /* The capffi handler of every Lua callback. It returns normally whatever
  * the Lua side does. */
 static void
@@ -204,11 +307,27 @@ handler(void *payload, const capffi_value *args, capffi_value *ret)
         capffi_cb_fail("no Lua code is running to take the call");
         return;
     }
-    if (!lua_checkstack(L, 8)) {
+    if (!lua_checkstack(L, c->direct ? c->nparams + 8 : 8)) {
         capffi_cb_fail("the Lua stack is full");
         return;
     }
     int top = lua_gettop(L);
+    if (c->direct) {
+        /* Not zeroed: msg (256 bytes) is written only on a failure. */
+        struct invocation inv;
+        inv.c = c;
+        inv.args = args;
+        inv.ret = ret;
+        inv.failed = false;
+        inv.record = NULL;
+        int status = invoke_direct(L, &inv);
+        if (status != LUA_OK)
+            capffi_lua__native_failed(L, st, inv.msg, sizeof inv.msg);
+        lua_settop(L, top);
+        if (status != LUA_OK)
+            capffi_cb_fail(inv.msg);
+        return;
+    }
     struct invocation inv = { .c = c, .args = args, .ret = ret };
     lua_pushcfunction(L, invoke);
     lua_pushlightuserdata(L, &inv);
@@ -403,6 +522,7 @@ callback_new(lua_State *L, struct capffi_lua__state *st,
     const char *rt = capffi_cb_result_type(c->h.cb, &c->ret_size);
     c->ret = (uint8_t)capffi_lua__kind_of(rt);
     c->ret_function = strcmp(rt, "function") == 0;
+    c->direct = direct_fits(c);
     lua_settop(L, ud);
     return 1;
 }
