@@ -1046,7 +1046,7 @@ print_table(const struct row *rows, const size_t *samples)
 static void
 target(const char *what, double ratio, double pair, double limit)
 {
-    printf("  %-44s %5.2fx (paired %5.2fx)  <= %.1fx %s\n", what, ratio, pair,
+    printf("  %-48s %5.2fx (paired %5.2fx)  <= %.1fx %s\n", what, ratio, pair,
            limit, ratio <= limit ? "PASS" : "over");
 }
 
