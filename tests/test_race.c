@@ -5,6 +5,7 @@
 #include "helpers.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -76,14 +77,19 @@ struct minter {
     capffi_ctx *ctx;
     capffi_token parent;
     atomic_int stop;
+    atomic_int running; /* the revoking thread has started */
 };
 
+/* Revoke the parent until told to stop, and at least once: the minter
+ * may finish its attenuations before this thread is first scheduled. */
 static void *
 revoke_loop(void *arg)
 {
     struct minter *m = arg;
-    while (!atomic_load(&m->stop))
+    atomic_store(&m->running, 1);
+    do
         capffi_token_revoke(m->ctx, &m->parent);
+    while (!atomic_load(&m->stop));
     return NULL;
 }
 
@@ -101,6 +107,8 @@ race_attenuate_against_revoke(void **state)
     size_t made = 0;
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, revoke_loop, &m), 0);
+    while (!atomic_load(&m.running)) /* so that the two overlap */
+        sched_yield();
     for (int i = 0; i < 2000; i++) {
         int rc = capffi_token_attenuate(&kids[made], m.ctx, &m.parent, NULL);
         if (rc == 0)

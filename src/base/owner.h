@@ -101,7 +101,8 @@ static inline bool
 capffi__ctx_on_owner(const capffi_ctx *ctx)
 {
     const struct capffi__owner *o = &capffi__base(ctx)->owner;
-    return pthread_equal(o->thread, pthread_self()) != 0 ||
+    /* The key is a thread-local's address: one compare, no call. */
+    return o->key == capffi__thread_key() ||
            (o->lend && capffi__owner_acting(ctx));
 }
 
