@@ -461,19 +461,23 @@ take_slot(struct capffi__ctx_tok *c, uint32_t *slot, uint32_t *gen)
     uint32_t at, k = chunk_of(c->n_slots, &at);
     if (at == 0) {
         /* A new chunk; the directory grows by doubling. The owner thread
-         * reads it without the lock, and is the one writing it here. */
+         * reads it without the lock, and is the one writing it here. The
+         * chunk comes first, so a failure leaves the table as it was. */
+        struct capffi__tok *chunk =
+            capffi__malloc(sizeof(struct capffi__tok) * chunk_size(k));
+        if (!chunk)
+            return NULL;
         if (k == c->n_chunks) {
             uint32_t cap = c->n_chunks ? 2 * c->n_chunks : 16;
             struct capffi__tok **d = capffi__realloc(c->chunk, cap * sizeof *d);
-            if (!d)
+            if (!d) {
+                capffi__free(chunk);
                 return NULL;
+            }
             c->chunk = d;
             c->n_chunks = cap;
         }
-        c->chunk[k] =
-            capffi__malloc(sizeof(struct capffi__tok) * chunk_size(k));
-        if (!c->chunk[k])
-            return NULL;
+        c->chunk[k] = chunk;
     }
     *slot = c->n_slots++;
     *gen = 1;
