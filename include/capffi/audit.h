@@ -39,14 +39,17 @@
  * form per op, the same for its successes, refusals and failures:
  *   token.new, token.attenuate, token.revoke   "" (the label and ids say
  *                                              which token)
- *   token.check, perm.query, perm.request,     the canonical path checked,
- *   perm.revoke                                "" for none
+ *   token.check, perm.query, perm.request,     the canonical path checked
+ *   perm.revoke                                (the name as given when it
+ *                                              resolves to no file), "" for
+ *                                              none
  *   lib.open                                   the library's canonical path
  *                                              (a soname resolved as the
  *                                              loader would); the name as
  *                                              given when it resolves to no
  *                                              file; "(process)" for NULL
- *   lib.close                                  the canonical path
+ *   lib.close                                  the canonical path;
+ *                                              "(process)" for the process
  *   lib.bind                                   the symbol (capffi_lib_bind,
  *                                              capffi_lib_static)
  *   fn.call, job.submit, job.cancel            the function's symbol; the
@@ -58,7 +61,10 @@
  *                                              in the detail: "at 0x...")
  *   ptr.of                                     "buffer of N bytes"
  *   view.new                                   "ADDRESS+LENGTH" ("buffer
- *                                              ADDRESS" for a buffer's view)
+ *                                              ADDRESS" for
+ *                                              capffi_view_of_buf_tok;
+ *                                              capffi_view_of_buf writes no
+ *                                              event)
  *   view.access                                "ADDRESS+LENGTH [OFFSET, +N)"
  *   type.define                                the name defined
  *   obj.leak                                   the class

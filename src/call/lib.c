@@ -31,6 +31,10 @@
 #include "perm/soname.h"
 #include "types/value.h"
 
+/* The target of lib.open and lib.close events for the process itself
+ * (capffi_lib_open with a NULL path): capffi/audit.h, "Targets". */
+#define PROCESS_TARGET "(process)"
+
 struct capffi_lib {
     capffi_ctx *ctx;
     void *handle;
@@ -149,23 +153,19 @@ capffi_lib_open(capffi_lib **out, capffi_ctx *ctx, const capffi_token *tok,
                           out ? "unknown flag bits 0x%x" : "out is NULL",
                           flags & ~(CAPFFI_LIB_LAZY | CAPFFI_LIB_GLOBAL));
         capffi__audit_emit(ctx, CAPFFI_OP_LIB_OPEN, rc, CAPFFI_REASON_INVALID,
-                           NULL, rights, path ? path : "", "%s",
+                           NULL, rights, path ? path : PROCESS_TARGET, "%s",
                            capffi_ctx_errmsg(ctx));
         return rc;
     }
     /* The token first: a forged token learns nothing about the path. Its
      * refusal names the canonical path, as every lib.open event does,
      * when the name resolves (looked up only for the trail). */
-    char *canon = NULL;
-    if (path && capffi__audit_on(ctx) &&
-        capffi__file_resolve(ctx, &f, path) == CAPFFI_OK) {
-        canon = capffi__strdup(f.canon);
-        capffi__file_release(&f);
-    }
+    char *canon =
+        capffi__audit_on(ctx) ? capffi__file_canon_copy(ctx, path) : NULL;
     rc = capffi__token_peek(ctx, tok, rights, CAPFFI_OP_LIB_OPEN,
                             canon  ? canon
                             : path ? path
-                                   : "",
+                                   : PROCESS_TARGET,
                             &t);
     capffi__free(canon);
     if (rc)
@@ -176,7 +176,8 @@ capffi_lib_open(capffi_lib **out, capffi_ctx *ctx, const capffi_token *tok,
         have_file = true;
     }
     if ((rc = capffi__token_use(ctx, tok, rights, have_file ? &f : NULL,
-                                CAPFFI_OP_LIB_OPEN, path ? NULL : "", &t)))
+                                CAPFFI_OP_LIB_OPEN,
+                                path ? NULL : PROCESS_TARGET, &t)))
         goto out; /* denial already audited */
     if (have_file && faccessat(AT_FDCWD, f.canon, W_OK, AT_EACCESS) == 0)
         writable = "; the file is writable by this process (it could be "
@@ -227,8 +228,8 @@ audit:;
         ctx, CAPFFI_OP_LIB_OPEN, rc,
         rc ? (rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM : CAPFFI_REASON_FAILED)
            : CAPFFI_REASON_NONE,
-        &who, rights, have_file ? f.canon : (path ? path : "(process)"), "%s%s",
-        rc ? capffi_ctx_errmsg(ctx) : "loaded", rc ? "" : writable);
+        &who, rights, have_file ? f.canon : (path ? path : PROCESS_TARGET),
+        "%s%s", rc ? capffi_ctx_errmsg(ctx) : "loaded", rc ? "" : writable);
 out:
     if (rc && lib)
         lib_free(lib);
@@ -481,7 +482,8 @@ capffi_lib_close(capffi_lib *lib)
     atomic_store(&lib->state, CAPFFI__CLOSED);
     capffi__token_detach(lib->ctx, &lib->res);
     capffi__token_audit(lib->ctx, CAPFFI_OP_LIB_CLOSE, 0, CAPFFI_REASON_NONE,
-                        lib->tok, 0, lib->canon, "closed");
+                        lib->tok, 0,
+                        lib->canon[0] ? lib->canon : PROCESS_TARGET, "closed");
 }
 
 const char *

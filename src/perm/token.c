@@ -1334,9 +1334,15 @@ capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
     if (!path)
         return capffi__token_use(ctx, tok, rights, NULL, CAPFFI_OP_TOKEN_CHECK,
                                  NULL, NULL);
-    /* The token first: a forged token learns nothing about the path. */
+    /* The token first: a forged token learns nothing about the path. Its
+     * refusal names the canonical path when the name resolves (looked up
+     * only for the trail), else the name as given. */
     struct capffi__tok *t;
-    rc = capffi__token_peek(ctx, tok, rights, CAPFFI_OP_TOKEN_CHECK, path, &t);
+    char *canon =
+        capffi__audit_on(ctx) ? capffi__file_canon_copy(ctx, path) : NULL;
+    rc = capffi__token_peek(ctx, tok, rights, CAPFFI_OP_TOKEN_CHECK,
+                            canon ? canon : path, &t);
+    capffi__free(canon);
     if (rc)
         return rc;
     struct capffi__file f;
@@ -1346,7 +1352,7 @@ capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
         capffi__audit_emit(ctx, CAPFFI_OP_TOKEN_CHECK, rc,
                            rc == CAPFFI_ENOMEM ? CAPFFI_REASON_NOMEM
                                                : CAPFFI_REASON_INVALID,
-                           &who, rights, "", "%s", capffi_ctx_errmsg(ctx));
+                           &who, rights, path, "%s", capffi_ctx_errmsg(ctx));
         return rc;
     }
     rc = capffi__token_use(ctx, tok, rights, &f, CAPFFI_OP_TOKEN_CHECK, NULL,
