@@ -22,6 +22,14 @@
 #include <capffi.h>
 #include <capffi/lua.h> /* capffi_lua_open, capffi_lua_ctx: the public ones */
 
+/* Internal to capffi's Lua objects: never exported (the rock's capffi.so
+ * exports only luaopen_capffi and capffi/lua.h's calls). */
+#if defined(__GNUC__)
+#define CAPFFI_LUA__INTERNAL __attribute__((visibility("hidden")))
+#else
+#define CAPFFI_LUA__INTERNAL
+#endif
+
 /*
  * Create the module in L with the given options (NULL: no FFI), as
  * require "capffi" will return it: the context, the module table in
@@ -32,7 +40,8 @@
  * object) if the context cannot be made. The runner's entry point; hosts
  * use capffi_lua_open, which never raises.
  */
-int capffi_lua_setup(lua_State *L, const capffi_options *opts);
+CAPFFI_LUA__INTERNAL int capffi_lua_setup(lua_State *L,
+                                          const capffi_options *opts);
 
 /*
  * Grants as the runner's --allow-ffi and --deny-ffi give them and as the
@@ -55,17 +64,19 @@ struct capffi_lua__grants {
  * exist or a soname found nowhere, CAPFFI_ENOMEM. g keeps the items before
  * the bad one.
  */
-int capffi_lua__grants_add(struct capffi_lua__grants *g, bool deny,
-                           const char *list, const char *what, char *msg,
-                           size_t cap);
+CAPFFI_LUA__INTERNAL int capffi_lua__grants_add(struct capffi_lua__grants *g,
+                                                bool deny, const char *list,
+                                                const char *what, char *msg,
+                                                size_t cap);
 
 /* Point opts' allow and deny fields at g (which must outlive their use in
  * capffi_ctx_new) and add CAPFFI_OPT_ALLOW_ALL when g allows all. */
-void capffi_lua__grants_options(const struct capffi_lua__grants *g,
-                                capffi_options *opts);
+CAPFFI_LUA__INTERNAL void
+capffi_lua__grants_options(const struct capffi_lua__grants *g,
+                           capffi_options *opts);
 
 /* Free g's lists and zero it. */
-void capffi_lua__grants_free(struct capffi_lua__grants *g);
+CAPFFI_LUA__INTERNAL void capffi_lua__grants_free(struct capffi_lua__grants *g);
 
 /* The standard loader. The first in a state makes the context with the
  * grants of CAPFFI_ALLOW_FFI and CAPFFI_DENY_FFI (none when unset) and

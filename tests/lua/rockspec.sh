@@ -80,6 +80,16 @@ fi
 check "luarocks make builds and installs the module" [ "$status" = 0 ]
 module=$(find "$tree" -name capffi.so | head -n 1)
 check "the module is in the rocks tree" [ -n "$module" ]
+# Only public names are exported: the entry point and capffi/lua.h's
+# embedding calls; the module's own functions stay inside it.
+if command -v nm >/dev/null 2>&1 && [ -n "$module" ]; then
+    nm -D --defined-only "$module" | awk '{ print $3 }' |
+        grep -v -e '^luaopen_capffi$' -e '^capffi_lua_open$' \
+            -e '^capffi_lua_ctx$' -e '^_' >"$tmp/exported"
+    sed 's/^/# exported: /' "$tmp/exported"
+    check "the rock's capffi.so exports only public names" \
+        [ ! -s "$tmp/exported" ]
+fi
 
 libdir=$(dirname "$(find "$dest" -name 'libcapffi.so*' | head -n 1)")
 run() { # run ENV... -- prints the script's output

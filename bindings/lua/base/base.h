@@ -25,6 +25,14 @@
 
 #include <capffi.h>
 
+/* What this header declares is the module's own: hidden from the shared
+ * object's symbol table however the module is built (meson hides it with
+ * its flags; `luarocks make` uses its own), so only public names
+ * (luaopen_capffi, capffi/lua.h) are exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #if defined(__GNUC__)
 #define CAPFFI_LUA__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
@@ -186,5 +194,9 @@ void capffi_lua__value_push(lua_State *L, int kind, const capffi_value *v);
 int capffi_lua__address(lua_State *L);       /* capffi.address */
 int capffi_lua__u64tostring(lua_State *L);   /* capffi.u64tostring */
 int capffi_lua__u64fromstring(lua_State *L); /* capffi.u64fromstring */
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

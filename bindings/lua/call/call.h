@@ -11,6 +11,14 @@
 
 #include "memory/memory.h"
 
+/* What this header declares is the module's own: hidden from the shared
+ * object's symbol table however the module is built (meson hides it with
+ * its flags; `luarocks make` uses its own), so only public names
+ * (luaopen_capffi, capffi/lua.h) are exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 /* ---- native.c: a native call from Lua ----------------------------------- */
 
 /*
@@ -224,5 +232,9 @@ void capffi_lua__lib_init(lua_State *L);
 /* Module functions (upvalue 1: the state userdata). */
 int capffi_lua__dlopen_ambient(lua_State *L); /* capffi.dlopen */
 int capffi_lua__resolve(lua_State *L);        /* capffi.resolve */
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

@@ -8,6 +8,14 @@
 
 #include "call/call.h"
 
+/* What this header declares is the module's own: hidden from the shared
+ * object's symbol table however the module is built (meson hides it with
+ * its flags; `luarocks make` uses its own), so only public names
+ * (luaopen_capffi, capffi/lua.h) are exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 /* ---- callback.c: callbacks and capffi.poll ------------------------------ */
 
 /* Register the callback class; add tok:callback. */
@@ -19,5 +27,9 @@ int capffi_lua__keepalive(lua_State *L); /* capffi.keepalive */
 
 /* capffi.audit.cb(cb [, on]): audit every invocation of a callback. */
 int capffi_lua__cb_audit(lua_State *L);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

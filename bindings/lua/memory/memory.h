@@ -10,6 +10,14 @@
 
 #include "types/types.h"
 
+/* What this header declares is the module's own: hidden from the shared
+ * object's symbol table however the module is built (meson hides it with
+ * its flags; `luarocks make` uses its own), so only public names
+ * (luaopen_capffi, capffi/lua.h) are exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 /* ---- buffer.c: capffi.buffer ------------------------------------------- */
 
 #define CAPFFI_LUA_BUFFER "capffi.buffer" /* metatable of buffers */
@@ -147,5 +155,9 @@ void capffi_lua__struct_push(lua_State *L, struct capffi_lua__state *st,
  */
 bool capffi_lua__struct_in(lua_State *L, struct capffi_lua__state *st, int idx,
                            void **mem, size_t *len, const char *what);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

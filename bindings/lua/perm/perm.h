@@ -10,6 +10,14 @@
 
 #include "base/base.h"
 
+/* What this header declares is the module's own: hidden from the shared
+ * object's symbol table however the module is built (meson hides it with
+ * its flags; `luarocks make` uses its own), so only public names
+ * (luaopen_capffi, capffi/lua.h) are exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 /* ---- token.c: capffi.token --------------------------------------------- */
 
 #define CAPFFI_LUA_TOKEN "capffi.token" /* metatable of tokens */
@@ -72,5 +80,9 @@ void capffi_lua__ambient_add(lua_State *L, int idx,
 
 /* Push capffi.audit; pops the state userdata on top, its upvalue. */
 void capffi_lua__audit_push(lua_State *L);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

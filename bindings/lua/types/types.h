@@ -9,6 +9,14 @@
 
 #include "perm/perm.h"
 
+/* What this header declares is the module's own: hidden from the shared
+ * object's symbol table however the module is built (meson hides it with
+ * its flags; `luarocks make` uses its own), so only public names
+ * (luaopen_capffi, capffi/lua.h) are exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 /* ---- type.c: capffi.type, capffi.sizeof, capffi.offsetof --------------- */
 
 /* Add tok:type, tok:sizeof and tok:offsetof to the token class. */
@@ -42,5 +50,9 @@ struct capffi_lua__sigpart {
  */
 int capffi_lua__sig_read(const char *sig, struct capffi_lua__sigpart *params,
                          int max, struct capffi_lua__sigpart *result);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif
