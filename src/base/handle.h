@@ -28,6 +28,17 @@ enum {
     CAPFFI__SLOW_AUDITED = CAPFFI__SLOW_AUDIT | CAPFFI__SLOW_AUDIT_CTX
 };
 
+/* Set (on) or clear CAPFFI__SLOW_* bits in a slow-path byte. Any thread:
+ * a call running elsewhere sees the change at its next load. */
+static inline void
+capffi__slow_set(atomic_uchar *byte, unsigned bits, bool on)
+{
+    if (on)
+        atomic_fetch_or(byte, (unsigned char)bits);
+    else
+        atomic_fetch_and(byte, (unsigned char)~bits);
+}
+
 /* The struct that holds member m at p. */
 #define capffi__container_of(p, type, m)                                       \
     ((type *)(void *)((char *)(p)-offsetof(type, m)))

@@ -205,13 +205,8 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
 static void
 set_audit(capffi_fn *fn, unsigned bits, bool on)
 {
-    if (on) {
-        atomic_fetch_or(&fn->careful, bits);
-        atomic_fetch_or(&fn->raw_slow, bits);
-    } else {
-        atomic_fetch_and(&fn->careful, ~bits & 0xff);
-        atomic_fetch_and(&fn->raw_slow, ~bits & 0xff);
-    }
+    capffi__slow_set(&fn->careful, bits, on);
+    capffi__slow_set(&fn->raw_slow, bits, on);
 }
 
 int

@@ -309,23 +309,13 @@ capffi_cb_result_type(const capffi_cb *cb, size_t *size)
     return capffi__type_word(cb ? cb->sig.ret : NULL, size);
 }
 
-/* Set or clear audit bits of one callback. Any thread. */
-static void
-set_audit(capffi_cb *cb, unsigned bits, bool on)
-{
-    if (on)
-        atomic_fetch_or(&cb->slow, bits);
-    else
-        atomic_fetch_and(&cb->slow, ~bits & 0xff);
-}
-
 int
 capffi_cb_audit(capffi_cb *cb, bool on)
 {
     if (!cb || cb->call.magic != CAPFFI__CB_MAGIC)
         return capffi__fail(NULL, CAPFFI_EINVAL, "cb is %s",
                             cb ? "not a callback" : "NULL");
-    set_audit(cb, CAPFFI__SLOW_AUDIT, on);
+    capffi__slow_set(&cb->slow, CAPFFI__SLOW_AUDIT, on);
     return CAPFFI_OK;
 }
 
@@ -333,8 +323,8 @@ void
 capffi__cb_audit_all(capffi_ctx *ctx, bool on)
 {
     for (struct capffi__link *k = capffi__cbs_of(ctx)->cbs.head; k; k = k->next)
-        set_audit(capffi__container_of(k, capffi_cb, link),
-                  CAPFFI__SLOW_AUDIT_CTX, on);
+        capffi__slow_set(&capffi__container_of(k, capffi_cb, link)->slow,
+                         CAPFFI__SLOW_AUDIT_CTX, on);
 }
 
 void
