@@ -768,7 +768,12 @@ capffi_fn_call(capffi_fn *fn, const capffi_value *args, capffi_value *ret)
     if (CAPFFI__LIKELY(fn->stub.call != NULL) && CAPFFI__LIKELY(!careful)) {
         /* A scalar signature: its stub loads the registers from args. */
         uint64_t r = fn->stub.call(fn->call.code, args, fn->stub.ix);
-        if (ret)
+        /* The commonest results without the load's jump table. */
+        if (!ret || fn->ret_op == CAPFFI__V_VOID)
+            return CAPFFI_OK;
+        if (fn->ret_op == CAPFFI__V_W64)
+            ret->u64 = r;
+        else
             capffi__value_load(ret, fn->ret_op, &r);
         return CAPFFI_OK;
     }
