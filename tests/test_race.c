@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <unistd.h>
 
 struct race {
@@ -190,6 +191,81 @@ race_revoke_against_calls(void **state)
     capffi_ctx_free(ctx);
 }
 
+/*
+ * A revoke on another thread names, in its event, the token it revoked,
+ * while the owner thread mints tokens that may take the revoked slot the
+ * moment the revoke drops the table's lock (its label freed, its id
+ * rewritten): the event must not read the entry after that.
+ */
+struct reuse_race {
+    capffi_ctx *ctx;
+    capffi_token shared;
+    atomic_int phase; /* 1: revoke shared; 2: revoking, the owner mints */
+    atomic_int stop;
+    atomic_long events, wrong;
+};
+
+static _Thread_local bool on_revoker;
+
+static void
+reuse_sink(void *payload, const capffi_event *ev)
+{
+    struct reuse_race *r = payload;
+    if (!on_revoker || ev->op != CAPFFI_OP_TOKEN_REVOKE || ev->status != 0)
+        return;
+    atomic_fetch_add(&r->events, 1);
+    if (strncmp(ev->label, "old-", 4) != 0)
+        atomic_fetch_add(&r->wrong, 1);
+}
+
+static void *
+reuse_revoker(void *arg)
+{
+    struct reuse_race *r = arg;
+    on_revoker = true;
+    while (!atomic_load(&r->stop)) {
+        if (atomic_load(&r->phase) != 1) {
+            sched_yield();
+            continue;
+        }
+        capffi_token t = r->shared;
+        atomic_store(&r->phase, 2);
+        capffi_token_revoke(r->ctx, &t);
+    }
+    return NULL;
+}
+
+static void
+race_revoke_event_against_reuse(void **state)
+{
+    (void)state;
+    struct reuse_race r;
+    memset(&r, 0, sizeof r);
+    r.ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    assert_ok(capffi_audit_set_sink(r.ctx, reuse_sink, &r));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reuse_revoker, &r), 0);
+    char label[40];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(label, sizeof label, "old-%d", i); /* its own label */
+        assert_ok(capffi_token_new(&r.shared, r.ctx, label, NULL));
+        atomic_store(&r.phase, 1);
+        while (atomic_load(&r.phase) != 2)
+            sched_yield();
+        for (int k = 0; k < 50; k++) { /* until the slot is taken again */
+            capffi_token n;
+            snprintf(label, sizeof label, "new-%d-%d", i, k);
+            assert_ok(capffi_token_new(&n, r.ctx, label, NULL));
+            capffi_token_revoke(r.ctx, &n);
+        }
+    }
+    atomic_store(&r.stop, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&r.events), 2000);
+    assert_int_equal(atomic_load(&r.wrong), 0);
+    capffi_ctx_free(r.ctx);
+}
+
 int
 main(void)
 {
@@ -197,6 +273,7 @@ main(void)
         cmocka_unit_test(race_revoke_against_checks),
         cmocka_unit_test(race_attenuate_against_revoke),
         cmocka_unit_test(race_revoke_against_calls),
+        cmocka_unit_test(race_revoke_event_against_reuse),
     };
     return RUN_TESTS("race", tests);
 }

@@ -1271,6 +1271,10 @@ capffi_token_revoke(capffi_ctx *ctx, const capffi_token *tok)
     struct capffi__tok *t = NULL;
     size_t n = 0;
     int rc = CAPFFI_OK;
+    /* Who the event names, copied under the lock: once revoked, the slot
+     * may be reused by the owner thread as soon as the lock is dropped. */
+    char label[CAPFFI_LABEL_MAX + 1] = "";
+    struct capffi__who who = { 0, 0, label };
 
     if (!ctx)
         return capffi__fail(NULL, CAPFFI_EINVAL, "ctx is NULL");
@@ -1281,15 +1285,19 @@ capffi_token_revoke(capffi_ctx *ctx, const capffi_token *tok)
         struct capffi__ctx_tok *c = capffi__tok_of(ctx);
         pthread_mutex_lock(&c->tok_lock);
         t = lookup(c, tok);
-        if (t)
+        if (t) {
+            struct capffi__who w = capffi__token_who(t);
+            who.token_id = w.token_id;
+            who.parent_id = w.parent_id;
+            snprintf(label, sizeof label, "%s", w.label);
             n = revoke_tree(c, t);
+        }
         pthread_mutex_unlock(&c->tok_lock);
         /* A token whose slot was reused was revoked: revoking it again
          * succeeds and changes nothing. */
         if (!t && !reused_token(ctx, tok))
             rc = unknown_token(ctx, tok, &why);
     }
-    struct capffi__who who = capffi__token_who(t);
     if (!t && tok)
         who.token_id = tok->id;
     if (rc)
