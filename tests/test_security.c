@@ -1719,6 +1719,49 @@ security_self_linked_list_frees_in_any_order(void **state)
     sfx_close(&f);
 }
 
+/*
+ * A refused token learns nothing of where a name leads, not even through
+ * the trail (which a script may read): lib.open and token.check name the
+ * path as given when the token itself is refused, before the path is
+ * looked at. link-a leads to lib/a.so; a forged token, a revoked one and
+ * one without the dlopen right must see "link-a", never "lib/a.so".
+ */
+static void
+security_refused_token_learns_no_path(void **state)
+{
+    struct fx *f = *state;
+    assert_ok(capffi_audit_record(f->ctx, 64));
+    capffi_token forged = f->tok, gone, noright;
+    forged.tag[3] ^= 0x10;
+    assert_ok(capffi_token_new(&gone, f->ctx, "gone", NULL));
+    assert_ok(capffi_token_revoke(f->ctx, &gone));
+    capffi_scope sc;
+    memset(&sc, 0, sizeof sc);
+    sc.rights = CAPFFI_RIGHT_CALLBACK;
+    assert_ok(capffi_token_attenuate(&noright, f->ctx, &f->tok, &sc));
+    capffi_lib *lib = NULL;
+    uint64_t mark = capffi_audit_mark(f->ctx);
+    assert_rc(capffi_lib_open(&lib, f->ctx, &forged, f->s.link_a, 0),
+              CAPFFI_ETOKEN);
+    assert_rc(capffi_lib_open(&lib, f->ctx, &gone, f->s.link_a, 0),
+              CAPFFI_EREVOKED);
+    assert_rc(capffi_lib_open(&lib, f->ctx, &noright, f->s.link_a, 0),
+              CAPFFI_EPERM);
+    assert_rc(capffi_token_check(f->ctx, &forged, 0, f->s.link_a),
+              CAPFFI_ETOKEN);
+    assert_null(lib);
+    capffi_audit_filter flt = CAPFFI_AUDIT_FILTER_ALL;
+    flt.since = mark;
+    capffi_event ev;
+    size_t pos = 0, n = 0;
+    while (capffi_audit_next(&ev, f->ctx, &flt, &pos) == CAPFFI_OK) {
+        n++;
+        assert_string_equal(ev.target, f->s.link_a);
+        assert_null(strstr(ev.detail, "lib/a.so"));
+    }
+    assert_int_equal(n, 4);
+}
+
 int
 main(void)
 {
@@ -1727,6 +1770,7 @@ main(void)
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(security_no_pointer_without_the_pointer_right),
+        T(security_refused_token_learns_no_path),
         T(security_type_names_belong_to_their_principal),
         T(security_forged_tokens_never_verify),
         T(security_token_is_bound_to_its_context),

@@ -48,6 +48,11 @@
  *                                              loader would); the name as
  *                                              given when it resolves to no
  *                                              file; "(process)" for NULL
+ * Exception, for lib.open and token.check: a refusal of the token itself
+ * (forged, foreign, revoked, expired, out of uses, missing the right)
+ * comes before the path is looked at, and names the path as given: a
+ * name is never resolved for a token that may not use it, so the trail,
+ * which a script may read, says nothing of where a name leads.
  *   lib.close                                  the canonical path;
  *                                              "(process)" for the process
  *   lib.bind                                   the symbol (capffi_lib_bind,

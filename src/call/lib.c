@@ -157,17 +157,12 @@ capffi_lib_open(capffi_lib **out, capffi_ctx *ctx, const capffi_token *tok,
                            capffi_ctx_errmsg(ctx));
         return rc;
     }
-    /* The token first: a forged token learns nothing about the path. Its
-     * refusal names the canonical path, as every lib.open event does,
-     * when the name resolves (looked up only for the trail). */
-    char *canon =
-        capffi__audit_on(ctx) ? capffi__file_canon_copy(ctx, path) : NULL;
+    /* The token first: a forged token learns nothing about the path, and
+     * the path is not even looked up for it, so its refusal names the
+     * path as given (the trail a script may read says nothing of where a
+     * name leads). */
     rc = capffi__token_peek(ctx, tok, rights, CAPFFI_OP_LIB_OPEN,
-                            canon  ? canon
-                            : path ? path
-                                   : PROCESS_TARGET,
-                            &t);
-    capffi__free(canon);
+                            path ? path : PROCESS_TARGET, &t);
     if (rc)
         return rc;
     if (path) {

@@ -466,14 +466,3 @@ capffi__pathset_digest(const struct capffi__pathset *s, uint8_t out[32])
     }
     memcpy(out, lane, 32);
 }
-
-char *
-capffi__file_canon_copy(capffi_ctx *ctx, const char *path)
-{
-    struct capffi__file f;
-    if (!path || capffi__file_resolve(ctx, &f, path) != CAPFFI_OK)
-        return NULL;
-    char *canon = capffi__strdup(f.canon);
-    capffi__file_release(&f);
-    return canon;
-}

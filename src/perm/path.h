@@ -66,15 +66,6 @@ CAPFFI__HIDDEN int capffi__file_open(capffi_ctx *ctx, struct capffi__file *out,
 
 CAPFFI__HIDDEN void capffi__file_release(struct capffi__file *f);
 
-/*
- * The canonical path of `path`, for an audit event's target
- * (capffi/audit.h, "Targets"): a copy the caller frees, or NULL when the
- * name resolves to no file (the event then names it as given) or memory
- * runs out. Only for the trail: it decides nothing. Callers ask only when
- * the trail is listened to.
- */
-CAPFFI__HIDDEN char *capffi__file_canon_copy(capffi_ctx *ctx, const char *path);
-
 /* One grant or deny entry. */
 struct capffi__pathent {
     struct capffi__fid id;

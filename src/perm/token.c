@@ -1342,15 +1342,11 @@ capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
     if (!path)
         return capffi__token_use(ctx, tok, rights, NULL, CAPFFI_OP_TOKEN_CHECK,
                                  NULL, NULL);
-    /* The token first: a forged token learns nothing about the path. Its
-     * refusal names the canonical path when the name resolves (looked up
-     * only for the trail), else the name as given. */
+    /* The token first: a forged token learns nothing about the path, and
+     * the path is not even looked up for it (its refusal names it as
+     * given). */
     struct capffi__tok *t;
-    char *canon =
-        capffi__audit_on(ctx) ? capffi__file_canon_copy(ctx, path) : NULL;
-    rc = capffi__token_peek(ctx, tok, rights, CAPFFI_OP_TOKEN_CHECK,
-                            canon ? canon : path, &t);
-    capffi__free(canon);
+    rc = capffi__token_peek(ctx, tok, rights, CAPFFI_OP_TOKEN_CHECK, path, &t);
     if (rc)
         return rc;
     struct capffi__file f;
