@@ -4,6 +4,7 @@
  */
 #include "ctx.h"
 
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 
@@ -107,19 +108,76 @@ capffi_ctx_keepalive(const capffi_ctx *ctx)
     return capffi__cb_keepalive(ctx) + capffi__job_unended(ctx);
 }
 
+/* Make what is audited the host's setting and every held bit, for every
+ * function and callback of the context. Owner thread. */
+static void
+calls_apply(capffi_ctx *ctx)
+{
+    struct capffi__audit *a = &capffi__audit_of(ctx)->audit;
+    a->calls = a->calls_host | (a->held_fn ? CAPFFI_AUDIT_FN_CALLS : 0) |
+               (a->held_cb ? CAPFFI_AUDIT_CB_INVOKES : 0);
+    capffi__fn_audit_all(ctx, a->calls & CAPFFI_AUDIT_FN_CALLS);
+    capffi__cb_audit_all(ctx, a->calls & CAPFFI_AUDIT_CB_INVOKES);
+}
+
+#define CALLS_ALL (CAPFFI_AUDIT_FN_CALLS | CAPFFI_AUDIT_CB_INVOKES)
+
+/* The entry check of the call-audit switches. */
+static int
+calls_check(capffi_ctx *ctx, unsigned what, const char *fn)
+{
+    int rc = capffi__ctx_owner_check(ctx, fn);
+    if (rc)
+        return rc;
+    if (what & ~CALLS_ALL)
+        return capffi__fail(ctx, CAPFFI_EINVAL, "%s: unknown bits 0x%x", fn,
+                            what & ~CALLS_ALL);
+    return CAPFFI_OK;
+}
+
 int
 capffi_audit_calls(capffi_ctx *ctx, unsigned what)
 {
-    int rc = capffi__ctx_owner_check(ctx, "capffi_audit_calls");
+    int rc = calls_check(ctx, what, "capffi_audit_calls");
     if (rc)
         return rc;
-    const unsigned all = CAPFFI_AUDIT_FN_CALLS | CAPFFI_AUDIT_CB_INVOKES;
-    if (what & ~all)
-        return capffi__fail(ctx, CAPFFI_EINVAL, "unknown bits 0x%x",
-                            what & ~all);
-    capffi__audit_of(ctx)->audit.calls = what;
-    capffi__fn_audit_all(ctx, what & CAPFFI_AUDIT_FN_CALLS);
-    capffi__cb_audit_all(ctx, what & CAPFFI_AUDIT_CB_INVOKES);
+    capffi__audit_of(ctx)->audit.calls_host = what;
+    calls_apply(ctx);
+    return CAPFFI_OK;
+}
+
+int
+capffi_audit_calls_hold(capffi_ctx *ctx, unsigned what)
+{
+    int rc = calls_check(ctx, what, "capffi_audit_calls_hold");
+    if (rc)
+        return rc;
+    struct capffi__audit *a = &capffi__audit_of(ctx)->audit;
+    if (((what & CAPFFI_AUDIT_FN_CALLS) && a->held_fn == UINT_MAX) ||
+        ((what & CAPFFI_AUDIT_CB_INVOKES) && a->held_cb == UINT_MAX))
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "capffi_audit_calls_hold: held too often");
+    a->held_fn += (what & CAPFFI_AUDIT_FN_CALLS) != 0;
+    a->held_cb += (what & CAPFFI_AUDIT_CB_INVOKES) != 0;
+    calls_apply(ctx);
+    return CAPFFI_OK;
+}
+
+int
+capffi_audit_calls_release(capffi_ctx *ctx, unsigned what)
+{
+    int rc = calls_check(ctx, what, "capffi_audit_calls_release");
+    if (rc)
+        return rc;
+    struct capffi__audit *a = &capffi__audit_of(ctx)->audit;
+    if (((what & CAPFFI_AUDIT_FN_CALLS) && a->held_fn == 0) ||
+        ((what & CAPFFI_AUDIT_CB_INVOKES) && a->held_cb == 0))
+        return capffi__fail(ctx, CAPFFI_EINVAL,
+                            "capffi_audit_calls_release: 0x%x is not held",
+                            what);
+    a->held_fn -= (what & CAPFFI_AUDIT_FN_CALLS) != 0;
+    a->held_cb -= (what & CAPFFI_AUDIT_CB_INVOKES) != 0;
+    calls_apply(ctx);
     return CAPFFI_OK;
 }
 

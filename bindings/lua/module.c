@@ -62,6 +62,9 @@ static int
 borrowed_gc(lua_State *L)
 {
     struct capffi_lua__state *st = lua_touserdata(L, 1);
+    /* What scripts held of the host's call audit goes with them. */
+    if (st->ctx && st->audit_calls_held)
+        capffi_audit_calls_release(st->ctx, st->audit_calls_held);
     st->ctx = NULL;
     return 0;
 }
@@ -102,7 +105,7 @@ setup(lua_State *L, capffi_ctx *borrowed, const capffi_options *opts,
     st->ctx = NULL;
     st->L = NULL;
     st->cb_failures = 0;
-    st->audit_calls_added = 0;
+    st->audit_calls_held = 0;
     if (borrowed) {
         /* The state class's finalizer frees the context; a borrowed one
          * is only forgotten, so that capffi_lua_ctx and the module's

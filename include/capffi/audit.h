@@ -463,7 +463,7 @@ CAPFFI_API int capffi_audit_write_jsonl_where(const capffi_ctx *ctx, FILE *f,
  *   callback, with a count), and no success.
  * @param ctx  the context.
  * @param what CAPFFI_AUDIT_FN_CALLS, CAPFFI_AUDIT_CB_INVOKES, both, or 0
- *             to stop.
+ *             to stop (what capffi_audit_calls_hold holds stays on).
  * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL, unknown bits);
  *         CAPFFI_ETHREAD.
  * Thread safety: owner thread. Calls on other threads see the change at
@@ -472,9 +472,33 @@ CAPFFI_API int capffi_audit_write_jsonl_where(const capffi_ctx *ctx, FILE *f,
 CAPFFI_API int capffi_audit_calls(capffi_ctx *ctx, unsigned what);
 
 /**
- * What capffi_audit_calls last turned on: so that a part of a program
- * (an embedded script's binding) can add to the host's setting and later
- * take back only what it added.
+ * Keep call or invocation auditing on for a part of the program (an
+ * embedded script's binding, a test fixture) whatever the host sets with
+ * capffi_audit_calls, until the part releases it: what is audited is the
+ * host's setting and every bit held at least once. Holds are counted per
+ * bit; each hold is undone by one release.
+ * @param ctx  the context.
+ * @param what CAPFFI_AUDIT_FN_CALLS, CAPFFI_AUDIT_CB_INVOKES or both.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL, unknown bits, a count that
+ *         would overflow); CAPFFI_ETHREAD.
+ * Thread safety: owner thread.
+ */
+CAPFFI_API int capffi_audit_calls_hold(capffi_ctx *ctx, unsigned what);
+
+/**
+ * Undo one capffi_audit_calls_hold of each bit in what. A part can take
+ * back only what it held: the host's setting and other parts' holds stay.
+ * @param ctx  the context.
+ * @param what the bits to release.
+ * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL, unknown bits, a bit not
+ *         held: nothing is released); CAPFFI_ETHREAD.
+ * Thread safety: owner thread.
+ */
+CAPFFI_API int capffi_audit_calls_release(capffi_ctx *ctx, unsigned what);
+
+/**
+ * What is audited now: the host's setting (capffi_audit_calls) and every
+ * held bit (capffi_audit_calls_hold).
  * @param ctx the context (NULL: 0).
  * @return CAPFFI_AUDIT_FN_CALLS, CAPFFI_AUDIT_CB_INVOKES, both, or 0.
  * Thread safety: owner thread.

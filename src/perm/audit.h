@@ -61,7 +61,11 @@ struct capffi__audit {
     size_t n_pending;      /* slots whose pending count is not 0 */
     int64_t window_ns;     /* the coalescing window: one second */
     atomic_bool listening; /* sink or recorder set: emit has work */
-    unsigned calls;        /* capffi_audit_calls (owner thread) */
+    /* Call and invocation auditing (owner thread): calls is what is on,
+     * the host's setting (capffi_audit_calls) and the bits held by parts
+     * of the program (capffi_audit_calls_hold), counted per bit. */
+    unsigned calls, calls_host;
+    unsigned held_fn, held_cb;
 };
 
 CAPFFI__HIDDEN int capffi__audit_init(struct capffi__audit *a);

@@ -99,6 +99,21 @@ main(void)
     check(capffi_audit_calls_get(ctx) == CAPFFI_AUDIT_FN_CALLS,
           "and takes back only what it added");
     check(capffi_audit_calls(ctx, 0) == CAPFFI_OK, "the host stops it");
+    /* The script asks first, then the host: the script's false still
+     * leaves the host's on. */
+    run(L, "ffi.audit.calls('calls')", buf, sizeof buf);
+    check(capffi_audit_calls(ctx, CAPFFI_AUDIT_FN_CALLS) == CAPFFI_OK,
+          "the host audits calls a script already audits");
+    run(L, "ffi.audit.calls(false)", buf, sizeof buf);
+    check(capffi_audit_calls_get(ctx) == CAPFFI_AUDIT_FN_CALLS,
+          "the script's false leaves the host's setting");
+    run(L, "ffi.audit.calls('all')", buf, sizeof buf);
+    check(capffi_audit_calls(ctx, 0) == CAPFFI_OK &&
+              capffi_audit_calls_get(ctx) ==
+                  (CAPFFI_AUDIT_FN_CALLS | CAPFFI_AUDIT_CB_INVOKES),
+          "the host's 0 leaves what the script holds");
+    run(L, "ffi.audit.calls(false)", buf, sizeof buf);
+    check(capffi_audit_calls_get(ctx) == 0, "until the script lets go");
 
     check(capffi_lua_open(L, ctx, NULL) == CAPFFI_OK, "again: the same");
     lua_pushinteger(L, 7);

@@ -75,9 +75,9 @@ struct capffi_lua__state {
     lua_State *L;
     /* Callback handler failures not yet raised (call/native.c). */
     size_t cb_failures;
-    /* The capffi_audit_calls bits scripts turned on that were off: the
-     * only ones capffi.audit.calls may turn off again (perm/audit.c). */
-    unsigned audit_calls_added;
+    /* The call-audit bits scripts hold (capffi_audit_calls_hold): all
+     * capffi.audit.calls may take back (perm/audit.c). */
+    unsigned audit_calls_held;
 };
 
 /* Register the state class, whose collection frees the context. */

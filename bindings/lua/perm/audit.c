@@ -352,13 +352,19 @@ audit_calls(lua_State *L)
                                  "got %s",
                                  capffi_lua__typename(L, 1));
     }
-    /* A script adds to what the host audits and takes back only what it
-     * added: a host's call audit cannot be switched off from Lua. */
-    unsigned host = capffi_audit_calls_get(ctx) & ~st->audit_calls_added;
-    int rc = capffi_audit_calls(ctx, host | what);
+    /* Scripts hold what they ask for and release only what they held:
+     * the host's setting (capffi_audit_calls) is never theirs to change,
+     * so a script cannot hide its calls. */
+    unsigned drop = st->audit_calls_held & ~what;
+    unsigned take = what & ~st->audit_calls_held;
+    int rc = take ? capffi_audit_calls_hold(ctx, take) : CAPFFI_OK;
     if (rc)
         return capffi_lua__fail(L, st, rc, "audit.calls");
-    st->audit_calls_added = what & ~host;
+    if (drop && (rc = capffi_audit_calls_release(ctx, drop))) {
+        capffi_audit_calls_release(ctx, take);
+        return capffi_lua__fail(L, st, rc, "audit.calls");
+    }
+    st->audit_calls_held = what;
     return 0;
 }
 
