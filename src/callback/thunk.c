@@ -36,6 +36,7 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The callback holding each thunk, NULL when free. Read by invocations
  * on any thread (acquire), written under pool_lock. */
 static _Atomic(capffi_cb *) holder[CAPFFI__THUNKS];
+static unsigned next; /* where the next search starts (pool_lock) */
 
 /* The registers of an invocation: six integer, then eight SSE words. */
 #define REGS (CAPFFI__ABI_GP + CAPFFI__ABI_SSE)
@@ -149,9 +150,13 @@ capffi__thunk_take(capffi_cb *cb)
         return false;
     bool taken = false;
     pthread_mutex_lock(&pool_lock);
-    for (unsigned k = 0; k < CAPFFI__THUNKS && !taken; k++) {
+    /* Round the pool from after the last thunk handed out, so a thunk
+     * given back waits as long as it can before it is handed out again. */
+    for (unsigned i = 0; i < CAPFFI__THUNKS && !taken; i++) {
+        unsigned k = (next + i) % CAPFFI__THUNKS;
         if (atomic_load_explicit(&holder[k], memory_order_relaxed))
             continue;
+        next = (k + 1) % CAPFFI__THUNKS;
         cb->thunk = (int)k;
         void (*fp)(void);
         memcpy(&fp, &thunks[k], sizeof fp);

@@ -24,7 +24,10 @@ CAPFFI__HIDDEN bool capffi__thunk_take(capffi_cb *cb);
 /*
  * Give cb's thunk back to the pool (when cb is freed with its context).
  * A native caller that kept the address and calls it later gets a zero
- * result, until another callback takes the thunk.
+ * result while the thunk is free, and enters whichever callback (of any
+ * context) takes it next once it is handed out again: as with a freed
+ * libffi closure, the address must not be called after capffi_ctx_free
+ * (capffi/cb.h). The pool hands out the other free thunks first.
  */
 CAPFFI__HIDDEN void capffi__thunk_release(capffi_cb *cb);
 
