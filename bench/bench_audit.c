@@ -71,6 +71,7 @@
 
 #include <capffi.h>
 
+#include "bench_ffi.h"
 #include "bench_util.h"
 
 #include "fixture.h"
@@ -130,33 +131,12 @@ struct env {
     capffi_ctx *a, *b;
     capffi_fn *fn_a, *fn_b;
     capffi_cb *cb_a, *cb_b;
-    ffi_cif nop_cif;
-    ffi_cif add_cif;
-    ffi_closure *closure;
-    void *closure_code;
+    struct bench_call nop;        /* fx_nop, for ffi_call and capffi */
+    struct bench_closure closure; /* the raw libffi closure */
     struct seen seen;
 };
 
-/* ---- the callback handlers -------------------------------------------- */
-
-static ffi_type *add_types[] = { &ffi_type_sint32, &ffi_type_sint32 };
-
-static void
-raw_add(ffi_cif *cif, void *ret, void **args, void *user)
-{
-    (void)cif;
-    (void)user;
-    uint32_t x = (uint32_t) * (const int32_t *)args[0];
-    uint32_t y = (uint32_t) * (const int32_t *)args[1];
-    *(ffi_sarg *)ret = (int32_t)(x + y);
-}
-
-static void
-cb_add(void *payload, const capffi_value *args, capffi_value *ret)
-{
-    (void)payload;
-    ret->i64 = (int32_t)((uint32_t)args[0].i64 + (uint32_t)args[1].i64);
-}
+/* ---- the sink ---------------------------------------------------------- */
 
 /* The sink of the sink states: counts, nothing more. */
 static void
@@ -169,91 +149,28 @@ count_sink(void *payload, const capffi_event *ev)
         s->others++;
 }
 
-/* ---- the timed loops ---------------------------------------------------- */
+/* ---- the timed loops (bench_ffi.c, bench_util.c) ----------------------- */
 
 typedef int32_t (*add_fn)(int32_t, int32_t);
-
-/* The callback loop calls through this, reloaded before every call. */
-static add_fn volatile p_add;
-static volatile int64_t sink_i64;
-
-static __attribute__((noinline)) double
-loop_ffi(struct env *e, size_t iters)
-{
-    ffi_arg r;
-    void *av[1] = { NULL };
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < iters; i++)
-        ffi_call(&e->nop_cif, FFI_FN(fx_nop), &r, av);
-    uint64_t t1 = bench_now_ns();
-    return bench_per_call(t0, t1, iters);
-}
-
-static __attribute__((noinline)) double
-loop_call(capffi_ctx *ctx, capffi_fn *fn, size_t iters)
-{
-    capffi_value args[1], ret;
-    memset(args, 0, sizeof args);
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < iters; i++) {
-        int rc = capffi_fn_call(fn, args, &ret);
-        if (rc != CAPFFI_OK)
-            bench_die_capffi(ctx, "capffi_fn_call", rc);
-    }
-    uint64_t t1 = bench_now_ns();
-    return bench_per_call(t0, t1, iters);
-}
-
-static __attribute__((noinline)) double
-loop_raw(capffi_ctx *ctx, capffi_fn *fn, size_t iters)
-{
-    ffi_arg r;
-    void *av[1] = { NULL };
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < iters; i++) {
-        int rc = capffi_fn_call_raw(fn, av, &r);
-        if (rc != CAPFFI_OK)
-            bench_die_capffi(ctx, "capffi_fn_call_raw", rc);
-    }
-    uint64_t t1 = bench_now_ns();
-    return bench_per_call(t0, t1, iters);
-}
-
-static __attribute__((noinline)) double
-loop_cb(size_t iters)
-{
-    uint32_t acc = 0;
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < iters; i++)
-        acc += (uint32_t)p_add((int32_t)i, 7);
-    uint64_t t1 = bench_now_ns();
-    sink_i64 = acc;
-    return bench_per_call(t0, t1, iters);
-}
-
-static void
-point_at(void *code)
-{
-    memcpy((void *)&p_add, &code, sizeof code);
-}
 
 static double
 run_state(struct env *e, const struct bcase *c, enum state s, size_t iters)
 {
     bool on_a = s == S_OFF;
     capffi_ctx *ctx = on_a ? e->a : e->b;
+    capffi_fn *fn = on_a ? e->fn_a : e->fn_b;
+    if (c->kind != K_CB && s == S_BASE)
+        return bench_loop_ffi(&e->nop, iters);
     switch (c->kind) {
     case K_CALL:
-        return s == S_BASE ? loop_ffi(e, iters)
-                           : loop_call(ctx, on_a ? e->fn_a : e->fn_b, iters);
+        return bench_loop_value(&e->nop, ctx, fn, iters);
     case K_RAW:
-        return s == S_BASE ? loop_ffi(e, iters)
-                           : loop_raw(ctx, on_a ? e->fn_a : e->fn_b, iters);
+        return bench_loop_raw(&e->nop, ctx, fn, iters);
     default:
-        point_at(s == S_BASE ? e->closure_code
-                 : on_a      ? capffi_cb_code(e->cb_a)
-                             : capffi_cb_code(e->cb_b));
-        return loop_cb(iters);
+        return bench_loop_add(s == S_BASE ? e->closure.code
+                              : on_a      ? capffi_cb_code(e->cb_a)
+                                          : capffi_cb_code(e->cb_b),
+                              iters);
     }
 }
 
@@ -346,35 +263,23 @@ verify(struct env *e, const struct bcase *c, enum state s, size_t iters,
 
 /* ---- setting up --------------------------------------------------------- */
 
-static capffi_ctx *
-context(capffi_token *tok)
-{
-    capffi_options o;
-    memset(&o, 0, sizeof o);
-    o.flags = CAPFFI_OPT_ALLOW_ALL;
-    capffi_ctx *ctx = NULL;
-    check(NULL, "capffi_ctx_new", capffi_ctx_new(&ctx, &o));
-    check(ctx, "capffi_token_new", capffi_token_new(tok, ctx, "bench", NULL));
-    return ctx;
-}
-
 /* Bind fx_nop and make the callback in ctx; lib receives the library. */
 static void
 populate(capffi_ctx *ctx, const capffi_token *tok, const char *path,
          capffi_lib **lib, capffi_fn **fn, capffi_cb **cb)
 {
-    check(ctx, "capffi_lib_open", capffi_lib_open(lib, ctx, tok, path, 0));
-    check(ctx, "capffi_lib_bind",
-          capffi_lib_bind(fn, *lib, "fx_nop", "() -> void", 0));
+    *lib = bench_lib_open(ctx, tok, path);
+    *fn = bench_lib_bind(ctx, *lib, "fx_nop", "() -> void", 0);
     check(ctx, "capffi_cb_new",
-          capffi_cb_new(cb, ctx, tok, "(i32, i32) -> i32", cb_add, NULL, 0));
+          capffi_cb_new(cb, ctx, tok, "(i32, i32) -> i32", bench_cb_add, NULL,
+                        0));
 }
 
 static void
 check_results(struct env *e)
 {
     add_fn f;
-    void *codes[3] = { e->closure_code, capffi_cb_code(e->cb_a),
+    void *codes[3] = { e->closure.code, capffi_cb_code(e->cb_a),
                        capffi_cb_code(e->cb_b) };
     for (size_t i = 0; i < 3; i++) {
         memcpy(&f, &codes[i], sizeof f);
@@ -439,35 +344,12 @@ print_table(const struct bcase *cases, size_t n, size_t samples, size_t iters)
 
 /* ---- main --------------------------------------------------------------- */
 
-static _Noreturn void
-usage(const char *argv0)
-{
-    fprintf(stderr, "usage: %s [--quick] [FIXTURE]\n",
-            argv0 ? argv0 : "bench_audit");
-    exit(2);
-}
-
 int
 main(int argc, char **argv)
 {
     bench_name = "bench_audit";
-    bool quick = false;
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0)
-            quick = true;
-        else if (argv[i][0] != '-' && !path)
-            path = argv[i];
-        else
-            usage(argc ? argv[0] : NULL);
-    }
-    if (!path)
-        path = getenv("CAPFFI_FIXTURE");
-    if (!path || !path[0]) {
-        fprintf(stderr, "bench_audit: no fixture: pass its path or set "
-                        "CAPFFI_FIXTURE\n");
-        usage(argc ? argv[0] : NULL);
-    }
+    bool quick;
+    const char *path = bench_args_fixture(argc, argv, &quick, NULL);
     size_t samples = quick ? SAMPLES_QUICK : SAMPLES_FULL;
     size_t iters = quick ? ITERS_QUICK : ITERS_FULL;
 
@@ -479,22 +361,15 @@ main(int argc, char **argv)
     static struct env e;
     capffi_token tok_a, tok_b;
     capffi_lib *lib_a = NULL, *lib_b = NULL;
-    e.a = context(&tok_a);
-    e.b = context(&tok_b);
+    e.a = bench_ctx_new(&tok_a, NULL);
+    e.b = bench_ctx_new(&tok_b, NULL);
     populate(e.a, &tok_a, path, &lib_a, &e.fn_a, &e.cb_a);
     populate(e.b, &tok_b, path, &lib_b, &e.fn_b, &e.cb_b);
 
-    if (ffi_prep_cif(&e.nop_cif, FFI_DEFAULT_ABI, 0, &ffi_type_void, NULL) !=
-            FFI_OK ||
-        ffi_prep_cif(&e.add_cif, FFI_DEFAULT_ABI, 2, &ffi_type_sint32,
-                     add_types) != FFI_OK)
-        bench_die("ffi_prep_cif failed");
-    e.closure = ffi_closure_alloc(sizeof(ffi_closure), &e.closure_code);
-    if (!e.closure)
-        bench_die("ffi_closure_alloc failed");
-    if (ffi_prep_closure_loc(e.closure, &e.add_cif, raw_add, NULL,
-                             e.closure_code) != FFI_OK)
-        bench_die("ffi_prep_closure_loc failed");
+    e.nop.code = FFI_FN(fx_nop);
+    bench_call_prep(&e.nop, &ffi_type_void);
+    bench_closure_new(&e.closure, 2, &ffi_type_sint32, bench_add_types,
+                      bench_raw_add);
     check_results(&e);
 
     static struct bcase cases[N_KINDS] = {
@@ -545,7 +420,7 @@ main(int argc, char **argv)
     capffi_lib_close(lib_b);
     capffi_ctx_free(e.a);
     capffi_ctx_free(e.b);
-    ffi_closure_free(e.closure);
+    bench_closure_free(&e.closure);
 
     if (fflush(stdout) != 0 || ferror(stdout))
         bench_die("writing to stdout failed");

@@ -76,12 +76,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <ffi.h>
 
 #include <capffi.h>
 
+#include "bench_ffi.h"
 #include "bench_util.h"
 
 #include "fixture.h"
@@ -89,9 +89,6 @@
 /* The budgets, as ratios to the ffi_call median. */
 #define BUDGET_RAW 1.05
 #define BUDGET_VALUE 1.25
-
-/* Most arguments of a measured signature. */
-#define MAX_ARGS 6
 
 /* The variants, in the order of the table. */
 enum variant {
@@ -136,19 +133,6 @@ struct natives {
     struct fx_big big;
 };
 
-/* libffi's description of struct fx_big. */
-static ffi_type *big_elements[] = { &ffi_type_sint64, &ffi_type_sint64,
-                                    &ffi_type_sint64, NULL };
-static ffi_type big_type = { 0, 0, FFI_TYPE_STRUCT, big_elements };
-
-/* A result: scalars arrive widened to a full ffi_arg. */
-union rbuf {
-    ffi_arg a;
-    ffi_sarg s;
-    double f64;
-    _Alignas(16) unsigned char bytes[32];
-};
-
 /* The kind of a signature's result, for checking it. */
 enum rkind { R_VOID, R_I32, R_I64, R_F64 };
 
@@ -167,15 +151,7 @@ struct bcase {
     capffi_ctx *ctx;   /* for error messages */
     capffi_fn *fn;     /* bound through capffi */
     capffi_fn *fn_ffi; /* bound with CAPFFI_FN_LIBFFI */
-    ffi_cif cif;       /* prepared here, for ffi_call */
-    ffi_type *atypes[MAX_ARGS];
-    void (*code)(void); /* the linked fixture's function */
-    size_t nargs;
-    int restore;            /* argument ffi_call rewrites, or -1 */
-    void *av_src[MAX_ARGS]; /* pointers to the natives, never passed */
-    void *av_ffi[MAX_ARGS]; /* what ffi_call gets (and may rewrite) */
-    void *av_raw[MAX_ARGS]; /* what capffi_fn_call_raw gets */
-    capffi_value vals[MAX_ARGS];
+    struct bench_call call;
     double s[N_VARIANTS][SAMPLES_MAX]; /* per-call ns, in sample order */
 };
 
@@ -203,8 +179,8 @@ loop_direct_nop(struct bcase *c, size_t iters)
 static double
 loop_direct_add_i32(struct bcase *c, size_t iters)
 {
-    int32_t a = *(const int32_t *)c->av_src[0];
-    int32_t b = *(const int32_t *)c->av_src[1];
+    int32_t a = *(const int32_t *)c->call.av_src[0];
+    int32_t b = *(const int32_t *)c->call.av_src[1];
     uint32_t acc = 0;
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++)
@@ -217,12 +193,12 @@ loop_direct_add_i32(struct bcase *c, size_t iters)
 static double
 loop_direct_mixed6(struct bcase *c, size_t iters)
 {
-    int32_t a = *(const int32_t *)c->av_src[0];
-    double b = *(const double *)c->av_src[1];
-    int64_t cc = *(const int64_t *)c->av_src[2];
-    float d = *(const float *)c->av_src[3];
-    uint8_t e = *(const uint8_t *)c->av_src[4];
-    double f = *(const double *)c->av_src[5];
+    int32_t a = *(const int32_t *)c->call.av_src[0];
+    double b = *(const double *)c->call.av_src[1];
+    int64_t cc = *(const int64_t *)c->call.av_src[2];
+    float d = *(const float *)c->call.av_src[3];
+    uint8_t e = *(const uint8_t *)c->call.av_src[4];
+    double f = *(const double *)c->call.av_src[5];
     double acc = 0;
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++)
@@ -235,7 +211,7 @@ loop_direct_mixed6(struct bcase *c, size_t iters)
 static double
 loop_direct_big_sum(struct bcase *c, size_t iters)
 {
-    struct fx_big v = *(const struct fx_big *)c->av_src[0];
+    struct fx_big v = *(const struct fx_big *)c->call.av_src[0];
     uint64_t acc = 0;
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++)
@@ -247,59 +223,8 @@ loop_direct_big_sum(struct bcase *c, size_t iters)
 
 /* ---- the timed loops: libffi and capffi, any signature ----------------- */
 
-static __attribute__((noinline)) double
-loop_ffi(struct bcase *c, size_t iters)
-{
-    union rbuf r;
-    uint64_t t0, t1;
-    if (c->restore < 0) {
-        t0 = bench_now_ns();
-        for (size_t i = 0; i < iters; i++)
-            ffi_call(&c->cif, c->code, &r, c->av_ffi);
-        t1 = bench_now_ns();
-    } else {
-        size_t k = (size_t)c->restore;
-        void *p = c->av_src[k];
-        t0 = bench_now_ns();
-        for (size_t i = 0; i < iters; i++) {
-            c->av_ffi[k] = p;
-            ffi_call(&c->cif, c->code, &r, c->av_ffi);
-        }
-        t1 = bench_now_ns();
-    }
-    return bench_per_call(t0, t1, iters);
-}
-
-static __attribute__((noinline)) double
-loop_raw_fn(struct bcase *c, capffi_fn *fn, size_t iters)
-{
-    union rbuf r;
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < iters; i++) {
-        int rc = capffi_fn_call_raw(fn, c->av_raw, &r);
-        if (rc != CAPFFI_OK)
-            bench_die_capffi(c->ctx, "capffi_fn_call_raw", rc);
-    }
-    uint64_t t1 = bench_now_ns();
-    return bench_per_call(t0, t1, iters);
-}
-
-static __attribute__((noinline)) double
-loop_value_fn(struct bcase *c, capffi_fn *fn, size_t iters)
-{
-    capffi_value ret;
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < iters; i++) {
-        int rc = capffi_fn_call(fn, c->vals, &ret);
-        if (rc != CAPFFI_OK)
-            bench_die_capffi(c->ctx, "capffi_fn_call", rc);
-    }
-    uint64_t t1 = bench_now_ns();
-    return bench_per_call(t0, t1, iters);
-}
-
-/* The loops are kept out of main so that under a profiler each is a
- * function of its own. */
+/* The loops (bench_ffi.c) are kept out of main so that under a profiler
+ * each is a function of its own. */
 static double
 run_variant(struct bcase *c, enum variant v, size_t iters)
 {
@@ -307,30 +232,19 @@ run_variant(struct bcase *c, enum variant v, size_t iters)
     case V_DIRECT:
         return c->direct(c, iters);
     case V_FFI:
-        return loop_ffi(c, iters);
+        return bench_loop_ffi(&c->call, iters);
     case V_RAW:
-        return loop_raw_fn(c, c->fn, iters);
+        return bench_loop_raw(&c->call, c->ctx, c->fn, iters);
     case V_VALUE:
-        return loop_value_fn(c, c->fn, iters);
+        return bench_loop_value(&c->call, c->ctx, c->fn, iters);
     case V_RAW_LIBFFI:
-        return loop_raw_fn(c, c->fn_ffi, iters);
+        return bench_loop_raw(&c->call, c->ctx, c->fn_ffi, iters);
     default:
-        return loop_value_fn(c, c->fn_ffi, iters);
+        return bench_loop_value(&c->call, c->ctx, c->fn_ffi, iters);
     }
 }
 
 /* ---- setting up -------------------------------------------------------- */
-
-/* Argument k: native pointer, libffi type and capffi value. */
-static void
-set_arg(struct bcase *c, size_t k, void *native, ffi_type *t, capffi_value v)
-{
-    c->av_src[k] = native;
-    c->av_ffi[k] = native;
-    c->av_raw[k] = native;
-    c->atypes[k] = t;
-    c->vals[k] = v;
-}
 
 static void
 init_cases(struct bcase *cases, struct natives *n)
@@ -353,56 +267,52 @@ init_cases(struct bcase *cases, struct natives *n)
     c->symbol = "fx_nop";
     c->signature = "() -> void";
     c->direct = loop_direct_nop;
-    c->code = FFI_FN(fx_nop);
+    c->call.code = FFI_FN(fx_nop);
     c->rkind = R_VOID;
     c->expect = 0;
-    c->nargs = 0;
 
     c = &cases[1];
     c->symbol = "fx_add_i32";
     c->signature = "(i32, i32) -> i32";
     c->direct = loop_direct_add_i32;
-    c->code = FFI_FN(fx_add_i32);
+    c->call.code = FFI_FN(fx_add_i32);
     c->rkind = R_I32;
     c->expect = 42;
-    c->nargs = 2;
     v.i64 = n->add_a;
-    set_arg(c, 0, &n->add_a, &ffi_type_sint32, v);
+    bench_call_arg(&c->call, 0, &n->add_a, &ffi_type_sint32, v);
     v.i64 = n->add_b;
-    set_arg(c, 1, &n->add_b, &ffi_type_sint32, v);
+    bench_call_arg(&c->call, 1, &n->add_b, &ffi_type_sint32, v);
 
     c = &cases[2];
     c->symbol = "fx_mixed6";
     c->signature = "(i32, f64, i64, f32, u8, f64) -> f64";
     c->direct = loop_direct_mixed6;
-    c->code = FFI_FN(fx_mixed6);
+    c->call.code = FFI_FN(fx_mixed6);
     c->rkind = R_F64;
     c->expect = 22.25;
-    c->nargs = 6;
     v.i64 = n->m_a;
-    set_arg(c, 0, &n->m_a, &ffi_type_sint32, v);
+    bench_call_arg(&c->call, 0, &n->m_a, &ffi_type_sint32, v);
     v.f64 = n->m_b;
-    set_arg(c, 1, &n->m_b, &ffi_type_double, v);
+    bench_call_arg(&c->call, 1, &n->m_b, &ffi_type_double, v);
     v.i64 = n->m_c;
-    set_arg(c, 2, &n->m_c, &ffi_type_sint64, v);
+    bench_call_arg(&c->call, 2, &n->m_c, &ffi_type_sint64, v);
     v.f32 = n->m_d;
-    set_arg(c, 3, &n->m_d, &ffi_type_float, v);
+    bench_call_arg(&c->call, 3, &n->m_d, &ffi_type_float, v);
     v.u64 = n->m_e;
-    set_arg(c, 4, &n->m_e, &ffi_type_uint8, v);
+    bench_call_arg(&c->call, 4, &n->m_e, &ffi_type_uint8, v);
     v.f64 = n->m_f;
-    set_arg(c, 5, &n->m_f, &ffi_type_double, v);
+    bench_call_arg(&c->call, 5, &n->m_f, &ffi_type_double, v);
 
     c = &cases[3];
     c->symbol = "fx_big_sum";
     c->signature = "({ i64, i64, i64 }) -> i64";
     c->direct = loop_direct_big_sum;
-    c->code = FFI_FN(fx_big_sum);
+    c->call.code = FFI_FN(fx_big_sum);
     c->rkind = R_I64;
     c->expect = 1230;
-    c->nargs = 1;
     v.agg.ptr = &n->big;
     v.agg.len = sizeof n->big;
-    set_arg(c, 0, &n->big, &big_type, v);
+    bench_call_arg(&c->call, 0, &n->big, &bench_big_type, v);
 }
 
 /* Prepare c's cif; find the argument ffi_call will rewrite, if any. */
@@ -415,18 +325,12 @@ prepare_cif(struct bcase *c)
         [R_I64] = &ffi_type_sint64,
         [R_F64] = &ffi_type_double,
     };
-    if (ffi_prep_cif(&c->cif, FFI_DEFAULT_ABI, (unsigned)c->nargs,
-                     rtypes[c->rkind], c->atypes) != FFI_OK)
-        bench_die("ffi_prep_cif failed");
-    c->restore = -1;
-    for (size_t k = 0; k < c->nargs; k++)
-        if (c->atypes[k]->type == FFI_TYPE_STRUCT && c->atypes[k]->size > 16)
-            c->restore = (int)k;
+    bench_call_prep(&c->call, rtypes[c->rkind]);
 }
 
 /* The result in r, read as the signature's result type. */
 static double
-rbuf_value(const struct bcase *c, const union rbuf *r)
+rbuf_value(const struct bcase *c, const union bench_rbuf *r)
 {
     switch (c->rkind) {
     case R_I32:
@@ -454,19 +358,19 @@ check_result(const struct bcase *c, const char *variant, double got)
 static void
 check_capffi(const struct bcase *c, capffi_fn *fn)
 {
-    union rbuf r;
+    union bench_rbuf r;
     capffi_value ret;
     memset(&r, 0, sizeof r);
-    int rc = capffi_fn_call_raw(fn, (void **)c->av_raw, &r);
+    int rc = capffi_fn_call_raw(fn, (void **)c->call.av_raw, &r);
     if (rc != CAPFFI_OK)
         bench_die_capffi(c->ctx, "capffi_fn_call_raw", rc);
     check_result(c, "capffi_fn_call_raw", rbuf_value(c, &r));
-    for (size_t k = 0; k < c->nargs; k++)
-        if (c->av_raw[k] != c->av_src[k])
+    for (size_t k = 0; k < c->call.nargs; k++)
+        if (c->call.av_raw[k] != c->call.av_src[k])
             bench_die("capffi_fn_call_raw modified its argument array");
 
     memset(&ret, 0, sizeof ret);
-    rc = capffi_fn_call(fn, c->vals, &ret);
+    rc = capffi_fn_call(fn, c->call.vals, &ret);
     if (rc != CAPFFI_OK)
         bench_die_capffi(c->ctx, "capffi_fn_call", rc);
     check_result(c, "capffi_fn_call",
@@ -479,7 +383,7 @@ check_capffi(const struct bcase *c, capffi_fn *fn)
 static void
 check_case(struct bcase *c)
 {
-    union rbuf r;
+    union bench_rbuf r;
 
     switch (c->rkind) {
     case R_VOID:
@@ -487,27 +391,26 @@ check_case(struct bcase *c)
         check_result(c, "a direct call", 0);
         break;
     case R_I32:
-        check_result(
-            c, "a direct call",
-            p_add_i32(*(int32_t *)c->av_src[0], *(int32_t *)c->av_src[1]));
+        check_result(c, "a direct call",
+                     p_add_i32(*(int32_t *)c->call.av_src[0],
+                               *(int32_t *)c->call.av_src[1]));
         break;
     case R_F64:
-        check_result(c, "a direct call",
-                     p_mixed6(*(int32_t *)c->av_src[0], *(double *)c->av_src[1],
-                              *(int64_t *)c->av_src[2], *(float *)c->av_src[3],
-                              *(uint8_t *)c->av_src[4],
-                              *(double *)c->av_src[5]));
+        check_result(
+            c, "a direct call",
+            p_mixed6(
+                *(int32_t *)c->call.av_src[0], *(double *)c->call.av_src[1],
+                *(int64_t *)c->call.av_src[2], *(float *)c->call.av_src[3],
+                *(uint8_t *)c->call.av_src[4], *(double *)c->call.av_src[5]));
         break;
     case R_I64:
         check_result(c, "a direct call",
-                     (double)p_big_sum(*(struct fx_big *)c->av_src[0]));
+                     (double)p_big_sum(*(struct fx_big *)c->call.av_src[0]));
         break;
     }
 
     memset(&r, 0, sizeof r);
-    ffi_call(&c->cif, c->code, &r, c->av_ffi);
-    if (c->restore >= 0)
-        c->av_ffi[c->restore] = c->av_src[c->restore];
+    bench_call_once(&c->call, &r);
     check_result(c, "ffi_call", rbuf_value(c, &r));
 
     check_capffi(c, c->fn);
@@ -579,38 +482,13 @@ print_table(struct bcase *const *cases, size_t n, size_t samples, size_t iters)
 
 /* ---- main ------------------------------------------------------------- */
 
-static _Noreturn void
-usage(const char *argv0)
-{
-    fprintf(stderr, "usage: %s [--quick] [--only SYMBOL] [FIXTURE]\n",
-            argv0 ? argv0 : "bench_call");
-    exit(2);
-}
-
 int
 main(int argc, char **argv)
 {
     bench_name = "bench_call";
-    bool quick = false;
-    const char *only = NULL;
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0)
-            quick = true;
-        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
-            only = argv[++i];
-        else if (argv[i][0] != '-' && !path)
-            path = argv[i];
-        else
-            usage(argc ? argv[0] : NULL);
-    }
-    if (!path)
-        path = getenv("CAPFFI_FIXTURE");
-    if (!path || !path[0]) {
-        fprintf(stderr, "bench_call: no fixture: pass its path or set "
-                        "CAPFFI_FIXTURE\n");
-        usage(argc ? argv[0] : NULL);
-    }
+    bool quick;
+    const char *only;
+    const char *path = bench_args_fixture(argc, argv, &quick, &only);
     size_t samples = quick ? SAMPLES_QUICK : SAMPLES_FULL;
     size_t iters = quick ? ITERS_QUICK : ITERS_FULL;
 
@@ -619,21 +497,9 @@ main(int argc, char **argv)
            quick ? " (--quick: rough numbers)" : "", path);
     fflush(stdout);
 
-    capffi_options opts;
-    memset(&opts, 0, sizeof opts);
-    opts.flags = CAPFFI_OPT_ALLOW_ALL;
-    capffi_ctx *ctx = NULL;
-    int rc = capffi_ctx_new(&ctx, &opts);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(NULL, "capffi_ctx_new", rc);
     capffi_token tok;
-    rc = capffi_token_new(&tok, ctx, "bench", NULL);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(ctx, "capffi_token_new", rc);
-    capffi_lib *lib = NULL;
-    rc = capffi_lib_open(&lib, ctx, &tok, path, 0);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(ctx, "capffi_lib_open", rc);
+    capffi_ctx *ctx = bench_ctx_new(&tok, NULL);
+    capffi_lib *lib = bench_lib_open(ctx, &tok, path);
 
     static struct natives nat;
     static struct bcase all[4];
@@ -646,12 +512,9 @@ main(int argc, char **argv)
             continue;
         c->ctx = ctx;
         prepare_cif(c);
-        rc = capffi_lib_bind(&c->fn, lib, c->symbol, c->signature, 0);
-        if (rc == CAPFFI_OK)
-            rc = capffi_lib_bind(&c->fn_ffi, lib, c->symbol, c->signature,
-                                 CAPFFI_FN_LIBFFI);
-        if (rc != CAPFFI_OK)
-            bench_die_capffi(ctx, "capffi_lib_bind", rc);
+        c->fn = bench_lib_bind(ctx, lib, c->symbol, c->signature, 0);
+        c->fn_ffi =
+            bench_lib_bind(ctx, lib, c->symbol, c->signature, CAPFFI_FN_LIBFFI);
         check_case(c);
         cases[n++] = c;
     }

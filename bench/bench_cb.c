@@ -58,6 +58,7 @@
 
 #include <capffi.h>
 
+#include "bench_ffi.h"
 #include "bench_util.h"
 
 /* Cross-thread round trips, full and --quick, after WARMUP untimed ones. */
@@ -78,14 +79,10 @@ static const char *const variant_names[N_VARIANTS] = {
 
 /* ---- the functions called ----------------------------------------------- */
 
+/* add: bench_add_i32, bench_raw_add and bench_cb_add (bench_util.c,
+ * bench_ffi.c). */
 typedef int32_t (*add_fn)(int32_t, int32_t);
 typedef double (*mixed_fn)(int32_t, double, int64_t, float, uint8_t, double);
-
-static int32_t
-c_add(int32_t a, int32_t b)
-{
-    return (int32_t)((uint32_t)a + (uint32_t)b);
-}
 
 static double
 c_mixed(int32_t a, double b, int64_t c, float d, uint8_t e, double f)
@@ -93,16 +90,7 @@ c_mixed(int32_t a, double b, int64_t c, float d, uint8_t e, double f)
     return a + b + (double)c + d + e + f;
 }
 
-/* Raw libffi handlers: arguments from avalue, scalar results widened. */
-static void
-raw_add(ffi_cif *cif, void *ret, void **args, void *user)
-{
-    (void)cif;
-    (void)user;
-    int32_t a = *(const int32_t *)args[0], b = *(const int32_t *)args[1];
-    *(ffi_sarg *)ret = (int32_t)((uint32_t)a + (uint32_t)b);
-}
-
+/* Raw libffi handler: arguments from avalue. */
 static void
 raw_mixed(ffi_cif *cif, void *ret, void **args, void *user)
 {
@@ -114,14 +102,7 @@ raw_mixed(ffi_cif *cif, void *ret, void **args, void *user)
                      *(const double *)args[5];
 }
 
-/* capffi handlers. */
-static void
-cb_add(void *payload, const capffi_value *args, capffi_value *ret)
-{
-    (void)payload;
-    ret->i64 = (int32_t)((uint32_t)args[0].i64 + (uint32_t)args[1].i64);
-}
-
+/* capffi handler. */
 static void
 cb_mixed(void *payload, const capffi_value *args, capffi_value *ret)
 {
@@ -132,27 +113,15 @@ cb_mixed(void *payload, const capffi_value *args, capffi_value *ret)
 
 /* ---- the timed loops ----------------------------------------------------- */
 
-/* The loops call through these, reloaded before every call. */
-static add_fn volatile p_add;
+/* The mixed6 loop calls through this, reloaded before every call; the
+ * add loop is bench_loop_add. */
 static mixed_fn volatile p_mixed;
-static volatile int64_t sink_i64;
 static volatile double sink_f64;
 
 static __attribute__((noinline)) double
-loop_add(size_t iters)
+loop_mixed(void *code, size_t iters)
 {
-    uint32_t acc = 0;
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < iters; i++)
-        acc += (uint32_t)p_add((int32_t)i, 7);
-    uint64_t t1 = bench_now_ns();
-    sink_i64 = acc;
-    return bench_per_call(t0, t1, iters);
-}
-
-static __attribute__((noinline)) double
-loop_mixed(size_t iters)
-{
+    memcpy((void *)&p_mixed, &code, sizeof code);
     double acc = 0;
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++)
@@ -166,19 +135,10 @@ loop_mixed(size_t iters)
 struct bcase {
     const char *name;
     const char *signature;
-    double (*loop)(size_t iters);
+    double (*loop)(void *code, size_t iters);
     void *code[N_VARIANTS];
     double s[N_VARIANTS][SAMPLES_MAX];
 };
-
-static void
-point_at(const struct bcase *c, enum variant v)
-{
-    if (c->loop == loop_add)
-        memcpy((void *)&p_add, &c->code[v], sizeof(void *));
-    else
-        memcpy((void *)&p_mixed, &c->code[v], sizeof(void *));
-}
 
 /* ---- statistics -----------------------------------------------------------
  */
@@ -193,30 +153,9 @@ cmp_u64(const void *a, const void *b)
 /* ---- same thread -----------------------------------------------------------
  */
 
-static ffi_type *add_types[] = { &ffi_type_sint32, &ffi_type_sint32 };
 static ffi_type *mixed_types[] = { &ffi_type_sint32, &ffi_type_double,
                                    &ffi_type_sint64, &ffi_type_float,
                                    &ffi_type_uint8,  &ffi_type_double };
-
-struct raw_closure {
-    ffi_cif cif;
-    ffi_closure *closure;
-    void *code;
-};
-
-static void
-raw_make(struct raw_closure *rc, unsigned nargs, ffi_type *rtype,
-         ffi_type **atypes, void (*handler)(ffi_cif *, void *, void **, void *))
-{
-    if (ffi_prep_cif(&rc->cif, FFI_DEFAULT_ABI, nargs, rtype, atypes) != FFI_OK)
-        bench_die("ffi_prep_cif failed");
-    rc->closure = ffi_closure_alloc(sizeof(ffi_closure), &rc->code);
-    if (!rc->closure)
-        bench_die("ffi_closure_alloc failed");
-    if (ffi_prep_closure_loc(rc->closure, &rc->cif, handler, NULL, rc->code) !=
-        FFI_OK)
-        bench_die("ffi_prep_closure_loc failed");
-}
 
 static void
 check_results(const struct bcase *add, const struct bcase *mixed)
@@ -242,8 +181,7 @@ measure(struct bcase *cases, size_t ncases, size_t samples, size_t iters)
             for (int j = 0; j < N_VARIANTS; j++) {
                 enum variant v =
                     (enum variant)((round + (size_t)j) % N_VARIANTS);
-                point_at(c, v);
-                double ns = c->loop(iters);
+                double ns = c->loop(c->code[v], iters);
                 if (round > 0) /* round 0 warms up */
                     c->s[v][round - 1] = ns;
             }
@@ -338,17 +276,14 @@ percentiles(const char *what, struct trip *t)
            t->ns[n - 1] / 1e3);
 }
 
+/* A context that allows everything, with flags, and a token of it. */
 static capffi_ctx *
-context(uint32_t flags)
+context(capffi_token *tok, uint32_t flags)
 {
     capffi_options o;
     memset(&o, 0, sizeof o);
     o.flags = CAPFFI_OPT_ALLOW_ALL | flags;
-    capffi_ctx *ctx = NULL;
-    int rc = capffi_ctx_new(&ctx, &o);
-    if (rc)
-        bench_die_capffi(NULL, "capffi_ctx_new", rc);
-    return ctx;
+    return bench_ctx_new(tok, &o);
 }
 
 static void
@@ -380,17 +315,14 @@ across_threads(size_t rounds)
            "--------", "--------", "--------", "--------");
 
     /* The owner polls. */
-    capffi_ctx *ctx = context(0);
     capffi_token tok;
-    int rc = capffi_token_new(&tok, ctx, "bench", NULL);
-    if (rc)
-        bench_die_capffi(ctx, "capffi_token_new", rc);
+    capffi_ctx *ctx = context(&tok, 0);
     struct trip t;
     trip_setup(&t, ctx, &tok, rounds);
     if (pthread_create(&t.th, NULL, trip_thread, &t) != 0)
         bench_die("pthread_create failed");
     while (!atomic_load(&t.done)) {
-        rc = capffi_ctx_poll(ctx, 100);
+        int rc = capffi_ctx_poll(ctx, 100);
         if (rc && rc != CAPFFI_ETIMEDOUT)
             bench_die_capffi(ctx, "capffi_ctx_poll", rc);
     }
@@ -402,16 +334,14 @@ across_threads(size_t rounds)
     capffi_ctx_free(ctx);
 
     /* The owner is blocked in a native call and lends the host. */
-    ctx = context(CAPFFI_OPT_LEND_OWNER);
-    rc = capffi_token_new(&tok, ctx, "bench", NULL);
-    if (rc)
-        bench_die_capffi(ctx, "capffi_token_new", rc);
+    ctx = context(&tok, CAPFFI_OPT_LEND_OWNER);
     trip_setup(&t, ctx, &tok, rounds);
     void (*jp)(struct trip *) = join_trip;
     void *jcode;
     memcpy(&jcode, &jp, sizeof jcode);
     capffi_fn *join = NULL;
-    rc = capffi_fn_from_ptr(&join, ctx, &tok, jcode, "(pointer) -> void", 0);
+    int rc =
+        capffi_fn_from_ptr(&join, ctx, &tok, jcode, "(pointer) -> void", 0);
     if (rc)
         bench_die_capffi(ctx, "capffi_fn_from_ptr", rc);
     if (pthread_create(&t.th, NULL, trip_thread, &t) != 0)
@@ -445,34 +375,32 @@ main(int argc, char **argv)
     size_t iters = quick ? ITERS_QUICK : ITERS_FULL;
     size_t rounds = quick ? ROUNDS_QUICK : ROUNDS_FULL;
 
-    capffi_ctx *ctx = context(0);
     capffi_token tok;
-    int rc = capffi_token_new(&tok, ctx, "bench", NULL);
-    if (rc)
-        bench_die_capffi(ctx, "capffi_token_new", rc);
+    capffi_ctx *ctx = context(&tok, 0);
 
     struct bcase cases[2];
     memset(cases, 0, sizeof cases);
     cases[0].name = "add";
     cases[0].signature = "(i32, i32) -> i32";
-    cases[0].loop = loop_add;
+    cases[0].loop = bench_loop_add;
     cases[1].name = "mixed6";
     cases[1].signature = "(i32, f64, i64, f32, u8, f64) -> f64";
     cases[1].loop = loop_mixed;
 
-    add_fn da = c_add;
+    add_fn da = bench_add_i32;
     mixed_fn dm = c_mixed;
     memcpy(&cases[0].code[V_DIRECT], &da, sizeof da);
     memcpy(&cases[1].code[V_DIRECT], &dm, sizeof dm);
 
-    struct raw_closure ra, rm;
-    raw_make(&ra, 2, &ffi_type_sint32, add_types, raw_add);
-    raw_make(&rm, 6, &ffi_type_double, mixed_types, raw_mixed);
+    struct bench_closure ra, rm;
+    bench_closure_new(&ra, 2, &ffi_type_sint32, bench_add_types, bench_raw_add);
+    bench_closure_new(&rm, 6, &ffi_type_double, mixed_types, raw_mixed);
     cases[0].code[V_CLOSURE] = ra.code;
     cases[1].code[V_CLOSURE] = rm.code;
 
     capffi_cb *ca = NULL, *cm = NULL;
-    rc = capffi_cb_new(&ca, ctx, &tok, cases[0].signature, cb_add, NULL, 0);
+    int rc = capffi_cb_new(&ca, ctx, &tok, cases[0].signature, bench_cb_add,
+                           NULL, 0);
     if (rc)
         bench_die_capffi(ctx, "capffi_cb_new", rc);
     rc = capffi_cb_new(&cm, ctx, &tok, cases[1].signature, cb_mixed, NULL, 0);
@@ -502,8 +430,8 @@ main(int argc, char **argv)
 
     across_threads(rounds);
 
-    ffi_closure_free(ra.closure);
-    ffi_closure_free(rm.closure);
+    bench_closure_free(&ra);
+    bench_closure_free(&rm);
     capffi_ctx_free(ctx);
     return 0;
 }

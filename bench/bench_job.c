@@ -541,19 +541,10 @@ target_open(struct target *t, const char *path, unsigned workers,
     opts.workers = workers;
     opts.job_queue = queue;
     t->workers = workers;
-    int rc = capffi_ctx_new(&t->ctx, &opts);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(NULL, "capffi_ctx_new", rc);
     capffi_token tok;
-    rc = capffi_token_new(&tok, t->ctx, "bench", NULL);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(t->ctx, "capffi_token_new", rc);
-    rc = capffi_lib_open(&t->lib, t->ctx, &tok, path, 0);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(t->ctx, "capffi_lib_open", rc);
-    rc = capffi_lib_bind(&t->nop, t->lib, "fx_nop", "() -> void", 0);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(t->ctx, "capffi_lib_bind", rc);
+    t->ctx = bench_ctx_new(&tok, &opts);
+    t->lib = bench_lib_open(t->ctx, &tok, path);
+    t->nop = bench_lib_bind(t->ctx, t->lib, "fx_nop", "() -> void", 0);
 }
 
 static void
@@ -566,35 +557,12 @@ target_close(struct target *t)
 
 /* ---- main --------------------------------------------------------------- */
 
-static _Noreturn void
-usage(const char *argv0)
-{
-    fprintf(stderr, "usage: %s [--quick] [FIXTURE]\n",
-            argv0 ? argv0 : "bench_job");
-    exit(2);
-}
-
 int
 main(int argc, char **argv)
 {
     bench_name = "bench_job";
-    bool quick = false;
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0)
-            quick = true;
-        else if (argv[i][0] != '-' && !path)
-            path = argv[i];
-        else
-            usage(argc ? argv[0] : NULL);
-    }
-    if (!path)
-        path = getenv("CAPFFI_FIXTURE");
-    if (!path || !path[0]) {
-        fprintf(stderr, "bench_job: no fixture: pass its path or set "
-                        "CAPFFI_FIXTURE\n");
-        usage(argc ? argv[0] : NULL);
-    }
+    bool quick;
+    const char *path = bench_args_fixture(argc, argv, &quick, NULL);
     size_t samples = quick ? SAMPLES_QUICK : SAMPLES_FULL;
     size_t rounds = quick ? ROUNDS_QUICK : ROUNDS_FULL;
     size_t iters = quick ? ITERS_QUICK : ITERS_FULL;

@@ -64,6 +64,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "bench_lua_util.h"
 #include "bench_util.h"
 #include "capffi_lua.h"
 
@@ -92,13 +93,10 @@ plain_add(lua_State *L)
 static int
 plain_mixed6(lua_State *L)
 {
-    int32_t a = (int32_t)luaL_checkinteger(L, 1);
-    double b = luaL_checknumber(L, 2);
-    int64_t c = luaL_checkinteger(L, 3);
-    float d = (float)luaL_checknumber(L, 4);
-    uint8_t e = (uint8_t)luaL_checkinteger(L, 5);
-    double f = luaL_checknumber(L, 6);
-    lua_pushnumber(L, (double)a + b + (double)c + (double)d + (double)e + f);
+    struct bench_mixed6 m;
+    bench_lua_check_mixed6(L, &m);
+    lua_pushnumber(L, (double)m.a + m.b + (double)m.c + (double)m.d +
+                          (double)m.e + m.f);
     return 1;
 }
 
@@ -112,33 +110,6 @@ plain_pair_sum(lua_State *L)
         return luaL_error(L, "expected %d bytes", (int)sizeof p);
     memcpy(p, s, sizeof p);
     lua_pushinteger(L, (int32_t)(p[0] + p[1]));
-    return 1;
-}
-
-/* The handler (upvalue 1) called with two integers, protected. */
-static int
-plain_cb(lua_State *L)
-{
-    lua_Integer a = luaL_checkinteger(L, 1), b = luaL_checkinteger(L, 2);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_pushinteger(L, a);
-    lua_pushinteger(L, b);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK)
-        return lua_error(L);
-    int isnum;
-    lua_Integer r = lua_tointegerx(L, -1, &isnum);
-    if (!isnum)
-        return luaL_error(L, "the handler returned no integer");
-    lua_pushinteger(L, (int32_t)r);
-    return 1;
-}
-
-/* plain_cb closed over the handler given. */
-static int
-make_plain_cb(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_pushcclosure(L, plain_cb, 1);
     return 1;
 }
 
@@ -206,29 +177,19 @@ static const char setup_lua[] =
     "            roundtrip } },\n"
     "}\n";
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
+/* Every count of samples here is odd: bench_median's middle element is
+ * the median. */
 static double
 median(const double *v, int n)
 {
-    double s[MAX_SAMPLES];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    return bench_median(v, (size_t)n, NULL);
 }
 
 static double
 minimum(const double *v, int n)
 {
-    double m = v[0];
-    for (int i = 1; i < n; i++)
-        if (v[i] < m)
-            m = v[i];
+    double m;
+    bench_median(v, (size_t)n, &m);
     return m;
 }
 
@@ -298,11 +259,17 @@ run_async(lua_State *L, int cases, int samples, bool quick)
            median(tp, tp_samples), tp_samples, jobs);
 }
 
+struct args {
+    const char *fixture;
+    bool quick;
+};
+
 static int
 run(lua_State *L)
 {
-    const char *fixture = lua_touserdata(L, 1);
-    bool quick = lua_toboolean(L, 2);
+    const struct args *a = lua_touserdata(L, 1);
+    const char *fixture = a->fixture;
+    bool quick = a->quick;
     int samples = quick ? 3 : 15;
     long iters = quick ? 20000 : 2000000;
     luaL_openlibs(L);
@@ -322,7 +289,7 @@ run(lua_State *L)
     lua_pushcfunction(L, plain_add);
     lua_pushcfunction(L, plain_mixed6);
     lua_pushcfunction(L, plain_pair_sum);
-    lua_pushcfunction(L, make_plain_cb);
+    lua_pushcfunction(L, bench_lua_make_cb);
     lua_pushstring(L, fixture);
     lua_call(L, 7, 1);
     int cases = lua_gettop(L);
@@ -359,33 +326,8 @@ int
 main(int argc, char **argv)
 {
     bench_name = "bench_lua";
-    bool quick = false;
-    const char *fixture = getenv("CAPFFI_FIXTURE");
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0)
-            quick = true;
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: bench_lua [--quick] [FIXTURE]\n");
-            return 2;
-        } else
-            fixture = argv[i];
-    }
-    if (!fixture)
-        bench_die("no fixture: give its path or set CAPFFI_FIXTURE");
-    lua_State *L = luaL_newstate();
-    if (!L)
-        bench_die("cannot create a Lua state");
-    lua_pushcfunction(L, run);
-    lua_pushlightuserdata(L, (void *)(uintptr_t)fixture);
-    lua_pushboolean(L, quick);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
-        if (!msg && luaL_callmeta(L, -1, "__tostring"))
-            msg = lua_tostring(L, -1);
-        fprintf(stderr, "bench_lua: %s\n", msg ? msg : "error");
-        lua_close(L);
-        return 1;
-    }
-    lua_close(L);
+    struct args a;
+    a.fixture = bench_args_fixture(argc, argv, &a.quick, NULL);
+    lua_close(bench_lua_run(run, &a));
     return 0;
 }

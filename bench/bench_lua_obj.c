@@ -63,6 +63,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "bench_lua_util.h"
 #include "bench_util.h"
 #include "capffi_lua.h"
 
@@ -508,23 +509,23 @@ run_qsort(lua_State *L, int cases, const int32_t *input, const int32_t *want,
 /* ---- main ------------------------------------------------------------------
  */
 
+struct args {
+    bool quick;
+    size_t n;
+};
+
 static int
 run(lua_State *L)
 {
-    bool quick = lua_toboolean(L, 1);
-    size_t n = (size_t)lua_tointeger(L, 2);
+    const struct args *a = lua_touserdata(L, 1);
+    bool quick = a->quick;
+    size_t n = a->n;
     luaL_openlibs(L);
 
     /* The data, as bench_obj.c makes it. */
     int32_t *input = lua_newuserdatauv(L, n * sizeof *input, 0);
     int32_t *want = lua_newuserdatauv(L, n * sizeof *want, 0);
-    uint64_t x = 0x9e3779b97f4a7c15u;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        input[i] = (int32_t)(uint32_t)(x >> 32);
-    }
+    bench_fill_i32(input, n);
     memcpy(want, input, n * sizeof *want);
     c_compares = 0;
     qsort(want, n, sizeof *want, c_cmp);
@@ -578,22 +579,8 @@ int
 main(int argc, char **argv)
 {
     bench_name = "bench_lua_obj";
-    bool quick;
-    size_t n = bench_args_n(argc, argv, &quick, INT32_MAX / 4);
-    lua_State *L = luaL_newstate();
-    if (!L)
-        bench_die("cannot create a Lua state");
-    lua_pushcfunction(L, run);
-    lua_pushboolean(L, quick);
-    lua_pushinteger(L, (lua_Integer)n);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
-        if (!msg && luaL_callmeta(L, -1, "__tostring"))
-            msg = lua_tostring(L, -1);
-        fprintf(stderr, "bench_lua_obj: %s\n", msg ? msg : "error");
-        lua_close(L);
-        return 1;
-    }
-    lua_close(L);
+    struct args a;
+    a.n = bench_args_n(argc, argv, &a.quick, INT32_MAX / 4);
+    lua_close(bench_lua_run(run, &a));
     return 0;
 }

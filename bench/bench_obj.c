@@ -508,13 +508,7 @@ bench_qsort(const capffi_token *tok, size_t n, bool quick)
     s.plain = malloc(n * sizeof *s.plain);
     if (!s.input || !s.want || !s.plain)
         bench_die("out of memory");
-    uint64_t x = 0x9e3779b97f4a7c15u; /* the seed: the same for all */
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.input[i] = (int32_t)(uint32_t)(x >> 32);
-    }
+    bench_fill_i32(s.input, n);
     memcpy(s.want, s.input, n * sizeof *s.want);
     qsort(s.want, n, sizeof *s.want, c_cmp);
 

@@ -93,6 +93,8 @@
 #include <capffi.h>
 #include <capffi/lua.h>
 
+#include "bench_ffi.h"
+#include "bench_lua_util.h"
 #include "bench_util.h"
 
 #include "fixture.h"
@@ -106,8 +108,6 @@
 #define QSORT_SAMPLES_QUICK 3
 #define QSORT_N_FULL 100000
 #define QSORT_N_QUICK 10000
-
-#define MAX_ARGS 6
 
 enum col { C_DIRECT, C_FFI, C_VALUE, C_RAW, C_LUAC, C_LUA, N_COLS };
 
@@ -144,15 +144,7 @@ struct row {
     loop_fn loop[N_COLS];  /* NULL: not measured ("-") */
     enum rkind rkind;
     /* For ffi_call and capffi. */
-    ffi_cif cif;
-    ffi_type *atypes[MAX_ARGS];
-    void (*code)(void);
-    size_t nargs;
-    int restore; /* argument ffi_call rewrites, or -1 */
-    void *av_src[MAX_ARGS];
-    void *av_ffi[MAX_ARGS];
-    void *av_raw[MAX_ARGS];
-    capffi_value vals[MAX_ARGS];
+    struct bench_call call;
     capffi_fn *fn;
     /* For the callback and qsort rows: the code each column calls. */
     void *cb_code[N_COLS];
@@ -194,20 +186,6 @@ static struct {
     struct fx_big big;
     int64_t mk_a, mk_b, mk_c;
 } nat = { 20, 22, 1, 2.5, 3, 4.5f, 5, 6.25, { 1000, 200, 30 }, 1000, 200, 30 };
-
-/* libffi's description of struct fx_big. */
-static ffi_type *big_elements[] = { &ffi_type_sint64, &ffi_type_sint64,
-                                    &ffi_type_sint64, NULL };
-static ffi_type big_type = { 0, 0, FFI_TYPE_STRUCT, big_elements };
-
-/* A result buffer: scalars widened to ffi_arg, or the struct. */
-union rbuf {
-    ffi_arg a;
-    ffi_sarg s;
-    double f64;
-    struct fx_big big;
-    _Alignas(16) unsigned char bytes[32];
-};
 
 static double
 loop_direct_nop(struct row *r, enum col col, size_t iters)
@@ -277,61 +255,26 @@ loop_direct_big_out(struct row *r, enum col col, size_t iters)
 
 /* ---- ffi_call and capffi ----------------------------------------------- */
 
-static __attribute__((noinline)) double
+/* The loops are bench_ffi.c's; these give them the table's signature. */
+static double
 loop_ffi(struct row *r, enum col col, size_t iters)
 {
     (void)col;
-    union rbuf rb;
-    uint64_t t0, t1;
-    if (r->restore < 0) {
-        t0 = bench_now_ns();
-        for (size_t i = 0; i < iters; i++)
-            ffi_call(&r->cif, r->code, &rb, r->av_ffi);
-        t1 = bench_now_ns();
-    } else {
-        /* libffi's x86-64 ffi_call replaces the pointer to a struct over
-         * 16 bytes with one into its own dead frame: store it again, the
-         * least a correct caller must do (bench_call.c does the same). */
-        size_t k = (size_t)r->restore;
-        void *p = r->av_src[k];
-        t0 = bench_now_ns();
-        for (size_t i = 0; i < iters; i++) {
-            r->av_ffi[k] = p;
-            ffi_call(&r->cif, r->code, &rb, r->av_ffi);
-        }
-        t1 = bench_now_ns();
-    }
-    return bench_per_call(t0, t1, iters);
+    return bench_loop_ffi(&r->call, iters);
 }
 
-static __attribute__((noinline)) double
+static double
 loop_raw(struct row *r, enum col col, size_t iters)
 {
     (void)col;
-    union rbuf rb;
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < iters; i++) {
-        int rc = capffi_fn_call_raw(r->fn, r->av_raw, &rb);
-        if (rc != CAPFFI_OK)
-            bench_die_capffi(g.ctx, "capffi_fn_call_raw", rc);
-    }
-    uint64_t t1 = bench_now_ns();
-    return bench_per_call(t0, t1, iters);
+    return bench_loop_raw(&r->call, g.ctx, r->fn, iters);
 }
 
-static __attribute__((noinline)) double
+static double
 loop_value(struct row *r, enum col col, size_t iters)
 {
     (void)col;
-    capffi_value ret;
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < iters; i++) {
-        int rc = capffi_fn_call(r->fn, r->vals, &ret);
-        if (rc != CAPFFI_OK)
-            bench_die_capffi(g.ctx, "capffi_fn_call", rc);
-    }
-    uint64_t t1 = bench_now_ns();
-    return bench_per_call(t0, t1, iters);
+    return bench_loop_value(&r->call, g.ctx, r->fn, iters);
 }
 
 /* A struct result: the caller provides its memory before every call. */
@@ -345,7 +288,7 @@ loop_value_sret(struct row *r, enum col col, size_t iters)
     for (size_t i = 0; i < iters; i++) {
         ret.agg.ptr = &out;
         ret.agg.len = sizeof out;
-        int rc = capffi_fn_call(r->fn, r->vals, &ret);
+        int rc = capffi_fn_call(r->fn, r->call.vals, &ret);
         if (rc != CAPFFI_OK)
             bench_die_capffi(g.ctx, "capffi_fn_call", rc);
     }
@@ -356,44 +299,16 @@ loop_value_sret(struct row *r, enum col col, size_t iters)
 
 /* ---- callbacks called from C ------------------------------------------- */
 
+/* The add callbacks are bench_add_i32, bench_raw_add and bench_cb_add. */
 typedef int32_t (*add_fn)(int32_t, int32_t);
 typedef int (*cmp_fn)(const void *, const void *);
 
-static add_fn volatile p_cb;
-
-static int32_t
-c_add(int32_t a, int32_t b)
-{
-    return (int32_t)((uint32_t)a + (uint32_t)b);
-}
-
-static void
-raw_add(ffi_cif *cif, void *ret, void **args, void *user)
-{
-    (void)cif, (void)user;
-    int32_t a = *(const int32_t *)args[0], b = *(const int32_t *)args[1];
-    *(ffi_sarg *)ret = (int32_t)((uint32_t)a + (uint32_t)b);
-}
-
-static void
-cb_add(void *payload, const capffi_value *args, capffi_value *ret)
-{
-    (void)payload;
-    ret->i64 = (int32_t)((uint32_t)args[0].i64 + (uint32_t)args[1].i64);
-}
-
-/* Native code calling a callback: the pointer reloaded before each call. */
-static __attribute__((noinline)) double
+/* Native code calling a callback: the pointer reloaded before each call
+ * (bench_loop_add). */
+static double
 loop_cb(struct row *r, enum col col, size_t iters)
 {
-    memcpy((void *)&p_cb, &r->cb_code[col], sizeof(void *));
-    uint32_t acc = 0;
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < iters; i++)
-        acc += (uint32_t)p_cb((int32_t)(i & 0xffff), 7);
-    uint64_t t1 = bench_now_ns();
-    sink_i64 = acc;
-    return bench_per_call(t0, t1, iters);
+    return bench_loop_add(r->cb_code[col], iters);
 }
 
 /* Native code that takes a callback and calls it n times: what the
@@ -477,13 +392,9 @@ lc_add(lua_State *L)
 static int
 lc_mixed6(lua_State *L)
 {
-    int32_t a = (int32_t)luaL_checkinteger(L, 1);
-    double b = luaL_checknumber(L, 2);
-    int64_t c = luaL_checkinteger(L, 3);
-    float d = (float)luaL_checknumber(L, 4);
-    uint8_t e = (uint8_t)luaL_checkinteger(L, 5);
-    double f = luaL_checknumber(L, 6);
-    lua_pushnumber(L, p_mixed6(a, b, c, d, e, f));
+    struct bench_mixed6 m;
+    bench_lua_check_mixed6(L, &m);
+    lua_pushnumber(L, p_mixed6(m.a, m.b, m.c, m.d, m.e, m.f));
     return 1;
 }
 
@@ -507,32 +418,6 @@ lc_big_make(lua_State *L)
     int64_t c = luaL_checkinteger(L, 3);
     struct fx_big v = p_big_make(a, b, c);
     lua_pushlstring(L, (const char *)&v, sizeof v);
-    return 1;
-}
-
-/* The handler (upvalue 1) called with two integers, protected. */
-static int
-lc_cb(lua_State *L)
-{
-    lua_Integer a = luaL_checkinteger(L, 1), b = luaL_checkinteger(L, 2);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_pushinteger(L, a);
-    lua_pushinteger(L, b);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK)
-        return lua_error(L);
-    int isnum;
-    lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum)
-        return luaL_error(L, "the handler returned no integer");
-    lua_pushinteger(L, (int32_t)v);
-    return 1;
-}
-
-static int
-lc_make_cb(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_pushcclosure(L, lc_cb, 1);
     return 1;
 }
 
@@ -651,14 +536,6 @@ loop_lua_sort(struct row *r, enum col col, size_t iters)
 /* ---- setting up -------------------------------------------------------- */
 
 static void
-set_arg(struct row *r, size_t k, void *native, ffi_type *t, capffi_value v)
-{
-    r->av_src[k] = r->av_ffi[k] = r->av_raw[k] = native;
-    r->atypes[k] = t;
-    r->vals[k] = v;
-}
-
-static void
 init_rows(struct row *rows)
 {
     static const char *const ops[N_ROWS] = {
@@ -673,16 +550,14 @@ init_rows(struct row *rows)
     };
     capffi_value v;
     memset(rows, 0, N_ROWS * sizeof *rows);
-    for (int i = 0; i < N_ROWS; i++) {
+    for (int i = 0; i < N_ROWS; i++)
         rows[i].op = ops[i];
-        rows[i].restore = -1;
-    }
     struct row *r = &rows[R_NOP];
     r->symbol = "fx_nop";
     r->signature = "() -> void";
     r->lua_key = "nop";
     r->loop[C_DIRECT] = loop_direct_nop;
-    r->code = FFI_FN(fx_nop);
+    r->call.code = FFI_FN(fx_nop);
     r->rkind = K_VOID;
 
     r = &rows[R_ADD];
@@ -690,61 +565,57 @@ init_rows(struct row *rows)
     r->signature = "(i32, i32) -> i32";
     r->lua_key = "add";
     r->loop[C_DIRECT] = loop_direct_add;
-    r->code = FFI_FN(fx_add_i32);
+    r->call.code = FFI_FN(fx_add_i32);
     r->rkind = K_I32;
-    r->nargs = 2;
     v.i64 = nat.add_a;
-    set_arg(r, 0, &nat.add_a, &ffi_type_sint32, v);
+    bench_call_arg(&r->call, 0, &nat.add_a, &ffi_type_sint32, v);
     v.i64 = nat.add_b;
-    set_arg(r, 1, &nat.add_b, &ffi_type_sint32, v);
+    bench_call_arg(&r->call, 1, &nat.add_b, &ffi_type_sint32, v);
 
     r = &rows[R_MIXED6];
     r->symbol = "fx_mixed6";
     r->signature = "(i32, f64, i64, f32, u8, f64) -> f64";
     r->lua_key = "mixed6";
     r->loop[C_DIRECT] = loop_direct_mixed6;
-    r->code = FFI_FN(fx_mixed6);
+    r->call.code = FFI_FN(fx_mixed6);
     r->rkind = K_F64;
-    r->nargs = 6;
     v.i64 = nat.m_a;
-    set_arg(r, 0, &nat.m_a, &ffi_type_sint32, v);
+    bench_call_arg(&r->call, 0, &nat.m_a, &ffi_type_sint32, v);
     v.f64 = nat.m_b;
-    set_arg(r, 1, &nat.m_b, &ffi_type_double, v);
+    bench_call_arg(&r->call, 1, &nat.m_b, &ffi_type_double, v);
     v.i64 = nat.m_c;
-    set_arg(r, 2, &nat.m_c, &ffi_type_sint64, v);
+    bench_call_arg(&r->call, 2, &nat.m_c, &ffi_type_sint64, v);
     v.f32 = nat.m_d;
-    set_arg(r, 3, &nat.m_d, &ffi_type_float, v);
+    bench_call_arg(&r->call, 3, &nat.m_d, &ffi_type_float, v);
     v.u64 = nat.m_e;
-    set_arg(r, 4, &nat.m_e, &ffi_type_uint8, v);
+    bench_call_arg(&r->call, 4, &nat.m_e, &ffi_type_uint8, v);
     v.f64 = nat.m_f;
-    set_arg(r, 5, &nat.m_f, &ffi_type_double, v);
+    bench_call_arg(&r->call, 5, &nat.m_f, &ffi_type_double, v);
 
     r = &rows[R_BIG_IN];
     r->symbol = "fx_big_sum";
     r->signature = "({ a: i64, b: i64, c: i64 }) -> i64";
     r->lua_key = "big_in";
     r->loop[C_DIRECT] = loop_direct_big_in;
-    r->code = FFI_FN(fx_big_sum);
+    r->call.code = FFI_FN(fx_big_sum);
     r->rkind = K_I64;
-    r->nargs = 1;
     v.agg.ptr = &nat.big;
     v.agg.len = sizeof nat.big;
-    set_arg(r, 0, &nat.big, &big_type, v);
+    bench_call_arg(&r->call, 0, &nat.big, &bench_big_type, v);
 
     r = &rows[R_BIG_OUT];
     r->symbol = "fx_big_make";
     r->signature = "(i64, i64, i64) -> { a: i64, b: i64, c: i64 }";
     r->lua_key = "big_out";
     r->loop[C_DIRECT] = loop_direct_big_out;
-    r->code = FFI_FN(fx_big_make);
+    r->call.code = FFI_FN(fx_big_make);
     r->rkind = K_BIG;
-    r->nargs = 3;
     v.i64 = nat.mk_a;
-    set_arg(r, 0, &nat.mk_a, &ffi_type_sint64, v);
+    bench_call_arg(&r->call, 0, &nat.mk_a, &ffi_type_sint64, v);
     v.i64 = nat.mk_b;
-    set_arg(r, 1, &nat.mk_b, &ffi_type_sint64, v);
+    bench_call_arg(&r->call, 1, &nat.mk_b, &ffi_type_sint64, v);
     v.i64 = nat.mk_c;
-    set_arg(r, 2, &nat.mk_c, &ffi_type_sint64, v);
+    bench_call_arg(&r->call, 2, &nat.mk_c, &ffi_type_sint64, v);
 
     for (int i = R_NOP; i <= R_BIG_OUT; i++) {
         rows[i].loop[C_FFI] = loop_ffi;
@@ -772,13 +643,14 @@ init_rows(struct row *rows)
 static ffi_type *const rtypes[] = {
     [K_VOID] = &ffi_type_void,  [K_I32] = &ffi_type_sint32,
     [K_I64] = &ffi_type_sint64, [K_F64] = &ffi_type_double,
-    [K_BIG] = &big_type,
+    [K_BIG] = &bench_big_type,
 };
 
 /* The result in rb as a double, for checking. */
 static double
-rbuf_value(enum rkind k, const union rbuf *rb)
+rbuf_value(enum rkind k, const union bench_rbuf *rb)
 {
+    struct fx_big big;
     switch (k) {
     case K_I32:
         return (double)(int32_t)rb->s;
@@ -787,7 +659,8 @@ rbuf_value(enum rkind k, const union rbuf *rb)
     case K_F64:
         return rb->f64;
     case K_BIG:
-        return (double)(rb->big.a + rb->big.b + rb->big.c);
+        memcpy(&big, rb->bytes, sizeof big);
+        return (double)(big.a + big.b + big.c);
     default:
         return 0;
     }
@@ -813,25 +686,16 @@ setup_call_row(struct row *r, capffi_lib *lib)
         [K_F64] = 22.25, [K_BIG] = 1230,
     };
     double want = expect[r->rkind];
-    if (ffi_prep_cif(&r->cif, FFI_DEFAULT_ABI, (unsigned)r->nargs,
-                     rtypes[r->rkind], r->atypes) != FFI_OK)
-        bench_die("ffi_prep_cif failed");
-    for (size_t k = 0; k < r->nargs; k++)
-        if (r->atypes[k]->type == FFI_TYPE_STRUCT && r->atypes[k]->size > 16)
-            r->restore = (int)k;
-    int rc = capffi_lib_bind(&r->fn, lib, r->symbol, r->signature, 0);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(g.ctx, "capffi_lib_bind", rc);
+    bench_call_prep(&r->call, rtypes[r->rkind]);
+    r->fn = bench_lib_bind(g.ctx, lib, r->symbol, r->signature, 0);
 
-    union rbuf rb;
+    union bench_rbuf rb;
     memset(&rb, 0, sizeof rb);
-    ffi_call(&r->cif, r->code, &rb, r->av_ffi);
-    if (r->restore >= 0)
-        r->av_ffi[r->restore] = r->av_src[r->restore];
+    bench_call_once(&r->call, &rb);
     check(r, "ffi_call", rbuf_value(r->rkind, &rb), want);
 
     memset(&rb, 0, sizeof rb);
-    rc = capffi_fn_call_raw(r->fn, r->av_raw, &rb);
+    int rc = capffi_fn_call_raw(r->fn, r->call.av_raw, &rb);
     if (rc != CAPFFI_OK)
         bench_die_capffi(g.ctx, "capffi_fn_call_raw", rc);
     check(r, "capffi_fn_call_raw", rbuf_value(r->rkind, &rb), want);
@@ -843,7 +707,7 @@ setup_call_row(struct row *r, capffi_lib *lib)
         ret.agg.ptr = &out;
         ret.agg.len = sizeof out;
     }
-    rc = capffi_fn_call(r->fn, r->vals, &ret);
+    rc = capffi_fn_call(r->fn, r->call.vals, &ret);
     if (rc != CAPFFI_OK)
         bench_die_capffi(g.ctx, "capffi_fn_call", rc);
     double got = r->rkind == K_F64    ? ret.f64
@@ -873,29 +737,7 @@ setup_call_row(struct row *r, capffi_lib *lib)
     check(r, "a direct call", got, want);
 }
 
-struct raw_closure {
-    ffi_cif cif;
-    ffi_closure *closure;
-    void *code;
-};
-
-static ffi_type *add_types[] = { &ffi_type_sint32, &ffi_type_sint32 };
 static ffi_type *cmp_types[] = { &ffi_type_pointer, &ffi_type_pointer };
-
-static void
-raw_make(struct raw_closure *rc, ffi_type **atypes,
-         void (*handler)(ffi_cif *, void *, void **, void *))
-{
-    if (ffi_prep_cif(&rc->cif, FFI_DEFAULT_ABI, 2, &ffi_type_sint32, atypes) !=
-        FFI_OK)
-        bench_die("ffi_prep_cif failed");
-    rc->closure = ffi_closure_alloc(sizeof(ffi_closure), &rc->code);
-    if (!rc->closure)
-        bench_die("ffi_closure_alloc failed");
-    if (ffi_prep_closure_loc(rc->closure, &rc->cif, handler, NULL, rc->code) !=
-        FFI_OK)
-        bench_die("ffi_prep_closure_loc failed");
-}
 
 static void *
 cb_make(const capffi_token *tok, const char *sig, capffi_cb_fn fn)
@@ -917,13 +759,7 @@ make_data(size_t n)
     g.work = malloc(n * sizeof *g.work);
     if (!g.input || !g.want || !g.work)
         bench_die("out of memory");
-    uint64_t x = 0x9e3779b97f4a7c15u;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        g.input[i] = (int32_t)(uint32_t)(x >> 32);
-    }
+    bench_fill_i32(g.input, n);
     memcpy(g.want, g.input, n * sizeof *g.want);
     counted = 0;
     qsort(g.want, n, sizeof *g.want, c_cmp_counting);
@@ -940,7 +776,7 @@ setup_lua_side(lua_State *L, const char *fixture)
         { "mixed6", lc_mixed6 },
         { "big_sum", lc_big_sum },
         { "big_make", lc_big_make },
-        { "make_cb", lc_make_cb },
+        { "make_cb", bench_lua_make_cb },
         { NULL, NULL },
     };
     if (luaL_loadbuffer(L, setup_lua, sizeof setup_lua - 1, "=bench_table"))
@@ -1094,31 +930,18 @@ run(lua_State *L)
     make_data(a->quick ? QSORT_N_QUICK : QSORT_N_FULL);
 
     /* The C columns: a context that allows everything, as bench_call. */
-    capffi_options opts;
-    memset(&opts, 0, sizeof opts);
-    opts.flags = CAPFFI_OPT_ALLOW_ALL;
-    int rc = capffi_ctx_new(&g.ctx, &opts);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(NULL, "capffi_ctx_new", rc);
     capffi_token tok;
-    rc = capffi_token_new(&tok, g.ctx, "bench", NULL);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(g.ctx, "capffi_token_new", rc);
-    capffi_lib *lib = NULL;
-    rc = capffi_lib_open(&lib, g.ctx, &tok, a->fixture, 0);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(g.ctx, "capffi_lib_open", rc);
+    g.ctx = bench_ctx_new(&tok, NULL);
+    capffi_lib *lib = bench_lib_open(g.ctx, &tok, a->fixture);
 
     /* The Lua columns: the host's context grants the fixture and libc. */
     const char *allow[] = { a->fixture, "libc.so.6" };
+    capffi_options opts;
     memset(&opts, 0, sizeof opts);
     opts.allow_paths = allow;
     opts.n_allow = 2;
-    capffi_ctx *lctx = NULL;
-    rc = capffi_ctx_new(&lctx, &opts);
-    if (rc != CAPFFI_OK)
-        bench_die_capffi(NULL, "capffi_ctx_new (Lua)", rc);
-    rc = capffi_lua_open(L, lctx, NULL);
+    capffi_ctx *lctx = bench_ctx_new(NULL, &opts);
+    int rc = capffi_lua_open(L, lctx, NULL);
     if (rc != CAPFFI_OK)
         bench_die_capffi(lctx, "capffi_lua_open", rc);
 
@@ -1127,16 +950,17 @@ run(lua_State *L)
     for (int i = R_NOP; i <= R_BIG_OUT; i++)
         setup_call_row(&rows[i], lib);
 
-    struct raw_closure ra, rq;
-    raw_make(&ra, add_types, raw_add);
-    raw_make(&rq, cmp_types, raw_cmp);
-    add_fn fa = c_add;
+    struct bench_closure ra, rq;
+    bench_closure_new(&ra, 2, &ffi_type_sint32, bench_add_types, bench_raw_add);
+    bench_closure_new(&rq, 2, &ffi_type_sint32, cmp_types, raw_cmp);
+    add_fn fa = bench_add_i32;
     cmp_fn fc = c_cmp;
     memcpy(&rows[R_CB].cb_code[C_DIRECT], &fa, sizeof fa);
     memcpy(&rows[R_QSORT].cb_code[C_DIRECT], &fc, sizeof fc);
     rows[R_CB].cb_code[C_FFI] = ra.code;
     rows[R_QSORT].cb_code[C_FFI] = rq.code;
-    rows[R_CB].cb_code[C_VALUE] = cb_make(&tok, "(i32, i32) -> i32", cb_add);
+    rows[R_CB].cb_code[C_VALUE] =
+        cb_make(&tok, "(i32, i32) -> i32", bench_cb_add);
     rows[R_QSORT].cb_code[C_VALUE] =
         cb_make(&tok, "(pointer, pointer) -> i32", cb_cmp);
     setup_lua_side(L, a->fixture);
@@ -1185,8 +1009,8 @@ run(lua_State *L)
     print_targets(rows, ns);
 
     lua_settop(L, 0);
-    ffi_closure_free(ra.closure);
-    ffi_closure_free(rq.closure);
+    bench_closure_free(&ra);
+    bench_closure_free(&rq);
     for (int i = R_NOP; i <= R_BIG_OUT; i++)
         capffi_fn_free(rows[i].fn);
     capffi_lib_close(lib);
@@ -1200,32 +1024,9 @@ int
 main(int argc, char **argv)
 {
     bench_name = "bench_table";
-    struct args a = { getenv("CAPFFI_FIXTURE"), false };
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0) {
-            a.quick = true;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: bench_table [--quick] [FIXTURE]\n");
-            return 2;
-        } else {
-            a.fixture = argv[i];
-        }
-    }
-    if (!a.fixture || !a.fixture[0])
-        bench_die("no fixture: give its path or set CAPFFI_FIXTURE");
-    lua_State *L = luaL_newstate();
-    if (!L)
-        bench_die("cannot create a Lua state");
-    lua_pushcfunction(L, run);
-    lua_pushlightuserdata(L, &a);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
-        if (!msg && luaL_callmeta(L, -1, "__tostring"))
-            msg = lua_tostring(L, -1);
-        fprintf(stderr, "bench_table: %s\n", msg ? msg : "error");
-        lua_close(L);
-        return 1;
-    }
+    struct args a;
+    a.fixture = bench_args_fixture(argc, argv, &a.quick, NULL);
+    lua_State *L = bench_lua_run(run, &a);
     capffi_ctx *lctx = lua_touserdata(L, -1);
     lua_close(L);
     capffi_ctx_free(lctx);
