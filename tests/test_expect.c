@@ -49,6 +49,38 @@ expect_mismatch(capffi_ctx *ctx, uint64_t mark, unsigned flags,
                  capffi_err_name(rc), report);
 }
 
+/* Exactly one event since mark, matching pat. */
+static void
+expect_one(capffi_ctx *ctx, uint64_t mark, const char *pat)
+{
+    expect_ok(ctx, mark, CAPFFI_EXPECT_EXACT, &pat, 1);
+}
+
+/* No event at all since mark. */
+static void
+expect_none(capffi_ctx *ctx, uint64_t mark)
+{
+    expect_ok(ctx, mark, CAPFFI_EXPECT_EXACT, NULL, 0);
+}
+
+/* The first event since mark names cb's code, "at 0x...": as its whole
+ * detail when whole, else somewhere in it. */
+static void
+first_names_code(capffi_ctx *ctx, uint64_t mark, capffi_cb *cb, bool whole)
+{
+    capffi_audit_filter flt = CAPFFI_AUDIT_FILTER_ALL;
+    flt.since = mark;
+    capffi_event ev;
+    size_t pos = 0;
+    assert_ok(capffi_audit_next(&ev, ctx, &flt, &pos));
+    char at[64];
+    snprintf(at, sizeof at, "at %p", capffi_cb_code(cb));
+    if (whole)
+        assert_string_equal(ev.detail, at);
+    else
+        assert_non_null(strstr(ev.detail, at));
+}
+
 static void
 query(capffi_ctx *ctx, const char *path)
 {
@@ -208,8 +240,7 @@ expect_reset_empties_and_keeps_the_sequence(void **state)
     capffi_audit_filter flt = CAPFFI_AUDIT_FILTER_ALL;
     flt.since = mark;
     assert_int_equal(capffi_audit_count_where(f->ctx, &flt), 1);
-    const char *want[] = { "perm.query ok /etc" };
-    expect_ok(f->ctx, mark, CAPFFI_EXPECT_EXACT, want, 1);
+    expect_one(f->ctx, mark, "perm.query ok /etc");
     for (int i = 0; i < 3; i++)
         query(f->ctx, "/tmp");
     assert_int_equal(capffi_audit_count(f->ctx, CAPFFI_OP_ANY,
@@ -451,8 +482,7 @@ expect_calls_write_one_event_per_call(void **state)
     assert_int_equal(add_i32(before, 1, 2, &rc), 3);
     assert_ok(rc);
     /* Off: no fn.call event. */
-    assert_ok(
-        capffi_expect(f->ctx, mark, CAPFFI_EXPECT_EXACT, NULL, 0, NULL, 0));
+    expect_none(f->ctx, mark);
     capffi_audit_filter flt = CAPFFI_AUDIT_FILTER_ALL;
     flt.op = CAPFFI_OP_FN_CALL;
     flt.since = mark;
@@ -493,8 +523,7 @@ expect_calls_write_one_event_per_call(void **state)
     uint64_t ret = 0;
     assert_ok(capffi_fn_call_raw(before, args, &ret));
     assert_int_equal((int32_t)ret, 42);
-    const char *raw[] = { "fn.call ok fx_add_i32" };
-    expect_ok(f->ctx, mark, CAPFFI_EXPECT_EXACT, raw, 1);
+    expect_one(f->ctx, mark, "fn.call ok fx_add_i32");
 
     /* Off again: nothing. */
     assert_ok(capffi_audit_calls(f->ctx, 0));
@@ -503,8 +532,7 @@ expect_calls_write_one_event_per_call(void **state)
     assert_ok(capffi_fn_call_raw(before, args, &ret));
     a = i_(300);
     assert_rc(capffi_fn_call(after, &a, &r), CAPFFI_ERANGE);
-    assert_ok(
-        capffi_expect(f->ctx, mark, CAPFFI_EXPECT_EXACT, NULL, 0, NULL, 0));
+    expect_none(f->ctx, mark);
     capffi_fn_free(before);
     capffi_fn_free(after);
 }
@@ -537,8 +565,7 @@ expect_fn_audit_is_per_function(void **state)
     assert_ok(capffi_fn_audit(add, false));
     mark = capffi_audit_mark(f->ctx);
     assert_int_equal(add_i32(add, 1, 2, &rc), 3);
-    assert_ok(
-        capffi_expect(f->ctx, mark, CAPFFI_EXPECT_EXACT, NULL, 0, NULL, 0));
+    expect_none(f->ctx, mark);
     capffi_fn_free(add);
     capffi_fn_free(id);
 }
@@ -583,8 +610,7 @@ expect_jobs_are_audited(void **state)
     assert_ok(capffi_job_wait(&r, job, 10000));
     assert_int_equal(r.i64, 42);
     capffi_job_free(job);
-    const char *want[] = { "fn.call ok fx_add_i32" };
-    expect_ok(ctx, mark, CAPFFI_EXPECT_EXACT, want, 1);
+    expect_one(ctx, mark, "fn.call ok fx_add_i32");
 
     /* A refused submission names the symbol (audit.h's table), and makes
      * no call. */
@@ -592,8 +618,7 @@ expect_jobs_are_audited(void **state)
     args[0] = i_(1000);
     assert_rc(capffi_fn_call_async(&job, i8, args), CAPFFI_ERANGE);
     assert_null(job);
-    const char *refused[] = { "job.submit ERANGE fx_id_i8" };
-    expect_ok(ctx, mark, CAPFFI_EXPECT_EXACT, refused, 1);
+    expect_one(ctx, mark, "job.submit ERANGE fx_id_i8");
     capffi_fn_free(add);
     capffi_fn_free(i8);
     capffi_ctx_free(ctx);
@@ -643,8 +668,7 @@ expect_invocations_write_one_event_each(void **state)
     /* Off: an invocation writes nothing. */
     uint64_t mark = capffi_audit_mark(f->ctx);
     assert_int_equal(apply(ap, cb, 1), 2);
-    assert_ok(
-        capffi_expect(f->ctx, mark, CAPFFI_EXPECT_EXACT, NULL, 0, NULL, 0));
+    expect_none(f->ctx, mark);
 
     assert_ok(capffi_audit_calls(f->ctx, CAPFFI_AUDIT_CB_INVOKES));
     mark = capffi_audit_mark(f->ctx);
@@ -652,14 +676,7 @@ expect_invocations_write_one_event_each(void **state)
     const char *two[] = { "cb.invoke ok (i32) -> i32",
                           "cb.invoke ok (i32) -> i32" };
     expect_ok(f->ctx, mark, CAPFFI_EXPECT_EXACT, two, 2);
-    capffi_audit_filter flt = CAPFFI_AUDIT_FILTER_ALL;
-    flt.since = mark;
-    capffi_event ev;
-    size_t pos = 0;
-    assert_ok(capffi_audit_next(&ev, f->ctx, &flt, &pos));
-    char at[64];
-    snprintf(at, sizeof at, "at %p", capffi_cb_code(cb));
-    assert_string_equal(ev.detail, at);
+    first_names_code(f->ctx, mark, cb, true);
 
     /* Callbacks made after it is on are audited too. */
     capffi_cb *late = NULL;
@@ -668,14 +685,12 @@ expect_invocations_write_one_event_each(void **state)
                             &c2, 0));
     mark = capffi_audit_mark(f->ctx);
     assert_int_equal(apply(ap, late, 5), 6);
-    const char *one_late[] = { "cb.invoke ok (i32)->i32" };
-    expect_ok(f->ctx, mark, CAPFFI_EXPECT_EXACT, one_late, 1);
+    expect_one(f->ctx, mark, "cb.invoke ok (i32)->i32");
 
     assert_ok(capffi_audit_calls(f->ctx, 0));
     mark = capffi_audit_mark(f->ctx);
     assert_int_equal(apply(twice, cb, 1), 3);
-    assert_ok(
-        capffi_expect(f->ctx, mark, CAPFFI_EXPECT_EXACT, NULL, 0, NULL, 0));
+    expect_none(f->ctx, mark);
 
     /* One callback's own switch. */
     assert_ok(capffi_cb_audit(cb, true));
@@ -683,13 +698,11 @@ expect_invocations_write_one_event_each(void **state)
     mark = capffi_audit_mark(f->ctx);
     assert_int_equal(apply(ap, cb, 1), 2);
     assert_int_equal(apply(ap, late, 1), 2);
-    const char *one[] = { "cb.invoke ok (i32) -> i32" };
-    expect_ok(f->ctx, mark, CAPFFI_EXPECT_EXACT, one, 1);
+    expect_one(f->ctx, mark, "cb.invoke ok (i32) -> i32");
     assert_ok(capffi_cb_audit(cb, false));
     mark = capffi_audit_mark(f->ctx);
     assert_int_equal(apply(ap, cb, 1), 2);
-    assert_ok(
-        capffi_expect(f->ctx, mark, CAPFFI_EXPECT_EXACT, NULL, 0, NULL, 0));
+    expect_none(f->ctx, mark);
     capffi_cb_close(cb);
     capffi_cb_close(late);
     capffi_fn_free(ap);
@@ -709,8 +722,7 @@ expect_failed_invocation_is_a_refusal_not_a_success(void **state)
     uint64_t mark = capffi_audit_mark(f->ctx);
     apply(ap, cb, 1); /* the native caller gets the default result */
     assert_int_equal(c.calls, 1);
-    const char *want[] = { "cb.invoke ECALLBACK (i32) -> i32" };
-    expect_ok(f->ctx, mark, CAPFFI_EXPECT_EXACT, want, 1);
+    expect_one(f->ctx, mark, "cb.invoke ECALLBACK (i32) -> i32");
     capffi_cb_close(cb);
     capffi_fn_free(ap);
 }
@@ -918,11 +930,32 @@ expect_report_fits_its_buffer(void **state)
 
 /* ---- targets (audit.h's table) ------------------------------------------ */
 
+/* capffi_lib_open of path through tok returns rc and writes exactly one
+ * event, "lib.open <status> <target>"; the library, if opened, is closed
+ * after. */
+static void
+open_writes(struct lib_fx *f, const capffi_token *tok, const char *path, int rc,
+            const char *status, const char *target)
+{
+    capffi_lib *lib = NULL;
+    uint64_t mark = capffi_audit_mark(f->ctx);
+    assert_rc(capffi_lib_open(&lib, f->ctx, tok, path, 0), rc);
+    char pat[PATH_MAX + 32];
+    snprintf(pat, sizeof pat, "lib.open %s %s", status, target);
+    expect_one(f->ctx, mark, pat);
+    if (rc == CAPFFI_OK) {
+        assert_non_null(lib);
+        capffi_lib_close(lib);
+    } else {
+        assert_null(lib);
+    }
+}
+
 static void
 expect_lib_open_refusals_name_the_path_as_given(void **state)
 {
     struct lib_fx *f = *state;
-    char canon[PATH_MAX], spelled[PATH_MAX], pat[PATH_MAX + 32];
+    char canon[PATH_MAX], spelled[PATH_MAX];
     fixture_canon(canon);
     /* Another spelling of the same file. */
     const char *slash = strrchr(canon, '/');
@@ -934,31 +967,14 @@ expect_lib_open_refusals_name_the_path_as_given(void **state)
      * path as given (audit.h, "Targets"). */
     capffi_token forged = mint(f->ctx, "forged", 0);
     forged.tag[0] ^= 1;
-    capffi_lib *lib = NULL;
-    uint64_t mark = capffi_audit_mark(f->ctx);
-    assert_rc(capffi_lib_open(&lib, f->ctx, &forged, spelled, 0),
-              CAPFFI_ETOKEN);
-    snprintf(pat, sizeof pat, "lib.open ETOKEN %s", spelled);
-    const char *want_forged[] = { pat };
-    expect_ok(f->ctx, mark, CAPFFI_EXPECT_EXACT, want_forged, 1);
+    open_writes(f, &forged, spelled, CAPFFI_ETOKEN, "ETOKEN", spelled);
 
     capffi_token gone = mint(f->ctx, "gone", 0);
     assert_ok(capffi_token_revoke(f->ctx, &gone));
-    mark = capffi_audit_mark(f->ctx);
-    assert_rc(capffi_lib_open(&lib, f->ctx, &gone, spelled, 0),
-              CAPFFI_EREVOKED);
-    snprintf(pat, sizeof pat, "lib.open EREVOKED %s", spelled);
-    const char *want_revoked[] = { pat };
-    expect_ok(f->ctx, mark, CAPFFI_EXPECT_EXACT, want_revoked, 1);
-    assert_null(lib);
+    open_writes(f, &gone, spelled, CAPFFI_EREVOKED, "EREVOKED", spelled);
 
     /* A token that may open it: the canonical path. */
-    mark = capffi_audit_mark(f->ctx);
-    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, spelled, 0));
-    capffi_lib_close(lib);
-    snprintf(pat, sizeof pat, "lib.open ok %s", canon);
-    const char *want_open[] = { pat };
-    expect_ok(f->ctx, mark, 0, want_open, 1);
+    open_writes(f, &f->tok, spelled, CAPFFI_OK, "ok", canon);
 }
 
 static void
@@ -970,16 +986,8 @@ expect_cb_new_names_the_signature(void **state)
     uint64_t mark = capffi_audit_mark(f->ctx);
     assert_ok(capffi_cb_new(&cb, f->ctx, &f->tok, "(i32)  ->  i32", inc_handler,
                             &c, 0));
-    const char *made[] = { "cb.new ok (i32)  ->  i32" };
-    expect_ok(f->ctx, mark, CAPFFI_EXPECT_EXACT, made, 1);
-    capffi_audit_filter flt = CAPFFI_AUDIT_FILTER_ALL;
-    flt.since = mark;
-    capffi_event ev;
-    size_t pos = 0;
-    assert_ok(capffi_audit_next(&ev, f->ctx, &flt, &pos));
-    char at[64];
-    snprintf(at, sizeof at, "at %p", capffi_cb_code(cb));
-    assert_non_null(strstr(ev.detail, at));
+    expect_one(f->ctx, mark, "cb.new ok (i32)  ->  i32");
+    first_names_code(f->ctx, mark, cb, false);
     capffi_cb_close(cb);
 
     capffi_token nocb = mint(f->ctx, "nocb", CAPFFI_RIGHT_READ);
@@ -989,8 +997,7 @@ expect_cb_new_names_the_signature(void **state)
         capffi_cb_new(&no, f->ctx, &nocb, "(i32) -> i32", inc_handler, &c, 0),
         CAPFFI_EPERM);
     assert_null(no);
-    const char *refused[] = { "cb.new EPERM (i32) -> i32" };
-    expect_ok(f->ctx, mark, CAPFFI_EXPECT_EXACT, refused, 1);
+    expect_one(f->ctx, mark, "cb.new EPERM (i32) -> i32");
 }
 
 int
