@@ -73,13 +73,6 @@ capffi__audit_fini(struct capffi__audit *a)
 }
 
 bool
-capffi__audit_on(const capffi_ctx *ctx)
-{
-    return atomic_load_explicit(&capffi__audit_of(ctx)->audit.listening,
-                                memory_order_relaxed);
-}
-
-bool
 capffi__audit_recording(const capffi_ctx *ctx)
 {
     struct capffi__audit *a =

@@ -129,9 +129,6 @@ CAPFFI__HIDDEN int capffi__entry(capffi_ctx *ctx, capffi_op op, const char *fn);
 /* True when the in-memory recorder is on (capffi_audit_record). */
 CAPFFI__HIDDEN bool capffi__audit_recording(const capffi_ctx *ctx);
 
-/* True when an event would be delivered somewhere. */
-CAPFFI__HIDDEN bool capffi__audit_on(const capffi_ctx *ctx);
-
 /* Tests: set the coalescing window (nanoseconds, > 0). */
 CAPFFI__HIDDEN void capffi__audit_set_window(capffi_ctx *ctx, int64_t ns);
 
@@ -149,6 +146,14 @@ static inline struct capffi__ctx_audit *
 capffi__audit_of(const capffi_ctx *ctx)
 {
     return (struct capffi__ctx_audit *)(uintptr_t)ctx;
+}
+
+/* True when an event would be delivered somewhere. Any thread. */
+static inline bool
+capffi__audit_on(const capffi_ctx *ctx)
+{
+    return atomic_load_explicit(&capffi__audit_of(ctx)->audit.listening,
+                                memory_order_relaxed);
 }
 
 #endif

@@ -1328,17 +1328,15 @@ plain_pass(const capffi_ctx *ctx, const capffi_token *tok, uint32_t rights)
     return true;
 }
 
-int
-capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
-                   const char *path)
+/* capffi_token_check past its common case: entry checks, verify, and a
+ * path's resolution, in a frame of their own. */
+static __attribute__((noinline)) int
+check_full(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
+           const char *path)
 {
     int rc = capffi__entry(ctx, CAPFFI_OP_TOKEN_CHECK, "capffi_token_check");
     if (rc)
         return rc;
-    /* Nobody listening: a pass builds no event, so it can be answered
-     * here; everything else, and every audited check, takes verify. */
-    if (!path && tok && !capffi__audit_on(ctx) && plain_pass(ctx, tok, rights))
-        return CAPFFI_OK;
     if (!path)
         return capffi__token_use(ctx, tok, rights, NULL, CAPFFI_OP_TOKEN_CHECK,
                                  NULL, NULL);
@@ -1363,6 +1361,19 @@ capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
                            NULL);
     capffi__file_release(&f);
     return rc;
+}
+
+int
+capffi_token_check(capffi_ctx *ctx, const capffi_token *tok, uint32_t rights,
+                   const char *path)
+{
+    /* On the owner thread, with nobody listening, a pass builds no event
+     * and is answered here; everything else, every refusal and every
+     * audited check, takes check_full and verify. */
+    if (CAPFFI__LIKELY(ctx && !path && tok && capffi__ctx_on_owner(ctx) &&
+                       !capffi__audit_on(ctx) && plain_pass(ctx, tok, rights)))
+        return CAPFFI_OK;
+    return check_full(ctx, tok, rights, path);
 }
 
 int
