@@ -30,6 +30,8 @@
  */
 #include "call/abi.h"
 
+#include "types/value.h"
+
 #include <string.h>
 
 enum move_op {
@@ -724,6 +726,13 @@ capffi__abi_plan_stub(struct capffi__abi_stub_plan *p,
                 return false;
             p->ix[g++] = (uint8_t)i;
         }
+    }
+    for (size_t i = 0; i < s->nargs; i++) {
+        uint8_t op = capffi__vop(s->args[i]->kind);
+        p->size[i] = (uint8_t)capffi__vop_bytes(op);
+        p->sext[i] = capffi__vop_signed(op) && p->size[i] < 4
+                         ? (uint8_t)(64 - 8 * p->size[i])
+                         : 0;
     }
     p->call = stubs[is_float(s->ret->kind)][g][x];
     return true;

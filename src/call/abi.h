@@ -84,6 +84,12 @@ typedef uint64_t (*capffi__abi_stub)(void *code, const capffi_value *a,
 struct capffi__abi_stub_plan {
     capffi__abi_stub call; /* NULL: no stub fits */
     uint8_t ix[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
+    /* For capffi_fn_call_raw, whose arguments arrive in their native
+     * widths: each argument's bytes (1, 2, 4 or 8), and the shift that
+     * sign-extends a signed one of 1 or 2 bytes (0 otherwise: the rest
+     * of a register the callee does not read). */
+    uint8_t size[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
+    uint8_t sext[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
 };
 
 #if CAPFFI__ABI_SYSV64

@@ -854,6 +854,47 @@ call_raw_careful(capffi_fn *fn, void **args, void *ret, bool held)
     return rc;
 }
 
+/*
+ * capffi_fn_call_raw of a scalar signature through its stub: each argument
+ * loaded from its native width into a value (small integers extended),
+ * the result written as ffi_call writes it (integers widened to 8 bytes,
+ * f32 in 4, f64 in 8).
+ */
+static int
+raw_stub(const capffi_fn *fn, void **args, void *ret)
+{
+    capffi_value v[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
+    for (size_t i = 0; i < fn->nargs; i++) {
+        /* Exactly the argument's bytes (never past them), in the low end
+         * of the word; two-way branches the predictor learns per call. */
+        const unsigned char *p = args[i];
+        uint64_t w = 0;
+        uint8_t n = fn->stub.size[i];
+        if (n == 8) {
+            memcpy(&w, p, 8);
+        } else if (n == 4) {
+            uint32_t u;
+            memcpy(&u, p, 4);
+            w = u;
+        } else if (n == 2) {
+            uint16_t u;
+            memcpy(&u, p, 2);
+            w = u;
+        } else {
+            w = p[0];
+        }
+        unsigned sh = fn->stub.sext[i];
+        v[i].u64 = (uint64_t)((int64_t)(w << sh) >> sh);
+    }
+    uint64_t r = fn->stub.call(fn->call.code, v, fn->stub.ix);
+    if (fn->ret_op != CAPFFI__V_VOID) {
+        capffi_value rv;
+        capffi__value_load(&rv, fn->ret_op, &r);
+        memcpy(ret, &rv, fn->ret_op == CAPFFI__V_F32 ? 4 : 8);
+    }
+    return CAPFFI_OK;
+}
+
 int
 capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
 {
@@ -865,6 +906,8 @@ capffi_fn_call_raw(capffi_fn *fn, void **args, void *ret)
             atomic_load_explicit(&fn->raw_slow, memory_order_relaxed) || !ret ||
             !args))
         return call_raw_careful(fn, args, ret, false);
+    if (fn->stub.call)
+        return raw_stub(fn, args, ret);
 #if CAPFFI__ABI_SYSV64
     if (fn->abi.shape)
         return capffi__abi_call(&fn->abi, fn->call.code, ret, args);
