@@ -146,39 +146,39 @@ capffi_audit_calls(capffi_ctx *ctx, unsigned what)
     return CAPFFI_OK;
 }
 
-int
-capffi_audit_calls_hold(capffi_ctx *ctx, unsigned what)
+/* Count one hold (step 1) or release (step -1) of each bit in what; the
+ * counts never pass their ends, and nothing changes when one would. */
+static int
+calls_count(capffi_ctx *ctx, unsigned what, int step, const char *fn)
 {
-    int rc = calls_check(ctx, what, "capffi_audit_calls_hold");
+    int rc = calls_check(ctx, what, fn);
     if (rc)
         return rc;
     struct capffi__audit *a = &capffi__audit_of(ctx)->audit;
-    if (((what & CAPFFI_AUDIT_FN_CALLS) && a->held_fn == UINT_MAX) ||
-        ((what & CAPFFI_AUDIT_CB_INVOKES) && a->held_cb == UINT_MAX))
-        return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "capffi_audit_calls_hold: held too often");
-    a->held_fn += (what & CAPFFI_AUDIT_FN_CALLS) != 0;
-    a->held_cb += (what & CAPFFI_AUDIT_CB_INVOKES) != 0;
+    unsigned *count[2] = { &a->held_fn, &a->held_cb };
+    const unsigned bit[2] = { CAPFFI_AUDIT_FN_CALLS, CAPFFI_AUDIT_CB_INVOKES };
+    const unsigned end = step > 0 ? UINT_MAX : 0;
+    for (int b = 0; b < 2; b++)
+        if ((what & bit[b]) && *count[b] == end)
+            return capffi__fail(ctx, CAPFFI_EINVAL, "%s: 0x%x %s", fn, bit[b],
+                                step > 0 ? "is held too often" : "is not held");
+    for (int b = 0; b < 2; b++)
+        if (what & bit[b])
+            *count[b] += (unsigned)step;
     calls_apply(ctx);
     return CAPFFI_OK;
 }
 
 int
+capffi_audit_calls_hold(capffi_ctx *ctx, unsigned what)
+{
+    return calls_count(ctx, what, 1, "capffi_audit_calls_hold");
+}
+
+int
 capffi_audit_calls_release(capffi_ctx *ctx, unsigned what)
 {
-    int rc = calls_check(ctx, what, "capffi_audit_calls_release");
-    if (rc)
-        return rc;
-    struct capffi__audit *a = &capffi__audit_of(ctx)->audit;
-    if (((what & CAPFFI_AUDIT_FN_CALLS) && a->held_fn == 0) ||
-        ((what & CAPFFI_AUDIT_CB_INVOKES) && a->held_cb == 0))
-        return capffi__fail(ctx, CAPFFI_EINVAL,
-                            "capffi_audit_calls_release: 0x%x is not held",
-                            what);
-    a->held_fn -= (what & CAPFFI_AUDIT_FN_CALLS) != 0;
-    a->held_cb -= (what & CAPFFI_AUDIT_CB_INVOKES) != 0;
-    calls_apply(ctx);
-    return CAPFFI_OK;
+    return calls_count(ctx, what, -1, "capffi_audit_calls_release");
 }
 
 unsigned

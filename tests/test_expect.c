@@ -472,6 +472,36 @@ i_(int64_t v)
     return x;
 }
 
+/* Holds are counted per bit and add to the host's setting; a release
+ * takes back one hold, never the host's setting, and a bit not held is
+ * refused without changing anything. */
+static void
+expect_calls_holds_layer_on_the_host(void **state)
+{
+    struct lib_fx *f = *state;
+    const unsigned fn = CAPFFI_AUDIT_FN_CALLS, cb = CAPFFI_AUDIT_CB_INVOKES;
+    assert_int_equal(capffi_audit_calls_get(f->ctx), 0);
+    assert_ok(capffi_audit_calls_hold(f->ctx, fn));
+    assert_ok(capffi_audit_calls_hold(f->ctx, fn | cb));
+    assert_int_equal(capffi_audit_calls_get(f->ctx), fn | cb);
+    assert_ok(capffi_audit_calls(f->ctx, 0)); /* the host's, not the holds */
+    assert_int_equal(capffi_audit_calls_get(f->ctx), fn | cb);
+    assert_ok(capffi_audit_calls_release(f->ctx, fn | cb));
+    assert_int_equal(capffi_audit_calls_get(f->ctx), fn);
+    assert_ok(capffi_audit_calls(f->ctx, cb));
+    assert_ok(capffi_audit_calls_release(f->ctx, fn));
+    assert_int_equal(capffi_audit_calls_get(f->ctx), cb);
+    /* Nothing held: refused, and nothing changes. */
+    assert_rc(capffi_audit_calls_release(f->ctx, cb), CAPFFI_EINVAL);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "not held"));
+    assert_int_equal(capffi_audit_calls_get(f->ctx), cb);
+    assert_rc(capffi_audit_calls_hold(f->ctx, 0x8), CAPFFI_EINVAL);
+    assert_rc(capffi_audit_calls_hold(NULL, fn), CAPFFI_EINVAL);
+    assert_int_equal(capffi_audit_calls_get(NULL), 0);
+    assert_ok(capffi_audit_calls(f->ctx, 0));
+    assert_int_equal(capffi_audit_calls_get(f->ctx), 0);
+}
+
 static void
 expect_calls_write_one_event_per_call(void **state)
 {
@@ -1012,6 +1042,7 @@ main(void)
         T(expect_jsonl_stable_is_golden),
         T(expect_jsonl_where_filters_and_checks_flags),
         T(expect_calls_write_one_event_per_call),
+        T(expect_calls_holds_layer_on_the_host),
         T(expect_fn_audit_is_per_function),
         T(expect_fn_from_ptr_calls_name_the_address),
         T(expect_jobs_are_audited),

@@ -4,21 +4,9 @@ local t = require "harness"
 local capffi = require "capffi"
 
 local FIXTURE = assert(os.getenv("CAPFFI_FIXTURE"), "CAPFFI_FIXTURE unset")
-local a = capffi.audit
 
--- The collector closes what a test dropped, and that is audited: a mark
--- holds it (after a full collection), so that the events an expectation
--- sees are the test's own; expect lets it go again.
-local function mark()
-  collectgarbage()
-  collectgarbage("stop")
-  return a.mark()
-end
-
-local function expect(m, patterns, options)
-  collectgarbage("restart")
-  return a.expect(m, patterns, options)
-end
+-- Marks hold the collector, so expectations see the test's own events.
+local mark, expect = t.mark, t.expect_since
 local tok = capffi.token{ label = "callbacks" }
 local fx = tok:dlopen(FIXTURE, {
   fx_apply_i32 = "(function, i32) -> i32",

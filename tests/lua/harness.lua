@@ -74,6 +74,21 @@ function M.audited(op, status)
   return n
 end
 
+-- A mark of the audit trail that holds the collector (after a full
+-- collection): what a test dropped is closed, and audited, before the
+-- mark, so the events an expectation sees are the test's own.
+-- expect_since lets the collector go again and asks capffi.audit.expect.
+function M.mark()
+  collectgarbage()
+  collectgarbage("stop")
+  return require("capffi").audit.mark()
+end
+
+function M.expect_since(m, patterns, options)
+  collectgarbage("restart")
+  return require("capffi").audit.expect(m, patterns, options)
+end
+
 -- A file's contents, or nil when it cannot be read.
 function M.slurp(path)
   local f = io.open(path, "rb")

@@ -15,19 +15,8 @@ local fx = tok:dlopen(FIXTURE, {
 })
 local a = capffi.audit
 
--- The collector frees what a test dropped, and that may be audited: a mark
--- holds it (after a full collection), so that the events an expectation
--- sees are the test's own; expect lets it go again.
-local function mark()
-  collectgarbage()
-  collectgarbage("stop")
-  return a.mark()
-end
-
-local function expect(m, patterns, options)
-  collectgarbage("restart")
-  return a.expect(m, patterns, options)
-end
+-- Marks hold the collector, so expectations see the test's own events.
+local mark, expect = t.mark, t.expect_since
 
 -- How many accesses of views were refused with status since a mark. A
 -- view's refusals are coalesced, over a window of time, into events whose
