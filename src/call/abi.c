@@ -706,11 +706,12 @@ static const capffi__abi_stub stubs[2][CAPFFI__ABI_GP + 1]
                                        STUB_ENTRY) };
 
 bool
-capffi__abi_plan_stub(struct capffi__abi_stub_plan *p,
-                      const struct capffi__sig *s)
+capffi__abi_scalar_regs(const struct capffi__sig *s,
+                        uint8_t reg[CAPFFI__ABI_GP + CAPFFI__ABI_SSE],
+                        unsigned *gp, unsigned *sse)
 {
-    memset(p, 0, sizeof *p);
-    if (s->variadic || s->ret->kind == CAPFFI__STRUCT)
+    if (s->variadic || s->ret->kind == CAPFFI__STRUCT ||
+        s->nargs > CAPFFI__ABI_GP + CAPFFI__ABI_SSE)
         return false;
     unsigned g = 0, x = 0;
     for (size_t i = 0; i < s->nargs; i++) {
@@ -720,19 +721,30 @@ capffi__abi_plan_stub(struct capffi__abi_stub_plan *p,
         if (is_float(k)) {
             if (x == CAPFFI__ABI_SSE)
                 return false;
-            p->ix[CAPFFI__ABI_GP + x++] = (uint8_t)i;
+            reg[i] = (uint8_t)(CAPFFI__ABI_GP + x++);
         } else {
             if (g == CAPFFI__ABI_GP)
                 return false;
-            p->ix[g++] = (uint8_t)i;
+            reg[i] = (uint8_t)g++;
         }
     }
+    *gp = g;
+    *sse = x;
+    return true;
+}
+
+bool
+capffi__abi_plan_stub(struct capffi__abi_stub_plan *p,
+                      const struct capffi__sig *s)
+{
+    uint8_t reg[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
+    unsigned g, x;
+    memset(p, 0, sizeof *p);
+    if (!capffi__abi_scalar_regs(s, reg, &g, &x))
+        return false;
     for (size_t i = 0; i < s->nargs; i++) {
-        uint8_t op = capffi__vop(s->args[i]->kind);
-        p->size[i] = (uint8_t)capffi__vop_bytes(op);
-        p->sext[i] = capffi__vop_signed(op) && p->size[i] < 4
-                         ? (uint8_t)(64 - 8 * p->size[i])
-                         : 0;
+        p->ix[reg[i]] = (uint8_t)i;
+        p->vop[i] = capffi__vop(s->args[i]->kind);
     }
     p->call = stubs[is_float(s->ret->kind)][g][x];
     return true;

@@ -84,15 +84,25 @@ typedef uint64_t (*capffi__abi_stub)(void *code, const capffi_value *a,
 struct capffi__abi_stub_plan {
     capffi__abi_stub call; /* NULL: no stub fits */
     uint8_t ix[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
-    /* For capffi_fn_call_raw, whose arguments arrive in their native
-     * widths: each argument's bytes (1, 2, 4 or 8), and the shift that
-     * sign-extends a signed one of 1 or 2 bytes (0 otherwise: the rest
-     * of a register the callee does not read). */
-    uint8_t size[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
-    uint8_t sext[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
+    /* Each argument's enum capffi__vop, for capffi_fn_call_raw, whose
+     * arguments arrive in their native widths. */
+    uint8_t vop[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
 };
 
 #if CAPFFI__ABI_SYSV64
+/*
+ * Where each argument of a scalar signature arrives (integers, pointers,
+ * f32, f64; a scalar or void result; not variadic): reg[i] is argument
+ * i's register word, 0-5 the integer registers and 6-13 the SSE ones, in
+ * the convention's order; *gp and *sse count those used. False when an
+ * argument is a struct or the registers run out. Stubs (calls) and thunks
+ * (callbacks) share it.
+ */
+CAPFFI__HIDDEN bool
+capffi__abi_scalar_regs(const struct capffi__sig *sig,
+                        uint8_t reg[CAPFFI__ABI_GP + CAPFFI__ABI_SSE],
+                        unsigned *gp, unsigned *sse);
+
 /*
  * Choose the stub for a scalar signature whose arguments a caller passes
  * straight from capffi_value (no conversion, small integers range-checked,

@@ -864,28 +864,8 @@ static int
 raw_stub(const capffi_fn *fn, void **args, void *ret)
 {
     capffi_value v[CAPFFI__ABI_GP + CAPFFI__ABI_SSE];
-    for (size_t i = 0; i < fn->nargs; i++) {
-        /* Exactly the argument's bytes (never past them), in the low end
-         * of the word; two-way branches the predictor learns per call. */
-        const unsigned char *p = args[i];
-        uint64_t w = 0;
-        uint8_t n = fn->stub.size[i];
-        if (n == 8) {
-            memcpy(&w, p, 8);
-        } else if (n == 4) {
-            uint32_t u;
-            memcpy(&u, p, 4);
-            w = u;
-        } else if (n == 2) {
-            uint16_t u;
-            memcpy(&u, p, 2);
-            w = u;
-        } else {
-            w = p[0];
-        }
-        unsigned sh = fn->stub.sext[i];
-        v[i].u64 = (uint64_t)((int64_t)(w << sh) >> sh);
-    }
+    for (size_t i = 0; i < fn->nargs; i++)
+        capffi__value_load(&v[i], fn->stub.vop[i], args[i]);
     uint64_t r = fn->stub.call(fn->call.code, v, fn->stub.ix);
     if (fn->ret_op != CAPFFI__V_VOID) {
         capffi_value rv;

@@ -118,35 +118,12 @@ static const thunk_fn thunks[CAPFFI__THUNKS] = { D100(1) D100(2) D100(3) D100(4)
                                                      D100(5) };
 #undef THUNK
 
-/* Where each argument of a scalar signature arrives; false when one does
- * not arrive in a register or the result is not a scalar. */
-static bool
-plan(const struct capffi__sig *s, uint8_t ix[REGS])
-{
-    if (s->variadic || s->ret->kind == CAPFFI__STRUCT || s->nargs > REGS)
-        return false;
-    unsigned g = 0, x = 0;
-    for (size_t i = 0; i < s->nargs; i++) {
-        enum capffi__kind k = s->args[i]->kind;
-        if (k == CAPFFI__STRUCT)
-            return false;
-        if (k == CAPFFI__F32 || k == CAPFFI__F64) {
-            if (x == CAPFFI__ABI_SSE)
-                return false;
-            ix[i] = (uint8_t)(CAPFFI__ABI_GP + x++);
-        } else {
-            if (g == CAPFFI__ABI_GP)
-                return false;
-            ix[i] = (uint8_t)g++;
-        }
-    }
-    return true;
-}
-
 bool
 capffi__thunk_take(capffi_cb *cb)
 {
-    if (cb->flags & CAPFFI_CB_LIBFFI || !plan(&cb->sig, cb->thunk_ix))
+    unsigned gp, sse;
+    if ((cb->flags & CAPFFI_CB_LIBFFI) ||
+        !capffi__abi_scalar_regs(&cb->sig, cb->thunk_ix, &gp, &sse))
         return false;
     bool taken = false;
     pthread_mutex_lock(&pool_lock);
