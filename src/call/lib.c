@@ -393,14 +393,9 @@ capffi_lib_bind(capffi_fn **out, capffi_lib *lib, const char *symbol,
     if (!rc)
         rc = capffi__fn_new(out, ctx, lib->tok, code, signature, flags,
                             &lib->state);
-    if (!rc) {
-        size_t n = strlen(symbol) + 1;
-        char *name = capffi__arena_alloc(&(*out)->sig.arena, n);
-        if (name)
-            (*out)->name = memcpy(name, symbol, n);
-        else
-            rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    }
+    if (!rc && !((*out)->name = capffi__arena_strndup(&(*out)->sig.arena,
+                                                      symbol, strlen(symbol))))
+        rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     if (!rc)
         rc = capffi__fn_bind_dtors(*out, find_dtor, lib);
     if (rc && out && *out) {

@@ -183,11 +183,10 @@ build(capffi_cb *cb, const char *signature, const capffi_cb_options *o)
                                 "(status %d)",
                                 signature, (int)st);
     }
-    size_t n = strlen(signature) + 1;
-    char *text = capffi__arena_alloc(&cb->sig.arena, n);
-    if (!text)
+    cb->target =
+        capffi__arena_strndup(&cb->sig.arena, signature, strlen(signature));
+    if (!cb->target)
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
-    cb->target = memcpy(text, signature, n);
     atomic_init(&cb->slow, (cb->obj_args ? CAPFFI__SLOW_PLAN : 0) |
                                ((capffi__audit_of(ctx)->audit.calls &
                                  CAPFFI_AUDIT_CB_INVOKES)
