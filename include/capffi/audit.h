@@ -362,6 +362,7 @@ typedef struct capffi_audit_filter {
  * the mark.
  * @param ctx the context (NULL: 0).
  * @return the newest seq.
+ * Ownership: nothing is handed out.
  * Thread safety: any thread.
  */
 CAPFFI_API uint64_t capffi_audit_mark(capffi_ctx *ctx);
@@ -372,6 +373,7 @@ CAPFFI_API uint64_t capffi_audit_mark(capffi_ctx *ctx);
  * @param filter what to count (NULL: every event).
  * @return the number of matching recorded events (0 without a recorder);
  *         a coalesced event counts once.
+ * Ownership: the filter and its strings stay the caller's; only read.
  * Thread safety: any thread.
  */
 CAPFFI_API size_t capffi_audit_count_where(const capffi_ctx *ctx,
@@ -405,6 +407,8 @@ CAPFFI_API int capffi_audit_next(capffi_event *out, const capffi_ctx *ctx,
  * sink is not affected.
  * @param ctx the context.
  * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL).
+ * Ownership: the recorder stays the context's; the strings of events
+ *            read before are invalid after it.
  * Thread safety: any thread.
  */
 CAPFFI_API int capffi_audit_reset(capffi_ctx *ctx);
@@ -431,6 +435,7 @@ CAPFFI_API int capffi_audit_reset(capffi_ctx *ctx);
  * @param filter which events (NULL: all).
  * @param flags  0 or CAPFFI_JSONL_STABLE.
  * @return as capffi_audit_write_jsonl; CAPFFI_EINVAL for unknown flags.
+ * Ownership: f and the filter stay the caller's.
  * Thread safety: any thread.
  */
 CAPFFI_API int capffi_audit_write_jsonl_where(const capffi_ctx *ctx, FILE *f,
@@ -466,6 +471,7 @@ CAPFFI_API int capffi_audit_write_jsonl_where(const capffi_ctx *ctx, FILE *f,
  *             to stop (what capffi_audit_calls_hold holds stays on).
  * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL, unknown bits);
  *         CAPFFI_ETHREAD.
+ * Ownership: nothing is handed out.
  * Thread safety: owner thread. Calls on other threads see the change at
  *                their next call.
  */
@@ -481,6 +487,8 @@ CAPFFI_API int capffi_audit_calls(capffi_ctx *ctx, unsigned what);
  * @param what CAPFFI_AUDIT_FN_CALLS, CAPFFI_AUDIT_CB_INVOKES or both.
  * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL, unknown bits, a count that
  *         would overflow); CAPFFI_ETHREAD.
+ * Ownership: the hold is the caller's to release (capffi_audit_calls_release);
+ *            the context drops every hold when it is freed.
  * Thread safety: owner thread.
  */
 CAPFFI_API int capffi_audit_calls_hold(capffi_ctx *ctx, unsigned what);
@@ -492,6 +500,7 @@ CAPFFI_API int capffi_audit_calls_hold(capffi_ctx *ctx, unsigned what);
  * @param what the bits to release.
  * @return CAPFFI_OK; CAPFFI_EINVAL (ctx NULL, unknown bits, a bit not
  *         held: nothing is released); CAPFFI_ETHREAD.
+ * Ownership: nothing is handed out.
  * Thread safety: owner thread.
  */
 CAPFFI_API int capffi_audit_calls_release(capffi_ctx *ctx, unsigned what);
@@ -501,6 +510,7 @@ CAPFFI_API int capffi_audit_calls_release(capffi_ctx *ctx, unsigned what);
  * held bit (capffi_audit_calls_hold).
  * @param ctx the context (NULL: 0).
  * @return CAPFFI_AUDIT_FN_CALLS, CAPFFI_AUDIT_CB_INVOKES, both, or 0.
+ * Ownership: nothing is handed out.
  * Thread safety: owner thread.
  */
 CAPFFI_API unsigned capffi_audit_calls_get(const capffi_ctx *ctx);

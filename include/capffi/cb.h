@@ -194,6 +194,7 @@ CAPFFI_API void capffi_cb_close(capffi_cb *cb);
  * @param cb the callback.
  * @param on true to audit its invocations, false to stop.
  * @return CAPFFI_OK; CAPFFI_EINVAL (cb NULL or not a callback).
+ * Ownership: nothing is handed out; cb stays the caller's.
  * Thread safety: any thread; an invocation running on another thread
  * sees the change at its next invocation.
  */

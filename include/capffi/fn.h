@@ -102,6 +102,7 @@ CAPFFI_API void capffi_fn_free(capffi_fn *fn);
  * @param fn the function.
  * @param on true to audit its calls, false to stop.
  * @return CAPFFI_OK; CAPFFI_EINVAL (fn NULL or not a function).
+ * Ownership: nothing is handed out; fn stays the caller's.
  * Thread safety: any thread; a call running on another thread sees the
  * change at its next call.
  */

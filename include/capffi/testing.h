@@ -69,6 +69,7 @@ CAPFFI_BEGIN_DECLS
  *         malformed pattern: the message names it and the byte);
  *         CAPFFI_EBUSY (the recorder dropped events since the mark, so
  *         the answer would be a guess: record more); CAPFFI_ENOMEM.
+ * Ownership: patterns and report stay the caller's; nothing is kept.
  * Thread safety: any thread; events recorded while it reads may or may
  *                not be seen.
  */
