@@ -72,17 +72,6 @@ capffi__audit_fini(struct capffi__audit *a)
     pthread_mutex_destroy(&a->lock);
 }
 
-bool
-capffi__audit_recording(const capffi_ctx *ctx)
-{
-    struct capffi__audit *a =
-        (struct capffi__audit *)&capffi__audit_of(ctx)->audit;
-    pthread_mutex_lock(&a->lock);
-    bool on = a->cap != 0;
-    pthread_mutex_unlock(&a->lock);
-    return on;
-}
-
 static void
 update_listening(struct capffi__audit *a)
 {
@@ -707,6 +696,16 @@ static struct capffi__audit *
 audit_of(const capffi_ctx *ctx)
 {
     return (struct capffi__audit *)&capffi__audit_of(ctx)->audit;
+}
+
+bool
+capffi__audit_recording(const capffi_ctx *ctx)
+{
+    struct capffi__audit *a = audit_of(ctx);
+    pthread_mutex_lock(&a->lock);
+    bool on = a->cap != 0;
+    pthread_mutex_unlock(&a->lock);
+    return on;
 }
 
 /* Whether a recorded event passes a filter (NULL passes everything). */

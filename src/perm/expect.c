@@ -17,7 +17,7 @@
 #include "perm/audit.h"
 
 /* A parsed pattern: fnmatch patterns for op and target, and a status. */
-enum { ST_ANY = 1, ST_FAIL = 2 }; /* statuses are <= 0 */
+enum { ST_ANY = 1, ST_FAIL = 2, ST_UNKNOWN = 3 }; /* statuses are <= 0 */
 
 struct pat {
     char op[32];
@@ -95,12 +95,12 @@ parse(capffi_ctx *ctx, size_t i, const char *text, struct pat *p)
     } else if (strcmp(word, "fail") == 0) {
         p->status = ST_FAIL;
     } else {
-        p->status = ST_ANY + 1; /* none yet */
+        p->status = ST_UNKNOWN;
         for (int code = 0; code > CAPFFI__ERR_LAST; code--)
             if (strcmp(bare, status_word(code)) == 0 ||
                 (code == CAPFFI_OK && strcmp(bare, "OK") == 0))
                 p->status = code;
-        if (p->status > 0 || n >= sizeof word)
+        if (p->status == ST_UNKNOWN || n >= sizeof word)
             return bad_pattern(ctx, i, text, (size_t)(s - text),
                                "unknown status (\"ok\", \"fail\", \"*\" or "
                                "an error's name)");
