@@ -555,10 +555,14 @@ capffi__abi_call(const struct capffi__abi *plan, void *code, void *ret,
 /*
  * A scalar signature (integers, pointers, f32, f64; no struct, not
  * variadic) with at most six integer-class and eight SSE arguments is
- * called through a function pointer whose prototype has exactly that many
- * uint64_t and double parameters: the compiler loads exactly the registers
- * the callee reads, straight from the caller's capffi_value array, with no
- * plan to interpret and no slots to clear. The convention assigns integer
+ * called with exactly that many uint64_t and double arguments: the
+ * compiler loads exactly the registers the callee reads, straight from the
+ * caller's capffi_value array, with no plan to interpret and no slots to
+ * clear. The pointer's prototype names the first of them and leaves the
+ * rest variadic: uint64_t and double take the same registers either way,
+ * and a variadic call also sets %al to the number of SSE registers used,
+ * which a variadic C function bound with a fixed signature needs (as the
+ * planned call and libffi give it). The convention assigns integer
  * and SSE registers independently, in argument order, so a stub needs only
  * the two counts and, per register, which argument fills it (ix: six
  * integer registers, then eight SSE). An f32 travels as the low half of a
@@ -567,20 +571,6 @@ capffi__abi_call(const struct capffi__abi *plan, void *code, void *ret,
  * expect. The result comes back as the 8 bytes of rax or xmm0.
  */
 
-#define GD1 uint64_t
-#define GD2 GD1, uint64_t
-#define GD3 GD2, uint64_t
-#define GD4 GD3, uint64_t
-#define GD5 GD4, uint64_t
-#define GD6 GD5, uint64_t
-#define SD1 double
-#define SD2 SD1, double
-#define SD3 SD2, double
-#define SD4 SD3, double
-#define SD5 SD4, double
-#define SD6 SD5, double
-#define SD7 SD6, double
-#define SD8 SD7, double
 #define GP1 G(0)
 #define GP2 GP1, G(1)
 #define GP3 GP2, G(2)
@@ -599,68 +589,68 @@ capffi__abi_call(const struct capffi__abi *plan, void *code, void *ret,
 /* X(integer count, SSE count, parameter types, arguments) */
 #define STUB_SHAPES(X)                                                         \
     X(0, 0, (void), ())                                                        \
-    X(0, 1, (SD1), (SS1))                                                      \
-    X(0, 2, (SD2), (SS2))                                                      \
-    X(0, 3, (SD3), (SS3))                                                      \
-    X(0, 4, (SD4), (SS4))                                                      \
-    X(0, 5, (SD5), (SS5))                                                      \
-    X(0, 6, (SD6), (SS6))                                                      \
-    X(0, 7, (SD7), (SS7))                                                      \
-    X(0, 8, (SD8), (SS8))                                                      \
-    X(1, 0, (GD1), (GP1))                                                      \
-    X(1, 1, (GD1, SD1), (GP1, SS1))                                            \
-    X(1, 2, (GD1, SD2), (GP1, SS2))                                            \
-    X(1, 3, (GD1, SD3), (GP1, SS3))                                            \
-    X(1, 4, (GD1, SD4), (GP1, SS4))                                            \
-    X(1, 5, (GD1, SD5), (GP1, SS5))                                            \
-    X(1, 6, (GD1, SD6), (GP1, SS6))                                            \
-    X(1, 7, (GD1, SD7), (GP1, SS7))                                            \
-    X(1, 8, (GD1, SD8), (GP1, SS8))                                            \
-    X(2, 0, (GD2), (GP2))                                                      \
-    X(2, 1, (GD2, SD1), (GP2, SS1))                                            \
-    X(2, 2, (GD2, SD2), (GP2, SS2))                                            \
-    X(2, 3, (GD2, SD3), (GP2, SS3))                                            \
-    X(2, 4, (GD2, SD4), (GP2, SS4))                                            \
-    X(2, 5, (GD2, SD5), (GP2, SS5))                                            \
-    X(2, 6, (GD2, SD6), (GP2, SS6))                                            \
-    X(2, 7, (GD2, SD7), (GP2, SS7))                                            \
-    X(2, 8, (GD2, SD8), (GP2, SS8))                                            \
-    X(3, 0, (GD3), (GP3))                                                      \
-    X(3, 1, (GD3, SD1), (GP3, SS1))                                            \
-    X(3, 2, (GD3, SD2), (GP3, SS2))                                            \
-    X(3, 3, (GD3, SD3), (GP3, SS3))                                            \
-    X(3, 4, (GD3, SD4), (GP3, SS4))                                            \
-    X(3, 5, (GD3, SD5), (GP3, SS5))                                            \
-    X(3, 6, (GD3, SD6), (GP3, SS6))                                            \
-    X(3, 7, (GD3, SD7), (GP3, SS7))                                            \
-    X(3, 8, (GD3, SD8), (GP3, SS8))                                            \
-    X(4, 0, (GD4), (GP4))                                                      \
-    X(4, 1, (GD4, SD1), (GP4, SS1))                                            \
-    X(4, 2, (GD4, SD2), (GP4, SS2))                                            \
-    X(4, 3, (GD4, SD3), (GP4, SS3))                                            \
-    X(4, 4, (GD4, SD4), (GP4, SS4))                                            \
-    X(4, 5, (GD4, SD5), (GP4, SS5))                                            \
-    X(4, 6, (GD4, SD6), (GP4, SS6))                                            \
-    X(4, 7, (GD4, SD7), (GP4, SS7))                                            \
-    X(4, 8, (GD4, SD8), (GP4, SS8))                                            \
-    X(5, 0, (GD5), (GP5))                                                      \
-    X(5, 1, (GD5, SD1), (GP5, SS1))                                            \
-    X(5, 2, (GD5, SD2), (GP5, SS2))                                            \
-    X(5, 3, (GD5, SD3), (GP5, SS3))                                            \
-    X(5, 4, (GD5, SD4), (GP5, SS4))                                            \
-    X(5, 5, (GD5, SD5), (GP5, SS5))                                            \
-    X(5, 6, (GD5, SD6), (GP5, SS6))                                            \
-    X(5, 7, (GD5, SD7), (GP5, SS7))                                            \
-    X(5, 8, (GD5, SD8), (GP5, SS8))                                            \
-    X(6, 0, (GD6), (GP6))                                                      \
-    X(6, 1, (GD6, SD1), (GP6, SS1))                                            \
-    X(6, 2, (GD6, SD2), (GP6, SS2))                                            \
-    X(6, 3, (GD6, SD3), (GP6, SS3))                                            \
-    X(6, 4, (GD6, SD4), (GP6, SS4))                                            \
-    X(6, 5, (GD6, SD5), (GP6, SS5))                                            \
-    X(6, 6, (GD6, SD6), (GP6, SS6))                                            \
-    X(6, 7, (GD6, SD7), (GP6, SS7))                                            \
-    X(6, 8, (GD6, SD8), (GP6, SS8))
+    X(0, 1, (double, ...), (SS1))                                              \
+    X(0, 2, (double, ...), (SS2))                                              \
+    X(0, 3, (double, ...), (SS3))                                              \
+    X(0, 4, (double, ...), (SS4))                                              \
+    X(0, 5, (double, ...), (SS5))                                              \
+    X(0, 6, (double, ...), (SS6))                                              \
+    X(0, 7, (double, ...), (SS7))                                              \
+    X(0, 8, (double, ...), (SS8))                                              \
+    X(1, 0, (uint64_t, ...), (GP1))                                            \
+    X(1, 1, (uint64_t, ...), (GP1, SS1))                                       \
+    X(1, 2, (uint64_t, ...), (GP1, SS2))                                       \
+    X(1, 3, (uint64_t, ...), (GP1, SS3))                                       \
+    X(1, 4, (uint64_t, ...), (GP1, SS4))                                       \
+    X(1, 5, (uint64_t, ...), (GP1, SS5))                                       \
+    X(1, 6, (uint64_t, ...), (GP1, SS6))                                       \
+    X(1, 7, (uint64_t, ...), (GP1, SS7))                                       \
+    X(1, 8, (uint64_t, ...), (GP1, SS8))                                       \
+    X(2, 0, (uint64_t, ...), (GP2))                                            \
+    X(2, 1, (uint64_t, ...), (GP2, SS1))                                       \
+    X(2, 2, (uint64_t, ...), (GP2, SS2))                                       \
+    X(2, 3, (uint64_t, ...), (GP2, SS3))                                       \
+    X(2, 4, (uint64_t, ...), (GP2, SS4))                                       \
+    X(2, 5, (uint64_t, ...), (GP2, SS5))                                       \
+    X(2, 6, (uint64_t, ...), (GP2, SS6))                                       \
+    X(2, 7, (uint64_t, ...), (GP2, SS7))                                       \
+    X(2, 8, (uint64_t, ...), (GP2, SS8))                                       \
+    X(3, 0, (uint64_t, ...), (GP3))                                            \
+    X(3, 1, (uint64_t, ...), (GP3, SS1))                                       \
+    X(3, 2, (uint64_t, ...), (GP3, SS2))                                       \
+    X(3, 3, (uint64_t, ...), (GP3, SS3))                                       \
+    X(3, 4, (uint64_t, ...), (GP3, SS4))                                       \
+    X(3, 5, (uint64_t, ...), (GP3, SS5))                                       \
+    X(3, 6, (uint64_t, ...), (GP3, SS6))                                       \
+    X(3, 7, (uint64_t, ...), (GP3, SS7))                                       \
+    X(3, 8, (uint64_t, ...), (GP3, SS8))                                       \
+    X(4, 0, (uint64_t, ...), (GP4))                                            \
+    X(4, 1, (uint64_t, ...), (GP4, SS1))                                       \
+    X(4, 2, (uint64_t, ...), (GP4, SS2))                                       \
+    X(4, 3, (uint64_t, ...), (GP4, SS3))                                       \
+    X(4, 4, (uint64_t, ...), (GP4, SS4))                                       \
+    X(4, 5, (uint64_t, ...), (GP4, SS5))                                       \
+    X(4, 6, (uint64_t, ...), (GP4, SS6))                                       \
+    X(4, 7, (uint64_t, ...), (GP4, SS7))                                       \
+    X(4, 8, (uint64_t, ...), (GP4, SS8))                                       \
+    X(5, 0, (uint64_t, ...), (GP5))                                            \
+    X(5, 1, (uint64_t, ...), (GP5, SS1))                                       \
+    X(5, 2, (uint64_t, ...), (GP5, SS2))                                       \
+    X(5, 3, (uint64_t, ...), (GP5, SS3))                                       \
+    X(5, 4, (uint64_t, ...), (GP5, SS4))                                       \
+    X(5, 5, (uint64_t, ...), (GP5, SS5))                                       \
+    X(5, 6, (uint64_t, ...), (GP5, SS6))                                       \
+    X(5, 7, (uint64_t, ...), (GP5, SS7))                                       \
+    X(5, 8, (uint64_t, ...), (GP5, SS8))                                       \
+    X(6, 0, (uint64_t, ...), (GP6))                                            \
+    X(6, 1, (uint64_t, ...), (GP6, SS1))                                       \
+    X(6, 2, (uint64_t, ...), (GP6, SS2))                                       \
+    X(6, 3, (uint64_t, ...), (GP6, SS3))                                       \
+    X(6, 4, (uint64_t, ...), (GP6, SS4))                                       \
+    X(6, 5, (uint64_t, ...), (GP6, SS5))                                       \
+    X(6, 6, (uint64_t, ...), (GP6, SS6))                                       \
+    X(6, 7, (uint64_t, ...), (GP6, SS7))                                       \
+    X(6, 8, (uint64_t, ...), (GP6, SS8))
 
 static inline double
 arg_double(const capffi_value *v)
