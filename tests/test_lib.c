@@ -7,6 +7,7 @@
  */
 #include "helpers.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 
 #include <errno.h>
@@ -15,6 +16,29 @@
 #include <unistd.h>
 
 /* ---- small helpers ------------------------------------------------------ */
+
+/* Whether the file at path is loaded in the process (under any name). */
+static bool
+loaded(const char *path)
+{
+    void *h = dlopen(path, RTLD_NOLOAD | RTLD_LAZY);
+    if (h)
+        dlclose(h);
+    return h != NULL;
+}
+
+/* The process's open descriptors. */
+static int
+open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
 
 /* ---- fixture: a context granting the fixture directory ------------------ */
 
@@ -430,6 +454,113 @@ lib_close_then_use_is_closed(void **state)
     capffi_lib_close(lib);
 }
 
+/* ---- unloading ---------------------------------------------------------- */
+
+/* A closed library is unloaded, its descriptor closed and its record let
+ * go once nothing refers to it: its functions hold it until they are
+ * freed, and the closed handle is still recognised afterwards. */
+static void
+lib_unloaded_once_nothing_refers_to_it(void **state)
+{
+    struct fx *f = *state;
+    int fds = open_fds();
+    assert_false(loaded(f->fixture));
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    capffi_fn *fn, *id;
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
+    assert_ok(capffi_lib_bind(&id, lib, "fx_id_i32", "(i32) -> i32", 0));
+    assert_true(loaded(f->fixture));
+    assert_int_equal(open_fds(), fds + 1);
+
+    capffi_lib_close(lib);
+    capffi_fn_free(id);
+    /* fn still refers to it: loaded, and its calls refused. */
+    assert_true(loaded(f->fixture));
+    int rc;
+    add_i32(fn, 1, 2, &rc);
+    assert_rc(rc, CAPFFI_ECLOSED);
+    capffi_fn_free(fn);
+    assert_false(loaded(f->fixture));
+    assert_int_equal(open_fds(), fds);
+
+    /* The dead handle: closing again does nothing, its path stays, and
+     * using it is refused as closed. */
+    uint64_t mark = capffi_audit_mark(f->ctx);
+    capffi_lib_close(lib);
+    assert_no_events(f->ctx, mark);
+    assert_string_equal(capffi_lib_path(lib), f->fixture);
+    capffi_fn *late = (capffi_fn *)&late;
+    assert_rc(capffi_lib_bind(&late, lib, "fx_add_i32", "(i32, i32) -> i32", 0),
+              CAPFFI_ECLOSED);
+    assert_null(late);
+    capffi_value v;
+    assert_rc(capffi_lib_static(&v, lib, "fx_counter", "i32"), CAPFFI_ECLOSED);
+    void *addr;
+    assert_rc(capffi_lib_symbol(&addr, lib, "fx_id_i32"), CAPFFI_ECLOSED);
+}
+
+/* Native code may keep a library's code address and call it at any time:
+ * once capffi_lib_symbol or a `function` value handed it out, the library
+ * stays loaded until the context is freed. */
+static void
+lib_code_handed_out_stays_loaded(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib;
+    void *addr;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    assert_ok(capffi_lib_symbol(&addr, lib, "fx_id_i32"));
+    capffi_lib_close(lib);
+    assert_true(loaded(f->fixture));
+    int32_t (*idf)(int32_t);
+    memcpy(&idf, &addr, sizeof idf);
+    assert_int_equal(idf(5), 5);
+
+    capffi_ctx *ctx = ctx_for_fixtures(0, 0);
+    capffi_token tok = mint(ctx, "fx", CAPFFI_RIGHT_DLOPEN);
+    assert_ok(capffi_lib_open(&lib, ctx, &tok, f->fixture, 0));
+    capffi_fn *twice, *id;
+    assert_ok(capffi_lib_bind(&twice, lib, "fx_call_twice",
+                              "(function, i32) -> i32", 0));
+    assert_ok(capffi_lib_bind(&id, lib, "fx_id_i32", "(i32) -> i32", 0));
+    capffi_value args[2] = { { .p = id }, { .i64 = 9 } }, ret;
+    assert_ok(capffi_fn_call(twice, args, &ret));
+    assert_int_equal(ret.i64, 9);
+    capffi_fn_free(twice);
+    capffi_fn_free(id);
+    capffi_lib_close(lib);
+    capffi_ctx_free(ctx);
+    assert_true(loaded(f->fixture)); /* f->ctx's pinned copy */
+}
+
+/* Opening and closing a library the process already has loaded leaves the
+ * object loaded, so its /proc/self/fd name must stay unique: the
+ * descriptor is kept, once per file, not once per opening. */
+static void
+lib_reopening_a_loaded_library_keeps_descriptors_flat(void **state)
+{
+    (void)state;
+    capffi_ctx *ctx = ctx_with(CAPFFI_OPT_ALLOW_ALL, NULL, NULL);
+    capffi_token tok = mint(ctx, "libc", CAPFFI_RIGHT_DLOPEN);
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, ctx, &tok, "libc.so.6", 0));
+    capffi_lib_close(lib);
+    int fds = open_fds();
+    for (int i = 0; i < 200; i++) {
+        assert_ok(capffi_lib_open(&lib, ctx, &tok, "libc.so.6", 0));
+        capffi_fn *fn;
+        assert_ok(capffi_lib_bind(&fn, lib, "abs", "(i32) -> i32", 0));
+        capffi_value a = { .i64 = -i }, r;
+        assert_ok(capffi_fn_call(fn, &a, &r));
+        assert_int_equal(r.i64, i);
+        capffi_fn_free(fn);
+        capffi_lib_close(lib);
+    }
+    assert_int_equal(open_fds(), fds);
+    capffi_ctx_free(ctx);
+}
+
 /* ---- revocation --------------------------------------------------------- */
 
 static void
@@ -737,6 +868,9 @@ main(void)
         T(lib_bind_bad_signature),
         T(lib_static_reads_variables),
         T(lib_close_then_use_is_closed),
+        T(lib_unloaded_once_nothing_refers_to_it),
+        T(lib_code_handed_out_stays_loaded),
+        T(lib_reopening_a_loaded_library_keeps_descriptors_flat),
         T(lib_revoked_token_revokes_its_libraries),
         T(lib_revoked_parent_revokes_child_libraries),
         T(lib_fn_from_ptr_needs_fnptr),

@@ -119,9 +119,9 @@ CAPFFI_API int capffi_lib_static(capffi_value *out, capffi_lib *lib,
  *         CAPFFI_ETHREAD. Audited (CAPFFI_OP_LIB_BIND, detail
  *         "address: ...").
  * Ownership: the address belongs to the library: it stays valid while the
- *         library is loaded, which capffi_lib_close does not end (the code
- *         stays mapped until the context is freed); after
- *         capffi_ctx_free it must not be used.
+ *         library is loaded, and once an address was given out the library
+ *         stays loaded until the context is freed, capffi_lib_close or not;
+ *         after capffi_ctx_free it must not be used.
  * Thread safety: owner thread.
  */
 CAPFFI_API int capffi_lib_symbol(void **out, capffi_lib *lib,
@@ -129,19 +129,24 @@ CAPFFI_API int capffi_lib_symbol(void **out, capffi_lib *lib,
 
 /**
  * Close a library. Its functions then fail with CAPFFI_ECLOSED instead of
- * calling freed code. A call already running on another thread finishes
- * normally: the code, a descriptor and a small record stay until the
- * context is freed (so a program that opens and closes libraries in a loop
- * should use a context per batch), and opening the same file again reuses
- * the loaded copy. Accepts NULL; a second close does nothing. Audited
- * (CAPFFI_OP_LIB_CLOSE).
+ * calling freed code. The library is unloaded, its descriptor closed and
+ * its record let go once nothing refers to it: its functions (until
+ * capffi_fn_free; a nonblocking job holds its function until it ends) and
+ * the instances its calls made (until freed). So a call already running
+ * finishes normally. A library whose code was handed to native code
+ * (capffi_lib_symbol, a `function` value) stays loaded until the context
+ * is freed. Accepts NULL; a second close does nothing, also after the
+ * unload. Audited (CAPFFI_OP_LIB_CLOSE).
+ * Ownership: after the close, lib is valid for capffi_lib_path and further
+ *         closes until its record is reused, after at least 256 more
+ *         libraries of the context were let go (docs/API.md).
  * Thread safety: owner thread.
  */
 CAPFFI_API void capffi_lib_close(capffi_lib *lib);
 
 /**
  * The canonical path of the file that was loaded ("" for the process
- * scope). Valid until the context is freed.
+ * scope). Valid until the context is freed, also after the close.
  */
 CAPFFI_API const char *capffi_lib_path(const capffi_lib *lib);
 

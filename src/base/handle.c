@@ -48,6 +48,10 @@ capffi__callable_code(capffi_ctx *ctx, const void *handle, size_t arg,
                       : CAPFFI__REVOKED;
     if (CAPFFI__UNLIKELY(!known || c->ctx != ctx || state != CAPFFI__LIVE))
         return bad_handle(ctx, arg, magic, known && c->ctx != ctx, state);
+    /* Native code may keep the address and call it at any later time:
+     * its library stays mapped until the context is freed. */
+    if (c->src)
+        atomic_store_explicit(&c->src->pinned, true, memory_order_relaxed);
     *code = c->code;
     return CAPFFI_OK;
 }

@@ -103,6 +103,38 @@ struct capffi__res {
 };
 
 /*
+ * What the handles made from a library share with it (call/lib.c): the
+ * state word they watch (LIVE, CLOSED, REVOKED) and the count of what
+ * keeps the library loaded and its record allocated: the host's handle
+ * until capffi_lib_close, each function bound from it and each instance
+ * its calls made. When the count falls to zero, last unloads the library.
+ * pinned: native code was given the address of one of its functions (a
+ * `function` value), which it may call at any later time, so the code
+ * stays mapped until the context is freed. refs: owner thread.
+ */
+struct capffi__source {
+    atomic_int state;
+    atomic_bool pinned;
+    unsigned refs;
+    void (*last)(struct capffi__source *s);
+};
+
+/* Take and let go of a reference to src (NULL: none). Owner thread. */
+static inline void
+capffi__source_hold(struct capffi__source *src)
+{
+    if (src)
+        src->refs++;
+}
+
+static inline void
+capffi__source_drop(struct capffi__source *src)
+{
+    if (src && --src->refs == 0)
+        src->last(src);
+}
+
+/*
  * Magic numbers of the callable handles. A `function` value is a
  * capffi_fn or a capffi_cb; the call path tells them apart by this.
  */
@@ -119,6 +151,7 @@ struct capffi__callable {
     const atomic_int *state; /* LIVE, CLOSED or REVOKED */
     void *code;              /* the address native code calls */
     capffi_ctx *ctx;
+    struct capffi__source *src; /* a bound function's library, else NULL */
 };
 
 /*

@@ -92,7 +92,8 @@ safe_check(capffi_ctx *ctx, const struct capffi__tok *scope,
 int
 capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
                const struct capffi__tok *scope, void *code,
-               const char *signature, uint32_t flags, const atomic_int *state)
+               const char *signature, uint32_t flags,
+               struct capffi__source *src)
 {
     *out = NULL;
     if (flags & ~FN_FLAGS)
@@ -195,7 +196,9 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     fn->flags = flags;
     fn->call.ctx = ctx;
     atomic_init(&fn->own_state, CAPFFI__LIVE);
-    fn->call.state = state ? state : &fn->own_state;
+    fn->call.state = src ? &src->state : &fn->own_state;
+    fn->call.src = src;
+    capffi__source_hold(src);
     capffi__list_add(&capffi__fns_of(ctx)->fns, &fn->link);
     *out = fn;
     return CAPFFI_OK;
@@ -240,8 +243,10 @@ static void
 fn_release(capffi_fn *fn)
 {
     fn->call.magic = 0;
+    struct capffi__source *src = fn->call.src;
     capffi__sig_free(&fn->sig);
     capffi__free(fn);
+    capffi__source_drop(src); /* no call of it can be running now */
 }
 
 void

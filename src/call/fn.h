@@ -84,14 +84,14 @@ struct capffi_fn {
 
 /*
  * Make a function for code with the given signature (type names as seen
- * from scope) and flags, watching *state (NULL: its own state word). Linked
- * into the context's list. CAPFFI_ESIG, CAPFFI_EINVAL (bad flags),
- * CAPFFI_ENOMEM.
+ * from scope) and flags, watching the state word of src, its library, which
+ * it holds until it is released (NULL: its own state word). Linked into the
+ * context's list. CAPFFI_ESIG, CAPFFI_EINVAL (bad flags), CAPFFI_ENOMEM.
  */
 CAPFFI__HIDDEN int capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
                                   const struct capffi__tok *scope, void *code,
                                   const char *signature, uint32_t flags,
-                                  const atomic_int *state);
+                                  struct capffi__source *src);
 
 /*
  * Resolve the destructors (own ... by SYMBOL) of a new function through

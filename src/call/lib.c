@@ -4,15 +4,17 @@
  * Threats answered here (THREATS.md): L1 (a bound symbol must live in the
  * library itself, checked with dladdr1's link map), L2 and L3 (the file is
  * opened once; its descriptor's identity is what the token is checked
- * against, and the loader is handed that descriptor through
- * /proc/self/fd/N, so a swapped symlink or replaced file is never what
- * loads), L4 (the descriptor stays open while the library is loaded, so
+ * against, and the loader is handed that descriptor, or a kept one of the
+ * same file, through /proc/self/fd/N, so a swapped symlink or replaced
+ * file is never what loads), L4 (the descriptor stays open while the
+ * library is loaded, and for good when the object outlives the close, so
  * its /proc/self/fd name cannot be reused; after loading, the object's
  * mapping is checked to be that file), L5 (perm/soname.c), L6 (NULL needs
  * DLOPEN_GLOBAL), L9 (nothing reaches dlopen before the check), L10 (a
  * library the process could write is flagged in the audit event).
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -35,25 +37,127 @@
  * (capffi_lib_open with a NULL path): capffi/audit.h, "Targets". */
 #define PROCESS_TARGET "(process)"
 
+#define LIB_LIVE 0x6c69626cu /* "libl" */
+#define LIB_DEAD 0x6c696264u /* "libd" */
+
+/*
+ * A library's life:
+ *
+ *   open --capffi_lib_close--> closed --last reference goes--> dead
+ *
+ * The references (src.refs) are the host's handle until it closes it,
+ * each function bound from it and each instance its calls made: a call
+ * into the library needs a function, and capffi_fn_free may not run while
+ * a call of it does (a nonblocking call holds its function until it
+ * ends), so when the count is zero no call into it can be running or
+ * start. That costs the call path nothing: the count moves when functions
+ * and instances are made and freed. Then the library is unloaded, its
+ * descriptor closed, and the record waits in the context's recycler, dead, so
+ * that a second close is recognised. A library whose code was handed to
+ * native code (capffi_lib_symbol, a `function` value) stays loaded until
+ * the context is freed, as native code may call it at any time.
+ */
 struct capffi_lib {
+    uint32_t magic; /* LIB_LIVE, LIB_DEAD */
+    struct capffi__source src;
     capffi_ctx *ctx;
     void *handle;
-    int fd; /* open while loaded: its /proc/self/fd name stays unique */
-    atomic_int state;
+    int fd;      /* ours while loaded: its /proc/self/fd name stays unique; -1
+                    when the loader was handed a kept descriptor (kept_find) */
     bool closed; /* capffi_lib_close was called (owner thread) */
+    struct capffi__fid id; /* the file, when there is one */
     struct capffi__res res;
     struct capffi__tok *tok;
-    struct link_map *lm; /* NULL for the process scope */
-    char *canon;
-    struct capffi__link link; /* the context's list */
+    struct link_map *lm;      /* NULL for the process scope */
+    const char *canon;        /* interned: valid until the context is freed */
+    struct capffi__link link; /* the context's list, until dead */
 };
+
+/* An interned canonical path. Owner thread. */
+struct capffi__lib_path {
+    UT_hash_handle hh;
+    char s[];
+};
+
+static const char *
+path_intern(capffi_ctx *ctx, const char *path)
+{
+    struct capffi__ctx_lib *c = capffi__libs_of(ctx);
+    size_t n = strlen(path);
+    struct capffi__lib_path *p;
+    HASH_FIND(hh, c->paths, path, n, p);
+    if (p)
+        return p->s;
+    if (!(p = capffi__malloc(sizeof *p + n + 1)))
+        return NULL;
+    memcpy(p->s, path, n + 1);
+    HASH_ADD_KEYPTR(hh, c->paths, p->s, n, p);
+    if (!p->hh.tbl) {
+        capffi__free(p);
+        return NULL;
+    }
+    return p->s;
+}
+
+/*
+ * L4 across unloads. The loader knows an object by the names it was
+ * opened by, /proc/self/fd/N among them. When closing an object leaves it
+ * loaded (the process or another handle holds it), N must never name
+ * another file: N is kept open, in this table of the process's, and a
+ * later load of the same file is handed N's name instead of a new one, so
+ * the table holds at most a few descriptors per such file, not one per
+ * load.
+ */
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kept {
+    dev_t dev;
+    ino_t ino;
+    int fd;
+} * kept;
+static size_t nkept, capkept;
+
+/* A kept descriptor of the file id, still open on it, or -1. */
+static int
+kept_find(const struct capffi__fid *id)
+{
+    int fd = -1;
+    pthread_mutex_lock(&kept_lock);
+    for (size_t i = 0; i < nkept && fd < 0; i++) {
+        struct stat st;
+        if (kept[i].dev == id->dev && kept[i].ino == id->ino &&
+            fstat(kept[i].fd, &st) == 0 && st.st_dev == id->dev &&
+            st.st_ino == id->ino)
+            fd = kept[i].fd;
+    }
+    pthread_mutex_unlock(&kept_lock);
+    return fd;
+}
+
+/* Keep fd, a descriptor of the file id, open for good. */
+static void
+kept_add(int fd, const struct capffi__fid *id)
+{
+    pthread_mutex_lock(&kept_lock);
+    if (nkept == capkept) {
+        size_t cap = capkept ? 2 * capkept : 8;
+        struct kept *k = capffi__realloc(kept, cap * sizeof *k);
+        if (k) {
+            kept = k;
+            capkept = cap;
+        }
+    }
+    /* Out of memory: the descriptor still stays open (unlisted). */
+    if (nkept < capkept)
+        kept[nkept++] = (struct kept){ id->dev, id->ino, fd };
+    pthread_mutex_unlock(&kept_lock);
+}
 
 static void
 lib_on_revoke(struct capffi__res *r)
 {
     struct capffi_lib *lib = capffi__container_of(r, struct capffi_lib, res);
     int live = CAPFFI__LIVE;
-    atomic_compare_exchange_strong(&lib->state, &live, CAPFFI__REVOKED);
+    atomic_compare_exchange_strong(&lib->src.state, &live, CAPFFI__REVOKED);
 }
 
 /*
@@ -80,34 +184,62 @@ mapped_from(const struct link_map *lm, dev_t dev, ino_t ino)
     return mapping_id(lm, &id) && id.dev == dev && id.ino == ino;
 }
 
+/* Unload the library and close its descriptor, unless the object stays
+ * loaded without it: then the descriptor is kept (kept_add). */
 static void
-lib_free(struct capffi_lib *lib)
+lib_unload(struct capffi_lib *lib)
 {
     if (lib->handle) {
         dlclose(lib->handle);
-        /* If something else still holds the object, its name
-         * /proc/self/fd/N must never come to mean another file: keep N. */
+        lib->handle = NULL;
         char name[64];
         snprintf(name, sizeof name, "/proc/self/fd/%d", lib->fd);
         void *still =
             lib->fd >= 0 ? dlopen(name, RTLD_NOLOAD | RTLD_LAZY) : NULL;
-        if (still)
+        if (still) {
             dlclose(still);
-        else if (lib->fd >= 0)
-            close(lib->fd);
-    } else if (lib->fd >= 0) {
-        close(lib->fd);
+            kept_add(lib->fd, &lib->id);
+            lib->fd = -1;
+        }
     }
-    capffi__free(lib->canon);
-    capffi__free(lib);
+    if (lib->fd >= 0)
+        close(lib->fd);
+    lib->fd = -1;
+}
+
+/* Nothing refers to the library any more (capffi__source_drop). */
+static void
+lib_last(struct capffi__source *src)
+{
+    struct capffi_lib *lib = capffi__container_of(src, struct capffi_lib, src);
+    if (atomic_load_explicit(&src->pinned, memory_order_relaxed))
+        return; /* loaded until the context is freed (lib_free_all) */
+    capffi_ctx *ctx = lib->ctx;
+    lib_unload(lib);
+    capffi__list_remove(&capffi__libs_of(ctx)->libs, &lib->link);
+    lib->magic = LIB_DEAD;
+    lib->tok = NULL; /* its token may be reused: events name none */
+    capffi__recycle_put(&capffi__libs_of(ctx)->dead, lib);
 }
 
 void
 capffi__lib_free_all(capffi_ctx *ctx)
 {
+    struct capffi__ctx_lib *c = capffi__libs_of(ctx);
     struct capffi__link *k;
-    while ((k = capffi__list_pop(&capffi__libs_of(ctx)->libs)))
-        lib_free(capffi__container_of(k, struct capffi_lib, link));
+    while ((k = capffi__list_pop(&c->libs))) {
+        struct capffi_lib *lib =
+            capffi__container_of(k, struct capffi_lib, link);
+        lib_unload(lib);
+        capffi__free(lib);
+    }
+    capffi__recycle_fini(&c->dead);
+    struct capffi__lib_path *p, *tmp;
+    HASH_ITER(hh, c->paths, p, tmp)
+    {
+        HASH_DEL(c->paths, p);
+        capffi__free(p);
+    }
 }
 
 /* Resolve path (a bare soname as grants and scopes resolve it, through
@@ -178,20 +310,38 @@ capffi_lib_open(capffi_lib **out, capffi_ctx *ctx, const capffi_token *tok,
         writable = "; the file is writable by this process (it could be "
                    "replaced under the grant)";
 
-    lib = capffi__calloc(1, sizeof *lib);
-    if (!lib || !(lib->canon = capffi__strdup(have_file ? f.canon : ""))) {
+    const char *canon = path_intern(ctx, have_file ? f.canon : "");
+    lib = capffi__recycle_take(&capffi__libs_of(ctx)->dead);
+    if (lib)
+        memset(lib, 0, sizeof *lib);
+    else
+        lib = capffi__calloc(1, sizeof *lib);
+    if (!lib || !canon) {
         rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
         goto audit;
     }
+    lib->magic = LIB_LIVE;
+    lib->canon = canon;
     lib->ctx = ctx;
     lib->fd = -1;
     lib->tok = t;
     lib->res.on_revoke = lib_on_revoke;
+    atomic_init(&lib->src.state, CAPFFI__LIVE);
+    atomic_init(&lib->src.pinned, false);
+    lib->src.refs = 1; /* the host's handle */
+    lib->src.last = lib_last;
+    /* The file's name for the loader: a kept descriptor of the same file
+     * when there is one (kept_find), else the one just opened. */
+    int via = -1;
+    if (have_file) {
+        lib->id = f.id;
+        via = kept_find(&f.id);
+    }
     int mode = ((flags & CAPFFI_LIB_LAZY) ? RTLD_LAZY : RTLD_NOW) |
                ((flags & CAPFFI_LIB_GLOBAL) ? RTLD_GLOBAL : RTLD_LOCAL);
     char name[64];
     if (have_file)
-        snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+        snprintf(name, sizeof name, "/proc/self/fd/%d", via >= 0 ? via : fd);
     dlerror();
     lib->handle = dlopen(have_file ? name : NULL, mode);
     if (!lib->handle) {
@@ -200,8 +350,10 @@ capffi_lib_open(capffi_lib **out, capffi_ctx *ctx, const capffi_token *tok,
                           lib->canon, e ? e : "unknown loader error");
         goto audit;
     }
-    lib->fd = fd;
-    fd = -1;
+    if (via < 0) {
+        lib->fd = fd;
+        fd = -1;
+    }
     if (have_file) {
         if (dlinfo(lib->handle, RTLD_DI_LINKMAP, &lib->lm) != 0 ||
             !mapped_from(lib->lm, f.id.dev, f.id.ino)) {
@@ -226,8 +378,10 @@ audit:;
         &who, rights, have_file ? f.canon : (path ? path : PROCESS_TARGET),
         "%s%s", rc ? capffi_ctx_errmsg(ctx) : "loaded", rc ? "" : writable);
 out:
-    if (rc && lib)
-        lib_free(lib);
+    if (rc && lib) {
+        lib_unload(lib);
+        capffi__free(lib);
+    }
     if (fd >= 0)
         close(fd);
     if (have_file)
@@ -239,7 +393,8 @@ out:
 static int
 lib_usable(const struct capffi_lib *lib)
 {
-    switch (atomic_load(&lib->state)) {
+    switch (lib->magic != LIB_LIVE ? CAPFFI__CLOSED
+                                   : atomic_load(&lib->src.state)) {
     case CAPFFI__LIVE:
         return CAPFFI_OK;
     case CAPFFI__CLOSED:
@@ -392,7 +547,7 @@ capffi_lib_bind(capffi_fn **out, capffi_lib *lib, const char *symbol,
         return rc;
     if (!rc)
         rc = capffi__fn_new(out, ctx, lib->tok, code, signature, flags,
-                            &lib->state);
+                            &lib->src);
     if (!rc && !((*out)->name = capffi__arena_strndup(&(*out)->sig.arena,
                                                       symbol, strlen(symbol))))
         rc = capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
@@ -420,6 +575,11 @@ capffi_lib_static(capffi_value *out, capffi_lib *lib, const char *symbol,
                                     "capffi_lib_static");
     if (!out || !symbol || !type)
         return capffi__fail(ctx, CAPFFI_EINVAL, "an argument is NULL");
+    if (lib->magic != LIB_LIVE) { /* its token is gone: nothing to parse */
+        int rc = lib_usable(lib);
+        audit_symbol(lib, rc, symbol, "static: ", "read");
+        return rc;
+    }
     struct capffi__arena a = { NULL };
     const struct capffi__type *t;
     void *addr = NULL;
@@ -456,7 +616,7 @@ capffi_lib_static(capffi_value *out, capffi_lib *lib, const char *symbol,
 void
 capffi_lib_close(capffi_lib *lib)
 {
-    if (!lib || lib->closed)
+    if (!lib || lib->magic != LIB_LIVE || lib->closed)
         return;
     if (!capffi__ctx_on_owner(lib->ctx)) {
         capffi__wrong_thread(lib->ctx, CAPFFI_OP_LIB_CLOSE, "capffi_lib_close");
@@ -467,13 +627,14 @@ capffi_lib_close(capffi_lib *lib)
     lib->closed = true;
     /* What the library owns goes before it: its destructors run now,
      * unless the token was revoked (then when the context is freed). */
-    if (atomic_load(&lib->state) == CAPFFI__LIVE)
-        capffi__obj_release_source(lib->ctx, &lib->state);
-    atomic_store(&lib->state, CAPFFI__CLOSED);
+    if (atomic_load(&lib->src.state) == CAPFFI__LIVE)
+        capffi__obj_release_source(lib->ctx, &lib->src.state);
+    atomic_store(&lib->src.state, CAPFFI__CLOSED);
     capffi__token_detach(lib->ctx, &lib->res);
     capffi__token_audit(lib->ctx, CAPFFI_OP_LIB_CLOSE, 0, CAPFFI_REASON_NONE,
                         lib->tok, 0,
                         lib->canon[0] ? lib->canon : PROCESS_TARGET, "closed");
+    capffi__source_drop(&lib->src); /* the host's handle */
 }
 
 const char *
@@ -540,8 +701,12 @@ capffi_lib_symbol(void **out, capffi_lib *lib, const char *symbol)
                           "capffi_lib_bind)");
     else if (!(rc = lib_usable(lib)))
         rc = find_symbol(lib, symbol, false, &addr);
-    if (!rc)
+    if (!rc) {
+        /* The host may call or read it at any time: the library stays
+         * loaded until the context is freed. */
+        atomic_store_explicit(&lib->src.pinned, true, memory_order_relaxed);
         *out = addr;
+    }
     audit_symbol(lib, rc, symbol, "address: ", lib->canon);
     return rc;
 }

@@ -4,13 +4,18 @@
 #ifndef CAPFFI_SRC_CALL_LIB_H
 #define CAPFFI_SRC_CALL_LIB_H
 
+#include "base/recycle.h"
 #include "call/fn.h"
 
-/* The context as far as libraries (perm/audit.h): a closed library's code
- * stays mapped until the context is freed. */
+/* The context as far as libraries (perm/audit.h): the open ones and the
+ * closed ones something still refers to, the dead records waiting for
+ * reuse, and the canonical paths, interned so that capffi_lib_path stays
+ * valid until the context is freed. */
 struct capffi__ctx_lib {
     struct capffi__ctx_fn up;
     struct capffi__list libs;
+    struct capffi__recycle dead;
+    struct capffi__lib_path *paths;
 };
 
 static inline struct capffi__ctx_lib *

@@ -155,7 +155,12 @@ bury(capffi_obj *o)
         capffi__free(o->addr);
     o->addr = NULL;
     atomic_store(&o->magic, CAPFFI__OBJ_DEAD);
+    /* Its library may be unloaded now: a dead instance reads no state. */
+    struct capffi__source *src = o->src;
+    o->src = NULL;
+    o->state = NULL;
     quarantine(ctx, o);
+    capffi__source_drop(src);
 }
 
 /* Claim a freed instance nothing holds for burial: true for one caller,
@@ -229,6 +234,7 @@ init(capffi_obj *o, capffi_ctx *ctx, uint8_t kind,
     o->pins = NULL;
     o->npins = o->cap_pins = 0;
     o->state = NULL;
+    o->src = NULL;
     o->ctx = ctx;
     o->dtor = NULL;
 }
@@ -269,6 +275,13 @@ capffi__obj_wrap(capffi_obj **out, capffi_ctx *ctx,
     }
     o->state = state;
     o->tok_state = tok_state;
+    if (state && !tok_state) {
+        o->src =
+            (struct capffi__source *)(uintptr_t)((const char *)state -
+                                                 offsetof(struct capffi__source,
+                                                          state));
+        capffi__source_hold(o->src);
+    }
     o->raw_ok = raw;
     o->dtor = dtor;
     if (dtor)
@@ -1006,6 +1019,7 @@ capffi__obj_free_all(capffi_ctx *ctx)
         if (o->kind == CAPFFI__OBJ_HOST)
             capffi__free(o->addr);
         capffi__free(o->pins);
+        capffi__source_drop(o->src);
         capffi__free(o);
     }
     for (size_t i = 0; i < CAPFFI__OBJ_QUARANTINE; i++) {

@@ -52,9 +52,11 @@ struct capffi_obj {
     capffi_obj *parent;       /* read from its *NAME field: held */
     struct capffi__pin *pins; /* instances its *NAME fields hold */
     size_t npins, cap_pins;
-    /* A library's state word or a token's revoked flag (tok_state),
-     * both living as long as the context; NULL for none. */
+    /* A token's revoked flag (tok_state), which lives as long as the
+     * context, or the state word of a library's source (src, held until
+     * the instance is buried); NULL for none. */
     const atomic_int *state;
+    struct capffi__source *src;
     capffi_ctx *ctx;
     void *dtor; /* owned: the destructor's code */
     struct capffi__link link;
@@ -77,7 +79,8 @@ struct capffi__pin {
 /*
  * A new instance of native memory at addr: borrowed (dtor NULL) or owned
  * (its destructor dtor). The source's state word (state; tok_state: a
- * token's revoked flag) says when it dies. raw_ok as for the token it
+ * token's revoked flag, else a library's, whose source the instance holds
+ * until it is buried) says when it dies. raw_ok as for the token it
  * was made through. On CAPFFI_ENOMEM an owned address is released at
  * once (its destructor runs), so nothing leaks. Owner thread.
  */

@@ -14,7 +14,8 @@
 struct lib {
     struct capffi_lua__libref ref; /* the library, its token, closed */
     struct capffi_lua__state *st;
-    bool ambient; /* the token was minted for this library */
+    const char *path; /* capffi_lib_path: valid as long as the context */
+    bool ambient;     /* the token was minted for this library */
 };
 
 /* ---- binding ----------------------------------------------------------- */
@@ -224,6 +225,7 @@ lib_open(lua_State *L, struct capffi_lua__state *st, const capffi_token *tok,
     l->ref.tok = *tok;
     l->ref.closed = false;
     l->st = st;
+    l->path = capffi_lib_path(clib);
     l->ambient = ambient;
     luaL_setmetatable(L, CAPFFI_LUA_LIB);
     lua_newtable(L);
@@ -312,7 +314,7 @@ lib_path(lua_State *L)
 {
     struct lib *l = check_lib(L, 1);
     capffi_lua__ctx(L, l->st);
-    lua_pushstring(L, capffi_lib_path(l->ref.lib));
+    lua_pushstring(L, l->path);
     return 1;
 }
 
@@ -346,7 +348,7 @@ lib_tostring(lua_State *L)
     if (l->ref.closed || !l->st->ctx)
         lua_pushliteral(L, "capffi.library(closed)");
     else
-        lua_pushfstring(L, "capffi.library(%s)", capffi_lib_path(l->ref.lib));
+        lua_pushfstring(L, "capffi.library(%s)", l->path);
     return 1;
 }
 
