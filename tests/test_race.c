@@ -4,6 +4,7 @@
  */
 #include "helpers.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -129,6 +130,7 @@ struct caller {
     capffi_fn *fn;
     atomic_int *revoked_returned;
     long ok_after, refused, ok;
+    int refusal; /* CAPFFI_EREVOKED, or CAPFFI_ECLOSED for a close */
 };
 
 static void *
@@ -144,7 +146,7 @@ call_loop(void *arg)
         if (rc == 0) {
             c->ok++;
             c->ok_after += done;
-        } else if (rc == CAPFFI_EREVOKED) {
+        } else if (rc == c->refusal) {
             c->refused++;
             if (done)
                 break;
@@ -175,8 +177,8 @@ race_revoke_against_calls(void **state)
     assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
     atomic_int returned;
     atomic_init(&returned, 0);
-    struct caller c[2] = { { fn, &returned, 0, 0, 0 },
-                           { fn, &returned, 0, 0, 0 } };
+    struct caller c[2] = { { fn, &returned, 0, 0, 0, CAPFFI_EREVOKED },
+                           { fn, &returned, 0, 0, 0, CAPFFI_EREVOKED } };
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&th[i], NULL, call_loop, &c[i]), 0);
@@ -188,6 +190,100 @@ race_revoke_against_calls(void **state)
         assert_int_equal(c[i].ok_after, 0);
         assert_true(c[i].refused > 0);
     }
+    capffi_ctx_free(ctx);
+}
+
+/* Whether the file at path is loaded in the process (under any name). */
+static bool
+loaded(const char *path)
+{
+    void *h = dlopen(path, RTLD_NOLOAD | RTLD_LAZY);
+    if (h)
+        dlclose(h);
+    return h != NULL;
+}
+
+/* Calls on other threads racing capffi_lib_close: once it has returned,
+ * no call starts (CAPFFI_ECLOSED); the library stays loaded while its
+ * function exists, and is unloaded once that is freed, after the calls. */
+static void
+race_close_against_calls_then_unload(void **state)
+{
+    (void)state;
+    capffi_ctx *ctx = ctx_for_fixtures(0, 0);
+    capffi_token t = mint(ctx, "lib", CAPFFI_RIGHT_DLOPEN);
+    const char *path = env_path("CAPFFI_FIXTURE");
+    capffi_lib *lib;
+    capffi_fn *fn;
+    assert_false(loaded(path));
+    assert_ok(capffi_lib_open(&lib, ctx, &t, path, 0));
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
+    atomic_int returned;
+    atomic_init(&returned, 0);
+    struct caller c[2] = { { fn, &returned, 0, 0, 0, CAPFFI_ECLOSED },
+                           { fn, &returned, 0, 0, 0, CAPFFI_ECLOSED } };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, call_loop, &c[i]), 0);
+    usleep(2000);
+    capffi_lib_close(lib);
+    atomic_store(&returned, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(c[i].ok_after, 0);
+        assert_true(c[i].refused > 0);
+    }
+    assert_true(loaded(path));
+    capffi_fn_free(fn);
+    assert_false(loaded(path));
+    capffi_ctx_free(ctx);
+}
+
+/* A nonblocking call running inside the library when the library is
+ * closed and its function freed: the job holds the function, so the code
+ * stays mapped until the job has ended; then the library goes. The job
+ * waits at the fixture's gate, which stays shut, until its time runs out;
+ * a second handle of the same file (the same object) tells when it is
+ * inside. */
+static void
+race_close_against_running_job(void **state)
+{
+    (void)state;
+    capffi_ctx *ctx = ctx_for_fixtures(0, 1);
+    capffi_token t = mint(ctx, "lib", CAPFFI_RIGHT_DLOPEN);
+    const char *path = env_path("CAPFFI_FIXTURE");
+    capffi_lib *lib, *other;
+    capffi_fn *wait, *shut, *inside;
+    assert_ok(capffi_lib_open(&lib, ctx, &t, path, 0));
+    assert_ok(capffi_lib_open(&other, ctx, &t, path, 0));
+    assert_ok(
+        capffi_lib_bind(&wait, lib, "fx_gate_wait", "(i32, i32) -> i32", 0));
+    assert_ok(capffi_lib_bind(&shut, other, "fx_gate_close", "() -> void", 0));
+    assert_ok(
+        capffi_lib_bind(&inside, other, "fx_gate_inside", "() -> i32", 0));
+    capffi_value r;
+    assert_ok(capffi_fn_call(shut, NULL, &r));
+    capffi_value a[2] = { { .i64 = 42 }, { .i64 = 300 } };
+    capffi_job *job;
+    assert_ok(capffi_fn_call_async(&job, wait, a));
+    r.i64 = 0;
+    for (int i = 0; i < 10000 && r.i64 < 1; i++) {
+        assert_ok(capffi_fn_call(inside, NULL, &r));
+        if (r.i64 < 1)
+            usleep(100);
+    }
+    assert_int_equal(r.i64, 1); /* the worker is inside the library */
+    capffi_lib_close(lib);
+    capffi_fn_free(wait); /* the job holds it */
+    capffi_lib_close(other);
+    capffi_fn_free(shut);
+    capffi_fn_free(inside);
+    assert_true(loaded(path));
+    capffi_value ret;
+    assert_ok(capffi_job_wait(&ret, job, -1));
+    assert_int_equal(ret.i64, -1); /* its time ran out, the gate shut */
+    capffi_job_free(job);
+    assert_false(loaded(path));
     capffi_ctx_free(ctx);
 }
 
@@ -273,6 +369,8 @@ main(void)
         cmocka_unit_test(race_revoke_against_checks),
         cmocka_unit_test(race_attenuate_against_revoke),
         cmocka_unit_test(race_revoke_against_calls),
+        cmocka_unit_test(race_close_against_calls_then_unload),
+        cmocka_unit_test(race_close_against_running_job),
         cmocka_unit_test(race_revoke_event_against_reuse),
     };
     return RUN_TESTS("race", tests);
