@@ -500,6 +500,42 @@ lib_unloaded_once_nothing_refers_to_it(void **state)
     assert_rc(capffi_lib_symbol(&addr, lib, "fx_id_i32"), CAPFFI_ECLOSED);
 }
 
+/* An instance a call of the library made holds the library too: loaded
+ * until the instance is freed, even with the library closed and the
+ * function freed (the destructor of an owned one runs at the close). */
+static void
+lib_instances_hold_their_library(void **state)
+{
+    struct fx *f = *state;
+    assert_ok(capffi_type_define(f->ctx, "RecHead", "{ readonly id: i32 }"));
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    capffi_fn *mk, *peek;
+    assert_ok(capffi_lib_bind(&mk, lib, "fx_rec_new",
+                              "(i32) -> own *RecHead by fx_rec_free", 0));
+    assert_ok(
+        capffi_lib_bind(&peek, lib, "fx_rec_new", "(i32) -> *RecHead", 0));
+    capffi_value a = { .i64 = 4 }, owned, borrowed, v;
+    capffi_fn *rel;
+    assert_ok(
+        capffi_lib_bind(&rel, lib, "fx_rec_free", "(*RecHead) -> void", 0));
+    assert_ok(capffi_fn_call(mk, &a, &owned));
+    assert_ok(capffi_fn_call(peek, &a, &borrowed));
+    /* Native code frees the record it lent; the instance stays, refused
+     * from the close on. */
+    assert_ok(capffi_fn_call(rel, &borrowed, &v));
+    capffi_fn_free(mk);
+    capffi_fn_free(peek);
+    capffi_fn_free(rel);
+    capffi_lib_close(lib);
+    assert_true(loaded(f->fixture));
+    assert_rc(capffi_obj_get(&v, borrowed.obj, "id"), CAPFFI_ECLOSED);
+    capffi_obj_free(owned.obj);
+    assert_true(loaded(f->fixture)); /* the borrowed one still holds it */
+    capffi_obj_free(borrowed.obj);
+    assert_false(loaded(f->fixture));
+}
+
 /* Native code may keep a library's code address and call it at any time:
  * once capffi_lib_symbol or a `function` value handed it out, the library
  * stays loaded until the context is freed. */
@@ -869,6 +905,7 @@ main(void)
         T(lib_static_reads_variables),
         T(lib_close_then_use_is_closed),
         T(lib_unloaded_once_nothing_refers_to_it),
+        T(lib_instances_hold_their_library),
         T(lib_code_handed_out_stays_loaded),
         T(lib_reopening_a_loaded_library_keeps_descriptors_flat),
         T(lib_revoked_token_revokes_its_libraries),
