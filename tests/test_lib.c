@@ -500,6 +500,31 @@ lib_unloaded_once_nothing_refers_to_it(void **state)
     assert_rc(capffi_lib_symbol(&addr, lib, "fx_id_i32"), CAPFFI_ECLOSED);
 }
 
+/* A freed function is recognised as long as its memory waits for reuse:
+ * a second free does nothing and a call is refused, never a use of freed
+ * memory (AddressSanitizer would say). */
+static void
+lib_freed_function_is_recognised(void **state)
+{
+    struct fx *f = *state;
+    capffi_lib *lib;
+    assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
+    capffi_fn *fn;
+    assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
+    capffi_fn_free(fn);
+    capffi_fn_free(fn);
+    int rc;
+    add_i32(fn, 1, 2, &rc);
+    assert_rc(rc, CAPFFI_EINVAL);
+    assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "freed"));
+    int32_t a = 1, b = 2;
+    void *av[2] = { &a, &b };
+    int64_t ret;
+    assert_rc(capffi_fn_call_raw(fn, av, &ret), CAPFFI_EINVAL);
+    capffi_lib_close(lib);
+    capffi_fn_free(fn);
+}
+
 /* An instance a call of the library made holds the library too: loaded
  * until the instance is freed, even with the library closed and the
  * function freed (the destructor of an owned one runs at the close). */
@@ -905,6 +930,7 @@ main(void)
         T(lib_static_reads_variables),
         T(lib_close_then_use_is_closed),
         T(lib_unloaded_once_nothing_refers_to_it),
+        T(lib_freed_function_is_recognised),
         T(lib_instances_hold_their_library),
         T(lib_code_handed_out_stays_loaded),
         T(lib_reopening_a_loaded_library_keeps_descriptors_flat),

@@ -369,20 +369,30 @@ buf_double_free_is_recognised(void **state)
     assert_non_null(strstr(capffi_ctx_errmsg(NULL), "not a capffi_buf"));
 }
 
-/* Many frees: the quarantine recycles its oldest entries without leaks
- * (the leak checkers of the sanitizer and valgrind runs see to that). */
+/* Many frees: dead structs are reused, oldest first, once more than
+ * CAPFFI__RECYCLE_KEEP wait, so memory stays bounded, and nothing leaks
+ * (the leak checkers of the sanitizer and valgrind runs see to that). A
+ * freed buffer is recognised until its struct is reused. */
 static void
 buf_quarantine_recycles(void **state)
 {
     struct lib_fx *f = *state;
     long before = capffi__alloc_live();
-    for (int i = 0; i < CAPFFI__BUF_QUARANTINE * 3; i++) {
+    capffi_buf *first;
+    assert_ok(capffi_buf_new(&first, f->ctx, 8));
+    capffi_buf_free(first);
+    for (int i = 0; i < CAPFFI__RECYCLE_KEEP * 3; i++) {
         capffi_buf *b;
         assert_ok(capffi_buf_new(&b, f->ctx, 8));
         capffi_buf_free(b);
+        if (i == CAPFFI__RECYCLE_KEEP - 1) {
+            capffi_buf_free(first); /* still dead, still recognised */
+            assert_non_null(strstr(capffi_ctx_errmsg(f->ctx), "already freed"));
+        }
     }
-    /* Only the quarantine's structs remain. */
-    assert_true(capffi__alloc_live() - before <= CAPFFI__BUF_QUARANTINE);
+    /* Only the waiting structs (at most CAPFFI__RECYCLE_KEEP + 1), their
+     * ring and the recorder's growth remain, not one per round. */
+    assert_true(capffi__alloc_live() - before <= CAPFFI__RECYCLE_KEEP + 3);
 }
 
 /* The lend state machine the nonblocking calls use (C5). */

@@ -15,10 +15,10 @@
  *     capffi_buf_data, buffer arguments, capffi_ptr_of and views over it
  *     report CAPFFI_EBUSY.
  * After capffi_buf_free the handle is good only for capffi_buf_unpin.
- * A second capffi_buf_free of the same handle is recognised (the
- * context keeps the last 256 freed handles) and refused with a message
- * and an audit event (CAPFFI_OP_BUF_FREE); older handles are gone, like
- * any freed memory.
+ * A second capffi_buf_free of the same handle is recognised until its
+ * struct is reused, after at least 256 more frees (docs/API.md,
+ * "Conventions"), and refused with a message and an audit event
+ * (CAPFFI_OP_BUF_FREE).
  *
  * Thread safety: owner thread. A buffer argument may be used by calls on
  * any thread; the host must not free it while such a call runs.

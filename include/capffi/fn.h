@@ -90,8 +90,11 @@ CAPFFI_API int capffi_fn_from_ptr(capffi_fn **out, capffi_ctx *ctx,
                                   const char *signature, uint32_t flags);
 
 /** Free a bound function. Accepts NULL. Nonblocking calls of it still
- *  pending keep it until the last one ends (capffi/job.h). Thread safety:
- *  owner thread; no synchronous call of it may be running. */
+ *  pending keep it until the last one ends (capffi/job.h). A second free
+ *  does nothing and a call is refused (CAPFFI_EINVAL) until its struct is
+ *  reused, after at least 256 more frees (docs/API.md, "Conventions").
+ *  Thread safety: owner thread; no synchronous call of it may be
+ *  running. */
 CAPFFI_API void capffi_fn_free(capffi_fn *fn);
 
 /**

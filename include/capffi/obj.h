@@ -164,8 +164,8 @@ CAPFFI_API int capffi_obj_status(const capffi_obj *o);
  * and is not touched. An instance lent to a nonblocking call is freed
  * when the call ends. NULL is a no-op; a second free of the same instance
  * is refused (CAPFFI_EINVAL in capffi_ctx_errmsg, audited as
- * CAPFFI_OP_OBJ_FREE) while capffi still remembers it (the last 256
- * instances freed): after that it is a use after free, as with free(3).
+ * CAPFFI_OP_OBJ_FREE) until its struct is reused, after at least 256 more
+ * frees (docs/API.md, "Conventions"): do not keep using it.
  * Ownership: o is the caller's no more once the call returns.
  * Thread safety: owner thread.
  */

@@ -99,8 +99,10 @@ capffi__fn_new(capffi_fn **out, capffi_ctx *ctx,
     if (flags & ~FN_FLAGS)
         return capffi__fail(ctx, CAPFFI_EINVAL, "unknown flag bits 0x%x",
                             flags & ~FN_FLAGS);
-    capffi_fn *fn = capffi__calloc(1, sizeof *fn);
-    if (!fn)
+    capffi_fn *fn = capffi__recycle_take(&capffi__fns_of(ctx)->dead);
+    if (fn)
+        memset(fn, 0, sizeof *fn);
+    else if (!(fn = capffi__calloc(1, sizeof *fn)))
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     int rc = capffi__sig_parse_in(ctx, scope, &fn->sig, signature);
     if (rc) {
@@ -242,10 +244,17 @@ capffi__fn_target(const capffi_fn *fn, char addr[32])
 static void
 fn_release(capffi_fn *fn)
 {
+    /* Dead: a call of it goes to dead() (its own word says closed) and is
+     * refused as freed, until the struct is reused (base/recycle.h). */
     fn->call.magic = 0;
     struct capffi__source *src = fn->call.src;
+    fn->call.src = NULL;
+    atomic_store(&fn->own_state, CAPFFI__CLOSED);
+    fn->call.state = &fn->own_state;
+    fn->tok = NULL;
+    fn->name = NULL;
     capffi__sig_free(&fn->sig);
-    capffi__free(fn);
+    capffi__recycle_put(&capffi__fns_of(fn->call.ctx)->dead, fn);
     capffi__source_drop(src); /* no call of it can be running now */
 }
 
@@ -265,7 +274,7 @@ capffi__fn_unhold(capffi_fn *fn)
 void
 capffi_fn_free(capffi_fn *fn)
 {
-    if (!fn || fn->freed)
+    if (!fn || fn->call.magic != CAPFFI__FN_MAGIC || fn->freed)
         return;
     capffi_ctx *ctx = fn->call.ctx;
     capffi__list_remove(&capffi__fns_of(ctx)->fns, &fn->link);
@@ -284,6 +293,7 @@ capffi__fn_free_all(capffi_ctx *ctx)
     struct capffi__link *k;
     while ((k = capffi__list_pop(&capffi__fns_of(ctx)->fns)))
         fn_release(capffi__container_of(k, capffi_fn, link));
+    capffi__recycle_fini(&capffi__fns_of(ctx)->dead);
 }
 
 size_t
@@ -402,6 +412,9 @@ dead(const capffi_fn *fn, int state)
 {
     if (!fn)
         return capffi__fail(NULL, CAPFFI_EINVAL, "fn is NULL");
+    if (fn->call.magic != CAPFFI__FN_MAGIC)
+        return capffi__fail(fn->call.ctx, CAPFFI_EINVAL,
+                            "the function was freed");
     bool closed = state == CAPFFI__CLOSED;
     const char *why = closed ? "the function's library is closed"
                              : "the function's token was revoked";

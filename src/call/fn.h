@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "base/handle.h"
+#include "base/recycle.h"
 #include "call/abi.h"
 #include "perm/token.h"
 #include "types/sig.h"
@@ -140,6 +141,7 @@ CAPFFI__HIDDEN void capffi__fn_free_all(capffi_ctx *ctx);
 struct capffi__ctx_fn {
     struct capffi__ctx_obj up;
     struct capffi__list fns;
+    struct capffi__recycle dead; /* freed functions, to recognise */
 };
 
 static inline struct capffi__ctx_fn *

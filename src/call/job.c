@@ -280,11 +280,13 @@ job_release(capffi_job *job)
     capffi__fn_unhold(job->fn);
     capffi__free(job->mem);
     job->mem = NULL;
+    job->av = NULL; /* they lived in mem */
+    job->slots = NULL;
+    job->lent = NULL;
+    job->held = NULL;
     job->magic = JOB_DEAD;
-    /* Kept a while, so that a second free is recognised. */
-    capffi__free(p->dead[p->next_dead]);
-    p->dead[p->next_dead] = job;
-    p->next_dead = (p->next_dead + 1) % CAPFFI__JOB_QUARANTINE;
+    /* Kept until reused, so that a second free is recognised. */
+    capffi__recycle_put(&p->dead, job);
 }
 
 /* The bytes a job keeps besides itself: struct arguments, cstring text
@@ -453,8 +455,9 @@ capffi_fn_call_async_opts(capffi_job **out, capffi_fn *fn,
                 fn);
     }
 
-    /* Sized by the function's arguments: a job of a small call stays
-     * small, which keeps submission cheap. */
+    /* The struct is of one size, so that freed ones are reused; what is
+     * sized by the function's arguments lives in mem, after the bytes the
+     * arguments need (each 16-byte aligned). */
     size_t n = fn->sig.nargs;
     if (fn->sig.ret->kind == CAPFFI__TPTR)
         return refuse_submit(
@@ -463,16 +466,23 @@ capffi_fn_call_async_opts(capffi_job **out, capffi_fn *fn,
                          "a *NAME result is for blocking calls "
                          "(capffi_fn_call)"),
             fn);
-    capffi_job *job = capffi__calloc(
-        1, sizeof *job + n * (sizeof(void *) + sizeof(uint64_t) +
-                              sizeof(capffi_buf *) + sizeof(capffi_obj *)));
+    size_t arrays = n * (sizeof(void *) + sizeof(uint64_t) +
+                         sizeof(capffi_buf *) + sizeof(capffi_obj *));
     size_t need = mem_needed(fn, args);
-    if (!job || (need && !(job->mem = capffi__calloc(1, need)))) {
-        capffi__free(job);
+    size_t at = (need + 15) & ~(size_t)15;
+    struct capffi__pool *p = &capffi__jobs_of(ctx)->pool;
+    capffi_job *job = capffi__recycle_take(&p->dead);
+    if (job)
+        memset(job, 0, sizeof *job);
+    else
+        job = capffi__calloc(1, sizeof *job);
+    if (!job || (at + arrays && !(job->mem = capffi__calloc(1, at + arrays)))) {
+        if (job)
+            capffi__recycle_put(&p->dead, job);
         return refuse_submit(
             ctx, capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory"), fn);
     }
-    job->av = (void **)(job + 1);
+    job->av = (void **)(void *)((char *)job->mem + at);
     job->slots = (uint64_t *)(job->av + n);
     job->lent = (capffi_buf **)(job->slots + n);
     job->held = (capffi_obj **)(job->lent + n);
@@ -734,8 +744,7 @@ capffi__job_fini(capffi_ctx *ctx)
     struct capffi__link *k;
     while ((k = capffi__list_pop(&p->jobs)))
         job_release(capffi__container_of(k, capffi_job, link));
-    for (size_t i = 0; i < CAPFFI__JOB_QUARANTINE; i++)
-        capffi__free(p->dead[i]);
+    capffi__recycle_fini(&p->dead);
     capffi__free(p->threads);
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->lock);

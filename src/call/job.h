@@ -8,8 +8,6 @@
 
 #include "call/lib.h"
 
-#define CAPFFI__JOB_QUARANTINE 64 /* freed job structs kept per context */
-
 /* The pool, under lock: jobs queued for a worker, and jobs a worker has
  * finished that the owner has not taken yet. */
 struct capffi__pool {
@@ -30,8 +28,7 @@ struct capffi__pool {
      * second free. */
     struct capffi__list jobs;
     size_t unended; /* jobs submitted and not ended (detached ones too) */
-    struct capffi_job *dead[CAPFFI__JOB_QUARANTINE];
-    size_t next_dead;
+    struct capffi__recycle dead;
 };
 
 /* The context as far as jobs (perm/audit.h). */

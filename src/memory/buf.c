@@ -1,6 +1,6 @@
 /*
  * buf.c - host buffers handed to native code: pins, lending, deferred
- * free and the quarantine that recognises a second free (C5).
+ * free and the recycler that recognises a second free (C5).
  */
 #include "memory/buf.h"
 
@@ -71,8 +71,10 @@ static int
 make(capffi_buf **out, capffi_ctx *ctx, void *mem, size_t len, bool owned,
      capffi_release_fn release, void *payload)
 {
-    capffi_buf *b = capffi__calloc(1, sizeof *b);
-    if (!b)
+    capffi_buf *b = capffi__recycle_take(&capffi__bufs_of(ctx)->bufq.dead);
+    if (b)
+        memset(b, 0, sizeof *b);
+    else if (!(b = capffi__calloc(1, sizeof *b)))
         return capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
     b->magic = CAPFFI__BUF_LIVE;
     b->ctx = ctx;
@@ -157,8 +159,7 @@ capffi_buf_pins(const capffi_buf *buf)
            atomic_load_explicit(&buf->views, memory_order_relaxed);
 }
 
-/* Give the bytes back and move the struct to the quarantine, evicting
- * (really freeing) the oldest dead struct there. */
+/* Give the bytes back; the struct waits, dead, for reuse. */
 static void
 bury(capffi_buf *b)
 {
@@ -170,10 +171,7 @@ bury(capffi_buf *b)
         b->release(b->payload, b->data);
     b->magic = CAPFFI__BUF_DEAD;
     b->data = NULL;
-    struct capffi__bufq *q = &capffi__bufs_of(ctx)->bufq;
-    capffi__free(q->slot[q->next]);
-    q->slot[q->next] = b;
-    q->next = (q->next + 1) % CAPFFI__BUF_QUARANTINE;
+    capffi__recycle_put(&capffi__bufs_of(ctx)->bufq.dead, b);
 }
 
 /*
@@ -212,7 +210,7 @@ capffi__buf_call_end(capffi_buf *buf)
         bury(buf);
         return;
     }
-    /* Its list, the quarantine and the release function belong to the
+    /* Its list, the recycler and the release function belong to the
      * owner thread: leave the burial to it. */
     struct capffi_buf *top = atomic_load(&capffi__bufs_of(ctx)->bufq.to_bury);
     do
@@ -344,8 +342,5 @@ capffi__buf_free_all(capffi_ctx *ctx)
     while (capffi__bufs_of(ctx)->bufs.head)
         bury(capffi__container_of(capffi__bufs_of(ctx)->bufs.head, capffi_buf,
                                   link));
-    for (size_t i = 0; i < CAPFFI__BUF_QUARANTINE; i++) {
-        capffi__free(capffi__bufs_of(ctx)->bufq.slot[i]);
-        capffi__bufs_of(ctx)->bufq.slot[i] = NULL;
-    }
+    capffi__recycle_fini(&capffi__bufs_of(ctx)->bufq.dead);
 }

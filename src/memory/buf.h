@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "base/handle.h"
+#include "base/recycle.h"
 #include "base/internal.h"
 #include "types/names.h"
 
@@ -21,8 +22,8 @@
  * While live it may be pinned (capffi_ptr_of, a view over it) any number
  * of times, passed to any number of running calls, and lent to at most
  * one nonblocking call. Its bytes are released when it is dead; the
- * struct then waits in the context's quarantine (magic BUF_DEAD) so that
- * a second free is recognised.
+ * struct then waits in the context's recycler (magic BUF_DEAD) so that
+ * a second free is recognised until it is reused (base/recycle.h).
  *
  * H2: a call holds every buffer argument from before its pointer is
  * taken until the native function has returned, so a handler (or
@@ -53,16 +54,14 @@ struct capffi_buf {
 #define CAPFFI__BUF_FREEING 0x63617066u /* "capf" */
 #define CAPFFI__BUF_BURYING 0x63617075u /* "capu" */
 #define CAPFFI__BUF_DEAD 0x64656164u    /* "dead" */
-#define CAPFFI__BUF_QUARANTINE 256      /* dead structs kept per context */
 
 /*
- * The quarantine of dead buffer structs (a ring), and the buffers whose
- * last call ended on another thread after they were freed: their bytes
- * and release function wait for the owner thread (capffi__buf_reap).
+ * The dead buffer structs, waiting for reuse, and the buffers whose last
+ * call ended on another thread after they were freed: their bytes and
+ * release function wait for the owner thread (capffi__buf_reap).
  */
 struct capffi__bufq {
-    struct capffi_buf *slot[CAPFFI__BUF_QUARANTINE];
-    size_t next;
+    struct capffi__recycle dead;
     struct capffi_buf *_Atomic to_bury; /* a lock-free stack */
 };
 

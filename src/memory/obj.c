@@ -13,7 +13,7 @@
  * given to the host, and a `*NAME` argument takes only an instance of
  * NAME); use after close or revoke of native memory; double release of
  * an owned native object (its destructor runs once; a second free is
- * recognised by the quarantine and refused).
+ * recognised while its struct waits for reuse, and refused).
  */
 #include "memory/obj.h"
 
@@ -108,15 +108,6 @@ release(capffi_obj *o)
 
 /* ---- making and burying ------------------------------------------------ */
 
-static void
-quarantine(capffi_ctx *ctx, capffi_obj *o)
-{
-    struct capffi__ctx_obj *c = capffi__objs_of(ctx);
-    capffi__free(c->quarantine[c->next]);
-    c->quarantine[c->next] = o;
-    c->next = (c->next + 1) % CAPFFI__OBJ_QUARANTINE;
-}
-
 /* Drop one hold of o (a call's, a pin's, a child's). A freed instance
  * whose last hold this was is buried on the owner thread, or queued for
  * it (capffi__obj_reap). Any thread. */
@@ -125,7 +116,7 @@ static void drop(capffi_obj *o);
 /*
  * A freed instance nothing holds any more (claimed: burying): its
  * destructor runs, its pins and parent are let go, its bytes are freed,
- * and the struct waits in the quarantine. An owned instance whose source
+ * and the struct waits for reuse, dead. An owned instance whose source
  * is no longer live keeps its native object until the context is freed:
  * it stays in the list, kept. Owner thread; instances it lets go are
  * queued, not buried here, so a long chain is no deep recursion.
@@ -159,7 +150,7 @@ bury(capffi_obj *o)
     struct capffi__source *src = o->src;
     o->src = NULL;
     o->state = NULL;
-    quarantine(ctx, o);
+    capffi__recycle_put(&capffi__objs_of(ctx)->dead, o);
     capffi__source_drop(src);
 }
 
@@ -243,8 +234,8 @@ static capffi_obj *
 make(capffi_ctx *ctx, uint8_t kind, const struct capffi__type *cls,
      size_t count, bool array, void *addr)
 {
-    capffi_obj *o = capffi__malloc(sizeof *o);
-    if (!o)
+    capffi_obj *o = capffi__recycle_take(&capffi__objs_of(ctx)->dead);
+    if (!o && !(o = capffi__malloc(sizeof *o)))
         return NULL;
     init(o, ctx, kind, cls, count, array, addr);
     capffi__list_add(&capffi__objs_of(ctx)->objs, &o->link);
@@ -1022,8 +1013,5 @@ capffi__obj_free_all(capffi_ctx *ctx)
         capffi__source_drop(o->src);
         capffi__free(o);
     }
-    for (size_t i = 0; i < CAPFFI__OBJ_QUARANTINE; i++) {
-        capffi__free(c->quarantine[i]);
-        c->quarantine[i] = NULL;
-    }
+    capffi__recycle_fini(&c->dead);
 }

@@ -30,7 +30,8 @@ enum capffi__obj_kind {
  * whose `*NAME` fields point to it (pins) and the instances read from its
  * `*NAME` fields (they keep their parent). Exactly one party buries: the
  * one whose compare-and-swap moves freeing to burying. Dead structs wait
- * in the context's quarantine so that a second free is recognised. An
+ * in the context's recycler so that a second free is recognised until
+ * they are reused (base/recycle.h). An
  * owned instance's destructor runs when it is buried (owner thread),
  * unless its library was closed first (the destructor ran at the close)
  * or its source is no longer live: then it is kept, and the destructor
@@ -74,7 +75,6 @@ struct capffi__pin {
 #define CAPFFI__OBJ_BURYING 0x6f626a62u /* "objb" */
 #define CAPFFI__OBJ_KEPT 0x6f626a6bu    /* "objk" */
 #define CAPFFI__OBJ_DEAD 0x6f626a64u    /* "objd" */
-#define CAPFFI__OBJ_QUARANTINE 256
 
 /*
  * A new instance of native memory at addr: borrowed (dtor NULL) or owned
@@ -136,10 +136,9 @@ CAPFFI__HIDDEN bool capffi__raw_ok(const capffi_ctx *ctx,
 /* The context as far as instances (perm/audit.h). */
 struct capffi__ctx_obj {
     struct capffi__ctx_view up;
-    struct capffi__list objs; /* every instance not dead, newest first */
-    size_t owned;             /* owned instances among them, unreleased */
-    struct capffi_obj *quarantine[CAPFFI__OBJ_QUARANTINE];
-    size_t next;
+    struct capffi__list objs;    /* every instance not dead, newest first */
+    size_t owned;                /* owned instances among them, unreleased */
+    struct capffi__recycle dead; /* dead structs, to recognise */
     struct capffi_obj *_Atomic to_bury;
 };
 

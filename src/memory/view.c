@@ -127,7 +127,11 @@ view_on_revoke(struct capffi__res *r)
 static capffi_view *
 alloc_view(capffi_ctx *ctx, const void *base, size_t len, uint32_t access)
 {
-    capffi_view *v = capffi__calloc(1, sizeof *v);
+    capffi_view *v = capffi__recycle_take(&capffi__views_of(ctx)->dead);
+    if (v)
+        memset(v, 0, sizeof *v);
+    else
+        v = capffi__calloc(1, sizeof *v);
     if (!v) {
         capffi__fail(ctx, CAPFFI_ENOMEM, "out of memory");
         return NULL;
@@ -370,8 +374,8 @@ capffi_view_free(capffi_view *v)
     if (v->buf)
         capffi__buf_unhold(v->buf);
     capffi__audit_forget(ctx, v);
-    v->magic = 0;
-    capffi__free(v);
+    v->magic = 0; /* recognised as no view until reused */
+    capffi__recycle_put(&capffi__views_of(ctx)->dead, v);
 }
 
 void
@@ -383,6 +387,7 @@ capffi__view_free_all(capffi_ctx *ctx)
         v->magic = 0;
         capffi__free(v);
     }
+    capffi__recycle_fini(&capffi__views_of(ctx)->dead);
 }
 
 size_t

@@ -10,6 +10,7 @@
 struct capffi__ctx_view {
     struct capffi__ctx_buf up;
     struct capffi__list views;
+    struct capffi__recycle dead; /* freed views, to recognise */
 };
 
 static inline struct capffi__ctx_view *
