@@ -3,6 +3,8 @@
  */
 #include "helpers.h"
 
+#include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
@@ -114,6 +116,27 @@ copy_file(const char *src, const char *dst, unsigned mode)
     assert_int_equal(n, 0);
     close(in);
     assert_int_equal(close(out), 0);
+}
+
+bool
+lib_loaded(const char *path)
+{
+    void *h = dlopen(path, RTLD_NOLOAD | RTLD_LAZY);
+    if (h)
+        dlclose(h);
+    return h != NULL;
+}
+
+long
+open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the listing's own */
 }
 
 capffi_token

@@ -45,6 +45,10 @@ void pathf(char *out, const char *fmt, ...)
 const char *env_path(const char *name);
 /* Copy src to dst (created or truncated) with the given mode. */
 void copy_file(const char *src, const char *dst, unsigned mode);
+/* Whether the file at path is loaded in the process, under any name. */
+bool lib_loaded(const char *path);
+/* How many descriptors the process has open. */
+long open_fds(void);
 
 /* A token of ctx with exactly `rights` (0: everything granted now). */
 capffi_token mint(capffi_ctx *ctx, const char *label, uint32_t rights);

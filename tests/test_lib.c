@@ -7,7 +7,6 @@
  */
 #include "helpers.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 
 #include <errno.h>
@@ -16,29 +15,6 @@
 #include <unistd.h>
 
 /* ---- small helpers ------------------------------------------------------ */
-
-/* Whether the file at path is loaded in the process (under any name). */
-static bool
-loaded(const char *path)
-{
-    void *h = dlopen(path, RTLD_NOLOAD | RTLD_LAZY);
-    if (h)
-        dlclose(h);
-    return h != NULL;
-}
-
-/* The process's open descriptors. */
-static int
-open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
 
 /* ---- fixture: a context granting the fixture directory ------------------ */
 
@@ -463,25 +439,25 @@ static void
 lib_unloaded_once_nothing_refers_to_it(void **state)
 {
     struct fx *f = *state;
-    int fds = open_fds();
-    assert_false(loaded(f->fixture));
+    long fds = open_fds();
+    assert_false(lib_loaded(f->fixture));
     capffi_lib *lib;
     assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
     capffi_fn *fn, *id;
     assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
     assert_ok(capffi_lib_bind(&id, lib, "fx_id_i32", "(i32) -> i32", 0));
-    assert_true(loaded(f->fixture));
+    assert_true(lib_loaded(f->fixture));
     assert_int_equal(open_fds(), fds + 1);
 
     capffi_lib_close(lib);
     capffi_fn_free(id);
     /* fn still refers to it: loaded, and its calls refused. */
-    assert_true(loaded(f->fixture));
+    assert_true(lib_loaded(f->fixture));
     int rc;
     add_i32(fn, 1, 2, &rc);
     assert_rc(rc, CAPFFI_ECLOSED);
     capffi_fn_free(fn);
-    assert_false(loaded(f->fixture));
+    assert_false(lib_loaded(f->fixture));
     assert_int_equal(open_fds(), fds);
 
     /* The dead handle: closing again does nothing, its path stays, and
@@ -553,12 +529,12 @@ lib_instances_hold_their_library(void **state)
     capffi_fn_free(peek);
     capffi_fn_free(rel);
     capffi_lib_close(lib);
-    assert_true(loaded(f->fixture));
+    assert_true(lib_loaded(f->fixture));
     assert_rc(capffi_obj_get(&v, borrowed.obj, "id"), CAPFFI_ECLOSED);
     capffi_obj_free(owned.obj);
-    assert_true(loaded(f->fixture)); /* the borrowed one still holds it */
+    assert_true(lib_loaded(f->fixture)); /* the borrowed one still holds it */
     capffi_obj_free(borrowed.obj);
-    assert_false(loaded(f->fixture));
+    assert_false(lib_loaded(f->fixture));
 }
 
 /* Native code may keep a library's code address and call it at any time:
@@ -573,7 +549,7 @@ lib_code_handed_out_stays_loaded(void **state)
     assert_ok(capffi_lib_open(&lib, f->ctx, &f->tok, f->fixture, 0));
     assert_ok(capffi_lib_symbol(&addr, lib, "fx_id_i32"));
     capffi_lib_close(lib);
-    assert_true(loaded(f->fixture));
+    assert_true(lib_loaded(f->fixture));
     int32_t (*idf)(int32_t);
     memcpy(&idf, &addr, sizeof idf);
     assert_int_equal(idf(5), 5);
@@ -592,7 +568,7 @@ lib_code_handed_out_stays_loaded(void **state)
     capffi_fn_free(id);
     capffi_lib_close(lib);
     capffi_ctx_free(ctx);
-    assert_true(loaded(f->fixture)); /* f->ctx's pinned copy */
+    assert_true(lib_loaded(f->fixture)); /* f->ctx's pinned copy */
 }
 
 /* Opening and closing a library the process already has loaded leaves the
@@ -607,7 +583,7 @@ lib_reopening_a_loaded_library_keeps_descriptors_flat(void **state)
     capffi_lib *lib;
     assert_ok(capffi_lib_open(&lib, ctx, &tok, "libc.so.6", 0));
     capffi_lib_close(lib);
-    int fds = open_fds();
+    long fds = open_fds();
     for (int i = 0; i < 200; i++) {
         assert_ok(capffi_lib_open(&lib, ctx, &tok, "libc.so.6", 0));
         capffi_fn *fn;

@@ -4,7 +4,6 @@
  */
 #include "helpers.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -193,16 +192,6 @@ race_revoke_against_calls(void **state)
     capffi_ctx_free(ctx);
 }
 
-/* Whether the file at path is loaded in the process (under any name). */
-static bool
-loaded(const char *path)
-{
-    void *h = dlopen(path, RTLD_NOLOAD | RTLD_LAZY);
-    if (h)
-        dlclose(h);
-    return h != NULL;
-}
-
 /* Calls on other threads racing capffi_lib_close: once it has returned,
  * no call starts (CAPFFI_ECLOSED); the library stays loaded while its
  * function exists, and is unloaded once that is freed, after the calls. */
@@ -215,7 +204,7 @@ race_close_against_calls_then_unload(void **state)
     const char *path = env_path("CAPFFI_FIXTURE");
     capffi_lib *lib;
     capffi_fn *fn;
-    assert_false(loaded(path));
+    assert_false(lib_loaded(path));
     assert_ok(capffi_lib_open(&lib, ctx, &t, path, 0));
     assert_ok(capffi_lib_bind(&fn, lib, "fx_add_i32", "(i32, i32) -> i32", 0));
     atomic_int returned;
@@ -233,9 +222,9 @@ race_close_against_calls_then_unload(void **state)
         assert_int_equal(c[i].ok_after, 0);
         assert_true(c[i].refused > 0);
     }
-    assert_true(loaded(path));
+    assert_true(lib_loaded(path));
     capffi_fn_free(fn);
-    assert_false(loaded(path));
+    assert_false(lib_loaded(path));
     capffi_ctx_free(ctx);
 }
 
@@ -278,12 +267,12 @@ race_close_against_running_job(void **state)
     capffi_lib_close(other);
     capffi_fn_free(shut);
     capffi_fn_free(inside);
-    assert_true(loaded(path));
+    assert_true(lib_loaded(path));
     capffi_value ret;
     assert_ok(capffi_job_wait(&ret, job, -1));
     assert_int_equal(ret.i64, -1); /* its time ran out, the gate shut */
     capffi_job_free(job);
-    assert_false(loaded(path));
+    assert_false(lib_loaded(path));
     capffi_ctx_free(ctx);
 }
 

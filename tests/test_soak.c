@@ -12,7 +12,6 @@
  */
 #include "helpers.h"
 
-#include <dirent.h>
 #include <malloc.h>
 
 #include "base/internal.h"
@@ -92,19 +91,6 @@ open_call_close(capffi_ctx *ctx, const capffi_token *tok, const char *path,
     assert_int_equal(r.i64 < 0 ? -r.i64 : r.i64, i % 1000);
     capffi_fn_free(fn);
     capffi_lib_close(lib);
-}
-
-/* The process's open descriptors. */
-static long
-open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    long n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
 }
 
 static void
